@@ -1,0 +1,63 @@
+# One entry point for every check. Each target creates and reuses .venv and node_modules by itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+NODE_BIN := node_modules/.bin
+PROTO := protos/secureroute/v1/secureroute.proto
+
+.PHONY: help install run test check lint types imports proto proto-check buf pytest bench clean
+
+help:
+	@echo "make run    - start the development issuer, the gRPC service and the HTTP facade together"
+	@echo "make test   - install what the tests need, run every check and the test suite"
+	@echo "make lint   - ruff, mypy, import contracts, buf lint/format, generated-code check"
+	@echo "make proto  - regenerate secureroute/v1/*_pb2* from protos/"
+	@echo "make bench  - run the side-by-side benchmark"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
+
+run: install
+	$(PY) -m dev_stack
+
+proto: $(VENV)/.installed
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO)
+
+# CI fails when the committed generated code differs from a fresh generation.
+proto-check: $(VENV)/.installed
+	@tmp=$$(mktemp -d) && \
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTO) && \
+	diff -r -x __init__.py -x __pycache__ $$tmp/secureroute/v1 secureroute/v1 && echo "generated code is up to date"; \
+	rc=$$?; rm -rf $$tmp; exit $$rc
+
+buf: node_modules/.installed
+	$(NODE_BIN)/buf lint
+	$(NODE_BIN)/buf format --diff --exit-code
+
+lint: install buf proto-check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy jwt_authn service http_facade dev_issuer dev_stack examples
+	$(BIN)/lint-imports
+
+pytest: install
+	$(BIN)/pytest
+
+test: lint pytest
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,55 @@
+"""jwt_authn: an embeddable OAuth 2.0 bearer-token guard for gRPC services.
+
+Validates JWT access tokens (RFC 9068) with jwcrypto against the issuer's JWKS (OIDC
+discovery, cached, refreshed, rate limited, surviving issuer outages), and hands the verified
+principal to handlers. Imports only the standard library, grpcio, jwcrypto and aiohttp.
+
+Usage:
+    from jwt_authn import AsyncAuthInterceptor, Authenticator, AuthnConfig, IssuerConfig, Policy
+    from jwt_authn import current_principal, recommended_server_options
+
+    config = AuthnConfig(
+        issuers=(IssuerConfig(issuer="https://idp.example.com/", audiences=("orders",)),),
+        policy=Policy(public_methods=(*PUBLIC_GRPC_INFRA_METHODS, "/shop.v1.Orders/Ping")),
+    )
+    authenticator = Authenticator(config)
+    server = grpc.aio.server(
+        interceptors=[AsyncAuthInterceptor(authenticator)], options=recommended_server_options(config)
+    )
+    await authenticator.start()
+"""
+
+from jwt_authn.authenticator import Authenticator, challenge
+from jwt_authn.config import (
+    DEFAULT_ALGORITHMS,
+    PUBLIC_GRPC_INFRA_METHODS,
+    AuthnConfig,
+    IssuerConfig,
+    Policy,
+    Requirement,
+)
+from jwt_authn.errors import AuthnError, KeySetUnavailable, PermissionDenied, Unauthenticated
+from jwt_authn.grpc_aio import AsyncAuthInterceptor, recommended_server_options
+from jwt_authn.grpc_sync import SyncAuthenticator, SyncAuthInterceptor
+from jwt_authn.principal import Principal, current_principal
+
+__all__ = [
+    "DEFAULT_ALGORITHMS",
+    "PUBLIC_GRPC_INFRA_METHODS",
+    "AsyncAuthInterceptor",
+    "Authenticator",
+    "AuthnConfig",
+    "AuthnError",
+    "IssuerConfig",
+    "KeySetUnavailable",
+    "PermissionDenied",
+    "Policy",
+    "Principal",
+    "Requirement",
+    "SyncAuthInterceptor",
+    "SyncAuthenticator",
+    "Unauthenticated",
+    "challenge",
+    "current_principal",
+    "recommended_server_options",
+]

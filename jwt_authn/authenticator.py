@@ -1,0 +1,224 @@
+"""The core contract: authorization metadata + method name -> Principal, or an AuthnError.
+
+Transport adapters (``grpc_aio``, ``grpc_sync``) are thin glue around this class; every rule
+lives here or below. Order of checks, cheapest first, so junk never costs a key fetch:
+policy (public?) -> extract -> size -> cache -> parse -> issuer -> header -> keys -> signature
+-> claims -> scopes/roles.
+
+Usage:
+    authenticator = Authenticator(config)
+    await authenticator.start()
+    principal = await authenticator.authenticate(["Bearer eyJ..."], "/pkg.Service/Method")
+    ...
+    await authenticator.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+import aiohttp
+
+from jwt_authn.config import AuthnConfig, IssuerConfig
+from jwt_authn.errors import AuthnError, PermissionDenied, Unauthenticated
+from jwt_authn.extractor import extract_bearer
+from jwt_authn.jwks import KeySetCache
+from jwt_authn.principal import Principal
+from jwt_authn.sources import key_source_for
+from jwt_authn.token_cache import TokenCache, VerifiedToken
+from jwt_authn.verifier import check_claims, check_header, parse_token, verify_signature
+
+__all__ = ["Authenticator", "challenge"]
+
+log = logging.getLogger(__name__)
+
+
+def _strings(value: Any) -> frozenset[str]:
+    if isinstance(value, str):
+        return frozenset(value.split())
+    if isinstance(value, list):
+        return frozenset(v for v in value if isinstance(v, str))
+    return frozenset()
+
+
+def _claim_at_path(claims: Mapping[str, Any], path: str) -> Any:
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _principal(claims: Mapping[str, Any], config: IssuerConfig) -> Principal:
+    # RFC 8693 §4.2 / RFC 9068 §2.2.3: "scope" is a space-separated string; Azure AD uses "scp".
+    scopes = _strings(claims.get("scope")) | _strings(claims.get("scp"))
+    exp = claims.get("exp")
+    return Principal(
+        subject=str(claims.get("sub", "")),
+        issuer=config.issuer,
+        claims=MappingProxyType(dict(claims)),
+        scopes=scopes,
+        roles=_strings(_claim_at_path(claims, config.roles_claim)),
+        expires_at=float(exp) if exp is not None else None,
+    )
+
+
+def challenge(error: AuthnError | None, realm: str = "") -> str:
+    """The RFC 6750 §3 ``WWW-Authenticate`` value for ``error`` (or a bare challenge)."""
+    params = [f'realm="{realm}"'] if realm else []
+    if error is not None and error.bearer_error:
+        params.append(f'error="{error.bearer_error}"')
+        params.append(f'error_description="{error.description}"')
+        if isinstance(error, PermissionDenied) and error.required_scopes:
+            params.append(f'scope="{" ".join(sorted(error.required_scopes))}"')
+    return "Bearer " + ", ".join(params) if params else "Bearer"
+
+
+class Authenticator:
+    """Validates bearer tokens for one service; share one instance across interceptors."""
+
+    def __init__(self, config: AuthnConfig, *, session: aiohttp.ClientSession | None = None) -> None:
+        self.config = config
+        self._session = session
+        self._owns_session = session is None
+        self.key_sets: dict[str, KeySetCache] = {
+            issuer.issuer: KeySetCache(
+                issuer,
+                key_source_for(issuer, self._get_session),
+                negative_cache_size=config.negative_kid_cache_size,
+            )
+            for issuer in config.issuers
+        }
+        self.token_cache = TokenCache(config.token_cache_size)
+        self._ready = asyncio.Event()
+        self._ready_callbacks: list[Callable[[], None]] = []
+        for issuer, cache in self.key_sets.items():
+            cache.on_keys_removed(lambda kids, issuer=issuer: self._forget_tokens(issuer, kids))  # type: ignore[misc]
+
+    # Lifecycle --------------------------------------------------------------------------
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # No cookies, no proxies from the environment: only the configured URLs are fetched.
+            self._session = aiohttp.ClientSession(
+                cookie_jar=aiohttp.DummyCookieJar(), trust_env=False, connector=aiohttp.TCPConnector(limit=8)
+            )
+        return self._session
+
+    async def start(self) -> None:
+        """Start loading key sets in the background; returns at once, even if issuers are down."""
+        pending = set(self.key_sets)
+        for issuer, cache in self.key_sets.items():
+            cache.on_ready(lambda issuer=issuer: self._one_ready(pending, issuer))  # type: ignore[misc]
+            cache.start()
+
+    def _one_ready(self, pending: set[str], issuer: str) -> None:
+        pending.discard(issuer)
+        if not pending and not self._ready.is_set():
+            self._ready.set()
+            callbacks, self._ready_callbacks = self._ready_callbacks, []
+            for callback in callbacks:
+                callback()
+
+    async def close(self) -> None:
+        for cache in self.key_sets.values():
+            await cache.close()
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def ready(self) -> bool:
+        """True once every issuer's first key set has loaded."""
+        return self._ready.is_set()
+
+    async def wait_ready(self, timeout_s: float | None = None) -> bool:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._ready.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def add_ready_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once every issuer has a key set (at once if that is already so)."""
+        if self.ready:
+            callback()
+        else:
+            self._ready_callbacks.append(callback)
+
+    def _forget_tokens(self, issuer: str, kids: frozenset[str]) -> None:
+        dropped = self.token_cache.drop_keys(issuer, kids)
+        if dropped:
+            log.info("forgot %d cached tokens signed by removed keys", dropped)
+
+    # The request path -------------------------------------------------------------------
+
+    def is_public(self, method: str) -> bool:
+        return self.config.policy.is_public(method)
+
+    async def authenticate(self, authorization_values: Sequence[str], method: str) -> Principal | None:
+        """The principal allowed to call ``method``; None for a public method. Raises AuthnError."""
+        if self.config.policy.is_public(method):
+            return None
+        token = extract_bearer(authorization_values, max_token_bytes=self.config.max_token_bytes)
+        principal = await self.verify(token)
+        self.authorize(principal, method)
+        return principal
+
+    async def verify(self, token: str) -> Principal:
+        """Validate one token (signature and claims) and return whom it speaks for."""
+        if len(token) > self.config.max_token_bytes:
+            raise Unauthenticated("token_too_large", f"token of {len(token)} bytes")
+        now = self.config.clock()
+        cached = self.token_cache.get(token)
+        if cached is not None:
+            if now > cached.valid_until:
+                raise Unauthenticated("token_expired", "exp is in the past")
+            if now < cached.valid_from:
+                raise Unauthenticated("token_not_yet_valid", "nbf is in the future")
+            return cached.principal
+        unverified = parse_token(token)
+        issuer = unverified.claims.get("iss")
+        key_set = self.key_sets.get(issuer) if isinstance(issuer, str) else None
+        if key_set is None:
+            # Decided before any key lookup: an unknown issuer never causes a fetch.
+            raise Unauthenticated("issuer_mismatch", "iss is not a configured issuer")
+        config = key_set.config
+        check_header(unverified, config)
+        keys = await key_set.candidates(
+            unverified.kid, unverified.alg, limit=self.config.max_keys_without_kid
+        )
+        kid = verify_signature(unverified, keys)
+        claims = unverified.claims
+        check_claims(claims, config, now=now)
+        principal = _principal(claims, config)
+        starts = [float(claims[n]) for n in ("nbf", "iat") if n in claims]
+        self.token_cache.put(
+            token,
+            VerifiedToken(
+                principal,
+                config.issuer,
+                kid,
+                valid_from=max(starts, default=float("-inf")) - config.leeway_s,
+                valid_until=(principal.expires_at or float("inf")) + config.leeway_s,
+            ),
+        )
+        return principal
+
+    def authorize(self, principal: Principal, method: str) -> None:
+        """Raise PermissionDenied unless ``principal`` has the scopes and roles ``method`` needs."""
+        requirement = self.config.policy.requirement_for(method)
+        if requirement is None:
+            return
+        if not requirement.scopes <= principal.scopes:
+            raise PermissionDenied(
+                "insufficient_scope", f"{method} needs scopes", required_scopes=tuple(requirement.scopes)
+            )
+        if not requirement.roles <= principal.roles:
+            raise PermissionDenied("insufficient_role", f"{method} needs roles")

@@ -1,0 +1,265 @@
+"""Typed, frozen, validated configuration for jwt_authn.
+
+A bad value fails here, at construction, with a message naming the setting: never on a
+request. jwt_authn never reads environment variables or configuration files itself; the
+embedding service builds these objects from its own settings.
+
+Usage:
+    config = AuthnConfig(
+        issuers=(IssuerConfig(issuer="https://idp.example.com/", audiences=("api://orders",)),),
+        policy=Policy(public_methods=("/grpc.health.v1.Health/*",)),
+    )
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = [
+    "ASYMMETRIC_ALGORITHMS",
+    "DEFAULT_ALGORITHMS",
+    "PUBLIC_GRPC_INFRA_METHODS",
+    "AuthnConfig",
+    "IssuerConfig",
+    "Policy",
+    "Requirement",
+]
+
+#: Every algorithm jwt_authn can verify. HMAC and "none" are absent on purpose: keys come
+#: from a public JWKS, so a symmetric algorithm would be the RFC 8725 §2.1 key-confusion hole.
+ASYMMETRIC_ALGORITHMS: frozenset[str] = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+#: The default allowlist (RFC 8725 §3.1: an explicit list; all of the above).
+DEFAULT_ALGORITHMS: tuple[str, ...] = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+)  # fmt: skip
+
+#: Standard gRPC infrastructure that probes and tools call without credentials.
+PUBLIC_GRPC_INFRA_METHODS: tuple[str, ...] = (
+    "/grpc.health.v1.Health/*",
+    "/grpc.reflection.v1.ServerReflection/*",
+    "/grpc.reflection.v1alpha.ServerReflection/*",
+)
+
+_METHOD_PATTERN = re.compile(r"^/[A-Za-z_][\w.]*/(\*|[A-Za-z_]\w*)$")
+_CLAIM_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
+
+
+def _require(condition: bool, setting: str, problem: str) -> None:
+    if not condition:
+        raise ValueError(f"{setting}: {problem}")
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, setting: str, *, allow_insecure_http: bool) -> None:
+    """Validate a remote URL: https, or plain http on loopback (or when explicitly allowed)."""
+    parts = urlsplit(url)
+    _require(
+        parts.scheme in ("https", "http") and bool(parts.hostname), setting, f"not an http(s) URL: {url!r}"
+    )
+    if parts.scheme == "http" and not allow_insecure_http:
+        _require(
+            _is_loopback_host(parts.hostname or ""),
+            setting,
+            f"plain http is only allowed on loopback (use https, or allow insecure http): {url!r}",
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IssuerConfig:
+    """One trusted issuer: who it is, whom its tokens must be for, and where its keys live."""
+
+    #: The exact ``iss`` value (RFC 7519 §4.1.1; compared as a case-sensitive string).
+    issuer: str
+    #: Accepted ``aud`` values; a token must name at least one (RFC 9068 §4).
+    audiences: tuple[str, ...] = ()
+    #: Skip the audience check. Must be chosen explicitly (RFC 8725 §3.9).
+    allow_any_audience: bool = False
+
+    # Key source: exactly one of discovery (the default), jwks_uri, jwks_file, jwks.
+    #: Explicit JWKS URL; skips OIDC discovery.
+    jwks_uri: str | None = None
+    #: Local JWKS file, reloaded when its modification time changes.
+    jwks_file: str | None = None
+    #: An in-memory JWKS document (a dict with "keys"), e.g. for an embedded default issuer.
+    jwks: Mapping[str, Any] | None = None
+    #: Allow plain http for a non-loopback issuer or JWKS URL (loopback is always allowed).
+    allow_insecure_http: bool = False
+
+    #: Accepted signature algorithms (RFC 8725 §3.1).
+    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    #: Clock skew tolerated on exp/nbf/iat, seconds (30 s, as jwks-rsa/jose users commonly set).
+    leeway_s: float = 30.0
+    #: Require an ``exp`` claim (RFC 9068 §2.2 makes it mandatory for access tokens).
+    require_exp: bool = True
+    #: Further claims that must be present.
+    required_claims: tuple[str, ...] = ()
+    #: Require ``typ: at+jwt`` (RFC 9068 §2.1); otherwise JWT, at+jwt, application/at+jwt or none pass.
+    require_access_token_type: bool = False
+    #: Claim holding roles; a dotted path reaches nested objects (``realm_access.roles``).
+    roles_claim: str = "roles"
+
+    #: HTTP timeout for discovery and JWKS fetches, seconds (jose's default is 5 s).
+    fetch_timeout_s: float = 5.0
+    #: Largest discovery/JWKS body accepted, bytes (a real JWKS is a few KiB).
+    max_response_bytes: int = 256 * 1024
+    #: Most keys kept from one JWKS document.
+    max_keys: int = 64
+    #: Refresh period when the response has no usable Cache-Control, seconds (10 min, jose's cacheMaxAge).
+    refresh_interval_s: float = 600.0
+    #: Bounds applied to a Cache-Control max-age, seconds.
+    min_refresh_interval_s: float = 60.0
+    max_refresh_interval_s: float = 86_400.0
+    #: Least time between two on-demand (unknown kid) refreshes, seconds (30 s, jose's cooldownDuration).
+    cooldown_s: float = 30.0
+    #: How long the last good key set keeps serving through an issuer outage, seconds (Microsoft's
+    #: ConfigurationManager keeps the last good configuration; we bound it at 24 h by default).
+    max_staleness_s: float = 86_400.0
+    #: Backoff between failed fetches: exponential from the first to the cap, with full jitter.
+    retry_initial_backoff_s: float = 1.0
+    retry_max_backoff_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        _require(
+            bool(self.issuer) and self.issuer == self.issuer.strip(), "issuer", "must be a non-empty string"
+        )
+        sources = [s for s in (self.jwks_uri, self.jwks_file, self.jwks) if s is not None]
+        _require(len(sources) <= 1, "jwks", "choose one of jwks_uri, jwks_file and jwks")
+        if not sources:
+            # Discovery: the issuer itself must be a URL we may fetch.
+            check_url(self.issuer, "issuer", allow_insecure_http=self.allow_insecure_http)
+        if self.jwks_uri is not None:
+            check_url(self.jwks_uri, "jwks_uri", allow_insecure_http=self.allow_insecure_http)
+        if self.jwks is not None:
+            _require(
+                isinstance(self.jwks.get("keys"), list), "jwks", "must be a JSON object with a 'keys' list"
+            )
+        _require(
+            bool(self.audiences) or self.allow_any_audience,
+            "audience",
+            "at least one audience is required (or explicitly allow any audience)",
+        )
+        _require(
+            all(isinstance(a, str) and a for a in self.audiences), "audience", "must be non-empty strings"
+        )
+        _require(bool(self.algorithms), "algorithms", "at least one algorithm is required")
+        unknown = sorted(set(self.algorithms) - ASYMMETRIC_ALGORITHMS)
+        _require(not unknown, "algorithms", f"unsupported or unsafe: {', '.join(unknown)}")
+        _require(0 <= self.leeway_s <= 300, "leeway", "must be between 0 and 300 seconds")
+        _require(
+            bool(_CLAIM_PATH.match(self.roles_claim)), "roles_claim", "must be a claim name or dotted path"
+        )
+        for name in (
+            "fetch_timeout_s",
+            "refresh_interval_s",
+            "min_refresh_interval_s",
+            "max_refresh_interval_s",
+            "cooldown_s",
+            "max_staleness_s",
+            "retry_initial_backoff_s",
+            "retry_max_backoff_s",
+        ):
+            _require(getattr(self, name) > 0, name, "must be positive")
+        _require(
+            self.min_refresh_interval_s <= self.max_refresh_interval_s,
+            "min_refresh_interval_s",
+            "must not exceed max_refresh_interval_s",
+        )
+        _require(self.max_response_bytes >= 1024, "max_response_bytes", "must be at least 1024")
+        _require(self.max_keys >= 1, "max_keys", "must be at least 1")
+
+    @property
+    def discovery_url(self) -> str:
+        """``{issuer}/.well-known/openid-configuration`` (OIDC Discovery §4)."""
+        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Requirement:
+    """What a token must carry to call a method: all of these scopes and all of these roles."""
+
+    scopes: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Policy:
+    """Per-method policy. Deny by default: every method needs a valid token unless public.
+
+    Method names are gRPC full names, ``/package.Service/Method``, or ``/package.Service/*``
+    for every method of a service. An exact method entry wins over its service's entry.
+    """
+
+    public_methods: tuple[str, ...] = PUBLIC_GRPC_INFRA_METHODS
+    requirements: Mapping[str, Requirement] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        for name in (*self.public_methods, *self.requirements):
+            _require(
+                bool(_METHOD_PATTERN.match(name)), "policy", f"not a /package.Service/Method name: {name!r}"
+            )
+        both = set(self.public_methods) & set(self.requirements)
+        _require(not both, "policy", f"a method cannot be public and have requirements: {sorted(both)}")
+        object.__setattr__(self, "requirements", MappingProxyType(dict(self.requirements)))
+
+    def is_public(self, method: str) -> bool:
+        return method in self.public_methods or _service_wildcard(method) in self.public_methods
+
+    def requirement_for(self, method: str) -> Requirement | None:
+        found = self.requirements.get(method)
+        return found if found is not None else self.requirements.get(_service_wildcard(method))
+
+
+def _service_wildcard(method: str) -> str:
+    return method.rsplit("/", 1)[0] + "/*"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AuthnConfig:
+    """Everything the authenticator needs."""
+
+    issuers: tuple[IssuerConfig, ...]
+    policy: Policy = field(default_factory=Policy)
+    #: Largest token accepted before any parsing, bytes (Envoy's header limits; 8 KiB fits real tokens).
+    max_token_bytes: int = 8 * 1024
+    #: Verified-token cache entries (bounded LRU); 0 disables the cache.
+    token_cache_size: int = 10_000
+    #: Most keys tried for a token that names no ``kid``.
+    max_keys_without_kid: int = 4
+    #: Unknown kids remembered after a refresh, so a flood of them costs nothing.
+    negative_kid_cache_size: int = 1024
+    #: ``realm`` of the WWW-Authenticate challenge (RFC 6750 §3); "" leaves it out.
+    realm: str = ""
+    #: Wall clock, injectable for tests.
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "issuers", tuple(self.issuers))
+        _require(bool(self.issuers), "issuers", "at least one issuer is required")
+        names = [i.issuer for i in self.issuers]
+        _require(len(set(names)) == len(names), "issuers", "each issuer may be configured once")
+        _require(256 <= self.max_token_bytes <= 64 * 1024, "max_token_bytes", "must be between 256 and 65536")
+        _require(self.token_cache_size >= 0, "token_cache_size", "must not be negative")
+        _require(self.max_keys_without_kid >= 1, "max_keys_without_kid", "must be at least 1")
+        _require(self.negative_kid_cache_size >= 0, "negative_kid_cache_size", "must not be negative")
+        _require(
+            '"' not in self.realm and "\\" not in self.realm,
+            "realm",
+            "must not contain quotes or backslashes",
+        )

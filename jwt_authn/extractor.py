@@ -1,0 +1,43 @@
+"""Pull the bearer token out of request metadata (RFC 6750 §2.1, RFC 7235 §2.1).
+
+Usage:
+    token = extract_bearer(["Bearer eyJ..."], max_token_bytes=8192)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from jwt_authn.errors import Unauthenticated
+
+__all__ = ["extract_bearer"]
+
+# RFC 6750 §2.1 b64token: the only characters a bearer credential may contain.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def extract_bearer(authorization_values: Sequence[str], *, max_token_bytes: int) -> str:
+    """Return the one bearer token in ``authorization_values`` or raise ``Unauthenticated``.
+
+    The scheme is matched case-insensitively; exactly one ``authorization`` value with exactly
+    one credential is accepted. The size cap is applied before any other parsing.
+    """
+    if not authorization_values:
+        raise Unauthenticated("missing_token", "no authorization metadata", credentials_present=False)
+    if len(authorization_values) > 1:
+        raise Unauthenticated("malformed_authorization", "more than one authorization value")
+    value = authorization_values[0]
+    # The cap counts the scheme too, so a huge header is refused before we look into it.
+    if len(value) > max_token_bytes + len("Bearer "):
+        raise Unauthenticated("token_too_large", f"authorization value of {len(value)} bytes")
+    scheme, separator, credential = value.partition(" ")
+    if scheme.lower() != "bearer":
+        # Another scheme (Basic, DPoP, ...) is not a bearer credential: ask for one.
+        if separator and scheme:
+            raise Unauthenticated("unsupported_scheme", "authorization scheme is not Bearer")
+        raise Unauthenticated("malformed_authorization", "authorization value is not 'Bearer <token>'")
+    if not _B64TOKEN.fullmatch(credential):
+        # Empty, several credentials, extra spaces, control characters...
+        raise Unauthenticated("malformed_authorization", "bearer credential is empty or malformed")
+    return credential

@@ -1,0 +1,111 @@
+"""The grpc.aio server interceptor: glue between gRPC metadata and the Authenticator.
+
+Unknown methods stay UNIMPLEMENTED (the continuation is asked first); public methods pass;
+every other call needs a valid bearer token. The verified principal is set in a ContextVar
+around the handler, read with ``jwt_authn.current_principal()``.
+
+Usage:
+    authenticator = Authenticator(config)
+    server = grpc.aio.server(
+        interceptors=[AsyncAuthInterceptor(authenticator)],
+        options=recommended_server_options(config),
+    )
+    await authenticator.start()
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from jwt_authn.authenticator import Authenticator
+from jwt_authn.config import AuthnConfig
+from jwt_authn.errors import AuthnError
+from jwt_authn.handler_wrapping import Behavior, Handler, same_shape_handler, wrap_behavior
+from jwt_authn.principal import Principal, principal_var
+from jwt_authn.status_map import grpc_rejection
+
+__all__ = ["AsyncAuthInterceptor", "recommended_server_options"]
+
+log = logging.getLogger(__name__)
+
+
+def recommended_server_options(config: AuthnConfig) -> list[tuple[str, int]]:
+    """Metadata limits well above the token cap, so an oversized token gets our UNAUTHENTICATED
+    and not gRPC's RESOURCE_EXHAUSTED (whose soft limit of 8 KiB rejects such calls at random)."""
+    limit = max(64 * 1024, config.max_token_bytes * 16)
+    return [("grpc.max_metadata_size", limit), ("grpc.absolute_max_metadata_size", limit)]
+
+
+def authorization_values(metadata: Any) -> list[str]:
+    """Every ``authorization`` value of the call's metadata (keys are lower-case in gRPC)."""
+    return [value for key, value in (metadata or ()) if key == "authorization" and isinstance(value, str)]
+
+
+def _rejecting(handler: Handler, error: AuthnError, realm: str) -> Handler:
+    code, details, trailers = grpc_rejection(error, realm)
+
+    async def reject(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        await context.abort(code, details, trailing_metadata=trailers)
+
+    return same_shape_handler(handler, reject)
+
+
+def _unary_with(principal: Principal) -> Callable[[Behavior], Behavior]:
+    def wrap(behavior: Behavior) -> Behavior:
+        async def call(request: Any, context: Any) -> Any:
+            reset = principal_var.set(principal)
+            try:
+                return await behavior(request, context)
+            finally:
+                principal_var.reset(reset)
+
+        return call
+
+    return wrap
+
+
+def _streaming_with(principal: Principal) -> Callable[[Behavior], Behavior]:
+    def wrap(behavior: Behavior) -> Behavior:
+        async def call(request: Any, context: Any) -> AsyncIterator[Any]:
+            principal_var.set(principal)  # the RPC's own task: the value dies with it
+            result = behavior(request, context)
+            if hasattr(result, "__aiter__"):
+                async for response in result:
+                    yield response
+            else:  # a handler that writes with context.write() and returns None
+                await result
+
+        return call
+
+    return wrap
+
+
+class AsyncAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Requires a valid bearer token on every non-public method of a grpc.aio server."""
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._authenticator = authenticator
+        self._realm = authenticator.config.realm
+
+    async def intercept_service(  # type: ignore[override]  # None means UNIMPLEMENTED
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        # Unknown method: stay UNIMPLEMENTED. Public method: nothing to check.
+        if handler is None or self._authenticator.is_public(method):
+            return handler
+        values = authorization_values(handler_call_details.invocation_metadata)
+        try:
+            principal = await self._authenticator.authenticate(values, method)
+        except AuthnError as error:
+            log.info("rejected %s: %s (%s)", method, error.reason, error.detail)
+            return _rejecting(handler, error, self._realm)
+        assert principal is not None  # non-public methods always yield a principal
+        return wrap_behavior(handler, unary=_unary_with(principal), streaming=_streaming_with(principal))

@@ -1,0 +1,139 @@
+"""The interceptor for threaded ``grpc.server(...)`` services, sharing the async core.
+
+The Authenticator (key-set cache, token cache, fetching) runs on one event loop in a daemon
+thread owned by ``SyncAuthenticator``; the interceptor, on gRPC's worker threads, submits each
+check to that loop and waits for the answer (bounded by ``timeout_s``).
+
+Usage:
+    authenticator = SyncAuthenticator(config)          # starts its loop and key loading
+    server = grpc.server(
+        ThreadPoolExecutor(8),
+        interceptors=[SyncAuthInterceptor(authenticator)],
+        options=recommended_server_options(config),
+    )
+    ...
+    authenticator.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+
+from jwt_authn.authenticator import Authenticator
+from jwt_authn.config import AuthnConfig
+from jwt_authn.errors import AuthnError, KeySetUnavailable
+from jwt_authn.grpc_aio import authorization_values
+from jwt_authn.handler_wrapping import Behavior, Handler, same_shape_handler, wrap_behavior
+from jwt_authn.principal import Principal, principal_var
+from jwt_authn.status_map import grpc_rejection
+
+__all__ = ["SyncAuthInterceptor", "SyncAuthenticator"]
+
+log = logging.getLogger(__name__)
+
+
+class SyncAuthenticator:
+    """An Authenticator living on its own event-loop thread, callable from any thread."""
+
+    def __init__(self, config: AuthnConfig, *, timeout_s: float = 10.0) -> None:
+        self.config = config
+        self.timeout_s = timeout_s
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="jwt-authn-loop", daemon=True)
+        self._thread.start()
+        self.authenticator: Authenticator = self._run(self._create(), timeout_s=timeout_s)
+
+    async def _create(self) -> Authenticator:
+        authenticator = Authenticator(self.config)
+        await authenticator.start()
+        return authenticator
+
+    def _run(self, coroutine: Any, *, timeout_s: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout_s)
+
+    def authenticate(self, values: list[str], method: str) -> Principal | None:
+        try:
+            return self._run(self.authenticator.authenticate(values, method), timeout_s=self.timeout_s)  # type: ignore[no-any-return]
+        except concurrent.futures.TimeoutError:
+            raise KeySetUnavailable("authentication_timeout", "authentication took too long") from None
+
+    def wait_ready(self, timeout_s: float | None = None) -> bool:
+        return self._run(self.authenticator.wait_ready(timeout_s), timeout_s=(timeout_s or 0) + 5)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._run(self.authenticator.close(), timeout_s=self.timeout_s)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(self.timeout_s)
+        self._loop.close()
+
+
+def _rejecting(handler: Handler, error: AuthnError, realm: str) -> Handler:
+    code, details, trailers = grpc_rejection(error, realm)
+
+    def reject(request: Any, context: grpc.ServicerContext) -> None:
+        context.set_trailing_metadata(trailers)
+        context.abort(code, details)
+
+    return same_shape_handler(handler, reject)
+
+
+def _unary_with(principal: Principal) -> Callable[[Behavior], Behavior]:
+    def wrap(behavior: Behavior) -> Behavior:
+        def call(request: Any, context: Any) -> Any:
+            reset = principal_var.set(principal)
+            try:
+                return behavior(request, context)
+            finally:
+                principal_var.reset(reset)
+
+        return call
+
+    return wrap
+
+
+def _streaming_with(principal: Principal) -> Callable[[Behavior], Behavior]:
+    def wrap(behavior: Behavior) -> Behavior:
+        def call(request: Any, context: Any) -> Iterator[Any]:
+            reset = principal_var.set(principal)
+            try:
+                yield from behavior(request, context)
+            finally:
+                principal_var.reset(reset)
+
+        return call
+
+    return wrap
+
+
+class SyncAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
+    """Requires a valid bearer token on every non-public method of a threaded grpc server."""
+
+    def __init__(self, authenticator: SyncAuthenticator) -> None:
+        self._authenticator = authenticator
+        self._realm = authenticator.config.realm
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or self._authenticator.authenticator.is_public(method):
+            return handler
+        values = authorization_values(handler_call_details.invocation_metadata)
+        try:
+            principal = self._authenticator.authenticate(values, method)
+        except AuthnError as error:
+            log.info("rejected %s: %s (%s)", method, error.reason, error.detail)
+            return _rejecting(handler, error, self._realm)
+        assert principal is not None
+        return wrap_behavior(handler, unary=_unary_with(principal), streaming=_streaming_with(principal))

@@ -1,0 +1,224 @@
+"""The key-set cache of one issuer: loaded in the background, refreshed, rate limited, outage-proof.
+
+- A background task loads the key set at start and refreshes it ahead of expiry (Cache-Control
+  max-age within bounds, else every ``refresh_interval_s``), so no request waits for a routine
+  refresh. Failures retry with exponential backoff and jitter.
+- An unknown ``kid`` triggers one on-demand refresh, shared by every concurrent request (single
+  flight) and at most once per ``cooldown_s``; a kid still unknown afterwards is remembered in a
+  small negative cache so floods of random kids cost nothing.
+- Through an issuer outage the last good key set keeps serving for up to ``max_staleness_s``.
+
+Usage:
+    cache = KeySetCache(issuer_config, source)
+    cache.start()
+    keys = await cache.candidates(kid="abc", alg="RS256", limit=4)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from jwt_authn.config import IssuerConfig
+from jwt_authn.errors import KeySetUnavailable, Unauthenticated
+from jwt_authn.keys import KeySet, VerificationKey
+from jwt_authn.sources import KeySource, KeySourceError
+
+__all__ = ["KeySetCache"]
+
+log = logging.getLogger(__name__)
+
+
+class KeySetCache:
+    """Keys of one issuer, with the lifecycle described in the module docstring."""
+
+    def __init__(
+        self,
+        config: IssuerConfig,
+        source: KeySource,
+        *,
+        negative_cache_size: int = 1024,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self._source = source
+        self._monotonic = monotonic
+        self._key_set: KeySet | None = None
+        self._loaded_at: float | None = None  # monotonic time of the last successful load
+        self._last_attempt: float | None = None
+        self._inflight: asyncio.Task[bool] | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self._next_max_age: float | None = None
+        self._unknown_kids: OrderedDict[str, None] = OrderedDict()
+        self._negative_cache_size = negative_cache_size
+        self._ready_callbacks: list[Callable[[], None]] = []
+        self._removed_callbacks: list[Callable[[frozenset[str]], None]] = []
+        # Counters, for metrics and tests.
+        self.refresh_successes = 0
+        self.refresh_failures = 0
+        self.on_demand_refreshes = 0
+
+    # Lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin loading in the background. Never blocks, never fails: the issuer may be down."""
+        if self._refresher is None:
+            self._refresher = asyncio.get_running_loop().create_task(
+                self._refresh_forever(), name=f"jwks-refresh {self._source.label}"
+            )
+
+    async def close(self) -> None:
+        for task in (self._refresher, self._inflight):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._refresher = self._inflight = None
+
+    def on_ready(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, when the first key set is loaded (at once if it already is)."""
+        if self._key_set is not None:
+            callback()
+        else:
+            self._ready_callbacks.append(callback)
+
+    def on_keys_removed(self, callback: Callable[[frozenset[str]], None]) -> None:
+        """Call ``callback(kids)`` whenever a refresh drops keys."""
+        self._removed_callbacks.append(callback)
+
+    # State ------------------------------------------------------------------------------
+
+    @property
+    def ever_loaded(self) -> bool:
+        return self._key_set is not None
+
+    @property
+    def key_set(self) -> KeySet | None:
+        """The current key set, or None when none was loaded or it is staler than allowed."""
+        if self._loaded_at is None or self._monotonic() - self._loaded_at > self.config.max_staleness_s:
+            return None
+        return self._key_set
+
+    @property
+    def age_s(self) -> float | None:
+        return None if self._loaded_at is None else self._monotonic() - self._loaded_at
+
+    # The request path --------------------------------------------------------------------
+
+    async def candidates(self, kid: str | None, alg: str, *, limit: int) -> tuple[VerificationKey, ...]:
+        """Keys that may verify a token with this ``kid`` and ``alg``.
+
+        Raises ``KeySetUnavailable`` when no usable key set exists, and ``Unauthenticated``
+        when the kid is not the issuer's (after at most one rate-limited refresh).
+        """
+        key_set = self.key_set
+        if key_set is None:
+            await self._refresh_on_demand()
+            key_set = self.key_set
+            if key_set is None:
+                raise KeySetUnavailable("key_set_unavailable", f"no key set for {self.config.issuer}")
+        found = key_set.candidates(kid, alg, limit=limit)
+        if found or kid is None:
+            if not found:
+                raise Unauthenticated("no_matching_key", f"no {alg} key without kid")
+            return found
+        if kid in key_set.by_kid:
+            raise Unauthenticated("key_algorithm_mismatch", f"key {kid[:64]!r} does not fit {alg}")
+        if kid in self._unknown_kids:
+            raise Unauthenticated("unknown_kid", "kid was unknown at the last refresh")
+        await self._refresh_on_demand()
+        key_set = self.key_set or key_set
+        found = key_set.candidates(kid, alg, limit=limit)
+        if found:
+            return found
+        self._remember_unknown(kid)
+        raise Unauthenticated("unknown_kid", "kid is not in the issuer's key set")
+
+    def _remember_unknown(self, kid: str) -> None:
+        if self._negative_cache_size == 0:
+            return
+        self._unknown_kids[kid] = None
+        if len(self._unknown_kids) > self._negative_cache_size:
+            self._unknown_kids.popitem(last=False)
+
+    async def _refresh_on_demand(self) -> None:
+        """One refresh shared by all callers, at most once per cooldown."""
+        if self._inflight is None:
+            now = self._monotonic()
+            if self._last_attempt is not None and now - self._last_attempt < self.config.cooldown_s:
+                return
+            self.on_demand_refreshes += 1
+        # shield: one caller's cancellation (a client hanging up) must not cancel everyone's fetch.
+        await asyncio.shield(self._refresh_once())
+
+    # Refreshing -------------------------------------------------------------------------
+
+    def _refresh_once(self) -> asyncio.Task[bool]:
+        """The in-flight refresh, started if there is none (single flight)."""
+        if self._inflight is None or self._inflight.done():
+            self._inflight = asyncio.get_running_loop().create_task(self._refresh())
+        return self._inflight
+
+    async def _refresh(self) -> bool:
+        self._last_attempt = self._monotonic()
+        try:
+            fetched = await self._source.fetch()
+            if fetched is not None:
+                key_set = KeySet.from_document(
+                    fetched.document, max_keys=self.config.max_keys, source=self._source.label
+                )
+                if not key_set.keys:
+                    raise KeySourceError("the key set has no usable key")
+                self._install(key_set)
+                self._next_max_age = fetched.max_age_s
+            elif self._key_set is None:
+                raise KeySourceError("nothing to load")
+            self._loaded_at = self._monotonic()
+        except (KeySourceError, ValueError) as err:
+            self.refresh_failures += 1
+            log.warning("key set refresh failed for %s: %s", self.config.issuer, err)
+            return False
+        finally:
+            self._inflight = None
+        self.refresh_successes += 1
+        return True
+
+    def _install(self, key_set: KeySet) -> None:
+        previous, self._key_set = self._key_set, key_set
+        self._unknown_kids.clear()
+        if previous is None:
+            log.info("key set loaded for %s: %d keys", self.config.issuer, len(key_set.keys))
+            callbacks, self._ready_callbacks = self._ready_callbacks, []
+            for callback in callbacks:
+                callback()
+            return
+        removed = previous.kids - key_set.kids
+        if removed:
+            log.info("key set for %s dropped %d keys", self.config.issuer, len(removed))
+            for removed_callback in self._removed_callbacks:
+                removed_callback(frozenset(removed))
+
+    def _next_delay(self, succeeded: bool, failures: int) -> float:
+        config = self.config
+        if not succeeded:
+            # Exponential backoff with "equal jitter": never a tight loop, never in lockstep.
+            ceiling = min(
+                config.retry_max_backoff_s, config.retry_initial_backoff_s * 2.0 ** min(failures - 1, 30)
+            )
+            return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+        if self._source.poll_interval_s is not None:
+            return float(self._source.poll_interval_s)
+        max_age = self._next_max_age if self._next_max_age is not None else config.refresh_interval_s
+        return min(max(max_age, config.min_refresh_interval_s), config.max_refresh_interval_s)
+
+    async def _refresh_forever(self) -> None:
+        failures = 0
+        while True:
+            succeeded = await asyncio.shield(self._refresh_once())
+            failures = 0 if succeeded else failures + 1
+            await asyncio.sleep(self._next_delay(succeeded, failures))

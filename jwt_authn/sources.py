@@ -1,0 +1,190 @@
+"""Where an issuer's JWKS comes from: OIDC discovery, a JWKS URL, a file, or memory.
+
+Remote fetches are strict: a timeout, a size cap, only a 200, no redirects, a JSON object.
+A discovery document must name exactly the configured issuer (OIDC Discovery §4.3), else
+an attacker who controls one document could speak for another issuer.
+
+Usage:
+    source = key_source_for(issuer_config, session_provider)
+    fetched = await source.fetch()       # raises KeySourceError
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+
+from jwt_authn.config import IssuerConfig, check_url
+from jwt_authn.strict_json import StrictJSONError, loads_object
+
+__all__ = [
+    "DiscoveryKeySource",
+    "Fetched",
+    "FileKeySource",
+    "KeySource",
+    "KeySourceError",
+    "RemoteJWKSSource",
+    "StaticKeySource",
+    "key_source_for",
+]
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
+
+
+class KeySourceError(Exception):
+    """A fetch or load that gave no usable document; the message is safe to log."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One JWKS document and how long its source says it stays fresh."""
+
+    document: Mapping[str, Any]
+    max_age_s: float | None = None
+
+
+class KeySource(Protocol):
+    #: A short label for logs and metrics.
+    label: str
+    #: Seconds between polls of a source that is cheap to check (files); None for remote sources.
+    poll_interval_s: float | None
+
+    async def fetch(self) -> Fetched | None:
+        """The current document, or None when it has not changed since the last fetch."""
+        ...
+
+
+SessionProvider = Callable[[], aiohttp.ClientSession]
+
+
+def _max_age(cache_control: str | None) -> float | None:
+    if not cache_control or "no-store" in cache_control.lower():
+        return None
+    match = _MAX_AGE.search(cache_control)
+    return float(match.group(1)) if match else None
+
+
+async def get_json(session: aiohttp.ClientSession, url: str, config: IssuerConfig, what: str) -> Fetched:
+    """GET ``url`` and parse one strict JSON object, within every limit of ``config``."""
+    try:
+        async with asyncio.timeout(config.fetch_timeout_s):
+            async with session.get(
+                url, allow_redirects=False, headers={"Accept": "application/json"}
+            ) as response:
+                if response.status != 200:
+                    raise KeySourceError(f"{what}: HTTP {response.status}")
+                if (response.content_length or 0) > config.max_response_bytes:
+                    raise KeySourceError(f"{what}: body of {response.content_length} bytes is over the cap")
+                body = await response.content.read(config.max_response_bytes + 1)
+                if len(body) > config.max_response_bytes:
+                    raise KeySourceError(f"{what}: body is over the cap of {config.max_response_bytes} bytes")
+                max_age = _max_age(response.headers.get("Cache-Control"))
+    except TimeoutError:
+        raise KeySourceError(f"{what}: no answer within {config.fetch_timeout_s:g} s") from None
+    except aiohttp.ClientError as err:
+        raise KeySourceError(f"{what}: {type(err).__name__}") from None
+    try:
+        return Fetched(loads_object(body, what=what), max_age)
+    except StrictJSONError as err:
+        raise KeySourceError(str(err)) from None
+
+
+class RemoteJWKSSource:
+    """A JWKS at a known URL."""
+
+    poll_interval_s: float | None = None
+
+    def __init__(self, config: IssuerConfig, jwks_uri: str, session: SessionProvider) -> None:
+        self._config, self._jwks_uri, self._session = config, jwks_uri, session
+        self.label = jwks_uri
+
+    async def fetch(self) -> Fetched:
+        return await get_json(self._session(), self._jwks_uri, self._config, "jwks")
+
+
+class DiscoveryKeySource:
+    """OIDC discovery, then the ``jwks_uri`` it names (both fetched on each refresh)."""
+
+    poll_interval_s: float | None = None
+
+    def __init__(self, config: IssuerConfig, session: SessionProvider) -> None:
+        self._config, self._session = config, session
+        self.label = config.discovery_url
+
+    async def fetch(self) -> Fetched:
+        discovery = (
+            await get_json(self._session(), self._config.discovery_url, self._config, "discovery")
+        ).document
+        if discovery.get("issuer") != self._config.issuer:
+            raise KeySourceError("discovery: the document names another issuer")
+        jwks_uri = discovery.get("jwks_uri")
+        if not isinstance(jwks_uri, str):
+            raise KeySourceError("discovery: no jwks_uri")
+        try:
+            check_url(jwks_uri, "jwks_uri", allow_insecure_http=self._config.allow_insecure_http)
+        except ValueError as err:
+            raise KeySourceError(f"discovery: {err}") from None
+        return await get_json(self._session(), jwks_uri, self._config, "jwks")
+
+
+class FileKeySource:
+    """A JWKS file on disk, read again when its modification time or size changes."""
+
+    poll_interval_s: float | None = 1.0
+
+    def __init__(self, config: IssuerConfig, path: str) -> None:
+        self._config, self._path = config, path
+        self._seen: tuple[int, int] | None = None
+        self.label = path
+
+    def _read_if_changed(self) -> Fetched | None:
+        try:
+            stat = os.stat(self._path)
+            if (stat.st_mtime_ns, stat.st_size) == self._seen:
+                return None
+            if stat.st_size > self._config.max_response_bytes:
+                raise KeySourceError(f"jwks file: {stat.st_size} bytes is over the cap")
+            with open(self._path, "rb") as handle:
+                body = handle.read(self._config.max_response_bytes + 1)
+        except OSError as err:
+            raise KeySourceError(f"jwks file: {err.strerror}") from None
+        try:
+            fetched = Fetched(loads_object(body, what="jwks file"))
+        except StrictJSONError as err:
+            raise KeySourceError(str(err)) from None
+        self._seen = (stat.st_mtime_ns, stat.st_size)
+        return fetched
+
+    async def fetch(self) -> Fetched | None:
+        return await asyncio.to_thread(self._read_if_changed)
+
+
+class StaticKeySource:
+    """A JWKS document given in memory: loaded once, never refreshed."""
+
+    poll_interval_s: float | None = None
+    label = "inline jwks"
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        self._document: Mapping[str, Any] | None = document
+
+    async def fetch(self) -> Fetched | None:
+        document, self._document = self._document, None
+        return Fetched(document) if document is not None else None
+
+
+def key_source_for(config: IssuerConfig, session: SessionProvider) -> KeySource:
+    """The source ``config`` names: inline, file, JWKS URL, or discovery (the default)."""
+    if config.jwks is not None:
+        return StaticKeySource(config.jwks)
+    if config.jwks_file is not None:
+        return FileKeySource(config, config.jwks_file)
+    if config.jwks_uri is not None:
+        return RemoteJWKSSource(config, config.jwks_uri, session)
+    return DiscoveryKeySource(config, session)

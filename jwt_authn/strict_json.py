@@ -1,0 +1,67 @@
+"""Strict JSON for untrusted documents: token segments, JWKS and discovery documents.
+
+Python's ``json`` accepts NaN/Infinity and silently keeps the last of duplicate keys; attackers
+use both (RFC 7515 §5.2 and RFC 7519 §4 ask to reject duplicate members). Deep nesting ends in
+a RecursionError from the parser, which is caught; callers cap the input size.
+
+Usage:
+    header = loads_object(raw_bytes, what="header")
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, NoReturn
+
+__all__ = ["StrictJSONError", "loads_object"]
+
+
+class StrictJSONError(ValueError):
+    """The document is not one strict JSON object."""
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise StrictJSONError(f"non-standard JSON constant {name}")
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise StrictJSONError(f"duplicate member {key[:40]!r}")
+        result[key] = value
+    return result
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise StrictJSONError("number out of range")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    # Python refuses ints over 4300 digits by itself; 64 digits is far beyond any real claim.
+    if len(text.lstrip("-")) > 64:
+        raise StrictJSONError("number too long")
+    return int(text)
+
+
+def loads_object(data: bytes | str, *, what: str) -> dict[str, Any]:
+    """Parse ``data`` as exactly one JSON object, strictly, or raise ``StrictJSONError``."""
+    try:
+        value = json.loads(
+            data,
+            object_pairs_hook=_object_without_duplicates,
+            parse_constant=_reject_constant,
+            parse_float=_parse_float,
+            parse_int=_parse_int,
+        )
+    except StrictJSONError as err:
+        raise StrictJSONError(f"{what}: {err}") from None
+    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise StrictJSONError(f"{what} is not valid JSON ({type(err).__name__})") from None
+    if not isinstance(value, dict):
+        raise StrictJSONError(f"{what} is not a JSON object")
+    return value

@@ -1,0 +1,187 @@
+"""Verify one compact JWS access token: structure, header, signature (jwcrypto), claims.
+
+This is the one module that verifies signatures with jwcrypto. It uses jwcrypto's algorithm
+core (``JWA.signing_alg(alg).verify``) on keys imported once per key set, instead of
+``JWT(jwt=..., key=JWKSet)``, which re-parses and deep-copies on every call (about 9x the cost
+of the signature check). The guards that the high-level API would apply are applied here,
+explicitly and stricter:
+
+- compact JWS only: exactly three segments. Five segments (JWE) are refused before anything
+  is decoded, so no decryption or decompression is ever attempted (the reason for jwcrypto's
+  ``expected_type="JWS"`` guard, GHSA-j857-7rvv-vj97 and CVE-2024-28102);
+- an explicit algorithm allowlist, asymmetric only; the key's type, curve, ``use`` and ``alg``
+  must fit the header's ``alg`` (RFC 8725 §3.1, §2.1);
+- ``crit`` is refused (we implement no extension, RFC 7515 §4.1.11); ``jku``/``x5u``/``jwk``/
+  ``x5c`` are never used: keys come from the issuer's key set only;
+- ``exp``, ``nbf``, ``iat`` checked with leeway and by type, ``iss`` exact, ``aud`` required.
+
+Usage:
+    unverified = parse_token(token)
+    check_header(unverified, issuer_config)
+    kid = verify_signature(unverified, keys)
+    check_claims(unverified.claims, issuer_config, now=time.time())
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from jwcrypto.jwa import JWA
+
+from jwt_authn.config import IssuerConfig
+from jwt_authn.errors import Unauthenticated
+from jwt_authn.keys import VerificationKey
+from jwt_authn.strict_json import StrictJSONError, loads_object
+
+__all__ = ["UnverifiedToken", "check_claims", "check_header", "parse_token", "verify_signature"]
+
+#: ``typ`` values accepted unless at+jwt is required (RFC 9068 §2.1, RFC 7519 §5.1).
+_ACCEPTED_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt", "application/jwt"})
+_ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+_B64URL_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_ENGINES: dict[str, Any] = {}
+
+
+def _engine(alg: str) -> Any:
+    """jwcrypto's signature engine for ``alg``, built once (it holds no per-call state)."""
+    engine = _ENGINES.get(alg)
+    if engine is None:
+        engine = _ENGINES[alg] = JWA.signing_alg(alg)
+    return engine
+
+
+@dataclass(frozen=True, slots=True)
+class UnverifiedToken:
+    """A structurally valid token whose signature has not been checked yet."""
+
+    header: Mapping[str, Any]
+    claims: Mapping[str, Any]
+    signing_input: bytes
+    signature: bytes
+    alg: str
+    kid: str | None
+
+
+def _b64decode(segment: str, what: str) -> bytes:
+    """Strict base64url without padding (RFC 7515 §2): one encoding per value, nothing else."""
+    raw = segment.encode("ascii", "strict") if segment.isascii() else b"!"
+    if not raw or not _B64URL_ALPHABET.issuperset(raw) or len(raw) % 4 == 1:
+        raise Unauthenticated("malformed_token", f"{what} is not base64url")
+    try:
+        decoded = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError):
+        raise Unauthenticated("malformed_token", f"{what} is not base64url") from None
+    # Refuse non-canonical encodings (stray bits in the last character): one token, one spelling.
+    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != raw:
+        raise Unauthenticated("malformed_token", f"{what} is not canonical base64url")
+    return decoded
+
+
+def _json_object(segment: str, what: str) -> dict[str, Any]:
+    try:
+        return loads_object(_b64decode(segment, what), what=what)
+    except StrictJSONError as err:
+        raise Unauthenticated("malformed_token", str(err)) from None
+
+
+def parse_token(token: str) -> UnverifiedToken:
+    """Split and decode a compact JWS, checking its shape and header. Verifies nothing."""
+    dots = token.count(".")
+    if dots == 4:
+        raise Unauthenticated("encrypted_token_not_accepted", "five segments: a JWE")
+    if dots != 2:
+        raise Unauthenticated("malformed_token", f"{dots + 1} segments, not 3")
+    header_segment, payload_segment, signature_segment = token.split(".")
+    header = _json_object(header_segment, "header")
+    alg = header.get("alg")
+    if not isinstance(alg, str):
+        raise Unauthenticated("malformed_token", "header has no alg")
+    if "enc" in header:
+        raise Unauthenticated("encrypted_token_not_accepted", "header has enc: a JWE")
+    if "crit" in header:
+        raise Unauthenticated("unsupported_critical_header", "crit names extensions we do not implement")
+    kid = header.get("kid")
+    if kid is not None and (not isinstance(kid, str) or not 0 < len(kid) <= 256):
+        raise Unauthenticated("malformed_token", "kid is not a short string")
+    typ = header.get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYPES):
+        raise Unauthenticated("wrong_token_type", "typ is not a JWT access token type")
+    claims = _json_object(payload_segment, "payload")
+    signature = _b64decode(signature_segment, "signature") if signature_segment else b""
+    if not signature:
+        raise Unauthenticated("missing_signature", "empty signature")
+    signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
+    return UnverifiedToken(header, claims, signing_input, signature, alg, kid)
+
+
+def check_header(token: UnverifiedToken, config: IssuerConfig) -> None:
+    """The issuer's header rules, checked before any key lookup (so junk never costs a fetch)."""
+    if token.alg not in config.algorithms:
+        raise Unauthenticated("algorithm_not_allowed", "alg is not in the allowlist")
+    typ = token.header.get("typ")
+    if config.require_access_token_type and (
+        not isinstance(typ, str) or typ.lower() not in _ACCESS_TOKEN_TYPES
+    ):
+        raise Unauthenticated("wrong_token_type", "typ must be at+jwt")
+
+
+def verify_signature(token: UnverifiedToken, keys: Sequence[VerificationKey]) -> str | None:
+    """Check the signature against ``keys``; return the kid of the key that verified it."""
+    engine = _engine(token.alg)
+    for key in keys:
+        # RFC 7518 §3.4 fixes ECDSA/EdDSA signature sizes; RSA signatures are the modulus size.
+        if len(token.signature) != key.signature_bytes:
+            continue
+        try:
+            engine.verify(key.key, token.signing_input, token.signature)
+        except Exception:  # noqa: S112 - every failure of one key means "try the next"
+            continue
+        return key.kid
+    raise Unauthenticated("invalid_signature", "no key verified the signature")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _numeric_claim(claims: Mapping[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None and name not in claims:
+        return None
+    if not _is_number(value):
+        raise Unauthenticated("malformed_claims", f"{name} is not a number")
+    return float(cast(float, value))
+
+
+def check_claims(claims: Mapping[str, Any], config: IssuerConfig, *, now: float) -> None:
+    """RFC 7519 §4.1 / RFC 9068 §4 claim checks. ``iss`` was matched to ``config`` already."""
+    leeway = config.leeway_s
+    exp = _numeric_claim(claims, "exp")
+    nbf = _numeric_claim(claims, "nbf")
+    iat = _numeric_claim(claims, "iat")
+    if exp is None:
+        if config.require_exp:
+            raise Unauthenticated("missing_claim", "exp is required")
+    elif now > exp + leeway:
+        raise Unauthenticated("token_expired", "exp is in the past")
+    if nbf is not None and now + leeway < nbf:
+        raise Unauthenticated("token_not_yet_valid", "nbf is in the future")
+    if iat is not None and now + leeway < iat:
+        raise Unauthenticated("token_not_yet_valid", "iat is in the future")
+    sub = claims.get("sub")
+    if "sub" in claims and (not isinstance(sub, str) or not sub):
+        raise Unauthenticated("malformed_claims", "sub is not a string")
+    aud = claims.get("aud")
+    audiences: Sequence[Any] = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else ()
+    if "aud" in claims and (not audiences or not all(isinstance(a, str) for a in audiences)):
+        raise Unauthenticated("malformed_claims", "aud is not a string or a list of strings")
+    if not config.allow_any_audience and not any(a in config.audiences for a in audiences):
+        raise Unauthenticated("audience_mismatch", "aud names none of our audiences")
+    missing = [name for name in config.required_claims if name not in claims]
+    if missing:
+        raise Unauthenticated("missing_claim", f"required claims missing: {', '.join(missing)}")
