@@ -1,0 +1,101 @@
+"""Response rendering: text or JSON by the Accept header, and gRPC errors as HTTP errors.
+
+Error bodies are short: ``401 Unauthorized: token expired`` or
+``{"error": "unauthenticated", "message": "token expired"}``. The credential is never echoed.
+
+Usage:
+    return render(request, 200, "Super secret stuff", {"message": "Super secret stuff"})
+    return render_rpc_error(request, err)
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Any, cast
+
+import grpc
+from aiohttp import web
+
+from http_facade.request_id import REQUEST_ID_KEY
+from http_facade.status_map import http_mapping
+
+__all__ = ["RETRY_AFTER_S", "render", "render_error", "render_rpc_error", "wants_json"]
+
+#: Seconds a client should wait before retrying a 503 (RFC 9110 §10.2.3).
+RETRY_AFTER_S = 5
+_MAX_DETAIL_CHARS = 200
+_PRINTABLE = re.compile(r"[^\x20-\x7e]+")
+
+_log = logging.getLogger(__name__)
+
+
+def wants_json(request: web.Request) -> bool:
+    """True when Accept ranks application/json at least as high as text/plain (and above 0)."""
+    best = {"json": 0.0, "text": 0.0}
+    for media_range in request.headers.get("Accept", "").split(","):
+        media, *params = (part.strip().lower() for part in media_range.split(";"))
+        quality = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    quality = float(param[2:])
+                except ValueError:
+                    quality = 0.0
+        kind = {"application/json": "json", "text/plain": "text", "text/*": "text"}.get(media)
+        if kind:
+            best[kind] = max(best[kind], quality)
+    return best["json"] > 0 and best["json"] >= best["text"]
+
+
+def render(request: web.Request, status: int, text: str, document: dict[str, Any]) -> web.Response:
+    if wants_json(request):
+        return web.json_response(document, status=status)
+    return web.Response(status=status, text=text, content_type="text/plain")
+
+
+def render_error(
+    request: web.Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:  # 499 is nginx's, not in the registry
+        reason = "Client Closed Request"
+    response = render(request, status, f"{status} {reason}: {message}", {"error": code, "message": message})
+    response.headers.update(headers or {})
+    return response
+
+
+def _public_details(details: str | None, credential: str) -> str:
+    text = _PRINTABLE.sub(" ", details or "").strip()
+    if credential:
+        # Belt and braces: jwt_authn never puts the token in details, and nor will we.
+        text = text.replace(credential, "[redacted]")
+    return text[:_MAX_DETAIL_CHARS] or "no details"
+
+
+def render_rpc_error(request: web.Request, err: grpc.aio.AioRpcError) -> web.Response:
+    """The HTTP response for a failed backend call, per the status table."""
+    code = err.code()
+    mapping = http_mapping(code)
+    credential = request.headers.get("Authorization", "")
+    details = _public_details(err.details(), credential)
+    # Details go to our log (they may name backend addresses); the token never does.
+    _log.info("backend %s (%s) request_id=%s", code.name, details, request[REQUEST_ID_KEY])
+    message = mapping.public_message or details
+
+    headers: dict[str, str] = {}
+    if mapping.status in (401, 403):
+        # At runtime this is grpc.aio.Metadata (pairs); grpc-stubs types it as the sync tuple.
+        trailers = cast(Iterable[tuple[str, str | bytes]], err.trailing_metadata() or ())
+        for key, value in trailers:
+            if key == "www-authenticate" and isinstance(value, str) and not _PRINTABLE.search(value):
+                headers["WWW-Authenticate"] = value
+        if mapping.status == 401:
+            # RFC 9110 §15.5.2: a 401 must carry a challenge.
+            headers.setdefault("WWW-Authenticate", "Bearer")
+    if mapping.status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_S)
+    return render_error(request, mapping.status, code.name.lower(), message, headers)

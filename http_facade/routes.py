@@ -1,0 +1,79 @@
+"""The facade's endpoints: ``GET /health`` and ``GET /secure-route`` (HEAD too), each one RPC.
+
+Usage:
+    add_routes(app)
+"""
+
+from __future__ import annotations
+
+import re
+
+import grpc
+from aiohttp import web
+from google.protobuf import json_format
+
+from http_facade.backend import BACKEND_KEY
+from http_facade.request_id import REQUEST_ID_KEY
+from http_facade.responses import render, render_error, render_rpc_error
+from secureroute.v1 import secureroute_pb2
+
+__all__ = ["add_routes"]
+
+# gRPC metadata values must be printable ASCII; anything else cannot be a bearer credential.
+_METADATA_VALUE = re.compile(r"^[\x20-\x7e]*$")
+
+
+def _metadata(request: web.Request) -> list[tuple[str, str]]:
+    metadata = [("x-request-id", request[REQUEST_ID_KEY])]
+    authorization = request.headers.get("Authorization")
+    if authorization is not None:
+        metadata.append(("authorization", authorization))
+    return metadata
+
+
+async def health(request: web.Request) -> web.Response:
+    backend = request.app[BACKEND_KEY]
+    try:
+        reply: secureroute_pb2.HealthResponse = await backend.stub.Health(
+            secureroute_pb2.HealthRequest(),
+            timeout=backend.timeout_s,
+            metadata=_metadata(request),
+            wait_for_ready=False,
+        )
+    except grpc.aio.AioRpcError as err:
+        return render_rpc_error(request, err)
+    return render(request, 200, reply.message, {"message": reply.message})
+
+
+async def secure_route(request: web.Request) -> web.Response:
+    if not _METADATA_VALUE.match(request.headers.get("Authorization", "")):
+        # RFC 6750 §3.1: a malformed request is invalid_request, answered with 400.
+        return render_error(
+            request,
+            400,
+            "invalid_request",
+            "malformed Authorization header",
+            {"WWW-Authenticate": 'Bearer error="invalid_request"'},
+        )
+    backend = request.app[BACKEND_KEY]
+    try:
+        reply: secureroute_pb2.SecureRouteResponse = await backend.stub.SecureRoute(
+            secureroute_pb2.SecureRouteRequest(),
+            timeout=backend.timeout_s,
+            metadata=_metadata(request),
+            wait_for_ready=False,
+        )
+    except grpc.aio.AioRpcError as err:
+        return render_rpc_error(request, err)
+    document = {
+        "message": reply.message,
+        "subject": reply.subject,
+        "claims": json_format.MessageToDict(reply.claims),
+    }
+    return render(request, 200, reply.message, document)
+
+
+def add_routes(app: web.Application) -> None:
+    # add_get also answers HEAD (allow_head=True); other methods get 405 with Allow.
+    app.router.add_get("/health", health)
+    app.router.add_get("/secure-route", secure_route)

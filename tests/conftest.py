@@ -1,0 +1,182 @@
+"""Shared fixtures for the live stack: a loopback issuer, the gRPC service, the facade, clients.
+
+Everything is real and on loopback: the issuer is an aiohttp server, the service is built by
+``build_server`` on 127.0.0.1:0, the facade is served by ``web.AppRunner`` on 127.0.0.1:0, and
+grpcurl is the real binary.
+
+Tests reach helpers through fixtures (``make_service_settings``, ``unused_port``,
+``run_program``, ``grpcurl``), never by importing this module.
+
+Usage:
+    async def test_health(facade_url: str, http: aiohttp.ClientSession) -> None:
+        async with http.get(f"{facade_url}/health") as response:
+            assert response.status == 200
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+import grpc
+import pytest
+from aiohttp import web
+
+from http_facade import create_app, load_facade_settings
+from jwt_authn.testing import LoopbackIssuer
+from service import SecureRouteServer, ServiceSettings, build_server, load_service_settings
+
+AUDIENCE = "secureroute"
+#: Bounds every wait on a network event, so a broken build fails instead of hanging.
+WAIT_S = 15.0
+
+
+def service_settings(issuer_url: str, *extra: str, listen: str = "127.0.0.1:0") -> ServiceSettings:
+    """Settings through the real flag machinery (with an empty environment)."""
+    argv = ["--listen", listen, "--issuer", issuer_url, "--audience", AUDIENCE, "--grace-period", "1", *extra]
+    return load_service_settings(argv, environ={})
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (for "backend down" and "issuer down" cases)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def make_service_settings() -> Callable[..., ServiceSettings]:
+    """``make_service_settings(issuer_url, *extra_flags, listen="127.0.0.1:0")``."""
+    return service_settings
+
+
+@pytest.fixture
+def unused_port() -> Callable[[], int]:
+    return free_port
+
+
+@pytest.fixture
+def run_program() -> Callable[..., Awaitable[Completed]]:
+    """``await run_program([argv...], timeout_s=15)`` without blocking the loop."""
+    return run
+
+
+@pytest.fixture
+async def issuer() -> AsyncIterator[LoopbackIssuer]:
+    # ES256 only: EC keys are generated in milliseconds, RSA keys are not.
+    async with LoopbackIssuer(algorithms=("ES256",), audience=AUDIENCE) as running:
+        yield running
+
+
+@pytest.fixture
+async def start_service() -> AsyncIterator[Callable[[ServiceSettings], Awaitable[SecureRouteServer]]]:
+    """Factory: build and start a service; every one started is stopped at teardown."""
+    started: list[SecureRouteServer] = []
+
+    async def start(settings: ServiceSettings) -> SecureRouteServer:
+        app = build_server(settings)
+        await app.start()
+        started.append(app)
+        return app
+
+    yield start
+    for app in started:
+        await app.stop(0)
+
+
+@pytest.fixture
+async def service(
+    issuer: LoopbackIssuer, start_service: Callable[[ServiceSettings], Awaitable[SecureRouteServer]]
+) -> SecureRouteServer:
+    """The service, ready (its key set loaded)."""
+    app = await start_service(service_settings(issuer.url))
+    assert await app.authenticator.wait_ready(timeout_s=WAIT_S)
+    return app
+
+
+@pytest.fixture
+async def channel(service: SecureRouteServer) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as opened:
+        yield opened
+
+
+@pytest.fixture
+async def start_facade() -> AsyncIterator[Callable[..., Awaitable[str]]]:
+    """Factory: ``await start_facade(backend, timeout_s=5)`` serves a facade and returns its base URL."""
+    runners: list[web.AppRunner] = []
+
+    async def start(backend: str, timeout_s: float = 5.0) -> str:
+        settings = load_facade_settings(
+            ["--listen", "127.0.0.1:0", "--backend", backend, "--backend-timeout", str(timeout_s)], environ={}
+        )
+        runner = web.AppRunner(create_app(settings), shutdown_timeout=0.5)
+        await runner.setup()
+        runners.append(runner)
+        site = web.TCPSite(runner, settings.listen.host, settings.listen.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def facade_url(service: SecureRouteServer, start_facade: Callable[..., Awaitable[str]]) -> str:
+    """The facade in front of the live, ready service."""
+    return await start_facade(f"127.0.0.1:{service.port}")
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT_S)) as session:
+        yield session
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def grpcurl_path() -> str:
+    """The grpcurl next to our interpreter (the venv's), else the one on PATH."""
+    found = shutil.which("grpcurl", path=os.path.dirname(sys.executable)) or shutil.which("grpcurl")
+    if found is None:
+        pytest.fail("grpcurl not found: pip install -e '.[dev]'")
+    return found
+
+
+async def run(argv: Sequence[str], *, timeout_s: float = WAIT_S) -> Completed:
+    """Run a program without blocking the loop (the servers under test share it)."""
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return Completed(process.returncode, stdout.decode(), stderr.decode())
+
+
+@pytest.fixture
+def grpcurl() -> Callable[..., Awaitable[Completed]]:
+    """``await grpcurl("-plaintext", addr, "list")``."""
+    path = grpcurl_path()
+
+    async def call(*args: str) -> Completed:
+        return await run([path, *args])
+
+    return call

@@ -1,0 +1,150 @@
+"""The facade in front of the live service: routes, content negotiation, 401, 404, 405, HEAD, headers."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from jwt_authn.testing import LoopbackIssuer
+
+
+async def test_health_is_plain_text(facade_url: str, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{facade_url}/health") as response:
+        assert response.status == 200
+        assert response.content_type == "text/plain"
+        assert await response.text() == "Healthy"
+
+
+async def test_head_works_where_get_does(facade_url: str, http: aiohttp.ClientSession) -> None:
+    async with http.head(f"{facade_url}/health") as response:
+        assert response.status == 200
+        assert await response.read() == b""
+    async with http.head(f"{facade_url}/secure-route") as response:
+        assert response.status == 401
+
+
+async def test_secure_route_with_token(
+    facade_url: str, http: aiohttp.ClientSession, issuer: LoopbackIssuer
+) -> None:
+    token = issuer.tokens.issue(sub="carol")
+    async with http.get(
+        f"{facade_url}/secure-route", headers={"Authorization": f"Bearer {token}"}
+    ) as response:
+        assert response.status == 200
+        assert response.content_type == "text/plain"
+        assert await response.text() == "Super secret stuff"
+
+
+async def test_secure_route_as_json(
+    facade_url: str, http: aiohttp.ClientSession, issuer: LoopbackIssuer
+) -> None:
+    token = issuer.tokens.issue(sub="carol", roles=["admin"])
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    async with http.get(f"{facade_url}/secure-route", headers=headers) as response:
+        assert response.status == 200
+        body = await response.json()
+    assert body["message"] == "Super secret stuff"
+    assert body["subject"] == "carol"
+    assert body["claims"]["sub"] == "carol"
+    assert body["claims"]["roles"] == ["admin"]
+
+
+async def test_missing_token_is_401_with_challenge(facade_url: str, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{facade_url}/secure-route") as response:
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "error=" not in response.headers["WWW-Authenticate"]
+        assert (await response.text()).startswith("401 Unauthorized")
+
+
+async def test_bad_token_is_401_and_never_echoed(facade_url: str, http: aiohttp.ClientSession) -> None:
+    token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJtYWxsb3J5In0.c2lnbmF0dXJl"
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    async with http.get(f"{facade_url}/secure-route", headers=headers) as response:
+        assert response.status == 401
+        assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+        body = await response.json()
+        raw = await response.text()
+    assert body["error"] == "unauthenticated"
+    assert body["message"]
+    assert token not in raw
+    assert token not in response.headers["WWW-Authenticate"]
+
+
+async def test_expired_token_reason_reaches_the_client(
+    facade_url: str, http: aiohttp.ClientSession, issuer: LoopbackIssuer
+) -> None:
+    token = issuer.tokens.issue(ttl_s=-600)
+    async with http.get(
+        f"{facade_url}/secure-route", headers={"Authorization": f"Bearer {token}"}
+    ) as response:
+        assert response.status == 401
+        assert "expired" in (await response.text())
+
+
+async def test_unknown_path_is_404(facade_url: str, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{facade_url}/nope") as response:
+        assert response.status == 404
+        assert len(await response.read()) < 100
+        assert response.headers["X-Request-Id"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+async def test_known_path_with_other_method_is_405(
+    facade_url: str, http: aiohttp.ClientSession, method: str
+) -> None:
+    async with http.request(method, f"{facade_url}/secure-route") as response:
+        assert response.status == 405
+        assert set(response.headers["Allow"].replace(" ", "").split(",")) == {"GET", "HEAD"}
+        assert response.headers["X-Request-Id"]
+
+
+async def test_request_id_is_kept_or_generated(facade_url: str, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{facade_url}/health", headers={"X-Request-Id": "abc-123"}) as response:
+        assert response.headers["X-Request-Id"] == "abc-123"
+    async with http.get(f"{facade_url}/health") as response:
+        generated = response.headers["X-Request-Id"]
+    assert len(generated) == 32 and int(generated, 16) >= 0
+    async with http.get(f"{facade_url}/health", headers={"X-Request-Id": "x" * 129}) as response:
+        assert response.headers["X-Request-Id"] != "x" * 129
+    async with http.get(f"{facade_url}/secure-route") as response:  # an error response too
+        assert response.status == 401 and response.headers["X-Request-Id"]
+
+
+async def test_request_id_reaches_the_service(
+    facade_url: str, http: aiohttp.ClientSession, issuer: LoopbackIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="service")
+    token = issuer.tokens.issue(sub="dave")
+    headers = {"Authorization": f"Bearer {token}", "X-Request-Id": "trace-me-42"}
+    async with http.get(f"{facade_url}/secure-route", headers=headers) as response:
+        assert response.status == 200
+    assert any("request_id=trace-me-42" in record.getMessage() for record in caplog.records)
+    assert not any(token in record.getMessage() for record in caplog.records)
+
+
+async def test_large_token_is_401_not_a_crash(facade_url: str, http: aiohttp.ClientSession) -> None:
+    # 12 KiB: above jwt_authn's token cap, below the facade's header cap.
+    headers = {"Authorization": "Bearer " + "a" * 12 * 1024}
+    async with http.get(f"{facade_url}/secure-route", headers=headers) as response:
+        assert response.status == 401
+
+
+async def test_huge_header_is_a_4xx_and_not_logged(
+    facade_url: str, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    headers = {"Authorization": "Bearer " + "q" * 64 * 1024}
+    async with http.get(f"{facade_url}/secure-route", headers=headers) as response:
+        assert 400 <= response.status < 500
+    async with http.get(f"{facade_url}/health") as response:  # and the facade is still fine
+        assert response.status == 200
+    assert "qqqqqqqq" not in caplog.text
+    assert "rejected an unparsable or oversized request" in caplog.text
+
+
+async def test_non_ascii_authorization_is_400(facade_url: str, http: aiohttp.ClientSession) -> None:
+    headers = {"Authorization": "Bearer caf\u00e9".encode().decode("latin-1")}
+    async with http.get(f"{facade_url}/secure-route", headers=headers) as response:
+        assert response.status == 400
+        assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]

@@ -1,0 +1,100 @@
+"""Both RPCs over a real grpc.aio client, authentication outcomes, UNIMPLEMENTED, and x-request-id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, cast
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from jwt_authn.testing import LoopbackIssuer, generate_key
+from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+
+
+def _stub(channel: grpc.aio.Channel) -> Any:
+    return secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+
+
+def _trailer(err: grpc.aio.AioRpcError, key: str) -> str | None:
+    trailers = cast(Iterable[tuple[str, str | bytes]], err.trailing_metadata() or ())
+    for name, value in trailers:
+        if name == key:
+            return str(value)
+    return None
+
+
+async def test_health_answers_without_credentials(channel: grpc.aio.Channel) -> None:
+    reply = await _stub(channel).Health(secureroute_pb2.HealthRequest())
+    assert reply.message == "Healthy"
+
+
+async def test_secure_route_answers_the_verified_caller(
+    channel: grpc.aio.Channel, issuer: LoopbackIssuer
+) -> None:
+    token = issuer.tokens.issue(sub="alice", scope="read", claims={"tenant": {"id": 7, "tags": ["a"]}})
+    reply = await _stub(channel).SecureRoute(
+        secureroute_pb2.SecureRouteRequest(), metadata=[("authorization", f"Bearer {token}")]
+    )
+    assert reply.message == "Super secret stuff"
+    assert reply.subject == "alice"
+    claims = json_format.MessageToDict(reply.claims)
+    assert claims["sub"] == "alice"
+    assert claims["aud"] == "secureroute"
+    assert claims["iss"] == issuer.url
+    assert claims["tenant"] == {"id": 7, "tags": ["a"]}
+
+
+async def test_secure_route_without_token_is_unauthenticated(channel: grpc.aio.Channel) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _stub(channel).SecureRoute(secureroute_pb2.SecureRouteRequest())
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    challenge = _trailer(caught.value, "www-authenticate")
+    assert challenge is not None and challenge.startswith("Bearer")
+    assert "error=" not in challenge  # RFC 6750 §3.1: no error code when no credentials were sent
+
+
+@pytest.mark.parametrize(
+    "make_token",
+    [
+        pytest.param(lambda issuer: "garbage", id="not-a-jwt"),
+        pytest.param(lambda issuer: issuer.tokens.issue(ttl_s=-600), id="expired"),
+        pytest.param(lambda issuer: issuer.tokens.issue(aud="someone-else"), id="wrong-audience"),
+        pytest.param(lambda issuer: issuer.tokens.issue(key=generate_key("ES256")), id="unknown-key"),
+    ],
+)
+async def test_secure_route_with_bad_token_is_unauthenticated(
+    channel: grpc.aio.Channel, issuer: LoopbackIssuer, make_token: object
+) -> None:
+    token = make_token(issuer)  # type: ignore[operator]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _stub(channel).SecureRoute(
+            secureroute_pb2.SecureRouteRequest(), metadata=[("authorization", f"Bearer {token}")]
+        )
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert 'error="invalid_token"' in (_trailer(caught.value, "www-authenticate") or "")
+    assert token not in (caught.value.details() or "")
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["/secureroute.v1.SecureRouteService/Nope", "/no.such.Service/Method", "/grpc.health.v1.Health/Nope"],
+)
+async def test_unknown_methods_are_unimplemented(channel: grpc.aio.Channel, method: str) -> None:
+    call = channel.unary_unary(method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call(b"")
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_request_id_is_echoed_as_initial_metadata(channel: grpc.aio.Channel) -> None:
+    call = _stub(channel).Health(secureroute_pb2.HealthRequest(), metadata=[("x-request-id", "req-123")])
+    await call
+    assert ("x-request-id", "req-123") in list(await call.initial_metadata())
+
+
+async def test_unsafe_request_id_is_not_echoed(channel: grpc.aio.Channel) -> None:
+    call = _stub(channel).Health(secureroute_pb2.HealthRequest(), metadata=[("x-request-id", "x" * 500)])
+    await call
+    assert "x-request-id" not in dict(await call.initial_metadata())
