@@ -131,12 +131,15 @@ class KeySetCache:
             raise Unauthenticated("key_algorithm_mismatch", f"key {kid[:64]!r} does not fit {alg}")
         if kid in self._unknown_kids:
             raise Unauthenticated("unknown_kid", "kid was unknown at the last refresh")
-        await self._refresh_on_demand()
+        refreshed = await self._refresh_on_demand()
         key_set = self.key_set or key_set
         found = key_set.candidates(kid, alg, limit=limit)
         if found:
             return found
-        self._remember_unknown(kid)
+        if refreshed:
+            # Only a kid missing from a fresh key set is known to be unknown; one skipped by the
+            # cooldown may be a brand-new key and must get its chance at the next refresh.
+            self._remember_unknown(kid)
         raise Unauthenticated("unknown_kid", "kid is not in the issuer's key set")
 
     def _remember_unknown(self, kid: str) -> None:
@@ -146,15 +149,15 @@ class KeySetCache:
         if len(self._unknown_kids) > self._negative_cache_size:
             self._unknown_kids.popitem(last=False)
 
-    async def _refresh_on_demand(self) -> None:
-        """One refresh shared by all callers, at most once per cooldown."""
+    async def _refresh_on_demand(self) -> bool:
+        """One refresh shared by all callers, at most once per cooldown. True if one ran."""
         if self._inflight is None:
             now = self._monotonic()
             if self._last_attempt is not None and now - self._last_attempt < self.config.cooldown_s:
-                return
+                return False
             self.on_demand_refreshes += 1
         # shield: one caller's cancellation (a client hanging up) must not cancel everyone's fetch.
-        await asyncio.shield(self._refresh_once())
+        return await asyncio.shield(self._refresh_once())
 
     # Refreshing -------------------------------------------------------------------------
 
