@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 NODE_BIN := node_modules/.bin
 PROTO := protos/secureroute/v1/secureroute.proto
+TYPED_PACKAGES := jwt_authn service http_facade secureroute dev_issuer dev_stack examples bench
 
 .PHONY: help install run test check lint types imports proto proto-check buf pytest bench clean
 
@@ -48,7 +49,7 @@ buf: node_modules/.installed
 lint: install buf proto-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy jwt_authn service http_facade dev_issuer dev_stack examples
+	$(BIN)/mypy $(addprefix -p ,$(TYPED_PACKAGES))
 	$(BIN)/lint-imports
 
 pytest: install
