@@ -1,0 +1,69 @@
+"""What the one-command stack runs where: ports, state, time limits. Frozen, validated.
+
+Usage:
+    config = StackConfig(issuer_port=18080, grpc_port=15051, http_port=13000)
+    config.issuer_url      # "http://127.0.0.1:18080"
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["AUDIENCE", "HOST", "ROOT", "StackConfig"]
+
+#: Everything stays on loopback: the issuer signs tokens for anyone who asks.
+HOST = "127.0.0.1"
+#: The service's ``--audience`` and the issuer's default ``aud``.
+AUDIENCE = "secureroute"
+#: The repository root: the children run ``python -m <package>`` from here.
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _require(condition: bool, setting: str, problem: str) -> None:
+    if not condition:
+        raise ValueError(f"{setting}: {problem}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StackConfig:
+    """Ports and limits of ``python -m dev_stack``; the defaults are the README's."""
+
+    #: The development issuer (also its identifier: ``http://127.0.0.1:<port>``).
+    issuer_port: int = 8080
+    #: The gRPC service (50051: gRPC's customary port, the one the README's grpcurl examples use).
+    grpc_port: int = 50051
+    #: The HTTP facade (3000: the port of the article's Express app, so Postman setups keep working).
+    http_port: int = 3000
+    #: The issuer's key directory; absolute, because the children run from the repository root.
+    state_dir: Path = Path(".dev-state/issuer")
+    #: Longest wait for each child to become ready, seconds (first start generates an RSA key).
+    ready_timeout_s: float = 60.0
+    #: Grace between SIGTERM and SIGKILL when stopping a child, seconds.
+    stop_timeout_s: float = 10.0
+    #: Where to write a JSON summary (URLs, token, pids) once everything is ready; None: nowhere.
+    ready_file: Path | None = None
+    #: The interpreter the children run on (the venv's, when started by ``make run``).
+    python: str = sys.executable
+
+    def __post_init__(self) -> None:
+        ports = {"issuer_port": self.issuer_port, "grpc_port": self.grpc_port, "http_port": self.http_port}
+        for name, port in ports.items():
+            _require(1 <= port <= 65535, name, f"must be 1..65535, got {port}")
+        _require(len(set(ports.values())) == 3, "ports", "issuer, gRPC and HTTP ports must differ")
+        _require(self.ready_timeout_s > 0, "ready_timeout", "must be positive")
+        _require(self.stop_timeout_s > 0, "stop_timeout", "must be positive")
+        object.__setattr__(self, "state_dir", Path(self.state_dir).absolute())
+
+    @property
+    def issuer_url(self) -> str:
+        return f"http://{HOST}:{self.issuer_port}"
+
+    @property
+    def grpc_address(self) -> str:
+        return f"{HOST}:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{HOST}:{self.http_port}"
