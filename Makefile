@@ -51,6 +51,9 @@ lint: install buf proto-check
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(addprefix -p ,$(TYPED_PACKAGES))
 	$(BIN)/lint-imports
+	$(BIN)/kubernetes-validate --strict --quiet deploy/*.yaml
+	$(BIN)/hadolint Dockerfile
+	$(PY) -m secureroute.settings_doc --check README.md
 
 pytest: install
 	$(BIN)/pytest

@@ -1,48 +1,53 @@
-"""``python -m http_facade`` / ``secureroute-facade``: serve HTTP until SIGTERM or SIGINT.
+"""``python -m http_facade`` / ``secureroute-facade``: serve HTTP(S) until SIGTERM or SIGINT.
 
-Bad settings (or a busy port) print one line on stderr and exit with code 2.
+Bad settings (or a busy port) print one line on stderr and exit with code 2. With
+``--workers N`` (N > 1) this process becomes a supervisor of N servers sharing the port, whose
+``/metrics`` add up every worker's figures.
 
 Usage:
     secureroute-facade --listen 127.0.0.1:3000 --backend localhost:50051
-    SECUREROUTE_BACKEND=service:50051 python -m http_facade
+    SECUREROUTE_BACKEND=service:50051 python -m http_facade --workers 2
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import signal
+import sys
+import tempfile
 from collections.abc import Sequence
 
-from aiohttp import web
-
-from http_facade.app import create_app
+from http_facade.app import backend_credentials, create_app
+from http_facade.metrics import MULTIPROCESS_ENV
+from http_facade.runner import QuietErrorsRunner, start_site
 from http_facade.settings import PROG, FacadeSettings, load_facade_settings
-from secureroute.settings import SettingsError, configure_logging, exit_bad_settings
+from secureroute.logs import configure_logging
+from secureroute.ports import reserve_port
+from secureroute.settings import ListenAddress, SettingsError, exit_bad_settings
+from secureroute.tls import ServerTLS, check_server_tls, ssl_server_context
+from secureroute.workers import WorkerPlan, current_worker, die_with_supervisor, supervise
 
 __all__ = ["main"]
-
-#: How long open HTTP connections may finish after a signal, seconds.
-_SHUTDOWN_TIMEOUT_S = 5.0
 
 _log = logging.getLogger("http_facade")
 
 
-async def _serve(settings: FacadeSettings) -> None:
-    runner = web.AppRunner(create_app(settings), shutdown_timeout=_SHUTDOWN_TIMEOUT_S)
+async def _serve(settings: FacadeSettings, *, reuse_port: bool) -> None:
+    ssl_context = None
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        ssl_context = ssl_server_context(ServerTLS(settings.tls_cert, settings.tls_key))
+    runner = QuietErrorsRunner(create_app(settings), shutdown_timeout=settings.grace_period)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.listen.host, settings.listen.port)
-        try:
-            await site.start()
-        except OSError as err:
-            raise SettingsError(f"listen: cannot bind {settings.listen}: {err.strerror}") from None
+        addresses = await start_site(runner, settings.listen, ssl_context=ssl_context, reuse_port=reuse_port)
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
-        for sock in runner.addresses:
-            _log.info("%s listening on %s", PROG, _format(sock))
+        for address in addresses:
+            _log.info("%s listening on %s (%s)", PROG, _format(address), "https" if ssl_context else "http")
         await stopping.wait()
         _log.info("shutting down")
     finally:
@@ -56,14 +61,52 @@ def _format(address: object) -> str:
     return str(address)
 
 
+def _supervise(settings: FacadeSettings, argv: Sequence[str]) -> int:
+    """Reserve the port and run ``settings.workers`` copies of ourselves sharing one metrics directory."""
+    with reserve_port(settings.listen, "listen") as reserved:
+        listen = ListenAddress(settings.listen.host, reserved.getsockname()[1])
+        metrics_dir = tempfile.mkdtemp(prefix="secureroute-facade-metrics-")
+        try:
+            worker_argv = [
+                sys.executable,
+                "-m",
+                "http_facade",
+                *argv,
+                "--workers",
+                "1",
+                "--listen",
+                str(listen),
+            ]
+            plan = WorkerPlan(
+                prog=PROG,
+                count=settings.workers,
+                argv_for=lambda index: worker_argv,
+                grace_s=settings.grace_period,
+                env={MULTIPROCESS_ENV: metrics_dir},
+            )
+            _log.info("%s listening on %s with %d workers", PROG, listen, settings.workers)
+            return supervise(plan)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         settings = load_facade_settings(argv)
-    except SettingsError as err:
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            check_server_tls(ServerTLS(settings.tls_cert, settings.tls_key))
+        backend_credentials(settings)  # the backend TLS files, checked before anything starts
+    except ValueError as err:
         exit_bad_settings(PROG, err)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    worker = current_worker()
     try:
-        asyncio.run(_serve(settings))
+        if settings.workers > 1 and worker is None:
+            raise SystemExit(_supervise(settings, argv))
+        if worker is not None:
+            die_with_supervisor(worker)
+        asyncio.run(_serve(settings, reuse_port=worker is not None))
     except SettingsError as err:
         exit_bad_settings(PROG, err)
 

@@ -1,8 +1,8 @@
-"""The app factory: routes, the request-id middleware, the backend channel and header limits.
+"""The app factory: routes, middlewares (metrics, request id), the backend channel and header limits.
 
 Usage:
     app = create_app(settings)
-    runner = web.AppRunner(app)
+    runner = QuietErrorsRunner(app)          # http_facade.runner: parser errors never quote the request
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
 """
@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import logging
 
+import grpc
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
 from http_facade.backend import backend_context
+from http_facade.metrics import METRICS_KEY, FacadeMetrics, metrics_middleware, serve_metrics
 from http_facade.request_id import request_id_middleware
 from http_facade.routes import add_routes
 from http_facade.settings import FacadeSettings
+from secureroute.tls import ClientTLS, grpc_channel_credentials
 
-__all__ = ["MAX_HEADER_FIELD_BYTES", "SETTINGS_KEY", "create_app"]
+__all__ = ["MAX_HEADER_FIELD_BYTES", "SETTINGS_KEY", "backend_credentials", "create_app"]
 
 #: Largest request line or header field. aiohttp's default (8190) is below what a real
 #: access token with many claims can need; twice jwt_authn's 8 KiB token cap leaves room,
@@ -49,9 +52,26 @@ _protocol_log = logging.getLogger("http_facade.server")
 _protocol_log.addFilter(_RedactRejectedRequests())
 
 
+def backend_credentials(settings: FacadeSettings) -> grpc.ChannelCredentials | None:
+    """TLS credentials for the backend channel, or None for plaintext. Raises ``SettingsError``."""
+    if not settings.backend_tls:
+        return None
+    return grpc_channel_credentials(
+        ClientTLS(
+            ca_file=settings.backend_ca,
+            cert_file=settings.backend_client_cert,
+            key_file=settings.backend_client_key,
+        )
+    )
+
+
 def create_app(settings: FacadeSettings) -> web.Application:
+    """The facade app. Raises ``SettingsError`` when a TLS file cannot be used."""
     app = web.Application(
-        middlewares=[request_id_middleware],
+        # Metrics outermost: they see the final status, the router's 404/405 included.
+        middlewares=[metrics_middleware, request_id_middleware]
+        if settings.metrics
+        else [request_id_middleware],
         handler_args={
             "max_line_size": MAX_HEADER_FIELD_BYTES,
             "max_field_size": MAX_HEADER_FIELD_BYTES,
@@ -61,6 +81,16 @@ def create_app(settings: FacadeSettings) -> web.Application:
         client_max_size=64 * 1024,
     )
     app[SETTINGS_KEY] = settings
-    app.cleanup_ctx.append(backend_context(settings.backend, settings.backend_timeout))
+    app.cleanup_ctx.append(
+        backend_context(
+            settings.backend,
+            settings.backend_timeout,
+            backend_credentials(settings),
+            settings.backend_server_name,
+        )
+    )
     add_routes(app)
+    if settings.metrics:
+        app[METRICS_KEY] = FacadeMetrics()
+        app.router.add_get("/metrics", serve_metrics)
     return app

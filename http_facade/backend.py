@@ -2,7 +2,8 @@
 
 The channel reconnects by itself; its backoff is capped at 2 s so the facade recovers
 quickly when the service comes back, and calls never wait for a connection
-(``wait_for_ready=False``): a down backend answers UNAVAILABLE at once (HTTP 503).
+(``wait_for_ready=False``): a down backend answers UNAVAILABLE at once (HTTP 503), and so does
+one whose TLS handshake fails (unknown CA, expired certificate, client certificate refused).
 
 Usage:
     app.cleanup_ctx.append(backend_context("localhost:50051", timeout_s=5.0))
@@ -50,11 +51,26 @@ class Backend:
 BACKEND_KEY = web.AppKey("backend", Backend)
 
 
-def backend_context(target: str, timeout_s: float) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A ``cleanup_ctx`` entry that opens the channel at startup and closes it at cleanup."""
+def backend_context(
+    target: str,
+    timeout_s: float,
+    credentials: grpc.ChannelCredentials | None = None,
+    server_name: str | None = None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A ``cleanup_ctx`` entry that opens the channel at startup and closes it at cleanup.
+
+    With ``credentials`` the channel speaks TLS; ``server_name`` is then the name the
+    backend's certificate must carry, when it differs from the target's host.
+    """
+    options = list(CHANNEL_OPTIONS)
+    if server_name is not None:
+        options.append(("grpc.ssl_target_name_override", server_name))
 
     async def _backend(app: web.Application) -> AsyncIterator[None]:
-        channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        if credentials is None:
+            channel = grpc.aio.insecure_channel(target, options=options)
+        else:
+            channel = grpc.aio.secure_channel(target, credentials, options=options)
         stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
         app[BACKEND_KEY] = Backend(channel=channel, stub=stub, timeout_s=timeout_s)
         try:

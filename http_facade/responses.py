@@ -19,7 +19,6 @@ from typing import Any, cast
 import grpc
 from aiohttp import web
 
-from http_facade.request_id import REQUEST_ID_KEY
 from http_facade.status_map import http_mapping
 
 __all__ = ["RETRY_AFTER_S", "render", "render_error", "render_rpc_error", "wants_json"]
@@ -82,8 +81,10 @@ def render_rpc_error(request: web.Request, err: grpc.aio.AioRpcError) -> web.Res
     mapping = http_mapping(code)
     credential = request.headers.get("Authorization", "")
     details = _public_details(err.details(), credential)
-    # Details go to our log (they may name backend addresses); the token never does.
-    _log.info("backend %s (%s) request_id=%s", code.name, details, request[REQUEST_ID_KEY])
+    # Details go to our log (they may name backend addresses); the token never does. The
+    # service already logged an authentication failure once, at INFO, with its reason.
+    level = logging.DEBUG if mapping.status in (401, 403) else logging.INFO
+    _log.log(level, "backend %s (%s)", code.name, details)
     message = mapping.public_message or details
 
     headers: dict[str, str] = {}

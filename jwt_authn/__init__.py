@@ -31,15 +31,18 @@ from jwt_authn.config import (
 from jwt_authn.errors import AuthnError, KeySetUnavailable, PermissionDenied, Unauthenticated
 from jwt_authn.grpc_aio import AsyncAuthInterceptor, recommended_server_options
 from jwt_authn.grpc_sync import SyncAuthenticator, SyncAuthInterceptor
+from jwt_authn.observer import OUTCOME_OK, AuthnObserver
 from jwt_authn.principal import Principal, current_principal
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
+    "OUTCOME_OK",
     "PUBLIC_GRPC_INFRA_METHODS",
     "AsyncAuthInterceptor",
     "Authenticator",
     "AuthnConfig",
     "AuthnError",
+    "AuthnObserver",
     "IssuerConfig",
     "KeySetUnavailable",
     "PermissionDenied",

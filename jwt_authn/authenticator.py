@@ -27,6 +27,7 @@ from jwt_authn.config import AuthnConfig, IssuerConfig
 from jwt_authn.errors import AuthnError, PermissionDenied, Unauthenticated
 from jwt_authn.extractor import extract_bearer
 from jwt_authn.jwks import KeySetCache
+from jwt_authn.observer import OUTCOME_OK, AuthnObserver
 from jwt_authn.principal import Principal
 from jwt_authn.sources import key_source_for
 from jwt_authn.token_cache import TokenCache, VerifiedToken
@@ -82,8 +83,16 @@ def challenge(error: AuthnError | None, realm: str = "") -> str:
 class Authenticator:
     """Validates bearer tokens for one service; share one instance across interceptors."""
 
-    def __init__(self, config: AuthnConfig, *, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self,
+        config: AuthnConfig,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        observer: AuthnObserver | None = None,
+    ) -> None:
         self.config = config
+        #: Told every outcome of ``authenticate`` (for metrics); None tells nobody.
+        self.observer = observer
         self._session = session
         self._owns_session = session is None
         self.key_sets: dict[str, KeySetCache] = {
@@ -166,9 +175,16 @@ class Authenticator:
         """The principal allowed to call ``method``; None for a public method. Raises AuthnError."""
         if self.config.policy.is_public(method):
             return None
-        token = extract_bearer(authorization_values, max_token_bytes=self.config.max_token_bytes)
-        principal = await self.verify(token)
-        self.authorize(principal, method)
+        try:
+            token = extract_bearer(authorization_values, max_token_bytes=self.config.max_token_bytes)
+            principal = await self.verify(token)
+            self.authorize(principal, method)
+        except AuthnError as error:
+            if self.observer is not None:
+                self.observer.on_outcome(error.reason)
+            raise
+        if self.observer is not None:
+            self.observer.on_outcome(OUTCOME_OK)
         return principal
 
     async def verify(self, token: str) -> Principal:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import logging
 import math
 import os
 import re
@@ -28,6 +27,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 __all__ = [
     "CONFIG_ENV",
@@ -36,17 +36,23 @@ __all__ = [
     "ListenAddress",
     "Setting",
     "SettingsError",
-    "configure_logging",
     "exit_bad_settings",
     "load_settings",
     "parse_bool",
+    "parse_choice",
     "parse_csv",
     "parse_duration",
+    "parse_existing_file",
+    "parse_int_between",
     "parse_listen",
     "parse_log_level",
+    "parse_optional_listen",
+    "parse_optional_str",
     "parse_positive_duration",
     "parse_str",
     "parse_target",
+    "parse_url",
+    "show_default",
 ]
 
 #: The conventional exit status for a usage error (argparse and BSD sysexits' EX_USAGE spirit).
@@ -209,6 +215,72 @@ def parse_log_level(value: object) -> str:
     return value.strip().upper()
 
 
+def parse_optional_str(value: object) -> str:
+    """Any string, the empty string included (TOML ``realm = ""``)."""
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value.strip()
+
+
+def parse_choice(*choices: str) -> Callable[[object], str]:
+    """A parser accepting one of ``choices`` (case-insensitive), returned in lower case."""
+
+    def parse(value: object) -> str:
+        if not isinstance(value, str) or value.strip().lower() not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}")
+        return value.strip().lower()
+
+    return parse
+
+
+def parse_int_between(low: int, high: int) -> Callable[[object], int]:
+    """A parser accepting a whole number from ``low`` to ``high``."""
+
+    def parse(value: object) -> int:
+        if isinstance(value, bool):
+            raise ValueError("must be a whole number")
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,12}\s*", value):
+            value = int(value)
+        if not isinstance(value, int):
+            raise ValueError(f"must be a whole number, not {value!r}")
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def parse_url(value: object) -> str:
+    """An absolute ``https://`` or ``http://`` URL with a host (jwt_authn decides where http is allowed)."""
+    text = parse_str(value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("https", "http") or not parts.hostname or any(c.isspace() for c in text):
+        raise ValueError(f"not an http(s) URL: {text!r}")
+    return text
+
+
+def parse_existing_file(value: object) -> str:
+    """The path of a readable regular file (certificates, keys, a JWKS)."""
+    path = parse_str(value)
+    if not os.path.isfile(path):
+        raise ValueError(f"no such file: {path!r}")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"not readable: {path!r}")
+    return path
+
+
+_OFF = frozenset({"off", "none", "false", "no", "0"})
+
+
+def parse_optional_listen(value: object) -> ListenAddress | None:
+    """``host:port`` like ``parse_listen``, or ``off`` for "do not listen"."""
+    if isinstance(value, bool) and not value:
+        return None
+    if isinstance(value, str) and value.strip().lower() in _OFF:
+        return None
+    return parse_listen(value)
+
+
 # Loading ----------------------------------------------------------------------------------
 
 
@@ -234,7 +306,7 @@ def _build_parser(table: Sequence[Setting], prog: str, description: str) -> _Par
         help=f"TOML file with settings (env {CONFIG_ENV})",
     )
     for row in table:
-        default = "" if row.required else f"; default {_show(row.default)}"
+        default = "" if row.required else f"; default {show_default(row.default)}"
         text = f"{row.help} (env {row.env}{default})"
         if row.switch:
             parser.add_argument(row.flag, action=argparse.BooleanOptionalAction, default=None, help=text)
@@ -243,7 +315,12 @@ def _build_parser(table: Sequence[Setting], prog: str, description: str) -> _Par
     return parser
 
 
-def _show(value: object) -> str:
+def show_default(value: object) -> str:
+    """A default as people write it: lists comma-separated, None as "(none)", booleans lower case."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     if isinstance(value, tuple):
         return ",".join(str(v) for v in value) or "(none)"
     if value is None:
@@ -301,7 +378,12 @@ def load_settings(
             values[row.name] = row.parse(raw)
         except ValueError as err:
             raise SettingsError(f"{row.name}: {err} (from {source})") from None
-    return cls(**values)
+    try:
+        return cls(**values)
+    except SettingsError:
+        raise
+    except ValueError as err:  # a check across settings, in the dataclass's __post_init__
+        raise SettingsError(str(err)) from None
 
 
 def exit_bad_settings(prog: str, error: Exception) -> NoReturn:
@@ -309,10 +391,3 @@ def exit_bad_settings(prog: str, error: Exception) -> NoReturn:
     message = " ".join(str(error).split())  # one line, whatever the message held
     print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(EXIT_BAD_SETTINGS)
-
-
-def configure_logging(level: str) -> None:
-    """Plain single-line logs on stderr, as containers and systemd expect."""
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )

@@ -2,10 +2,11 @@
 
 Bad settings (or a busy port) print one line on stderr and exit with code 2; a signal drains
 the server (health NOT_SERVING, in-flight RPCs finish within the grace period) and exits 0.
+With ``--workers N`` (N > 1) this process becomes a supervisor of N servers sharing the port.
 
 Usage:
     secureroute-service --issuer https://idp.example.com/ --audience secureroute --listen 127.0.0.1:50051
-    SECUREROUTE_ISSUER=... SECUREROUTE_AUDIENCE=secureroute python -m service
+    SECUREROUTE_ISSUER=... SECUREROUTE_AUDIENCE=secureroute python -m service --workers 2
 """
 
 from __future__ import annotations
@@ -13,10 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Sequence
 
 from jwt_authn import AuthnConfig
-from secureroute.settings import SettingsError, configure_logging, exit_bad_settings
+from secureroute.logs import configure_logging
+from secureroute.ports import check_bindable, reserve_port
+from secureroute.settings import ListenAddress, SettingsError, exit_bad_settings
+from secureroute.tls import ServerTLS, check_server_tls
+from secureroute.workers import WorkerPlan, current_worker, die_with_supervisor, supervise
 from service.server import build_server
 from service.settings import PROG, ServiceSettings, authn_config, load_service_settings
 
@@ -25,8 +31,8 @@ __all__ = ["main"]
 _log = logging.getLogger("service")
 
 
-async def _serve(settings: ServiceSettings, config: AuthnConfig) -> None:
-    app = build_server(settings, config)
+async def _serve(settings: ServiceSettings, config: AuthnConfig, *, reuse_port: bool) -> None:
+    app = build_server(settings, config, reuse_port=reuse_port)
     await app.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -34,22 +40,59 @@ async def _serve(settings: ServiceSettings, config: AuthnConfig) -> None:
         loop.add_signal_handler(signum, stopping.set)
     # Tests and operators read the bound port from this line (useful with port 0).
     _log.info("%s listening on %s port %d", PROG, settings.listen.host, app.port)
+    if settings.metrics_listen is not None and app.metrics_port is not None:
+        metrics_address = ListenAddress(settings.metrics_listen.host, app.metrics_port)
+        _log.info("metrics on http://%s/metrics", metrics_address)
     await stopping.wait()
     _log.info("shutting down: draining for up to %.1f s", settings.grace_period)
     await app.stop()
     _log.info("stopped")
 
 
+def _supervise(settings: ServiceSettings, argv: Sequence[str]) -> int:
+    """Reserve the port, check the metrics ports, run ``settings.workers`` copies of ourselves."""
+    reserved = reserve_port(settings.listen, "listen")
+    with reserved:
+        listen = ListenAddress(settings.listen.host, reserved.getsockname()[1])
+        metrics = settings.metrics_listen
+        if metrics is not None and metrics.port != 0:
+            if metrics.port + settings.workers - 1 > 65535:
+                raise SettingsError(f"metrics_listen: ports {metrics.port}+{settings.workers} run past 65535")
+            for index in range(settings.workers):
+                check_bindable(ListenAddress(metrics.host, metrics.port + index), "metrics_listen")
+
+        def argv_for(index: int) -> list[str]:
+            extra = ["--workers", "1", "--listen", str(listen)]
+            if metrics is not None:
+                port = metrics.port + index if metrics.port else 0
+                extra += ["--metrics-listen", str(ListenAddress(metrics.host, port))]
+            return [sys.executable, "-m", "service", *argv, *extra]
+
+        _log.info(
+            "%s listening on %s port %d with %d workers", PROG, listen.host, listen.port, settings.workers
+        )
+        plan = WorkerPlan(prog=PROG, count=settings.workers, argv_for=argv_for, grace_s=settings.grace_period)
+        return supervise(plan)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         settings = load_service_settings(argv)
         config = authn_config(settings)
-    except ValueError as err:  # SettingsError, or IssuerConfig's "setting: problem"
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            check_server_tls(ServerTLS(settings.tls_cert, settings.tls_key, settings.tls_client_ca))
+    except ValueError as err:  # SettingsError, or jwt_authn's "setting: problem"
         exit_bad_settings(PROG, err)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    worker = current_worker()
     try:
-        asyncio.run(_serve(settings, config))
-    except SettingsError as err:  # the port is in use
+        if settings.workers > 1 and worker is None:
+            raise SystemExit(_supervise(settings, argv))
+        if worker is not None:
+            die_with_supervisor(worker)
+        asyncio.run(_serve(settings, config, reuse_port=worker is not None))
+    except SettingsError as err:  # a port in use
         exit_bad_settings(PROG, err)
 
 

@@ -1,23 +1,21 @@
-"""The app factory: a grpc.aio server with our handlers, health, reflection and jwt_authn.
+"""The app factory: a grpc.aio server with our handlers, health, reflection, metrics and jwt_authn.
 
 ``build_server`` binds the port (so callers learn it, and a port in use fails at once) but
-does not start anything; ``start`` starts the authenticator's key loading and the server;
-``stop`` drains: health NOT_SERVING first, then in-flight RPCs get the grace period, then
-the authenticator closes. An open health Watch stream is an in-flight call too: it sees
-NOT_SERVING at once and is cancelled when the grace period ends.
+does not start anything; ``start`` starts the authenticator's key loading, the server and the
+metrics endpoint; ``stop`` drains: health NOT_SERVING first, then in-flight RPCs get the grace
+period, then the authenticator closes. An open health Watch stream is an in-flight call too:
+it sees NOT_SERVING at once and is cancelled when the grace period ends.
 
 Usage:
     app = build_server(settings)           # settings.listen may be 127.0.0.1:0
     await app.start()
-    print(app.port)
+    print(app.port, app.metrics_port)
     await app.stop()
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-import socket
 from dataclasses import dataclass
 
 import grpc
@@ -26,10 +24,15 @@ from grpc_reflection.v1alpha import reflection
 
 from jwt_authn import AsyncAuthInterceptor, Authenticator, AuthnConfig
 from jwt_authn.grpc_aio import recommended_server_options
-from secureroute.settings import ListenAddress, SettingsError
+from secureroute.ports import check_bindable
+from secureroute.settings import SettingsError
+from secureroute.tls import ServerTLS, grpc_server_credentials
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 from service.handlers import SecureRouteServicer
 from service.health import HealthReporter
+from service.interceptor import ObservingInterceptor
+from service.metrics import ServiceMetrics
+from service.metrics_server import MetricsServer
 from service.settings import ServiceSettings, authn_config
 
 __all__ = ["SecureRouteServer", "build_server"]
@@ -37,9 +40,6 @@ __all__ = ["SecureRouteServer", "build_server"]
 _log = logging.getLogger(__name__)
 
 _SERVER_OPTIONS: list[tuple[str, int]] = [
-    # gRPC sets SO_REUSEPORT by default on Linux, so a second server on a busy port would
-    # silently share it; we want "port in use" to be an error.
-    ("grpc.so_reuseport", 0),
     # Accept the facade's keepalive pings on idle connections (the default minimum is 5 min,
     # and pinging faster gets the client a GOAWAY "too_many_pings").
     ("grpc.keepalive_permit_without_calls", 1),
@@ -55,49 +55,69 @@ class SecureRouteServer:
     port: int
     authenticator: Authenticator
     health: HealthReporter
+    metrics: ServiceMetrics
     grace_period_s: float
+    metrics_server: MetricsServer | None = None
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The bound metrics port once started (None when metrics are off)."""
+        return None if self.metrics_server is None else self.metrics_server.port
 
     async def start(self) -> None:
-        """Start loading keys (never blocks on the issuer) and serving."""
+        """Start loading keys (never blocks on the issuer), serving, and the metrics endpoint."""
         await self.health.start()
         self.authenticator.add_ready_callback(self.health.mark_ready)
         await self.authenticator.start()
         await self.server.start()
+        if self.metrics_server is not None:
+            try:
+                await self.metrics_server.start()
+            except SettingsError:
+                await self.stop(0)
+                raise
 
     async def stop(self, grace_s: float | None = None) -> None:
-        """Drain and stop: NOT_SERVING first, in-flight RPCs get ``grace_s``, then close the authenticator."""
+        """Drain and stop: NOT_SERVING first, in-flight RPCs get ``grace_s``, then close the rest."""
         await self.health.enter_shutdown()
         await self.server.stop(self.grace_period_s if grace_s is None else grace_s)
         await self.authenticator.close()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
 
 
-def _check_bindable(listen: ListenAddress) -> None:
-    """Fail with a one-line SettingsError before gRPC tries (and logs its own multi-line error)."""
-    if listen.port == 0:
-        return
-    try:
-        infos = socket.getaddrinfo(listen.host, listen.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as err:
-        raise SettingsError(f"listen: cannot resolve {listen.host!r}: {err.strerror}") from None
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC does
-        try:
-            probe.bind(address)
-        except OSError as err:
-            if err.errno == errno.EAFNOSUPPORT:
-                return  # let gRPC decide what to do on a host without this address family
-            raise SettingsError(f"listen: cannot bind {listen}: {err.strerror}") from None
+def _server_tls(settings: ServiceSettings) -> ServerTLS | None:
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    return ServerTLS(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
 
 
-def build_server(settings: ServiceSettings, config: AuthnConfig | None = None) -> SecureRouteServer:
-    """Build and bind the server. Raises ``ValueError("setting: problem")`` (bad settings, busy port)."""
+def build_server(
+    settings: ServiceSettings, config: AuthnConfig | None = None, *, reuse_port: bool = False
+) -> SecureRouteServer:
+    """Build and bind the server. Raises ``ValueError("setting: problem")`` (bad settings, busy port).
+
+    ``reuse_port`` lets several worker processes share the port (SO_REUSEPORT); otherwise a
+    port in use is an error (gRPC would silently share it, as it sets SO_REUSEPORT by default).
+    """
     config = authn_config(settings) if config is None else config
-    _check_bindable(settings.listen)
-    authenticator = Authenticator(config)
+    tls = _server_tls(settings)
+    credentials = grpc_server_credentials(tls) if tls is not None else None
+    if not reuse_port:
+        check_bindable(settings.listen, "listen")
+    if settings.metrics_listen is not None:
+        check_bindable(settings.metrics_listen, "metrics_listen")
+    metrics = ServiceMetrics()
+    authenticator = Authenticator(config, observer=metrics)
+    metrics.watch(authenticator)
     server = grpc.aio.server(
-        interceptors=[AsyncAuthInterceptor(authenticator)],
-        options=[*recommended_server_options(config), *_SERVER_OPTIONS],
+        # The observer first: the request id is set before jwt_authn logs a rejection.
+        interceptors=[ObservingInterceptor(metrics), AsyncAuthInterceptor(authenticator)],
+        options=[
+            *recommended_server_options(config),
+            *_SERVER_OPTIONS,
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ],
     )
     secureroute_pb2_grpc.add_SecureRouteServiceServicer_to_server(  # type: ignore[no-untyped-call]
         SecureRouteServicer(), server
@@ -114,13 +134,23 @@ def build_server(settings: ServiceSettings, config: AuthnConfig | None = None) -
         server,
     )
     try:
-        port = server.add_insecure_port(str(settings.listen))
+        if credentials is None:
+            port = server.add_insecure_port(str(settings.listen))
+        else:
+            port = server.add_secure_port(str(settings.listen), credentials)
     except RuntimeError:
         raise SettingsError(f"listen: cannot bind {settings.listen}") from None
+    metrics_server = (
+        None
+        if settings.metrics_listen is None
+        else MetricsServer(settings.metrics_listen, metrics.exposition)
+    )
     return SecureRouteServer(
         server=server,
         port=port,
         authenticator=authenticator,
         health=health,
+        metrics=metrics,
         grace_period_s=settings.grace_period,
+        metrics_server=metrics_server,
     )

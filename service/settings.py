@@ -1,4 +1,4 @@
-"""The gRPC service's settings: one table, one frozen dataclass, and the jwt_authn config built from it.
+"""The gRPC service's settings: one table, one frozen dataclass; the jwt_authn config is built from it.
 
 Usage:
     settings = load_service_settings(["--issuer", "https://idp.example.com/", "--audience", "secureroute"])
@@ -7,28 +7,20 @@ Usage:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from jwt_authn.config import (
-    DEFAULT_ALGORITHMS,
-    PUBLIC_GRPC_INFRA_METHODS,
-    AuthnConfig,
-    IssuerConfig,
-    Policy,
-)
+from jwt_authn.config import AuthnConfig
+from secureroute import authn_settings
+from secureroute.authn_settings import AUTHN_SETTINGS
 from secureroute.settings import (
     ListenAddress,
     Setting,
     load_settings,
-    parse_bool,
-    parse_csv,
-    parse_duration,
     parse_listen,
-    parse_log_level,
-    parse_str,
+    parse_optional_listen,
 )
+from secureroute.shared_settings import check_together, process_rows, server_tls_rows
 
 __all__ = [
     "HEALTH_METHOD",
@@ -49,22 +41,38 @@ class ServiceSettings:
     """Everything ``python -m service`` can be told. Field names are the setting names."""
 
     listen: ListenAddress
+    metrics_listen: ListenAddress | None
+    tls_cert: str | None
+    tls_key: str | None
+    tls_client_ca: str | None
+    # The bearer-token rows (secureroute.authn_settings).
     issuer: str
     audience: tuple[str, ...]
     allow_any_audience: bool
     jwks_uri: str | None
     jwks_file: str | None
+    allow_insecure_http: bool
     algorithms: tuple[str, ...]
     leeway: float
+    require_at_jwt: bool
+    roles_claim: str
+    fetch_timeout: float
+    refresh_interval: float
+    cooldown: float
+    max_staleness: float
+    token_cache_size: int
+    max_token_bytes: int
+    realm: str
+    # Process rows (secureroute.shared_settings).
+    workers: int
     grace_period: float
     log_level: str
+    log_format: str
 
-
-def _parse_existing_file(value: object) -> str:
-    path = parse_str(value)
-    if not os.path.isfile(path):
-        raise ValueError(f"no such file: {path!r}")
-    return path
+    def __post_init__(self) -> None:
+        check_together(self, "tls_cert", "tls_key")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_cert: required when tls_client_ca is set (mutual TLS needs TLS)")
 
 
 SERVICE_SETTINGS: tuple[Setting, ...] = (
@@ -77,55 +85,21 @@ SERVICE_SETTINGS: tuple[Setting, ...] = (
         "address to serve gRPC on, host:port ([::]:port for IPv6, port 0 picks a free port)",
     ),
     Setting(
-        "issuer", "SECUREROUTE_ISSUER", parse_str, None, "the exact 'iss' of accepted tokens", required=True
-    ),
-    Setting(
-        "audience",
-        "SECUREROUTE_AUDIENCE",
-        parse_csv,
-        (),
-        "accepted 'aud' values, comma-separated; required unless --allow-any-audience",
-    ),
-    Setting(
-        "allow_any_audience",
-        "SECUREROUTE_ALLOW_ANY_AUDIENCE",
-        parse_bool,
-        # RFC 8725 §3.9: skipping the audience check must be an explicit choice.
-        False,
-        "accept tokens for any audience (not recommended)",
-        switch=True,
-    ),
-    Setting(
-        "jwks_uri",
-        "SECUREROUTE_JWKS_URI",
-        parse_str,
+        "metrics_listen",
+        "SECUREROUTE_METRICS_LISTEN",
+        parse_optional_listen,
+        # Off: no surprise port; 9464 is the port OpenTelemetry's Prometheus exporter made common.
         None,
-        "JWKS URL; default: discovered from the issuer's /.well-known/openid-configuration",
+        "serve Prometheus /metrics over HTTP on host:port (e.g. 0.0.0.0:9464), or off; "
+        "with N workers, worker k uses port+k",
     ),
-    Setting(
-        "jwks_file", "SECUREROUTE_JWKS_FILE", _parse_existing_file, None, "local JWKS file instead of a URL"
-    ),
-    Setting(
-        "algorithms",
-        "SECUREROUTE_ALGORITHMS",
-        parse_csv,
-        # jwt_authn's allowlist: every asymmetric JWS algorithm, never HMAC or "none".
-        DEFAULT_ALGORITHMS,
-        "accepted signature algorithms, comma-separated",
-    ),
-    # jwt_authn's default clock-skew tolerance.
-    Setting(
-        "leeway", "SECUREROUTE_LEEWAY", parse_duration, 30.0, "clock skew tolerated on exp/nbf/iat, seconds"
-    ),
-    Setting(
-        "grace_period",
-        "SECUREROUTE_GRACE_PERIOD",
-        parse_duration,
+    *server_tls_rows("SECUREROUTE_GRPC_", client_ca=True),
+    *AUTHN_SETTINGS,
+    *process_rows(
         # Well inside Kubernetes' default 30 s terminationGracePeriodSeconds.
-        10.0,
-        "on SIGTERM/SIGINT, how long in-flight RPCs may still run, seconds",
+        grace_default=10.0,
+        grace_help="on SIGTERM/SIGINT, how long in-flight RPCs may still run, seconds",
     ),
-    Setting("log_level", "SECUREROUTE_LOG_LEVEL", parse_log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
 )
 
 
@@ -145,16 +119,4 @@ def load_service_settings(
 
 def authn_config(settings: ServiceSettings) -> AuthnConfig:
     """The jwt_authn config for these settings. Raises ``ValueError("setting: problem")``."""
-    issuer = IssuerConfig(
-        issuer=settings.issuer,
-        audiences=settings.audience,
-        allow_any_audience=settings.allow_any_audience,
-        jwks_uri=settings.jwks_uri,
-        jwks_file=settings.jwks_file,
-        algorithms=settings.algorithms,
-        leeway_s=settings.leeway,
-    )
-    return AuthnConfig(
-        issuers=(issuer,),
-        policy=Policy(public_methods=(*PUBLIC_GRPC_INFRA_METHODS, HEALTH_METHOD)),
-    )
+    return authn_settings.authn_config(settings, public_methods=(HEALTH_METHOD,))

@@ -6,6 +6,7 @@ import aiohttp
 import pytest
 
 from jwt_authn.testing import LoopbackIssuer
+from secureroute.request_id import RequestIdFilter
 
 
 async def test_health_is_plain_text(facade_url: str, http: aiohttp.ClientSession) -> None:
@@ -115,11 +116,14 @@ async def test_request_id_reaches_the_service(
     facade_url: str, http: aiohttp.ClientSession, issuer: LoopbackIssuer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("INFO", logger="service")
+    # The filter our log handler carries (secureroute.logs): it stamps each record with the id.
+    caplog.handler.addFilter(RequestIdFilter())
     token = issuer.tokens.issue(sub="dave")
     headers = {"Authorization": f"Bearer {token}", "X-Request-Id": "trace-me-42"}
     async with http.get(f"{facade_url}/secure-route", headers=headers) as response:
         assert response.status == 200
-    assert any("request_id=trace-me-42" in record.getMessage() for record in caplog.records)
+    served = [r for r in caplog.records if r.name == "service.handlers" and "SecureRoute" in r.getMessage()]
+    assert served and all(getattr(r, "request_id", None) == "trace-me-42" for r in served)
     assert not any(token in record.getMessage() for record in caplog.records)
 
 

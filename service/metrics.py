@@ -1,0 +1,160 @@
+"""Prometheus metrics of the gRPC service: RPCs, authentication outcomes, and jwt_authn's caches.
+
+The request path pays one counter increment and one histogram observation per RPC (label
+children are looked up once and kept), plus one increment per authentication outcome. Cache
+and key-set figures are not pushed at all: ``AuthnStateCollector`` reads the authenticator's
+plain counters when Prometheus scrapes.
+
+Metrics (see README "Operating it"):
+    secureroute_grpc_requests_total{method,code}, secureroute_grpc_request_duration_seconds{method},
+    jwt_authn_authentications_total{outcome}, jwt_authn_token_cache_{hits,misses}_total,
+    jwt_authn_token_cache_entries, jwt_authn_jwks_refreshes_total{issuer,result},
+    jwt_authn_jwks_on_demand_refreshes_total{issuer}, jwt_authn_jwks_age_seconds{issuer},
+    jwt_authn_jwks_keys{issuer}, and the process_* and python_* defaults.
+
+Usage:
+    metrics = ServiceMetrics()
+    authenticator = Authenticator(config, observer=metrics)
+    metrics.watch(authenticator)
+    metrics.observe_rpc("/pkg.S/M", grpc.StatusCode.OK, 0.002)
+    text = metrics.exposition()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from jwt_authn import Authenticator
+
+__all__ = ["LATENCY_BUCKETS_S", "UNKNOWN_METHOD", "AuthnStateCollector", "ServiceMetrics"]
+
+#: From half a millisecond (a cached token) to the 10 s a cold key fetch could take.
+LATENCY_BUCKETS_S: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+#: The method label of calls to methods we do not serve (their names are the caller's choice:
+#: as labels they would be unbounded).
+UNKNOWN_METHOD = "unknown"
+
+
+class AuthnStateCollector(Collector):
+    """Reads the authenticator's counters at scrape time; nothing runs on the request path."""
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._authenticator = authenticator
+
+    def collect(self) -> Iterator[Metric]:
+        cache = self._authenticator.token_cache
+        yield CounterMetricFamily(
+            "jwt_authn_token_cache_hits", "Verified-token cache hits.", value=cache.hits
+        )
+        yield CounterMetricFamily(
+            "jwt_authn_token_cache_misses", "Verified-token cache misses.", value=cache.misses
+        )
+        yield GaugeMetricFamily("jwt_authn_token_cache_entries", "Tokens in the cache.", value=len(cache))
+        refreshes = CounterMetricFamily(
+            "jwt_authn_jwks_refreshes", "Key-set loads by result.", labels=("issuer", "result")
+        )
+        on_demand = CounterMetricFamily(
+            "jwt_authn_jwks_on_demand_refreshes",
+            "Key-set refreshes caused by an unknown kid (rate limited by the cooldown).",
+            labels=("issuer",),
+        )
+        age = GaugeMetricFamily(
+            "jwt_authn_jwks_age_seconds", "Seconds since the key set was last loaded.", labels=("issuer",)
+        )
+        keys = GaugeMetricFamily(
+            "jwt_authn_jwks_keys",
+            "Usable keys in the current key set (0: none, or too stale).",
+            labels=("issuer",),
+        )
+        for issuer, key_set_cache in self._authenticator.key_sets.items():
+            refreshes.add_metric((issuer, "success"), key_set_cache.refresh_successes)
+            refreshes.add_metric((issuer, "failure"), key_set_cache.refresh_failures)
+            on_demand.add_metric((issuer,), key_set_cache.on_demand_refreshes)
+            age_s = key_set_cache.age_s
+            if age_s is not None:  # never loaded: no sample rather than a made-up age
+                age.add_metric((issuer,), age_s)
+            key_set = key_set_cache.key_set
+            keys.add_metric((issuer,), len(key_set.keys) if key_set is not None else 0)
+        yield from (refreshes, on_demand, age, keys)
+
+
+class ServiceMetrics:
+    """One registry per server (tests run several in a process); also the AuthnObserver."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self._requests = Counter(
+            "secureroute_grpc_requests",
+            "gRPC calls handled, by full method name and status code.",
+            ("method", "code"),
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "secureroute_grpc_request_duration_seconds",
+            "Time from the call's arrival at our interceptor to its end, by method.",
+            ("method",),
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self._outcomes = Counter(
+            "jwt_authn_authentications",
+            "Authentication outcomes: ok, or the failure reason (missing_token, token_expired, ...).",
+            ("outcome",),
+            registry=self.registry,
+        )
+        # Label children, resolved once: the request path then does a dict lookup, not labels().
+        self._request_children: dict[tuple[str, grpc.StatusCode], Counter] = {}
+        self._latency_children: dict[str, Histogram] = {}
+        self._outcome_children: dict[str, Counter] = {}
+
+    def watch(self, authenticator: Authenticator) -> None:
+        """Export ``authenticator``'s cache and key-set state at scrape time."""
+        self.registry.register(AuthnStateCollector(authenticator))
+
+    def observe_rpc(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        key = (method, code)
+        counter = self._request_children.get(key)
+        if counter is None:
+            counter = self._request_children[key] = self._requests.labels(method, code.name)
+        counter.inc()
+        histogram = self._latency_children.get(method)
+        if histogram is None:
+            histogram = self._latency_children[method] = self._latency.labels(method)
+        histogram.observe(seconds)
+
+    def count_unknown_method(self) -> None:
+        """A call to a method we do not serve (answered UNIMPLEMENTED by gRPC itself)."""
+        key = (UNKNOWN_METHOD, grpc.StatusCode.UNIMPLEMENTED)
+        counter = self._request_children.get(key)
+        if counter is None:
+            counter = self._request_children[key] = self._requests.labels(UNKNOWN_METHOD, "UNIMPLEMENTED")
+        counter.inc()
+
+    def on_outcome(self, reason: str) -> None:
+        """jwt_authn's AuthnObserver hook. Reasons are jwt_authn's fixed, short set: a safe label."""
+        counter = self._outcome_children.get(reason)
+        if counter is None:
+            counter = self._outcome_children[reason] = self._outcomes.labels(reason)
+        counter.inc()
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format of every metric."""
+        return generate_latest(self.registry)

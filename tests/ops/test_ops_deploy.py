@@ -1,0 +1,99 @@
+"""The container and Kubernetes files: schema-valid, lint-clean, and consistent with the programs.
+
+kubernetes-validate checks the manifests against the Kubernetes OpenAPI schemas it ships
+(offline); hadolint lints the Dockerfile. No container engine runs here: the image itself is
+neither built nor run by these tests (see README "Operating it").
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from http_facade.settings import FACADE_SETTINGS, load_facade_settings
+from service.health import SECURE_ROUTE_SERVICE
+from service.settings import SERVICE_SETTINGS, authn_config, load_service_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+MANIFESTS = sorted(DEPLOY.glob("*.yaml"))
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=os.path.dirname(sys.executable)) or shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} not found: pip install -e '.[dev]'")
+    return found
+
+
+def _documents() -> list[dict[str, Any]]:
+    return [doc for path in MANIFESTS for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def _named(kind: str, name: str) -> dict[str, Any]:
+    (found,) = [d for d in _documents() if d["kind"] == kind and d["metadata"]["name"] == name]
+    return found
+
+
+def test_manifests_match_the_kubernetes_schemas() -> None:
+    assert MANIFESTS
+    result = subprocess.run(
+        [_tool("kubernetes-validate"), "--strict", "--quiet", *map(str, MANIFESTS)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_catches_a_typo(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text((DEPLOY / "service.yaml").read_text().replace("readinessProbe:", "readinesProbe:", 1))
+    result = subprocess.run(
+        [_tool("kubernetes-validate"), "--strict", "--quiet", str(broken)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+
+
+def test_dockerfile_is_lint_clean() -> None:
+    result = subprocess.run(
+        [_tool("hadolint"), str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_runs_as_a_user_and_offers_both_programs() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert "USER 10001" in text
+    assert 'CMD ["secureroute-service"]' in text
+    for name in ("service", "facade"):
+        container = _named("Deployment", f"secureroute-{name}")["spec"]["template"]["spec"]["containers"][0]
+        assert container["command"] == [f"secureroute-{name}"]
+
+
+def test_configmaps_hold_valid_settings_only() -> None:
+    service_env = _named("ConfigMap", "secureroute-service")["data"]
+    assert set(service_env) <= {row.env for row in SERVICE_SETTINGS}
+    settings = load_service_settings([], environ=service_env)
+    authn_config(settings)  # the whole chain accepts it
+    assert settings.metrics_listen is not None and settings.metrics_listen.port == 9464
+    facade_env = _named("ConfigMap", "secureroute-facade")["data"]
+    assert set(facade_env) <= {row.env for row in FACADE_SETTINGS}
+    assert load_facade_settings([], environ=facade_env).listen.port == 3000
+
+
+def test_grpc_probes_use_the_health_service() -> None:
+    container = _named("Deployment", "secureroute-service")["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["grpc"] == {"port": 50051, "service": SECURE_ROUTE_SERVICE}
+    assert container["livenessProbe"]["grpc"] == {"port": 50051}
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind])
+    for name in ("service", "facade"):
+        hpa = _named("HorizontalPodAutoscaler", f"secureroute-{name}")
+        assert hpa["spec"]["scaleTargetRef"]["name"] == f"secureroute-{name}"

@@ -1,0 +1,159 @@
+"""Prometheus metrics: the service's metrics port and the facade's /metrics, read as Prometheus would."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import aiohttp
+import grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from jwt_authn.testing import Fault, LoopbackIssuer
+from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from service import SecureRouteServer, ServiceSettings
+
+WAIT_S = 15.0
+StartService = Callable[[ServiceSettings], Awaitable[SecureRouteServer]]
+ServeFacade = Callable[..., Coroutine[Any, Any, str]]
+METHOD = "/secureroute.v1.SecureRouteService/SecureRoute"
+
+
+def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+async def _scrape(
+    http: aiohttp.ClientSession, url: str
+) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    async with http.get(url) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        return _samples(await response.text())
+
+
+async def test_service_metrics_port(
+    issuer: LoopbackIssuer,
+    start_service: StartService,
+    make_service_settings: Callable[..., ServiceSettings],
+    http: aiohttp.ClientSession,
+) -> None:
+    app = await start_service(make_service_settings(issuer.url, "--metrics-listen", "127.0.0.1:0"))
+    assert await app.authenticator.wait_ready(timeout_s=WAIT_S)
+    assert app.metrics_port
+    token = issuer.tokens.issue()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        for _ in range(3):  # one verification, then two cache hits
+            await stub.SecureRoute(
+                secureroute_pb2.SecureRouteRequest(), metadata=[("authorization", f"Bearer {token}")]
+            )
+        calls: list[tuple[list[tuple[str, str]], grpc.StatusCode]] = [
+            ([], grpc.StatusCode.UNAUTHENTICATED),  # missing
+            ([("authorization", "Bearer not-a-jwt")], grpc.StatusCode.UNAUTHENTICATED),  # malformed
+            (
+                [("authorization", f"Bearer {issuer.tokens.issue(ttl_s=-600)}")],
+                grpc.StatusCode.UNAUTHENTICATED,
+            ),
+            (
+                [("authorization", f"Bearer {issuer.tokens.issue(aud='other')}")],
+                grpc.StatusCode.UNAUTHENTICATED,
+            ),
+            ([("authorization", f"Bearer {token[:-6]}AAAAAA")], grpc.StatusCode.UNAUTHENTICATED),  # signature
+        ]
+        for metadata, code in calls:
+            try:
+                await stub.SecureRoute(secureroute_pb2.SecureRouteRequest(), metadata=metadata)
+            except grpc.aio.AioRpcError as err:
+                assert err.code() == code
+        await stub.Health(secureroute_pb2.HealthRequest())
+        unknown = channel.unary_unary(
+            "/no.such.Service/Call", request_serializer=None, response_deserializer=None
+        )
+        try:
+            await unknown(b"")
+        except grpc.aio.AioRpcError as err:
+            assert err.code() == grpc.StatusCode.UNIMPLEMENTED
+
+    samples = await _scrape(http, f"http://127.0.0.1:{app.metrics_port}/metrics")
+    requests = "secureroute_grpc_requests_total"
+    assert _value(samples, requests, method=METHOD, code="OK") == 3
+    assert _value(samples, requests, method=METHOD, code="UNAUTHENTICATED") == 5
+    assert _value(samples, requests, method="/secureroute.v1.SecureRouteService/Health", code="OK") == 1
+    assert _value(samples, requests, method="unknown", code="UNIMPLEMENTED") == 1
+    assert _value(samples, "secureroute_grpc_request_duration_seconds_count", method=METHOD) == 8
+    outcomes = "jwt_authn_authentications_total"
+    assert _value(samples, outcomes, outcome="ok") == 3
+    for reason in (
+        "missing_token",
+        "malformed_token",
+        "token_expired",
+        "audience_mismatch",
+        "invalid_signature",
+    ):
+        assert _value(samples, outcomes, outcome=reason) == 1, reason
+    assert _value(samples, "jwt_authn_token_cache_hits_total") == 2
+    assert _value(samples, "jwt_authn_token_cache_misses_total") >= 1
+    assert _value(samples, "jwt_authn_jwks_refreshes_total", issuer=issuer.url, result="success") >= 1
+    assert _value(samples, "jwt_authn_jwks_keys", issuer=issuer.url) == 1
+    assert 0 <= _value(samples, "jwt_authn_jwks_age_seconds", issuer=issuer.url) < 60
+    assert ("process_cpu_seconds_total", frozenset()) in samples
+
+
+async def test_key_set_failures_are_counted(
+    issuer: LoopbackIssuer,
+    start_service: StartService,
+    make_service_settings: Callable[..., ServiceSettings],
+    http: aiohttp.ClientSession,
+) -> None:
+    issuer.fault = Fault(status=500)
+    app = await start_service(make_service_settings(issuer.url, "--metrics-listen", "127.0.0.1:0"))
+    for _ in range(int(WAIT_S / 0.1)):
+        samples = await _scrape(http, f"http://127.0.0.1:{app.metrics_port}/metrics")
+        if _value(samples, "jwt_authn_jwks_refreshes_total", issuer=issuer.url, result="failure") >= 1:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("no failed refresh was counted")
+    assert _value(samples, "jwt_authn_jwks_keys", issuer=issuer.url) == 0
+    assert ("jwt_authn_jwks_age_seconds", frozenset({("issuer", issuer.url)})) not in samples  # never loaded
+
+
+async def test_facade_metrics(
+    issuer: LoopbackIssuer, service: SecureRouteServer, serve_facade: ServeFacade, http: aiohttp.ClientSession
+) -> None:
+    url = await serve_facade("--backend", f"127.0.0.1:{service.port}")
+    token = issuer.tokens.issue()
+    async with http.get(f"{url}/secure-route", headers={"Authorization": f"Bearer {token}"}) as response:
+        assert response.status == 200
+    for path in ("/secure-route", "/health", "/no/such/page"):
+        async with http.get(f"{url}{path}"):
+            pass
+    async with http.post(f"{url}/health"):
+        pass
+    samples = await _scrape(http, f"{url}/metrics")
+    requests = "secureroute_http_requests_total"
+    assert _value(samples, requests, method="GET", route="/secure-route", code="200") == 1
+    assert _value(samples, requests, method="GET", route="/secure-route", code="401") == 1
+    assert _value(samples, requests, method="GET", route="/health", code="200") == 1
+    assert _value(samples, requests, method="GET", route="unmatched", code="404") == 1
+    assert _value(samples, requests, method="POST", route="unmatched", code="405") == 1
+    duration = "secureroute_http_request_duration_seconds_count"
+    assert _value(samples, duration, method="GET", route="/secure-route") == 2
+
+
+async def test_facade_metrics_can_be_turned_off(
+    service: SecureRouteServer, serve_facade: ServeFacade, http: aiohttp.ClientSession
+) -> None:
+    url = await serve_facade("--backend", f"127.0.0.1:{service.port}", "--no-metrics")
+    async with http.get(f"{url}/metrics") as response:
+        assert response.status == 404

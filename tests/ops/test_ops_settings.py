@@ -1,0 +1,226 @@
+"""Every operator knob: parsed, mapped into jwt_authn's config in one place, and rejected cleanly.
+
+Bad values are tested through the real programs (subprocesses): exit code 2, one line on
+stderr naming the setting, never a traceback.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from http_facade.settings import FACADE_SETTINGS, load_facade_settings
+from jwt_authn.config import IssuerConfig
+from secureroute.authn_settings import AUTHN_SETTINGS
+from secureroute.settings import ListenAddress
+from service.settings import SERVICE_SETTINGS, authn_config, load_service_settings
+
+ISSUER = "https://idp.example.com/"
+BASE = ("--issuer", ISSUER, "--audience", "secureroute", "--listen", "127.0.0.1:0")
+WAIT_S = 20.0
+
+Env = Callable[..., dict[str, str]]
+
+
+def _run(module: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+        check=False,
+    )
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def _assert_one_line(result: subprocess.CompletedProcess[str], prog: str, setting: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith(f"{prog}: error: {setting}:"), lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "setting"),
+    [
+        pytest.param(("--issuer", ISSUER, "--listen", "127.0.0.1:0"), {}, "audience", id="audience-missing"),
+        pytest.param((*BASE, "--jwks-uri", "not a url"), {}, "jwks_uri", id="bad-url"),
+        pytest.param(
+            (*BASE, "--jwks-uri", "http://keys.example.com/jwks"), {}, "jwks_uri", id="http-off-loopback"
+        ),
+        pytest.param(
+            ("--issuer", "http://idp.example.com/", "--audience", "a"), {}, "issuer", id="http-issuer"
+        ),
+        pytest.param((*BASE, "--refresh-interval", "-1"), {}, "refresh_interval", id="negative-refresh"),
+        pytest.param((*BASE, "--cooldown", "0"), {}, "cooldown", id="zero-cooldown"),
+        pytest.param((*BASE, "--max-staleness=-3s"), {}, "max_staleness", id="negative-staleness"),
+        pytest.param((*BASE, "--fetch-timeout", "soon"), {}, "fetch_timeout", id="bad-fetch-timeout"),
+        pytest.param((*BASE, "--leeway", "301"), {}, "leeway", id="leeway-too-large"),
+        pytest.param((*BASE, "--algorithms", "RS256,XS999"), {}, "algorithms", id="unknown-algorithm"),
+        pytest.param((*BASE, "--token-cache-size", "-1"), {}, "token_cache_size", id="negative-cache"),
+        pytest.param((*BASE, "--max-token-bytes", "12"), {}, "max_token_bytes", id="tiny-token-cap"),
+        pytest.param((*BASE, "--realm", 'a"b'), {}, "realm", id="quote-in-realm"),
+        pytest.param((*BASE, "--roles-claim", "a..b"), {}, "roles_claim", id="bad-roles-claim"),
+        pytest.param((*BASE, "--workers", "0"), {}, "workers", id="zero-workers"),
+        pytest.param((*BASE, "--workers", "two"), {}, "workers", id="words-for-workers"),
+        pytest.param((*BASE, "--log-format", "xml"), {}, "log_format", id="bad-log-format"),
+        pytest.param((*BASE, "--metrics-listen", "9464"), {}, "metrics_listen", id="metrics-no-host"),
+        pytest.param((*BASE, "--tls-cert", "/no/such/cert.pem"), {}, "tls_cert", id="missing-cert-file"),
+        pytest.param(BASE, {"SECUREROUTE_REQUIRE_AT_JWT": "perhaps"}, "require_at_jwt", id="bad-bool-env"),
+        pytest.param(BASE, {"SECUREROUTE_WORKERS": "-2"}, "workers", id="negative-workers-env"),
+    ],
+)
+def test_service_bad_values_exit_2(
+    args: tuple[str, ...], env: dict[str, str], setting: str, make_env: Env
+) -> None:
+    _assert_one_line(_run("service", *args, env=make_env(**env)), "secureroute-service", setting)
+
+
+def test_service_tls_files_must_fit(tmp_path: Path, make_env: Env, pki: object) -> None:
+    not_pem = tmp_path / "junk.pem"
+    not_pem.write_text("hello\n")
+    cert, key = pki.server_cert, pki.server_key  # type: ignore[attr-defined]
+    other_key = pki.client_key  # type: ignore[attr-defined]
+    cases = [
+        (("--tls-cert", cert), "tls_key"),  # a pair: one without the other
+        (("--tls-key", key), "tls_cert"),
+        (("--tls-client-ca", cert), "tls_cert"),  # mTLS needs TLS
+        (("--tls-cert", cert, "--tls-key", other_key), "tls_cert"),  # the key of another certificate
+        (("--tls-cert", str(not_pem), "--tls-key", key), "tls_cert"),
+        (("--tls-cert", cert, "--tls-key", key, "--tls-client-ca", str(not_pem)), "tls_client_ca"),
+    ]
+    for extra, setting in cases:
+        _assert_one_line(_run("service", *BASE, *extra, env=make_env()), "secureroute-service", setting)
+
+
+def test_service_metrics_port_in_use_exits_2(busy_port: int, make_env: Env) -> None:
+    result = _run("service", *BASE, "--metrics-listen", f"127.0.0.1:{busy_port}", env=make_env())
+    _assert_one_line(result, "secureroute-service", "metrics_listen")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_port_in_use_exits_2_with_any_number_of_workers(busy_port: int, make_env: Env, workers: str) -> None:
+    args = ("--issuer", ISSUER, "--audience", "a", "--listen", f"127.0.0.1:{busy_port}", "--workers", workers)
+    _assert_one_line(_run("service", *args, env=make_env()), "secureroute-service", "listen")
+    args = ("--listen", f"127.0.0.1:{busy_port}", "--workers", workers)
+    _assert_one_line(_run("http_facade", *args, env=make_env()), "secureroute-facade", "listen")
+
+
+@pytest.mark.parametrize(
+    ("args", "setting"),
+    [
+        pytest.param(("--backend-ca", "/etc/hostname"), "backend_ca", id="ca-without-tls"),
+        pytest.param(("--backend-tls", "--backend-ca", "/no/such/ca.pem"), "backend_ca", id="missing-ca"),
+        pytest.param(("--backend-tls", "--backend-ca", "/etc/hostname"), "backend_ca", id="ca-not-pem"),
+        pytest.param(("--workers", "65"), "workers", id="too-many-workers"),
+        pytest.param(("--log-format", "yaml"), "log_format", id="bad-log-format"),
+        pytest.param(("--grace-period", "-1"), "grace_period", id="negative-grace"),
+        pytest.param(("--metrics", "--no-metrics", "--tls-key", "/etc/hostname"), "tls_cert", id="key-alone"),
+    ],
+)
+def test_facade_bad_values_exit_2(args: tuple[str, ...], setting: str, make_env: Env) -> None:
+    result = _run("http_facade", "--listen", "127.0.0.1:0", *args, env=make_env())
+    _assert_one_line(result, "secureroute-facade", setting)
+
+
+def test_facade_client_cert_needs_its_key(pki: object, make_env: Env) -> None:
+    cert = pki.client_cert  # type: ignore[attr-defined]
+    result = _run("http_facade", "--backend-tls", "--backend-client-cert", cert, env=make_env())
+    _assert_one_line(result, "secureroute-facade", "backend_client_key")
+
+
+def test_every_authn_knob_reaches_jwt_authn(tmp_path: Path) -> None:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": []}')
+    settings = load_service_settings(
+        [
+            "--issuer",
+            "https://idp.example.com/",
+            "--audience",
+            "a,b",
+            "--jwks-file",
+            str(jwks),
+            "--allow-insecure-http",
+            "--algorithms",
+            "ES256",
+            "--leeway",
+            "12",
+            "--require-at-jwt",
+            "--roles-claim",
+            "realm_access.roles",
+            "--fetch-timeout",
+            "2",
+            "--refresh-interval",
+            "120",
+            "--cooldown",
+            "7",
+            "--max-staleness",
+            "3600",
+            "--token-cache-size",
+            "5",
+            "--max-token-bytes",
+            "4096",
+            "--realm",
+            "secureroute",
+        ],
+        environ={},
+    )
+    config = authn_config(settings)
+    issuer = config.issuers[0]
+    assert issuer == IssuerConfig(
+        issuer="https://idp.example.com/",
+        audiences=("a", "b"),
+        jwks_file=str(jwks),
+        allow_insecure_http=True,
+        algorithms=("ES256",),
+        leeway_s=12.0,
+        require_access_token_type=True,
+        roles_claim="realm_access.roles",
+        fetch_timeout_s=2.0,
+        refresh_interval_s=120.0,
+        cooldown_s=7.0,
+        max_staleness_s=3600.0,
+    )
+    assert (config.token_cache_size, config.max_token_bytes, config.realm) == (5, 4096, "secureroute")
+    # Every row of the shared table is a field of the service's settings, and of nothing else.
+    names = {row.name for row in AUTHN_SETTINGS}
+    assert names <= {row.name for row in SERVICE_SETTINGS}
+    assert not names & {row.name for row in FACADE_SETTINGS}
+
+
+def test_defaults_come_from_jwt_authn() -> None:
+    settings = load_service_settings(["--issuer", ISSUER, "--audience", "a"], environ={})
+    default = IssuerConfig(issuer=ISSUER, audiences=("a",))
+    assert authn_config(settings).issuers[0] == default
+    assert settings.metrics_listen is None and settings.workers == 1 and settings.log_format == "auto"
+
+
+def test_new_knobs_follow_the_precedence(tmp_path: Path) -> None:
+    config = tmp_path / "facade.toml"
+    config.write_text('workers = 3\nlog_format = "text"\nbackend_tls = true\nmetrics = false\n')
+    env = {"SECUREROUTE_CONFIG": str(config), "SECUREROUTE_WORKERS": "2", "SECUREROUTE_LOG_FORMAT": "JSON"}
+    settings = load_facade_settings(["--workers", "4"], environ=env)
+    assert settings.workers == 4  # flag
+    assert settings.log_format == "json"  # env beats TOML
+    assert settings.backend_tls is True and settings.metrics is False  # TOML beats the defaults
+    service = load_service_settings(
+        ["--issuer", ISSUER, "--audience", "a"], environ={"SECUREROUTE_METRICS_LISTEN": "127.0.0.1:9464"}
+    )
+    assert service.metrics_listen == ListenAddress("127.0.0.1", 9464)
+    service = load_service_settings(
+        ["--issuer", ISSUER, "--audience", "a", "--metrics-listen", "off"], environ={}
+    )
+    assert service.metrics_listen is None
