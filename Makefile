@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 NODE_BIN := node_modules/.bin
 PROTO := protos/secureroute/v1/secureroute.proto
+EXAMPLE_PROTO := examples/greeter/greeter.proto
 TYPED_PACKAGES := jwt_authn service http_facade secureroute dev_issuer dev_stack examples bench
 
 .PHONY: help install run test check lint types imports proto proto-check buf pytest bench clean
@@ -34,12 +35,16 @@ run: install
 
 proto: $(VENV)/.installed
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO)
+	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. $(EXAMPLE_PROTO)
 
 # CI fails when the committed generated code differs from a fresh generation.
 proto-check: $(VENV)/.installed
 	@tmp=$$(mktemp -d) && \
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTO) && \
-	diff -r -x __init__.py -x __pycache__ $$tmp/secureroute/v1 secureroute/v1 && echo "generated code is up to date"; \
+	$(PY) -m grpc_tools.protoc -I. --python_out=$$tmp --pyi_out=$$tmp $(EXAMPLE_PROTO) && \
+	diff -r -x __init__.py -x __pycache__ $$tmp/secureroute/v1 secureroute/v1 && \
+	for f in greeter_pb2.py greeter_pb2.pyi; do diff $$tmp/examples/greeter/$$f examples/greeter/$$f || exit 1; done && \
+	echo "generated code is up to date"; \
 	rc=$$?; rm -rf $$tmp; exit $$rc
 
 buf: node_modules/.installed

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from jwt_authn.config import AuthnConfig, IssuerConfig
-from jwt_authn.errors import AuthnError, PermissionDenied, Unauthenticated
+from jwt_authn.errors import AuthnError, KeySetUnavailable, PermissionDenied, Unauthenticated
 from jwt_authn.extractor import extract_bearer
 from jwt_authn.jwks import KeySetCache
 from jwt_authn.observer import OUTCOME_OK, AuthnObserver
@@ -107,7 +107,7 @@ class Authenticator:
         self._ready = asyncio.Event()
         self._ready_callbacks: list[Callable[[], None]] = []
         for issuer, cache in self.key_sets.items():
-            cache.on_keys_removed(lambda kids, issuer=issuer: self._forget_tokens(issuer, kids))  # type: ignore[misc]
+            cache.on_keys_removed(lambda key_ids, issuer=issuer: self._forget_tokens(issuer, key_ids))  # type: ignore[misc]
 
     # Lifecycle --------------------------------------------------------------------------
 
@@ -161,8 +161,8 @@ class Authenticator:
         else:
             self._ready_callbacks.append(callback)
 
-    def _forget_tokens(self, issuer: str, kids: frozenset[str]) -> None:
-        dropped = self.token_cache.drop_keys(issuer, kids)
+    def _forget_tokens(self, issuer: str, key_ids: frozenset[str]) -> None:
+        dropped = self.token_cache.drop_keys(issuer, key_ids)
         if dropped:
             log.info("forgot %d cached tokens signed by removed keys", dropped)
 
@@ -198,6 +198,9 @@ class Authenticator:
                 raise Unauthenticated("token_expired", "exp is in the past")
             if now < cached.valid_from:
                 raise Unauthenticated("token_not_yet_valid", "nbf is in the future")
+            if self.key_sets[cached.issuer].key_set is None:
+                # The key set went staler than max_staleness_s: a cached token is no better.
+                raise KeySetUnavailable("key_set_unavailable", f"key set for {cached.issuer} is too stale")
             return cached.principal
         unverified = parse_token(token)
         issuer = unverified.claims.get("iss")
@@ -210,7 +213,7 @@ class Authenticator:
         keys = await key_set.candidates(
             unverified.kid, unverified.alg, limit=self.config.max_keys_without_kid
         )
-        kid = verify_signature(unverified, keys)
+        key_id = verify_signature(unverified, keys)
         claims = unverified.claims
         check_claims(claims, config, now=now)
         principal = _principal(claims, config)
@@ -220,7 +223,7 @@ class Authenticator:
             VerifiedToken(
                 principal,
                 config.issuer,
-                kid,
+                key_id,
                 valid_from=max(starts, default=float("-inf")) - config.leeway_s,
                 valid_until=(principal.expires_at or float("inf")) + config.leeway_s,
             ),

@@ -33,9 +33,12 @@ def extract_bearer(authorization_values: Sequence[str], *, max_token_bytes: int)
         raise Unauthenticated("token_too_large", f"authorization value of {len(value)} bytes")
     scheme, separator, credential = value.partition(" ")
     if scheme.lower() != "bearer":
-        # Another scheme (Basic, DPoP, ...) is not a bearer credential: ask for one.
+        # Another scheme (Basic, DPoP, ...) is not a bearer credential: ask for one. RFC 6750 §3.1
+        # counts "an unsupported authentication method" as lacking credentials: no error code.
         if separator and scheme:
-            raise Unauthenticated("unsupported_scheme", "authorization scheme is not Bearer")
+            raise Unauthenticated(
+                "unsupported_scheme", "authorization scheme is not Bearer", credentials_present=False
+            )
         raise Unauthenticated("malformed_authorization", "authorization value is not 'Bearer <token>'")
     if not _B64TOKEN.fullmatch(credential):
         # Empty, several credentials, extra spaces, control characters...

@@ -31,6 +31,7 @@ from jwt_authn.config import AuthnConfig
 from jwt_authn.errors import AuthnError, KeySetUnavailable
 from jwt_authn.grpc_aio import authorization_values
 from jwt_authn.handler_wrapping import Behavior, Handler, same_shape_handler, wrap_behavior
+from jwt_authn.observer import AuthnObserver
 from jwt_authn.principal import Principal, principal_var
 from jwt_authn.status_map import grpc_rejection
 
@@ -42,8 +43,11 @@ log = logging.getLogger(__name__)
 class SyncAuthenticator:
     """An Authenticator living on its own event-loop thread, callable from any thread."""
 
-    def __init__(self, config: AuthnConfig, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, config: AuthnConfig, *, timeout_s: float = 10.0, observer: AuthnObserver | None = None
+    ) -> None:
         self.config = config
+        self._observer = observer
         self.timeout_s = timeout_s
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="jwt-authn-loop", daemon=True)
@@ -51,11 +55,11 @@ class SyncAuthenticator:
         self.authenticator: Authenticator = self._run(self._create(), timeout_s=timeout_s)
 
     async def _create(self) -> Authenticator:
-        authenticator = Authenticator(self.config)
+        authenticator = Authenticator(self.config, observer=self._observer)
         await authenticator.start()
         return authenticator
 
-    def _run(self, coroutine: Any, *, timeout_s: float) -> Any:
+    def _run(self, coroutine: Any, *, timeout_s: float | None) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout_s)
 
     def authenticate(self, values: list[str], method: str) -> Principal | None:
@@ -65,7 +69,8 @@ class SyncAuthenticator:
             raise KeySetUnavailable("authentication_timeout", "authentication took too long") from None
 
     def wait_ready(self, timeout_s: float | None = None) -> bool:
-        return self._run(self.authenticator.wait_ready(timeout_s), timeout_s=(timeout_s or 0) + 5)  # type: ignore[no-any-return]
+        wait_s = None if timeout_s is None else timeout_s + 5  # the inner wait ends first
+        return self._run(self.authenticator.wait_ready(timeout_s), timeout_s=wait_s)  # type: ignore[no-any-return]
 
     def close(self) -> None:
         if self._loop.is_running():

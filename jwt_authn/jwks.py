@@ -54,7 +54,8 @@ class KeySetCache:
         self._inflight: asyncio.Task[bool] | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._next_max_age: float | None = None
-        self._unknown_kids: OrderedDict[str, None] = OrderedDict()
+        #: kid -> monotonic time it was found missing from a fresh key set.
+        self._unknown_kids: OrderedDict[str, float] = OrderedDict()
         self._negative_cache_size = negative_cache_size
         self._ready_callbacks: list[Callable[[], None]] = []
         self._removed_callbacks: list[Callable[[frozenset[str]], None]] = []
@@ -88,7 +89,7 @@ class KeySetCache:
             self._ready_callbacks.append(callback)
 
     def on_keys_removed(self, callback: Callable[[frozenset[str]], None]) -> None:
-        """Call ``callback(kids)`` whenever a refresh drops keys."""
+        """Call ``callback(key_ids)`` whenever a refresh drops keys (``VerificationKey.key_id``)."""
         self._removed_callbacks.append(callback)
 
     # State ------------------------------------------------------------------------------
@@ -129,7 +130,7 @@ class KeySetCache:
             return found
         if kid in key_set.by_kid:
             raise Unauthenticated("key_algorithm_mismatch", f"key {kid[:64]!r} does not fit {alg}")
-        if kid in self._unknown_kids:
+        if self._known_unknown(kid):
             raise Unauthenticated("unknown_kid", "kid was unknown at the last refresh")
         refreshed = await self._refresh_on_demand()
         key_set = self.key_set or key_set
@@ -142,10 +143,21 @@ class KeySetCache:
             self._remember_unknown(kid)
         raise Unauthenticated("unknown_kid", "kid is not in the issuer's key set")
 
+    def _known_unknown(self, kid: str) -> bool:
+        """True while ``kid`` was missing from a refresh less than a cooldown ago; after that the
+        issuer may have published it, and it earns another (rate-limited) refresh."""
+        found_at = self._unknown_kids.get(kid)
+        if found_at is None:
+            return False
+        if self._monotonic() - found_at < self.config.cooldown_s:
+            return True
+        del self._unknown_kids[kid]
+        return False
+
     def _remember_unknown(self, kid: str) -> None:
         if self._negative_cache_size == 0:
             return
-        self._unknown_kids[kid] = None
+        self._unknown_kids[kid] = self._monotonic()
         if len(self._unknown_kids) > self._negative_cache_size:
             self._unknown_kids.popitem(last=False)
 
@@ -200,7 +212,7 @@ class KeySetCache:
             for callback in callbacks:
                 callback()
             return
-        removed = previous.kids - key_set.kids
+        removed = previous.key_ids - key_set.key_ids
         if removed:
             log.info("key set for %s dropped %d keys", self.config.issuer, len(removed))
             for removed_callback in self._removed_callbacks:

@@ -48,6 +48,8 @@ class VerificationKey:
     """A public key imported once, with what it may verify."""
 
     kid: str | None
+    #: The key's identity within its issuer: its kid, or its RFC 7638 thumbprint when it has none.
+    key_id: str
     kty: str
     crv: str | None
     alg: str | None
@@ -102,7 +104,10 @@ def _import_entry(entry: Any) -> VerificationKey:
         signature_bytes = (bits + 7) // 8
     else:
         signature_bytes = _SIGNATURE_BYTES[str(crv)]
-    return VerificationKey(kid=kid, kty=kty, crv=crv, alg=alg, signature_bytes=signature_bytes, key=imported)
+    key_id = kid if kid is not None else "jkt:" + imported.thumbprint()
+    return VerificationKey(
+        kid=kid, key_id=key_id, kty=kty, crv=crv, alg=alg, signature_bytes=signature_bytes, key=imported
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +141,11 @@ class KeySet:
     @property
     def kids(self) -> frozenset[str]:
         return frozenset(self.by_kid)
+
+    @property
+    def key_ids(self) -> frozenset[str]:
+        """Identities of every key, kid-less ones included (see ``VerificationKey.key_id``)."""
+        return frozenset(k.key_id for k in self.keys)
 
     def candidates(self, kid: str | None, alg: str, *, limit: int) -> tuple[VerificationKey, ...]:
         """Keys that may have signed a token with this ``kid`` and ``alg``."""

@@ -81,16 +81,22 @@ async def get_json(session: aiohttp.ClientSession, url: str, config: IssuerConfi
                     raise KeySourceError(f"{what}: HTTP {response.status}")
                 if (response.content_length or 0) > config.max_response_bytes:
                     raise KeySourceError(f"{what}: body of {response.content_length} bytes is over the cap")
-                body = await response.content.read(config.max_response_bytes + 1)
-                if len(body) > config.max_response_bytes:
-                    raise KeySourceError(f"{what}: body is over the cap of {config.max_response_bytes} bytes")
+                # Read to the end, in chunks, under the cap: one read() returns only what has
+                # arrived so far, which cut chunked or slow bodies short (a truncated JWKS).
+                body = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    body += chunk
+                    if len(body) > config.max_response_bytes:
+                        raise KeySourceError(
+                            f"{what}: body is over the cap of {config.max_response_bytes} bytes"
+                        )
                 max_age = _max_age(response.headers.get("Cache-Control"))
     except TimeoutError:
         raise KeySourceError(f"{what}: no answer within {config.fetch_timeout_s:g} s") from None
     except aiohttp.ClientError as err:
         raise KeySourceError(f"{what}: {type(err).__name__}") from None
     try:
-        return Fetched(loads_object(body, what=what), max_age)
+        return Fetched(loads_object(bytes(body), what=what), max_age)
     except StrictJSONError as err:
         raise KeySourceError(str(err)) from None
 

@@ -6,7 +6,7 @@ time window against the clock; entries die with their key when it leaves the key
 
 Usage:
     cache = TokenCache(max_entries=10_000)
-    cache.put(token, VerifiedToken(principal, issuer, kid, valid_from=0, valid_until=exp + leeway))
+    cache.put(token, VerifiedToken(principal, issuer, key_id, valid_from=0, valid_until=exp + leeway))
     hit = cache.get(token)
 """
 
@@ -25,7 +25,8 @@ __all__ = ["TokenCache", "VerifiedToken"]
 class VerifiedToken:
     principal: Principal
     issuer: str
-    kid: str | None
+    #: ``VerificationKey.key_id`` of the key that verified the signature.
+    key_id: str | None
     #: The token is valid for valid_from <= now <= valid_until (leeway included).
     valid_from: float
     valid_until: float
@@ -67,9 +68,9 @@ class TokenCache:
     def forget(self, digest_of_token: bytes) -> None:
         self._entries.pop(digest_of_token, None)
 
-    def drop_keys(self, issuer: str, kids: frozenset[str]) -> int:
-        """Forget every entry verified by one of ``kids`` of ``issuer``; returns how many."""
-        stale = [d for d, e in self._entries.items() if e.issuer == issuer and e.kid in kids]
+    def drop_keys(self, issuer: str, key_ids: frozenset[str]) -> int:
+        """Forget every entry verified by one of ``key_ids`` of ``issuer``; returns how many."""
+        stale = [d for d, e in self._entries.items() if e.issuer == issuer and e.key_id in key_ids]
         for digest in stale:
             del self._entries[digest]
         return len(stale)

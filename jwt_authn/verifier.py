@@ -24,11 +24,11 @@ Usage:
 
 from __future__ import annotations
 
-import base64
 import binascii
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, cast
 
 from jwcrypto.jwa import JWA
@@ -43,7 +43,17 @@ __all__ = ["UnverifiedToken", "check_claims", "check_header", "parse_token", "ve
 #: ``typ`` values accepted unless at+jwt is required (RFC 9068 §2.1, RFC 7519 §5.1).
 _ACCEPTED_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt", "application/jwt"})
 _ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
-_B64URL_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_B64URL_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+#: Bits of the last character that encode no data, by segment length mod 4 (RFC 4648 §3.5):
+#: they must be zero in the one canonical encoding.
+_UNUSED_LAST_BITS = {2: 0x0F, 3: 0x03}
+_SEXTET = {char: value for value, char in enumerate(_B64URL_ALPHABET)}
+#: Headers that passed every check, by their exact base64url text. An issuer's tokens share
+#: a handful of headers (one per key), so each is decoded once instead of once per token.
+#: Bounded; emptied when full, so a flood of distinct headers costs what it costs without it.
+_HEADER_CACHE_SIZE = 256
+_VALID_HEADERS: dict[str, tuple[Mapping[str, Any], str, str | None]] = {}
 _ENGINES: dict[str, Any] = {}
 
 
@@ -70,16 +80,19 @@ class UnverifiedToken:
 def _b64decode(segment: str, what: str) -> bytes:
     """Strict base64url without padding (RFC 7515 §2): one encoding per value, nothing else."""
     raw = segment.encode("ascii", "strict") if segment.isascii() else b"!"
-    if not raw or not _B64URL_ALPHABET.issuperset(raw) or len(raw) % 4 == 1:
+    # translate(None, alphabet) deletes every base64url character: anything left is foreign.
+    if not raw or raw.translate(None, _B64URL_ALPHABET) or len(raw) % 4 == 1:
         raise Unauthenticated("malformed_token", f"{what} is not base64url")
+    # Refuse non-canonical encodings (stray bits in the last character): one token, one spelling.
+    unused_bits = _UNUSED_LAST_BITS.get(len(raw) % 4, 0)
+    if _SEXTET[raw[-1]] & unused_bits:
+        raise Unauthenticated("malformed_token", f"{what} is not canonical base64url")
     try:
-        decoded = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+        return binascii.a2b_base64(
+            raw.translate(_B64URL_TO_STANDARD) + b"=" * (-len(raw) % 4), strict_mode=True
+        )
     except (binascii.Error, ValueError):
         raise Unauthenticated("malformed_token", f"{what} is not base64url") from None
-    # Refuse non-canonical encodings (stray bits in the last character): one token, one spelling.
-    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != raw:
-        raise Unauthenticated("malformed_token", f"{what} is not canonical base64url")
-    return decoded
 
 
 def _json_object(segment: str, what: str) -> dict[str, Any]:
@@ -97,7 +110,22 @@ def parse_token(token: str) -> UnverifiedToken:
     if dots != 2:
         raise Unauthenticated("malformed_token", f"{dots + 1} segments, not 3")
     header_segment, payload_segment, signature_segment = token.split(".")
-    header = _json_object(header_segment, "header")
+    header, alg, kid = _parse_header(header_segment)
+    claims = _json_object(payload_segment, "payload")
+    signature = _b64decode(signature_segment, "signature") if signature_segment else b""
+    if not signature:
+        raise Unauthenticated("missing_signature", "empty signature")
+    # Both segments are base64url (checked above), so the slice is ASCII.
+    signing_input = token[: len(header_segment) + 1 + len(payload_segment)].encode("ascii")
+    return UnverifiedToken(header, claims, signing_input, signature, alg, kid)
+
+
+def _parse_header(segment: str) -> tuple[Mapping[str, Any], str, str | None]:
+    """The decoded header, its alg and kid; from the cache when this exact text passed before."""
+    cached = _VALID_HEADERS.get(segment)
+    if cached is not None:
+        return cached
+    header = _json_object(segment, "header")
     alg = header.get("alg")
     if not isinstance(alg, str):
         raise Unauthenticated("malformed_token", "header has no alg")
@@ -111,12 +139,11 @@ def parse_token(token: str) -> UnverifiedToken:
     typ = header.get("typ")
     if typ is not None and (not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYPES):
         raise Unauthenticated("wrong_token_type", "typ is not a JWT access token type")
-    claims = _json_object(payload_segment, "payload")
-    signature = _b64decode(signature_segment, "signature") if signature_segment else b""
-    if not signature:
-        raise Unauthenticated("missing_signature", "empty signature")
-    signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
-    return UnverifiedToken(header, claims, signing_input, signature, alg, kid)
+    if len(_VALID_HEADERS) >= _HEADER_CACHE_SIZE:
+        _VALID_HEADERS.clear()
+    # Read-only: one header object is shared by every token that carries this exact text.
+    parsed = _VALID_HEADERS[segment] = (MappingProxyType(header), alg, kid)
+    return parsed
 
 
 def check_header(token: UnverifiedToken, config: IssuerConfig) -> None:
@@ -131,7 +158,7 @@ def check_header(token: UnverifiedToken, config: IssuerConfig) -> None:
 
 
 def verify_signature(token: UnverifiedToken, keys: Sequence[VerificationKey]) -> str | None:
-    """Check the signature against ``keys``; return the kid of the key that verified it."""
+    """Check the signature against ``keys``; return the ``key_id`` of the key that verified it."""
     engine = _engine(token.alg)
     for key in keys:
         # RFC 7518 §3.4 fixes ECDSA/EdDSA signature sizes; RSA signatures are the modulus size.
@@ -141,7 +168,7 @@ def verify_signature(token: UnverifiedToken, keys: Sequence[VerificationKey]) ->
             engine.verify(key.key, token.signing_input, token.signature)
         except Exception:  # noqa: S112 - every failure of one key means "try the next"
             continue
-        return key.kid
+        return key.key_id
     raise Unauthenticated("invalid_signature", "no key verified the signature")
 
 

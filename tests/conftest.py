@@ -29,6 +29,7 @@ import pytest
 from aiohttp import web
 
 from http_facade import create_app, load_facade_settings
+from http_facade.runner import QuietErrorsRunner
 from jwt_authn.testing import LoopbackIssuer
 from service import SecureRouteServer, ServiceSettings, build_server, load_service_settings
 
@@ -110,13 +111,14 @@ async def channel(service: SecureRouteServer) -> AsyncIterator[grpc.aio.Channel]
 @pytest.fixture
 async def start_facade() -> AsyncIterator[Callable[..., Awaitable[str]]]:
     """Factory: ``await start_facade(backend, timeout_s=5)`` serves a facade and returns its base URL."""
-    runners: list[web.AppRunner] = []
+    runners: list[QuietErrorsRunner] = []
 
     async def start(backend: str, timeout_s: float = 5.0) -> str:
         settings = load_facade_settings(
             ["--listen", "127.0.0.1:0", "--backend", backend, "--backend-timeout", str(timeout_s)], environ={}
         )
-        runner = web.AppRunner(create_app(settings), shutdown_timeout=0.5)
+        # The production runner: over-long headers get a 400 that never quotes them.
+        runner = QuietErrorsRunner(create_app(settings), shutdown_timeout=0.5)
         await runner.setup()
         runners.append(runner)
         site = web.TCPSite(runner, settings.listen.host, settings.listen.port)

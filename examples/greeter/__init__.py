@@ -1,0 +1,1 @@
+"""The Greeter example service: its proto, generated messages and shared wiring."""

@@ -1,0 +1,346 @@
+"""The gRPC adapters through real servers on 127.0.0.1:0: grpc.aio and threaded grpc.server.
+
+A tiny ``test.v1.Echo`` service (generic handlers, raw bytes) answers with the subject it
+finds in ``current_principal()`` ("anonymous" when there is none), in all four call shapes.
+Each test runs against both adapters (``AsyncAuthInterceptor`` and ``SyncAuthInterceptor``);
+the client is a grpc.aio channel, so the test's event loop keeps serving the issuer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+import pytest
+
+from jwt_authn import (
+    AsyncAuthInterceptor,
+    Authenticator,
+    AuthnConfig,
+    IssuerConfig,
+    Policy,
+    Requirement,
+    SyncAuthenticator,
+    SyncAuthInterceptor,
+    current_principal,
+    recommended_server_options,
+)
+
+SERVICE = "test.v1.Echo"
+POLICY = Policy(
+    public_methods=(f"/{SERVICE}/Ping",),
+    requirements={f"/{SERVICE}/Write": Requirement(scopes=frozenset({"echo.write"}))},
+)
+WAIT_S = 10.0
+
+
+def _who() -> bytes:
+    try:
+        return current_principal().subject.encode()
+    except LookupError:
+        return b"anonymous"
+
+
+# --- the servicer, async and sync ---------------------------------------------------------------
+
+
+async def _aio_unary(request: bytes, context: Any) -> bytes:
+    await asyncio.sleep(0)
+    return _who()
+
+
+async def _aio_server_stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
+    for _ in range(2):
+        await asyncio.sleep(0)
+        yield _who()
+
+
+async def _aio_server_stream_write(request: bytes, context: Any) -> None:
+    await context.write(_who())
+    await context.write(_who())
+
+
+async def _aio_client_stream(requests: AsyncIterator[bytes], context: Any) -> bytes:
+    async for _ in requests:
+        pass
+    return _who()
+
+
+async def _aio_bidi(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+    async for _ in requests:
+        yield _who()
+
+
+def _sync_unary(request: bytes, context: Any) -> bytes:
+    return _who()
+
+
+def _sync_server_stream(request: bytes, context: Any) -> Iterator[bytes]:
+    for _ in range(2):
+        yield _who()
+
+
+def _sync_client_stream(requests: Iterator[bytes], context: Any) -> bytes:
+    for _ in requests:
+        pass
+    return _who()
+
+
+def _sync_bidi(requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
+    for _ in requests:
+        yield _who()
+
+
+def _generic_handler(*, aio: bool) -> grpc.GenericRpcHandler:
+    unary = _aio_unary if aio else _sync_unary
+    handlers = {
+        "Unary": grpc.unary_unary_rpc_method_handler(unary),
+        "Ping": grpc.unary_unary_rpc_method_handler(unary),
+        "Write": grpc.unary_unary_rpc_method_handler(unary),
+        "ServerStream": grpc.unary_stream_rpc_method_handler(
+            _aio_server_stream if aio else _sync_server_stream
+        ),
+        "ClientStream": grpc.stream_unary_rpc_method_handler(
+            _aio_client_stream if aio else _sync_client_stream
+        ),
+        "Bidi": grpc.stream_stream_rpc_method_handler(_aio_bidi if aio else _sync_bidi),
+    }
+    if aio:  # the context.write() style exists only in grpc.aio
+        handlers["ServerStreamWrite"] = grpc.unary_stream_rpc_method_handler(_aio_server_stream_write)
+    return grpc.method_handlers_generic_handler(SERVICE, handlers)
+
+
+# --- servers ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["aio", "sync"])
+async def start_server(request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Awaitable[int]]]:
+    """``port = await start_server(issuer_config, **authn_config)``: the Echo server, ready."""
+    kind: str = request.param
+    cleanups: list[Callable[[], Awaitable[None]]] = []
+
+    async def start(issuer: IssuerConfig, *, ready: bool = True, **settings: Any) -> int:
+        config = AuthnConfig(issuers=(issuer,), policy=POLICY, **settings)
+        if kind == "aio":
+            authenticator = Authenticator(config)
+            server = grpc.aio.server(
+                interceptors=[AsyncAuthInterceptor(authenticator)], options=recommended_server_options(config)
+            )
+            server.add_generic_rpc_handlers((_generic_handler(aio=True),))
+            port = server.add_insecure_port("127.0.0.1:0")
+            await server.start()
+            await authenticator.start()
+
+            async def stop_aio() -> None:
+                await server.stop(0)
+                await authenticator.close()
+
+            cleanups.append(stop_aio)
+            if ready:
+                assert await authenticator.wait_ready(WAIT_S)
+            return port
+        # Built off the loop: SyncAuthenticator blocks until its own loop thread is up.
+        sync_authenticator = await asyncio.to_thread(SyncAuthenticator, config, timeout_s=5.0)
+        threaded = grpc.server(
+            ThreadPoolExecutor(max_workers=1),  # one worker: a leaked principal would show up
+            interceptors=[SyncAuthInterceptor(sync_authenticator)],
+            options=recommended_server_options(config),
+        )
+        threaded.add_generic_rpc_handlers((_generic_handler(aio=False),))
+        port = threaded.add_insecure_port("127.0.0.1:0")
+        threaded.start()
+
+        async def stop_sync() -> None:
+            await asyncio.to_thread(lambda: threaded.stop(0).wait(WAIT_S))
+            await asyncio.to_thread(sync_authenticator.close)
+
+        cleanups.append(stop_sync)
+        if ready:
+            assert await asyncio.to_thread(sync_authenticator.wait_ready, WAIT_S)
+        return port
+
+    start.kind = kind  # type: ignore[attr-defined]
+    yield start
+    for cleanup in reversed(cleanups):
+        await cleanup()
+
+
+@pytest.fixture
+async def channel_to() -> AsyncIterator[Callable[[int], grpc.aio.Channel]]:
+    channels: list[grpc.aio.Channel] = []
+
+    def open_channel(port: int) -> grpc.aio.Channel:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        channels.append(channel)
+        return channel
+
+    yield open_channel
+    for channel in channels:
+        await channel.close()
+
+
+def _bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def _trailer(error: grpc.aio.AioRpcError, key: str) -> str | None:
+    for name, value in error.trailing_metadata() or ():
+        if name == key:
+            return str(value)
+    return None
+
+
+async def _unary(channel: grpc.aio.Channel, method: str, metadata: Any = ()) -> bytes:
+    call = channel.unary_unary(f"/{SERVICE}/{method}")
+    return bytes(await asyncio.wait_for(call(b"hi", metadata=metadata), WAIT_S))
+
+
+async def _rpc_error(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await asyncio.wait_for(call, WAIT_S)
+    return caught.value
+
+
+# --- tests --------------------------------------------------------------------------------------
+
+
+async def test_valid_token_reaches_unary_and_streaming_handlers_with_the_principal(
+    start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any
+) -> None:
+    channel = channel_to(await start_server(issuer_config(issuer)))
+    metadata = _bearer(issuer.tokens.issue(sub="alice"))
+    assert await _unary(channel, "Unary", metadata) == b"alice"
+    replies = [r async for r in channel.unary_stream(f"/{SERVICE}/ServerStream")(b"hi", metadata=metadata)]
+    assert replies == [b"alice", b"alice"]
+    assert await channel.stream_unary(f"/{SERVICE}/ClientStream")(iter([b"a", b"b"]), metadata=metadata) == (
+        b"alice"
+    )
+    replies = [
+        r
+        async for r in channel.stream_stream(f"/{SERVICE}/Bidi")(iter([b"a", b"b", b"c"]), metadata=metadata)
+    ]
+    assert replies == [b"alice"] * 3
+    if start_server.kind == "aio":
+        write_style = channel.unary_stream(f"/{SERVICE}/ServerStreamWrite")(b"hi", metadata=metadata)
+        assert [r async for r in write_style] == [b"alice", b"alice"]
+
+
+async def test_no_token_is_unauthenticated_with_a_bare_bearer_challenge(
+    start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any
+) -> None:
+    channel = channel_to(await start_server(issuer_config(issuer), realm="echo"))
+    error = await _rpc_error(_unary(channel, "Unary"))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error.details() == "missing token"
+    assert _trailer(error, "www-authenticate") == 'Bearer realm="echo"'  # RFC 6750 §3.1: no error code
+
+
+@pytest.mark.parametrize("method", ["ServerStream", "ClientStream", "Bidi"])
+async def test_streaming_calls_without_a_token_are_unauthenticated(
+    start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any, method: str
+) -> None:
+    channel = channel_to(await start_server(issuer_config(issuer)))
+
+    async def call() -> list[bytes]:
+        if method == "ServerStream":
+            return [r async for r in channel.unary_stream(f"/{SERVICE}/{method}")(b"hi")]
+        if method == "ClientStream":
+            return [await channel.stream_unary(f"/{SERVICE}/{method}")(iter([b"a"]))]
+        return [r async for r in channel.stream_stream(f"/{SERVICE}/{method}")(iter([b"a"]))]
+
+    error = await _rpc_error(call())
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert _trailer(error, "www-authenticate") == "Bearer"
+
+
+async def test_invalid_token_is_unauthenticated_with_invalid_token_challenge_and_no_token_echo(
+    start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any
+) -> None:
+    channel = channel_to(await start_server(issuer_config(issuer)))
+    token = issuer.tokens.issue(ttl_s=-600)
+    error = await _rpc_error(_unary(channel, "Unary", _bearer(token)))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error.details() == "token expired"
+    assert (
+        _trailer(error, "www-authenticate")
+        == 'Bearer error="invalid_token", error_description="token expired"'
+    )
+    assert token not in str(error.trailing_metadata()) + (error.details() or "")
+
+
+async def test_oversized_token_gets_unauthenticated_not_resource_exhausted(
+    start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any
+) -> None:
+    channel = channel_to(await start_server(issuer_config(issuer)))
+    token = issuer.tokens.issue(claims={"padding": "x" * 9000})
+    error = await _rpc_error(_unary(channel, "Unary", _bearer(token)))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error.details() == "token too large"
+
+
+async def test_missing_scope_is_permission_denied_with_insufficient_scope_challenge(
+    start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any
+) -> None:
+    channel = channel_to(await start_server(issuer_config(issuer)))
+    error = await _rpc_error(_unary(channel, "Write", _bearer(issuer.tokens.issue(scope="echo.read"))))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert _trailer(error, "www-authenticate") == (
+        'Bearer error="insufficient_scope", error_description="insufficient scope", scope="echo.write"'
+    )
+    assert await _unary(channel, "Write", _bearer(issuer.tokens.issue(scope="echo.write"))) == b"alice"
+
+
+async def test_unknown_method_is_unimplemented_before_any_authentication(
+    start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any
+) -> None:
+    channel = channel_to(await start_server(issuer_config(issuer)))
+    fetches = (issuer.discovery_fetches, issuer.jwks_fetches)
+    for metadata in ((), _bearer("garbage"), _bearer(issuer.tokens.issue())):
+        error = await _rpc_error(_unary(channel, "NoSuchMethod", metadata))
+        assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+    error = await _rpc_error(channel.unary_unary("/test.v1.NoSuchService/Unary")(b"", metadata=()))
+    assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert (issuer.discovery_fetches, issuer.jwks_fetches) == fetches
+
+
+async def test_public_method_needs_no_token_and_its_handler_sees_no_principal(
+    start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any
+) -> None:
+    channel = channel_to(await start_server(issuer_config(issuer)))
+    assert await _unary(channel, "Ping") == b"anonymous"
+    # Even with a token: a public method is anonymous, it never authenticates.
+    assert await _unary(channel, "Ping", _bearer("garbage")) == b"anonymous"
+
+
+async def test_principal_does_not_leak_into_a_later_call_on_the_same_worker(
+    start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any
+) -> None:
+    channel = channel_to(await start_server(issuer_config(issuer)))
+    metadata = _bearer(issuer.tokens.issue(sub="carol"))
+    assert await _unary(channel, "Unary", metadata) == b"carol"
+    assert await _unary(channel, "Ping") == b"anonymous"
+    assert [r async for r in channel.unary_stream(f"/{SERVICE}/ServerStream")(b"x", metadata=metadata)] == [
+        b"carol",
+        b"carol",
+    ]
+    assert await _unary(channel, "Ping") == b"anonymous"
+
+
+async def test_no_key_set_is_unavailable_not_unauthenticated(
+    start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any, unused_port: Any
+) -> None:
+    down = f"http://127.0.0.1:{unused_port()}"
+    channel = channel_to(await start_server(issuer_config(down), ready=False))
+    token = issuer.tokens.issue(claims={"iss": down})
+    error = await _rpc_error(_unary(channel, "Unary", _bearer(token)))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert _trailer(error, "www-authenticate") is None
+    assert await _unary(channel, "Ping") == b"anonymous"  # public methods keep working
+
+
+def test_current_principal_outside_a_handler_raises_lookup_error() -> None:
+    with pytest.raises(LookupError):
+        current_principal()

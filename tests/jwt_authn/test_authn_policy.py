@@ -1,0 +1,186 @@
+"""Method policy: deny by default, public methods, scopes and roles per method or per service.
+
+Run through ``Authenticator.authenticate`` with tokens from a real loopback issuer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from jwt_authn import (
+    PUBLIC_GRPC_INFRA_METHODS,
+    PermissionDenied,
+    Policy,
+    Requirement,
+    Unauthenticated,
+    challenge,
+)
+
+
+def _needs(*scopes: str, roles: tuple[str, ...] = ()) -> Requirement:
+    return Requirement(scopes=frozenset(scopes), roles=frozenset(roles))
+
+
+async def _outcome(authenticator: Any, method: str, token: str | None) -> str:
+    try:
+        principal = await authenticator.authenticate([f"Bearer {token}"] if token else [], method)
+    except (Unauthenticated, PermissionDenied) as error:
+        return error.reason
+    return "public" if principal is None else "allowed"
+
+
+async def test_every_method_needs_a_token_by_default(
+    issuer: Any, make_authenticator: Any, issuer_config: Any, clock: Any
+) -> None:
+    authenticator = await make_authenticator(issuer_config(issuer), policy=Policy())
+    for method in ("/shop.v1.Orders/Get", "/anything.Else/At", "/grpc.health.v1.HealthX/Check"):
+        assert await _outcome(authenticator, method, None) == "missing_token"
+        assert await _outcome(authenticator, method, issuer.tokens.issue(now=clock.now)) == "allowed"
+
+
+async def test_grpc_infrastructure_is_public_by_default(
+    issuer: Any, make_authenticator: Any, issuer_config: Any
+) -> None:
+    authenticator = await make_authenticator(issuer_config(issuer), policy=Policy())
+    assert Policy().public_methods == PUBLIC_GRPC_INFRA_METHODS
+    assert await _outcome(authenticator, "/grpc.health.v1.Health/Check", None) == "public"
+    assert await _outcome(
+        authenticator, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", None
+    ) == ("public")
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ("/shop.v1.Orders/Ping", "public"),
+        ("/shop.v1.Orders/PingAll", "missing_token"),  # exact names, not prefixes
+        ("/shop.v1.Orders/ping", "missing_token"),  # case-sensitive
+        ("/shop.v1.Orders/Get", "missing_token"),
+        ("/shop.v1.Catalog/List", "public"),  # the whole service
+        ("/shop.v1.Catalog/Anything", "public"),
+        ("/shop.v1.CatalogAdmin/List", "missing_token"),  # not a prefix of the service name
+        ("/shop.v1.Catalog.Admin/List", "missing_token"),
+        ("/shop.v2.Catalog/List", "missing_token"),
+    ],
+)
+async def test_public_methods_are_exact_names_or_a_whole_service(
+    issuer: Any, make_authenticator: Any, issuer_config: Any, method: str, expected: str
+) -> None:
+    policy = Policy(public_methods=("/shop.v1.Orders/Ping", "/shop.v1.Catalog/*"))
+    authenticator = await make_authenticator(issuer_config(issuer), policy=policy)
+    assert await _outcome(authenticator, method, None) == expected
+
+
+# (id, token claims, method, expected)
+SCOPE_AND_ROLE_CASES: list[tuple[str, dict[str, Any], str, str]] = [
+    ("scope_string_has_it", {"scope": "read write"}, "/shop.v1.Orders/Create", "allowed"),
+    ("scope_string_lacks_it", {"scope": "read"}, "/shop.v1.Orders/Create", "insufficient_scope"),
+    ("scope_prefix_is_not_the_scope", {"scope": "write-all"}, "/shop.v1.Orders/Create", "insufficient_scope"),
+    (
+        "scope_words_are_space_separated",
+        {"scope": "read,write"},
+        "/shop.v1.Orders/Create",
+        "insufficient_scope",
+    ),
+    ("scp_array_has_it", {"scp": ["write"]}, "/shop.v1.Orders/Create", "allowed"),
+    ("scp_array_lacks_it", {"scp": ["read"]}, "/shop.v1.Orders/Create", "insufficient_scope"),
+    ("no_scope_claim", {}, "/shop.v1.Orders/Create", "insufficient_scope"),
+    ("service_scope_applies_to_every_method", {"scope": "read"}, "/shop.v1.Orders/Get", "allowed"),
+    ("service_scope_missing", {"scope": "write"}, "/shop.v1.Orders/Get", "insufficient_scope"),
+    ("method_entry_wins_over_service_entry", {"scope": "write"}, "/shop.v1.Orders/Create", "allowed"),
+    ("all_scopes_are_needed", {"scope": "orders.admin"}, "/shop.v1.Orders/Purge", "insufficient_scope"),
+    ("all_scopes_present", {"scope": "orders.admin orders.purge"}, "/shop.v1.Orders/Purge", "allowed"),
+    ("role_present", {"scope": "read", "roles": ["auditor"]}, "/shop.v1.Audit/Read", "allowed"),
+    ("role_missing", {"scope": "read", "roles": ["clerk"]}, "/shop.v1.Audit/Read", "insufficient_role"),
+    ("role_claim_absent", {"scope": "read"}, "/shop.v1.Audit/Read", "insufficient_role"),
+    ("no_requirement_any_valid_token", {}, "/shop.v1.Public/Anything", "allowed"),
+]
+
+POLICY = Policy(
+    requirements={
+        "/shop.v1.Orders/*": _needs("read"),
+        "/shop.v1.Orders/Create": _needs("write"),
+        "/shop.v1.Orders/Purge": _needs("orders.admin", "orders.purge"),
+        "/shop.v1.Audit/Read": _needs("read", roles=("auditor",)),
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("claims", "method", "expected"),
+    [c[1:] for c in SCOPE_AND_ROLE_CASES],
+    ids=[c[0] for c in SCOPE_AND_ROLE_CASES],
+)
+async def test_scopes_and_roles_per_method_and_per_service(
+    *,
+    issuer: Any,
+    make_authenticator: Any,
+    issuer_config: Any,
+    clock: Any,
+    claims: dict[str, Any],
+    method: str,
+    expected: str,
+) -> None:
+    authenticator = await make_authenticator(issuer_config(issuer), policy=POLICY)
+    assert (
+        await _outcome(authenticator, method, issuer.tokens.issue(now=clock.now, claims=claims)) == expected
+    )
+
+
+async def test_insufficient_scope_carries_an_rfc6750_challenge_with_the_needed_scopes(
+    issuer: Any, make_authenticator: Any, issuer_config: Any, clock: Any
+) -> None:
+    authenticator = await make_authenticator(issuer_config(issuer), policy=POLICY, realm="shop")
+    token = issuer.tokens.issue(now=clock.now, scope="read")
+    with pytest.raises(PermissionDenied) as caught:
+        await authenticator.authenticate([f"Bearer {token}"], "/shop.v1.Orders/Purge")
+    assert set(caught.value.required_scopes) == {"orders.admin", "orders.purge"}
+    assert challenge(caught.value, realm="shop") == (
+        'Bearer realm="shop", error="insufficient_scope", error_description="insufficient scope", '
+        'scope="orders.admin orders.purge"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("roles_claim", "claims", "expected"),
+    [
+        ("realm_access.roles", {"realm_access": {"roles": ["auditor"]}}, "allowed"),
+        ("realm_access.roles", {"realm_access": {"roles": ["clerk"]}}, "insufficient_role"),
+        ("realm_access.roles", {"roles": ["auditor"]}, "insufficient_role"),  # top level is not the path
+        ("realm_access.roles", {"realm_access": ["auditor"]}, "insufficient_role"),
+        ("groups", {"groups": ["auditor"], "roles": ["clerk"]}, "allowed"),
+        ("groups", {"roles": ["auditor"]}, "insufficient_role"),
+    ],
+)
+async def test_roles_claim_is_configurable_including_nested_paths(
+    *,
+    issuer: Any,
+    make_authenticator: Any,
+    issuer_config: Any,
+    clock: Any,
+    roles_claim: str,
+    claims: dict[str, Any],
+    expected: str,
+) -> None:
+    authenticator = await make_authenticator(issuer_config(issuer, roles_claim=roles_claim), policy=POLICY)
+    token = issuer.tokens.issue(now=clock.now, claims={"scope": "read", **claims})
+    assert await _outcome(authenticator, "/shop.v1.Audit/Read", token) == expected
+
+
+async def test_principal_carries_subject_scopes_roles_and_expiry(
+    issuer: Any, make_authenticator: Any, issuer_config: Any, clock: Any
+) -> None:
+    authenticator = await make_authenticator(issuer_config(issuer), policy=POLICY)
+    token = issuer.tokens.issue(
+        now=clock.now, sub="bob", scope="read write", roles=["auditor"], ttl_s=120, claims={"scp": ["extra"]}
+    )
+    principal = await authenticator.authenticate([f"Bearer {token}"], "/shop.v1.Audit/Read")
+    assert principal is not None
+    assert (principal.subject, principal.issuer) == ("bob", issuer.url)
+    assert principal.scopes == {"read", "write", "extra"}
+    assert principal.roles == {"auditor"}
+    assert principal.expires_at == int(clock.now) + 120
+    with pytest.raises(TypeError):
+        principal.claims["sub"] = "mallory"  # type: ignore[index]
