@@ -9,7 +9,7 @@ PROTO := protos/secureroute/v1/secureroute.proto
 EXAMPLE_PROTO := examples/greeter/greeter.proto
 TYPED_PACKAGES := jwt_authn service http_facade secureroute dev_issuer dev_stack examples bench
 
-.PHONY: help install run test check lint types imports proto proto-check buf pytest bench clean
+.PHONY: help install run test lint proto proto-check buf pytest bench fuzz-long soak clean
 
 help:
 	@echo "make run    - start the development issuer, the gRPC service and the HTTP facade together"
@@ -17,6 +17,8 @@ help:
 	@echo "make lint   - ruff, mypy, import contracts, buf lint/format, generated-code check"
 	@echo "make proto  - regenerate secureroute/v1/*_pb2* from protos/"
 	@echo "make bench  - run the side-by-side benchmark"
+	@echo "make fuzz-long - hypothesis with 5,000 examples per property (~10 min)"
+	@echo "make soak   - a 60,000-request mixed load on the live stack"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,6 +69,12 @@ test: lint pytest
 
 bench: install
 	$(PY) -m bench
+
+fuzz-long: install
+	HYPOTHESIS_PROFILE=long $(BIN)/pytest tests/fuzz --timeout=0
+
+soak: install
+	SECUREROUTE_LOAD_REQUESTS=60000 SECUREROUTE_LOAD_CLIENTS=200 $(BIN)/pytest tests/load/test_load_mixed.py --timeout=0 -s
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

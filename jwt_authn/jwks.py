@@ -198,6 +198,10 @@ class KeySetCache:
             self.refresh_failures += 1
             log.warning("key set refresh failed for %s: %s", self.config.issuer, err)
             return False
+        except Exception as err:  # a hostile document must never kill the refresher
+            self.refresh_failures += 1
+            log.error("key set refresh failed for %s: unexpected %s", self.config.issuer, type(err).__name__)
+            return False
         finally:
             self._inflight = None
         self.refresh_successes += 1

@@ -85,9 +85,11 @@ def _import_entry(entry: Any) -> VerificationKey:
         raise KeyRejected("key is not for signatures")
     if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
         raise KeyRejected("key_ops does not allow verify")
-    if alg is not None and alg not in _ALGORITHM_KEYS:
+    if alg is not None and (not isinstance(alg, str) or alg not in _ALGORITHM_KEYS):
         raise KeyRejected("key alg is not an accepted signature algorithm")
     crv = entry.get("crv")
+    if crv is not None and not isinstance(crv, str):
+        raise KeyRejected("crv is not a string")
     if kty in _SIGNING_CURVES and crv not in _SIGNING_CURVES[kty]:
         raise KeyRejected("curve is not a signature curve")
     # Only the public members jwcrypto needs: nothing else from the document reaches it.

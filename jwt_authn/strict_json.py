@@ -50,6 +50,14 @@ def _parse_int(text: str) -> int:
 
 def loads_object(data: bytes | str, *, what: str) -> dict[str, Any]:
     """Parse ``data`` as exactly one JSON object, strictly, or raise ``StrictJSONError``."""
+    if isinstance(data, bytes):
+        # RFC 8259 §8.1: UTF-8 without a byte-order mark. json.loads would also guess UTF-16/32.
+        if data.startswith(b"\xef\xbb\xbf"):
+            raise StrictJSONError(f"{what} starts with a byte-order mark")
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise StrictJSONError(f"{what} is not UTF-8") from None
     try:
         value = json.loads(
             data,

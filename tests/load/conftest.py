@@ -1,0 +1,42 @@
+"""Fixtures for the load, limit and shutdown tests: the stack as subprocesses.
+
+Usage:
+    async def test_x(load_issuer: LoopbackIssuer, start_processes) -> None:
+        service, facade = await start_processes(load_issuer.url, grace_s=3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from load_stack import LOAD_ALGORITHMS, Program, start_facade_process, start_service_process, wait_serving
+
+from jwt_authn.testing import LoopbackIssuer
+
+
+@pytest.fixture
+async def load_issuer() -> AsyncIterator[LoopbackIssuer]:
+    async with LoopbackIssuer(algorithms=LOAD_ALGORITHMS, audience="secureroute") as running:
+        yield running
+
+
+@pytest.fixture
+async def start_processes() -> AsyncIterator[Callable[..., Awaitable[tuple[Program, Program]]]]:
+    """``await start_processes(issuer_url, grace_s=5, backend_timeout_s=5, wait_ready=True)``."""
+    started: list[Program] = []
+
+    async def start(
+        issuer_url: str, *, grace_s: float = 5.0, backend_timeout_s: float = 5.0, wait_ready: bool = True
+    ) -> tuple[Program, Program]:
+        service = await start_service_process(issuer_url, grace_s=grace_s)
+        started.append(service)
+        facade = await start_facade_process(service.port, backend_timeout_s=backend_timeout_s)
+        started.append(facade)
+        if wait_ready:
+            await wait_serving(service.port)
+        return service, facade
+
+    yield start
+    for program in reversed(started):
+        await program.stop()
