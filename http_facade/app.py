@@ -1,4 +1,4 @@
-"""The app factory: routes, middlewares (metrics, request id), the backend channel and header limits.
+"""The app factory: routes, middlewares (metrics, request id, body cap), the backend channel, limits.
 
 Usage:
     app = create_app(settings)
@@ -16,18 +16,22 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
 from http_facade.backend import backend_context
+from http_facade.limits import body_limit_middleware
 from http_facade.metrics import METRICS_KEY, FacadeMetrics, metrics_middleware, serve_metrics
 from http_facade.request_id import request_id_middleware
 from http_facade.routes import add_routes
 from http_facade.settings import FacadeSettings
 from secureroute.tls import ClientTLS, grpc_channel_credentials
 
-__all__ = ["MAX_HEADER_FIELD_BYTES", "SETTINGS_KEY", "backend_credentials", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "MAX_HEADER_FIELD_BYTES", "SETTINGS_KEY", "backend_credentials", "create_app"]
 
 #: Largest request line or header field. aiohttp's default (8190) is below what a real
 #: access token with many claims can need; twice jwt_authn's 8 KiB token cap leaves room,
 #: and anything longer gets a 4xx from the parser instead of reaching us.
 MAX_HEADER_FIELD_BYTES = 16 * 1024
+#: Largest request body (``client_max_size``, enforced by ``body_limit_middleware``). We take
+#: no bodies; 64 KiB leaves room for clients that send a small one out of habit.
+MAX_BODY_BYTES = 64 * 1024
 
 SETTINGS_KEY = web.AppKey("settings", FacadeSettings)
 
@@ -67,18 +71,22 @@ def backend_credentials(settings: FacadeSettings) -> grpc.ChannelCredentials | N
 
 def create_app(settings: FacadeSettings) -> web.Application:
     """The facade app. Raises ``SettingsError`` when a TLS file cannot be used."""
+    # Metrics outermost: they see the final status, the router's 404/405 included. The body
+    # cap innermost: its 413 still carries the request id and is counted.
+    middlewares = [request_id_middleware, body_limit_middleware]
+    if settings.metrics:
+        middlewares.insert(0, metrics_middleware)
     app = web.Application(
-        # Metrics outermost: they see the final status, the router's 404/405 included.
-        middlewares=[metrics_middleware, request_id_middleware]
-        if settings.metrics
-        else [request_id_middleware],
+        middlewares=middlewares,
         handler_args={
             "max_line_size": MAX_HEADER_FIELD_BYTES,
             "max_field_size": MAX_HEADER_FIELD_BYTES,
             "logger": _protocol_log,
+            # aiohttp arms this timer when a connection opens and after each response; bytes
+            # arriving do not re-arm it, so it also bounds how long a request head may take.
+            "keepalive_timeout": settings.keepalive_timeout,
         },
-        # We take no request bodies.
-        client_max_size=64 * 1024,
+        client_max_size=MAX_BODY_BYTES,
     )
     app[SETTINGS_KEY] = settings
     app.cleanup_ctx.append(

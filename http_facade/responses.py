@@ -26,6 +26,9 @@ __all__ = ["RETRY_AFTER_S", "render", "render_error", "render_rpc_error", "wants
 #: Seconds a client should wait before retrying a 503 (RFC 9110 §10.2.3).
 RETRY_AFTER_S = 5
 _MAX_DETAIL_CHARS = 200
+#: Shortest credential redacted from backend details: a bearer token is far longer (a JWT is
+#: 100+ characters; RFC 6749 §10.10 asks for at least 128 bits of entropy, ~22 base64 chars).
+_MIN_SECRET_CHARS = 16
 _PRINTABLE = re.compile(r"[^\x20-\x7e]+")
 
 _log = logging.getLogger(__name__)
@@ -58,19 +61,31 @@ def render(request: web.Request, status: int, text: str, document: dict[str, Any
 def render_error(
     request: web.Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
-    try:
-        reason = HTTPStatus(status).phrase
-    except ValueError:  # 499 is nginx's, not in the registry
-        reason = "Client Closed Request"
+    reason = HTTPStatus(status).phrase  # every status we answer is registered (no nginx 499)
     response = render(request, status, f"{status} {reason}: {message}", {"error": code, "message": message})
     response.headers.update(headers or {})
     return response
 
 
-def _public_details(details: str | None, credential: str) -> str:
+def _credentials(authorization_values: Iterable[str]) -> list[str]:
+    """The secret part of each Authorization value (after the scheme), when it could be a secret.
+
+    Shorter strings are left alone: replacing them would garble the message (a value of ``a``
+    turned "malformed authorization" into "m[redacted]lformed ...") and hides nothing.
+    """
+    found = []
+    for value in authorization_values:
+        scheme, _, rest = value.strip().partition(" ")
+        credential = (rest or scheme).strip()
+        if len(credential) >= _MIN_SECRET_CHARS:
+            found.append(credential)
+    return found
+
+
+def _public_details(details: str | None, authorization_values: Iterable[str]) -> str:
     text = _PRINTABLE.sub(" ", details or "").strip()
-    if credential:
-        # Belt and braces: jwt_authn never puts the token in details, and nor will we.
+    # Belt and braces: jwt_authn never puts the token in details, and nor will we.
+    for credential in _credentials(authorization_values):
         text = text.replace(credential, "[redacted]")
     return text[:_MAX_DETAIL_CHARS] or "no details"
 
@@ -79,8 +94,7 @@ def render_rpc_error(request: web.Request, err: grpc.aio.AioRpcError) -> web.Res
     """The HTTP response for a failed backend call, per the status table."""
     code = err.code()
     mapping = http_mapping(code)
-    credential = request.headers.get("Authorization", "")
-    details = _public_details(err.details(), credential)
+    details = _public_details(err.details(), request.headers.getall("Authorization", []))
     # Details go to our log (they may name backend addresses); the token never does. The
     # service already logged an authentication failure once, at INFO, with its reason.
     level = logging.DEBUG if mapping.status in (401, 403) else logging.INFO

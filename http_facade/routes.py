@@ -25,13 +25,31 @@ _METADATA_VALUE = re.compile(r"^[\x20-\x7e]*$")
 
 def _metadata(request: web.Request) -> list[tuple[str, str]]:
     metadata = [("x-request-id", request[REQUEST_ID_KEY])]
-    authorization = request.headers.get("Authorization")
-    if authorization is not None:
-        metadata.append(("authorization", authorization))
+    # Every Authorization header, each as its own entry: jwt_authn refuses more than one
+    # (malformed_authorization), as it does over gRPC. Forwarding only the first would let a
+    # second, different credential pass unseen.
+    metadata.extend(("authorization", value) for value in request.headers.getall("Authorization", []))
     return metadata
 
 
+def _malformed_authorization(request: web.Request) -> web.Response | None:
+    """A 400 when any Authorization value cannot travel as gRPC metadata (grpc-core would refuse
+    to send it, and the call would end in a 500), else None."""
+    if all(_METADATA_VALUE.match(value) for value in request.headers.getall("Authorization", [])):
+        return None
+    # RFC 6750 §3.1: a malformed request is invalid_request, answered with 400.
+    return render_error(
+        request,
+        400,
+        "invalid_request",
+        "malformed Authorization header",
+        {"WWW-Authenticate": 'Bearer error="invalid_request"'},
+    )
+
+
 async def health(request: web.Request) -> web.Response:
+    if (refusal := _malformed_authorization(request)) is not None:
+        return refusal
     backend = request.app[BACKEND_KEY]
     try:
         reply: secureroute_pb2.HealthResponse = await backend.stub.Health(
@@ -46,15 +64,8 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def secure_route(request: web.Request) -> web.Response:
-    if not _METADATA_VALUE.match(request.headers.get("Authorization", "")):
-        # RFC 6750 §3.1: a malformed request is invalid_request, answered with 400.
-        return render_error(
-            request,
-            400,
-            "invalid_request",
-            "malformed Authorization header",
-            {"WWW-Authenticate": 'Bearer error="invalid_request"'},
-        )
+    if (refusal := _malformed_authorization(request)) is not None:
+        return refusal
     backend = request.app[BACKEND_KEY]
     try:
         reply: secureroute_pb2.SecureRouteResponse = await backend.stub.SecureRoute(

@@ -42,6 +42,7 @@ class FacadeSettings:
     backend_client_cert: str | None
     backend_client_key: str | None
     backend_server_name: str | None
+    keepalive_timeout: float
     workers: int
     grace_period: float
     log_level: str
@@ -122,6 +123,16 @@ FACADE_SETTINGS: tuple[Setting, ...] = (
         parse_str,
         None,
         "name expected in the backend's certificate, when it differs from the target host",
+    ),
+    Setting(
+        "keepalive_timeout",
+        "SECUREROUTE_HTTP_KEEPALIVE_TIMEOUT",
+        parse_positive_duration,
+        # nginx's keepalive_timeout, above AWS ALB's 60 s idle timeout (a proxy must give up on
+        # an idle connection before we do). aiohttp's own 3,630 s lets idle sockets pile up.
+        75.0,
+        "close a connection idle this long, seconds; it also bounds the time a client may take "
+        "to send a request's headers (slowloris)",
     ),
     *process_rows(
         # Well inside Kubernetes' default 30 s terminationGracePeriodSeconds.

@@ -1,4 +1,4 @@
-"""gRPC status → HTTP status, in one table (grpc-gateway's mapping).
+"""gRPC status → HTTP status, in one table (grpc-gateway's mapping, but CANCELLED is a 503).
 
 Each row also says whether the gRPC details may reach the client. Client errors carry
 details meant for the caller ("token expired"); server-side failures often carry internals
@@ -29,7 +29,10 @@ class HttpMapping(NamedTuple):
 GRPC_TO_HTTP: Mapping[grpc.StatusCode, HttpMapping] = MappingProxyType(
     {
         grpc.StatusCode.OK: HttpMapping(200),
-        grpc.StatusCode.CANCELLED: HttpMapping(499, "request cancelled"),  # nginx's "client closed request"
+        # Not grpc-gateway's 499 ("client closed request"): our own client never cancels a backend
+        # call, so CANCELLED means the backend dropped it, e.g. while stopping (grpc/grpc#41785).
+        # That is retryable, like UNAVAILABLE: 503 with Retry-After.
+        grpc.StatusCode.CANCELLED: HttpMapping(503, "the service dropped the call, retry later"),
         grpc.StatusCode.UNKNOWN: HttpMapping(500, "internal error"),
         grpc.StatusCode.INVALID_ARGUMENT: HttpMapping(400),
         grpc.StatusCode.DEADLINE_EXCEEDED: HttpMapping(504, "the backend did not answer in time"),

@@ -42,6 +42,7 @@ __all__ = [
     "parse_choice",
     "parse_csv",
     "parse_duration",
+    "parse_duration_at_most",
     "parse_existing_file",
     "parse_int_between",
     "parse_listen",
@@ -157,6 +158,18 @@ def parse_positive_duration(value: object) -> float:
     if seconds <= 0:
         raise ValueError("must be greater than zero")
     return seconds
+
+
+def parse_duration_at_most(limit_s: float) -> Callable[[object], float]:
+    """A parser like ``parse_duration`` that also refuses more than ``limit_s`` seconds."""
+
+    def parse(value: object) -> float:
+        seconds = parse_duration(value)
+        if seconds > limit_s:
+            raise ValueError(f"must be at most {limit_s:g} seconds, got {seconds:g}")
+        return seconds
+
+    return parse
 
 
 _HOSTNAME = re.compile(

@@ -1,7 +1,8 @@
 """``python -m service`` / ``secureroute-service``: run the gRPC server until SIGTERM or SIGINT.
 
 Bad settings (or a busy port) print one line on stderr and exit with code 2; a signal drains
-the server (health NOT_SERVING, in-flight RPCs finish within the grace period) and exits 0.
+the server (health NOT_SERVING, serving on for the drain delay, in-flight RPCs finish within
+the grace period) and exits 0.
 With ``--workers N`` (N > 1) this process becomes a supervisor of N servers sharing the port.
 
 Usage:
@@ -44,7 +45,11 @@ async def _serve(settings: ServiceSettings, config: AuthnConfig, *, reuse_port: 
         metrics_address = ListenAddress(settings.metrics_listen.host, app.metrics_port)
         _log.info("metrics on http://%s/metrics", metrics_address)
     await stopping.wait()
-    _log.info("shutting down: draining for up to %.1f s", settings.grace_period)
+    _log.info(
+        "shutting down: serving %.1f s more, then draining for up to %.1f s",
+        settings.drain_delay,
+        settings.grace_period,
+    )
     await app.stop()
     _log.info("stopped")
 
@@ -71,7 +76,12 @@ def _supervise(settings: ServiceSettings, argv: Sequence[str]) -> int:
         _log.info(
             "%s listening on %s port %d with %d workers", PROG, listen.host, listen.port, settings.workers
         )
-        plan = WorkerPlan(prog=PROG, count=settings.workers, argv_for=argv_for, grace_s=settings.grace_period)
+        plan = WorkerPlan(
+            prog=PROG,
+            count=settings.workers,
+            argv_for=argv_for,
+            grace_s=settings.drain_delay + settings.grace_period,
+        )
         return supervise(plan)
 
 

@@ -2,9 +2,13 @@
 
 ``build_server`` binds the port (so callers learn it, and a port in use fails at once) but
 does not start anything; ``start`` starts the authenticator's key loading, the server and the
-metrics endpoint; ``stop`` drains: health NOT_SERVING first, then in-flight RPCs get the grace
-period, then the authenticator closes. An open health Watch stream is an in-flight call too:
-it sees NOT_SERVING at once and is cancelled when the grace period ends.
+metrics endpoint; ``stop`` drains: health NOT_SERVING first, then the server keeps serving for
+the drain delay, then in-flight RPCs get the grace period, then the authenticator closes. An
+open health Watch stream is an in-flight call too: it sees NOT_SERVING at once and is
+cancelled when the grace period ends.
+
+Limits (settings): ``max_concurrent_rpcs`` across the server (more are RESOURCE_EXHAUSTED),
+``max_concurrent_streams`` per connection, ``max_connection_idle`` before a GOAWAY.
 
 Usage:
     app = build_server(settings)           # settings.listen may be 127.0.0.1:0
@@ -15,6 +19,7 @@ Usage:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -57,6 +62,7 @@ class SecureRouteServer:
     health: HealthReporter
     metrics: ServiceMetrics
     grace_period_s: float
+    drain_delay_s: float = 0.0
     metrics_server: MetricsServer | None = None
 
     @property
@@ -74,16 +80,31 @@ class SecureRouteServer:
             try:
                 await self.metrics_server.start()
             except SettingsError:
-                await self.stop(0)
+                await self.stop(0, drain_delay_s=0)
                 raise
 
-    async def stop(self, grace_s: float | None = None) -> None:
-        """Drain and stop: NOT_SERVING first, in-flight RPCs get ``grace_s``, then close the rest."""
+    async def stop(self, grace_s: float | None = None, *, drain_delay_s: float | None = None) -> None:
+        """Drain and stop: NOT_SERVING first, keep serving ``drain_delay_s``, then in-flight RPCs
+        get ``grace_s``, then close the rest. Both default to the settings."""
         await self.health.enter_shutdown()
+        delay_s = self.drain_delay_s if drain_delay_s is None else drain_delay_s
+        if delay_s > 0:
+            # server.stop() answers CANCELLED to every call it has received but not yet handed to
+            # a handler (grpc/grpc#41785): under load, calls already sent would fail. Serving a
+            # little longer lets them through while health watchers and balancers move away.
+            _log.info("health NOT_SERVING; still serving for %.1f s before stopping", delay_s)
+            await asyncio.sleep(delay_s)
         await self.server.stop(self.grace_period_s if grace_s is None else grace_s)
         await self.authenticator.close()
         if self.metrics_server is not None:
             await self.metrics_server.stop()
+
+
+def _limit_options(settings: ServiceSettings) -> list[tuple[str, int]]:
+    options = [("grpc.max_concurrent_streams", settings.max_concurrent_streams)]
+    if settings.max_connection_idle > 0:
+        options.append(("grpc.max_connection_idle_ms", round(settings.max_connection_idle * 1000)))
+    return options
 
 
 def _server_tls(settings: ServiceSettings) -> ServerTLS | None:
@@ -116,8 +137,11 @@ def build_server(
         options=[
             *recommended_server_options(config),
             *_SERVER_OPTIONS,
+            *_limit_options(settings),
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
+        # Calls past this are answered RESOURCE_EXHAUSTED before any interceptor runs.
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     secureroute_pb2_grpc.add_SecureRouteServiceServicer_to_server(  # type: ignore[no-untyped-call]
         SecureRouteServicer(), server
@@ -152,5 +176,6 @@ def build_server(
         health=health,
         metrics=metrics,
         grace_period_s=settings.grace_period,
+        drain_delay_s=settings.drain_delay,
         metrics_server=metrics_server,
     )

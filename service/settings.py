@@ -17,6 +17,8 @@ from secureroute.settings import (
     ListenAddress,
     Setting,
     load_settings,
+    parse_duration_at_most,
+    parse_int_between,
     parse_listen,
     parse_optional_listen,
 )
@@ -63,6 +65,11 @@ class ServiceSettings:
     token_cache_size: int
     max_token_bytes: int
     realm: str
+    # Limits and shutdown.
+    max_concurrent_rpcs: int
+    max_concurrent_streams: int
+    max_connection_idle: float
+    drain_delay: float
     # Process rows (secureroute.shared_settings).
     workers: int
     grace_period: float
@@ -95,6 +102,50 @@ SERVICE_SETTINGS: tuple[Setting, ...] = (
     ),
     *server_tls_rows("SECUREROUTE_GRPC_", client_ca=True),
     *AUTHN_SETTINGS,
+    Setting(
+        "max_concurrent_rpcs",
+        "SECUREROUTE_GRPC_MAX_CONCURRENT_RPCS",
+        parse_int_between(1, 1_000_000),
+        # Five times the 200 calls the load tests keep in flight: it only stops a pile-up (each
+        # waiting call costs memory), never a busy but healthy service.
+        1000,
+        "calls served at once across all connections (health watches included); "
+        "more are answered RESOURCE_EXHAUSTED (HTTP 429 at the facade)",
+    ),
+    Setting(
+        "max_concurrent_streams",
+        "SECUREROUTE_GRPC_MAX_CONCURRENT_STREAMS",
+        parse_int_between(1, 1_000_000),
+        # Half of max_concurrent_rpcs: one connection cannot take every slot, yet a facade process
+        # (all its calls on one connection) has room. Not nginx's 128: grpc-core refuses a few
+        # streams (REFUSED_STREAM, seen as UNAVAILABLE) whenever a connection runs at the limit,
+        # as its overload protection counts streams still finishing; see the README.
+        512,
+        "calls at once on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS); a client's "
+        "further calls wait on its side, and a few may fail UNAVAILABLE while it runs at the limit",
+    ),
+    Setting(
+        "max_connection_idle",
+        "SECUREROUTE_GRPC_MAX_CONNECTION_IDLE",
+        # A day at most: gRPC takes milliseconds as a 32-bit int (at most ~24.8 days).
+        parse_duration_at_most(86_400),
+        # Long enough that a steady client never reconnects, short enough that abandoned
+        # connections do not pile up; gRPC clients reconnect by themselves on their next call.
+        300.0,
+        "close a connection without calls for this long (GOAWAY), seconds; 0 keeps it open",
+    ),
+    Setting(
+        "drain_delay",
+        "SECUREROUTE_DRAIN_DELAY",
+        # Five minutes at most: more is a typo (Kubernetes' default termination grace is 30 s).
+        parse_duration_at_most(300),
+        # Long enough for health watchers to see NOT_SERVING and for calls already sent to reach a
+        # handler (grpc/grpc#41785 cancels those that have not); measured under load in
+        # tests/load/test_load_drain.py. Kubernetes' preStop pause covers endpoint removal.
+        1.0,
+        "on SIGTERM/SIGINT, how long to keep serving after health turns NOT_SERVING, before the "
+        "grace period starts, seconds; 0 stops at once",
+    ),
     *process_rows(
         # Well inside Kubernetes' default 30 s terminationGracePeriodSeconds.
         grace_default=10.0,

@@ -39,8 +39,12 @@ WAIT_S = 15.0
 
 
 def service_settings(issuer_url: str, *extra: str, listen: str = "127.0.0.1:0") -> ServiceSettings:
-    """Settings through the real flag machinery (with an empty environment)."""
-    argv = ["--listen", listen, "--issuer", issuer_url, "--audience", AUDIENCE, "--grace-period", "1", *extra]
+    """Settings through the real flag machinery (with an empty environment).
+
+    No drain delay (tests that are about draining pass ``--drain-delay``): every stop would
+    otherwise keep serving for a second first."""
+    argv = ["--listen", listen, "--issuer", issuer_url, "--audience", AUDIENCE, "--grace-period", "1"]
+    argv += ["--drain-delay", "0", *extra]
     return load_service_settings(argv, environ={})
 
 
@@ -110,12 +114,14 @@ async def channel(service: SecureRouteServer) -> AsyncIterator[grpc.aio.Channel]
 
 @pytest.fixture
 async def start_facade() -> AsyncIterator[Callable[..., Awaitable[str]]]:
-    """Factory: ``await start_facade(backend, timeout_s=5)`` serves a facade and returns its base URL."""
+    """Factory: ``await start_facade(backend, timeout_s=5, extra=("--flag", "value"))`` serves a
+    facade and returns its base URL."""
     runners: list[QuietErrorsRunner] = []
 
-    async def start(backend: str, timeout_s: float = 5.0) -> str:
+    async def start(backend: str, timeout_s: float = 5.0, extra: Sequence[str] = ()) -> str:
         settings = load_facade_settings(
-            ["--listen", "127.0.0.1:0", "--backend", backend, "--backend-timeout", str(timeout_s)], environ={}
+            ["--listen", "127.0.0.1:0", "--backend", backend, "--backend-timeout", str(timeout_s), *extra],
+            environ={},
         )
         # The production runner: over-long headers get a 400 that never quotes them.
         runner = QuietErrorsRunner(create_app(settings), shutdown_timeout=0.5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+from multidict import CIMultiDict
 
 from jwt_authn.testing import LoopbackIssuer
 from secureroute.request_id import RequestIdFilter
@@ -152,3 +153,33 @@ async def test_non_ascii_authorization_is_400(facade_url: str, http: aiohttp.Cli
     async with http.get(f"{facade_url}/secure-route", headers=headers) as response:
         assert response.status == 400
         assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]
+
+
+async def test_two_authorization_headers_are_401_even_when_both_are_valid(
+    facade_url: str, http: aiohttp.ClientSession, issuer: LoopbackIssuer
+) -> None:
+    """Both reach the service, which refuses more than one (as it does over gRPC)."""
+    first, second = issuer.tokens.issue(sub="carol"), issuer.tokens.issue(sub="mallory")
+    headers = CIMultiDict([("Authorization", f"Bearer {first}"), ("Authorization", f"Bearer {second}")])
+    async with http.get(f"{facade_url}/secure-route", headers=headers) as response:
+        assert response.status == 401
+        assert await response.text() == "401 Unauthorized: malformed authorization"
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_a_non_printable_second_authorization_header_is_400(
+    facade_url: str, http: aiohttp.ClientSession, issuer: LoopbackIssuer
+) -> None:
+    token = issuer.tokens.issue()
+    headers = CIMultiDict(
+        [
+            ("Authorization", f"Bearer {token}"),
+            ("Authorization", "Bearer caf\u00e9".encode().decode("latin-1")),
+        ]
+    )
+    async with http.get(f"{facade_url}/secure-route", headers=headers) as response:
+        assert response.status == 400
+        assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]
+    # /health forwards the header too: the same check, not a 500 from grpc-core refusing it.
+    async with http.get(f"{facade_url}/health", headers=headers) as response:
+        assert response.status == 400

@@ -1,4 +1,5 @@
-"""Every gRPC status through a real facade and a real (programmable) backend, per grpc-gateway's table."""
+"""Every gRPC status through a real facade and a real (programmable) backend, per grpc-gateway's table
+(except CANCELLED: the backend dropped the call, a retryable 503, not the client's 499)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from http_facade.status_map import GRPC_TO_HTTP
 
 EXPECTED = {
-    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.CANCELLED: 503,
     grpc.StatusCode.UNKNOWN: 500,
     grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
@@ -59,10 +60,10 @@ async def test_each_status_maps(
         body = await response.json()
         assert body["error"] == code.name.lower()
         assert body["message"]
-        # Client errors show the backend's details; server errors (and CANCELLED) a fixed sentence.
+        # Client errors show the backend's details; server errors a fixed sentence.
         public = GRPC_TO_HTTP[code].public_message
         assert body["message"] == (public or f"details for {code.name}")
-        assert (public is None) == (EXPECTED[code] < 500 and code != grpc.StatusCode.CANCELLED)
+        assert (public is None) == (EXPECTED[code] < 500)
         assert response.headers["X-Request-Id"]
         if EXPECTED[code] == 503:
             assert response.headers["Retry-After"] == "5"
@@ -110,6 +111,31 @@ async def test_token_is_never_echoed_even_if_the_backend_does(
     async with http.get(f"{url}/secure-route", headers={"Authorization": f"Bearer {token}"}) as response:
         assert response.status == 400
         assert token not in await response.text()
+
+
+@pytest.mark.parametrize(
+    ("authorization", "details_and_expected"),
+    [
+        # Only the credential is redacted, not the scheme in front of it.
+        ("Bearer s3cr3t-token-value", ("bad Bearer s3cr3t-token-value", "bad Bearer [redacted]")),
+        # A credential too short to be a secret is left alone: redacting "a" garbled the reason.
+        ("a", ("malformed authorization", "malformed authorization")),
+        ("Bearer a", ("malformed authorization", "malformed authorization")),
+    ],
+)
+async def test_only_a_plausible_credential_is_redacted_from_details(
+    authorization: str,
+    details_and_expected: tuple[str, str],
+    stub_backend: Any,
+    start_facade: Callable[..., Awaitable[str]],
+    http: aiohttp.ClientSession,
+) -> None:
+    details, expected = details_and_expected
+    stub_backend.behave = abort_with(grpc.StatusCode.INVALID_ARGUMENT, details)
+    url = await start_facade(stub_backend.target)
+    async with http.get(f"{url}/secure-route", headers={"Authorization": authorization}) as response:
+        assert response.status == 400
+        assert await response.text() == f"400 Bad Request: {expected}"
 
 
 async def test_request_id_and_authorization_are_forwarded_as_metadata(

@@ -57,15 +57,6 @@ NOT_SENT = "NOT_SENT"
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _DROP = object()  # a claim or header member to remove
 
-FACADE_DUPLICATE_HEADER_BUG = (
-    "http_facade/routes.py _metadata() forwards only the first Authorization header "
-    "(request.headers.get); a second one is silently ignored"
-)
-FACADE_REDACTION_BUG = (
-    "http_facade/responses.py _public_details() replaces every occurrence of the raw "
-    "Authorization value in the message, so a one-letter value mangles the reason"
-)
-
 
 @dataclass
 class Context:
@@ -1140,19 +1131,19 @@ _AUTHORIZATION = [
         "two-authorization-headers",
         'authorization: "Bearer <valid token>" and authorization: "Bearer <another valid token>"',
         lambda ctx: (f"Bearer {valid(ctx)}", f"Bearer {valid(ctx, 'RS256')}"),
-        **rejected("malformed_authorization", known_bug={"http": FACADE_DUPLICATE_HEADER_BUG}),
+        **rejected("malformed_authorization"),
     ),
     header_case(
         "two-authorization-headers-second-garbage",
         'authorization: "Bearer <valid token>" and authorization: "Basic dXNlcjpwYXNz"',
         lambda ctx: (f"Bearer {valid(ctx)}", "Basic dXNlcjpwYXNz"),
-        **rejected("malformed_authorization", known_bug={"http": FACADE_DUPLICATE_HEADER_BUG}),
+        **rejected("malformed_authorization"),
     ),
     header_case(
         "one-letter-value",
         '"a"',
         lambda ctx: ("a",),
-        **rejected("malformed_authorization", known_bug={"http": FACADE_REDACTION_BUG}),
+        **rejected("malformed_authorization"),
     ),
 ]
 

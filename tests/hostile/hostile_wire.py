@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import grpc
 from corpus import NOT_SENT
+from multidict import CIMultiDict
 
 from secureroute.v1 import secureroute_pb2
 
@@ -117,10 +118,11 @@ async def raw_http(
         writer.close()
     head, _, body = data.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers: dict[str, str] = {}
+    # Case-insensitive, as HTTP field names are (str.title() would spell "Www-Authenticate").
+    headers: CIMultiDict[str] = CIMultiDict()
     for line in header_lines:
         name, _, value = line.partition(":")
-        headers.setdefault(name.strip().title(), value.strip())
+        headers.add(name.strip(), value.strip())
     if headers.get("Transfer-Encoding", "").lower() == "chunked":
         body = _dechunk(body)
     return _outcome(int(status_line.split()[1]), headers.get("Content-Type", ""), body, headers)

@@ -2,7 +2,7 @@
 http_facade``), with their stderr collected, their RSS readable and SIGTERM at hand.
 
 Usage:
-    service = await start_service_process(issuer.url, grace_s=3)
+    service = await start_service_process(issuer.url, grace_s=3, drain_delay_s=1)
     facade = await start_facade_process(service.port)
     service.rss_kib(); service.terminate(); await service.wait(10)
 """
@@ -138,9 +138,12 @@ async def _start(name: str, argv: list[str], ready: re.Pattern[str]) -> Program:
     return program
 
 
-async def start_service_process(issuer_url: str, *, grace_s: float = 5.0) -> Program:
+async def start_service_process(
+    issuer_url: str, *, grace_s: float = 5.0, drain_delay_s: float = 0.0
+) -> Program:
+    """The service; no drain delay unless asked (only the drain test needs the default's 1 s)."""
     argv = ["-m", "service", "--listen", "127.0.0.1:0", "--issuer", issuer_url, "--audience", "secureroute"]
-    argv += ["--grace-period", str(grace_s), "--log-level", "INFO"]
+    argv += ["--grace-period", str(grace_s), "--drain-delay", str(drain_delay_s), "--log-level", "INFO"]
     return await _start("service", argv, _SERVICE_READY)
 
 

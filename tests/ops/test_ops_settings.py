@@ -81,6 +81,16 @@ def _assert_one_line(result: subprocess.CompletedProcess[str], prog: str, settin
         pytest.param((*BASE, "--tls-cert", "/no/such/cert.pem"), {}, "tls_cert", id="missing-cert-file"),
         pytest.param(BASE, {"SECUREROUTE_REQUIRE_AT_JWT": "perhaps"}, "require_at_jwt", id="bad-bool-env"),
         pytest.param(BASE, {"SECUREROUTE_WORKERS": "-2"}, "workers", id="negative-workers-env"),
+        pytest.param((*BASE, "--max-concurrent-rpcs", "0"), {}, "max_concurrent_rpcs", id="zero-rpcs"),
+        pytest.param(
+            (*BASE, "--max-concurrent-streams", "lots"), {}, "max_concurrent_streams", id="word-streams"
+        ),
+        pytest.param((*BASE, "--max-connection-idle", "30d"), {}, "max_connection_idle", id="idle-days"),
+        pytest.param(
+            (*BASE, "--max-connection-idle", "90000"), {}, "max_connection_idle", id="idle-too-long"
+        ),
+        pytest.param(BASE, {"SECUREROUTE_DRAIN_DELAY": "-1"}, "drain_delay", id="negative-drain-env"),
+        pytest.param((*BASE, "--drain-delay", "301"), {}, "drain_delay", id="drain-too-long"),
     ],
 )
 def test_service_bad_values_exit_2(
@@ -128,6 +138,7 @@ def test_port_in_use_exits_2_with_any_number_of_workers(busy_port: int, make_env
         pytest.param(("--workers", "65"), "workers", id="too-many-workers"),
         pytest.param(("--log-format", "yaml"), "log_format", id="bad-log-format"),
         pytest.param(("--grace-period", "-1"), "grace_period", id="negative-grace"),
+        pytest.param(("--keepalive-timeout", "0"), "keepalive_timeout", id="zero-keepalive"),
         pytest.param(("--metrics", "--no-metrics", "--tls-key", "/etc/hostname"), "tls_cert", id="key-alone"),
     ],
 )
@@ -224,3 +235,24 @@ def test_new_knobs_follow_the_precedence(tmp_path: Path) -> None:
         ["--issuer", ISSUER, "--audience", "a", "--metrics-listen", "off"], environ={}
     )
     assert service.metrics_listen is None
+
+
+def test_limit_knobs_follow_the_precedence(tmp_path: Path) -> None:
+    config = tmp_path / "service.toml"
+    config.write_text("max_concurrent_rpcs = 50\nmax_connection_idle = 60\ndrain_delay = 2.5\n")
+    env = {"SECUREROUTE_CONFIG": str(config), "SECUREROUTE_GRPC_MAX_CONCURRENT_RPCS": "70"}
+    service = load_service_settings(
+        ["--issuer", ISSUER, "--audience", "a", "--max-concurrent-streams", "16"], environ=env
+    )
+    assert service.max_concurrent_streams == 16  # flag
+    assert service.max_concurrent_rpcs == 70  # env beats TOML
+    assert service.max_connection_idle == 60.0 and service.drain_delay == 2.5  # TOML
+    assert (
+        load_service_settings(
+            ["--issuer", ISSUER, "--audience", "a", "--drain-delay", "0"], environ={}
+        ).drain_delay
+        == 0
+    )
+    facade = load_facade_settings([], environ={"SECUREROUTE_HTTP_KEEPALIVE_TIMEOUT": "30s"})
+    assert facade.keepalive_timeout == 30.0
+    assert load_facade_settings([], environ={}).keepalive_timeout == 75.0
