@@ -32,6 +32,9 @@ CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
+    # No bandwidth-delay probing: our messages are tiny, and under load bursts the probe pings
+    # on top of keepalive made the service answer GOAWAY "too_many_pings" (seen in the bench).
+    ("grpc.http2.bdp_probe", 0),
     # Reconnect quickly after an outage: gRPC's defaults back off from 1 s up to 120 s.
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2_000),

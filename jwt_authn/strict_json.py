@@ -26,11 +26,13 @@ def _reject_constant(name: str) -> NoReturn:
 
 
 def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise StrictJSONError(f"duplicate member {key[:40]!r}")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):  # fewer keys than pairs: some member came twice
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise StrictJSONError(f"duplicate member {key[:40]!r}")
+            seen.add(key)
     return result
 
 
@@ -48,6 +50,15 @@ def _parse_int(text: str) -> int:
     return int(text)
 
 
+# Built once: json.loads with hooks would build a decoder on every call.
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_object_without_duplicates,
+    parse_constant=_reject_constant,
+    parse_float=_parse_float,
+    parse_int=_parse_int,
+)
+
+
 def loads_object(data: bytes | str, *, what: str) -> dict[str, Any]:
     """Parse ``data`` as exactly one JSON object, strictly, or raise ``StrictJSONError``."""
     if isinstance(data, bytes):
@@ -59,13 +70,7 @@ def loads_object(data: bytes | str, *, what: str) -> dict[str, Any]:
         except UnicodeDecodeError:
             raise StrictJSONError(f"{what} is not UTF-8") from None
     try:
-        value = json.loads(
-            data,
-            object_pairs_hook=_object_without_duplicates,
-            parse_constant=_reject_constant,
-            parse_float=_parse_float,
-            parse_int=_parse_int,
-        )
+        value = _DECODER.decode(data)
     except StrictJSONError as err:
         raise StrictJSONError(f"{what}: {err}") from None
     except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
