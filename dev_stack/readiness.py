@@ -39,17 +39,23 @@ class ChildExited(Exception):
         self.code = code
 
 
-def issuer_ready(issuer_url: str) -> Probe:
+def _http_probe(url: str, accepts: Callable[[aiohttp.ClientResponse], Awaitable[bool]]) -> Probe:
+    """Ready when ``GET url`` answers 200 and ``accepts`` the response."""
+
     async def probe() -> bool:
         timeout = aiohttp.ClientTimeout(total=_PROBE_TIMEOUT_S)
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(f"{issuer_url}/.well-known/openid-configuration") as response,
-        ):
-            # Someone else's server on the port would answer too: check that it is our issuer.
-            return response.status == 200 and (await response.json()).get("issuer") == issuer_url
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
+            return response.status == 200 and await accepts(response)
 
     return probe
+
+
+def issuer_ready(issuer_url: str) -> Probe:
+    async def is_our_issuer(response: aiohttp.ClientResponse) -> bool:
+        # Someone else's server on the port would answer too: check that it is our issuer.
+        return bool((await response.json()).get("issuer") == issuer_url)
+
+    return _http_probe(f"{issuer_url}/.well-known/openid-configuration", is_our_issuer)
 
 
 def service_ready(address: str) -> Probe:
@@ -65,15 +71,10 @@ def service_ready(address: str) -> Probe:
 
 
 def facade_ready(http_url: str) -> Probe:
-    async def probe() -> bool:
-        timeout = aiohttp.ClientTimeout(total=_PROBE_TIMEOUT_S)
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(f"{http_url}/health") as response,
-        ):
-            return response.status == 200 and (await response.text()).strip() == "Healthy"
+    async def is_healthy(response: aiohttp.ClientResponse) -> bool:
+        return (await response.text()).strip() == "Healthy"
 
-    return probe
+    return _http_probe(f"{http_url}/health", is_healthy)
 
 
 async def wait_ready(name: str, probe: Probe, children: list[Child], *, deadline_s: float) -> None:

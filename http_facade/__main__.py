@@ -11,10 +11,8 @@ Usage:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -23,11 +21,11 @@ from http_facade.app import backend_credentials, create_app
 from http_facade.metrics import MULTIPROCESS_ENV
 from http_facade.runner import QuietErrorsRunner, start_site
 from http_facade.settings import PROG, FacadeSettings, load_facade_settings
-from secureroute.logs import configure_logging
 from secureroute.ports import reserve_port
-from secureroute.settings import ListenAddress, SettingsError, exit_bad_settings
+from secureroute.program import run_program, watch_stop_signals
+from secureroute.settings import ListenAddress
 from secureroute.tls import ServerTLS, check_server_tls, ssl_server_context
-from secureroute.workers import WorkerPlan, current_worker, die_with_supervisor, supervise
+from secureroute.workers import WorkerPlan, supervise
 
 __all__ = ["main"]
 
@@ -42,10 +40,7 @@ async def _serve(settings: FacadeSettings, *, reuse_port: bool) -> None:
     await runner.setup()
     try:
         addresses = await start_site(runner, settings.listen, ssl_context=ssl_context, reuse_port=reuse_port)
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stopping.set)
+        stopping = watch_stop_signals()
         for address in addresses:
             _log.info("%s listening on %s (%s)", PROG, _format(address), "https" if ssl_context else "http")
         await stopping.wait()
@@ -90,25 +85,17 @@ def _supervise(settings: FacadeSettings, argv: Sequence[str]) -> int:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+def _checked_settings(argv: Sequence[str]) -> FacadeSettings:
+    """The settings, with the TLS files (ours and the backend's) checked before anything starts."""
+    settings = load_facade_settings(argv)
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        check_server_tls(ServerTLS(settings.tls_cert, settings.tls_key))
+    backend_credentials(settings)
+    return settings
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        settings = load_facade_settings(argv)
-        if settings.tls_cert is not None and settings.tls_key is not None:
-            check_server_tls(ServerTLS(settings.tls_cert, settings.tls_key))
-        backend_credentials(settings)  # the backend TLS files, checked before anything starts
-    except ValueError as err:
-        exit_bad_settings(PROG, err)
-    configure_logging(settings.log_level, settings.log_format)
-    worker = current_worker()
-    try:
-        if settings.workers > 1 and worker is None:
-            raise SystemExit(_supervise(settings, argv))
-        if worker is not None:
-            die_with_supervisor(worker)
-        asyncio.run(_serve(settings, reuse_port=worker is not None))
-    except SettingsError as err:
-        exit_bad_settings(PROG, err)
+    run_program(PROG, argv, load=_checked_settings, supervise=_supervise, serve=_serve)
 
 
 if __name__ == "__main__":

@@ -21,17 +21,10 @@ from time import perf_counter
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    GCCollector,
-    Histogram,
-    PlatformCollector,
-    ProcessCollector,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from secureroute.metrics import CachedLabels, new_registry
 
 __all__ = [
     "LATENCY_BUCKETS_S",
@@ -63,39 +56,29 @@ class FacadeMetrics:
 
     def __init__(self) -> None:
         self.multiprocess = _multiprocess_dir() is not None
-        self.registry = CollectorRegistry()
-        if not self.multiprocess:
-            # Per-process figures mean nothing summed across workers, so only a lone process has them.
-            ProcessCollector(registry=self.registry)
-            PlatformCollector(registry=self.registry)
-            GCCollector(registry=self.registry)
-        self._requests = Counter(
-            "secureroute_http_requests",
-            "HTTP requests answered, by method, route and status code.",
-            ("method", "route", "code"),
-            registry=self.registry,
+        # Per-process figures mean nothing summed across workers, so only a lone process has them.
+        self.registry = new_registry(process_figures=not self.multiprocess)
+        self._requests = CachedLabels(
+            Counter(
+                "secureroute_http_requests",
+                "HTTP requests answered, by method, route and status code.",
+                ("method", "route", "code"),
+                registry=self.registry,
+            )
         )
-        self._latency = Histogram(
-            "secureroute_http_request_duration_seconds",
-            "Time to answer an HTTP request (the backend call included), by method and route.",
-            ("method", "route"),
-            buckets=LATENCY_BUCKETS_S,
-            registry=self.registry,
+        self._latency = CachedLabels(
+            Histogram(
+                "secureroute_http_request_duration_seconds",
+                "Time to answer an HTTP request (the backend call included), by method and route.",
+                ("method", "route"),
+                buckets=LATENCY_BUCKETS_S,
+                registry=self.registry,
+            )
         )
-        self._request_children: dict[tuple[str, str, int], Counter] = {}
-        self._latency_children: dict[tuple[str, str], Histogram] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, status)
-        counter = self._request_children.get(key)
-        if counter is None:
-            counter = self._request_children[key] = self._requests.labels(method, route, str(status))
-        counter.inc()
-        latency_key = (method, route)
-        histogram = self._latency_children.get(latency_key)
-        if histogram is None:
-            histogram = self._latency_children[latency_key] = self._latency.labels(method, route)
-        histogram.observe(seconds)
+        self._requests.labels(method, route, str(status)).inc()
+        self._latency.labels(method, route).observe(seconds)
 
     def exposition(self) -> bytes:
         directory = _multiprocess_dir()

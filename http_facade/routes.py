@@ -7,10 +7,13 @@ Usage:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 from aiohttp import web
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from http_facade.backend import BACKEND_KEY
 from http_facade.request_id import REQUEST_ID_KEY
@@ -47,41 +50,46 @@ def _malformed_authorization(request: web.Request) -> web.Response | None:
     )
 
 
-async def health(request: web.Request) -> web.Response:
+async def _call_backend(
+    request: web.Request, method: str, message: Message, document: Callable[[Any], dict[str, Any]]
+) -> web.Response:
+    """Call ``method`` of the service with the request's credentials and answer 200 with the reply's
+    message (``document(reply)`` as JSON); a gRPC error is answered by its row of the status map."""
     if (refusal := _malformed_authorization(request)) is not None:
         return refusal
     backend = request.app[BACKEND_KEY]
     try:
-        reply: secureroute_pb2.HealthResponse = await backend.stub.Health(
-            secureroute_pb2.HealthRequest(),
+        reply = await getattr(backend.stub, method)(
+            message,
             timeout=backend.timeout_s,
             metadata=_metadata(request),
             wait_for_ready=False,
         )
     except grpc.aio.AioRpcError as err:
         return render_rpc_error(request, err)
-    return render(request, 200, reply.message, {"message": reply.message})
+    return render(request, 200, reply.message, document(reply))
 
 
-async def secure_route(request: web.Request) -> web.Response:
-    if (refusal := _malformed_authorization(request)) is not None:
-        return refusal
-    backend = request.app[BACKEND_KEY]
-    try:
-        reply: secureroute_pb2.SecureRouteResponse = await backend.stub.SecureRoute(
-            secureroute_pb2.SecureRouteRequest(),
-            timeout=backend.timeout_s,
-            metadata=_metadata(request),
-            wait_for_ready=False,
-        )
-    except grpc.aio.AioRpcError as err:
-        return render_rpc_error(request, err)
-    document = {
+def _health_document(reply: secureroute_pb2.HealthResponse) -> dict[str, Any]:
+    return {"message": reply.message}
+
+
+def _secure_route_document(reply: secureroute_pb2.SecureRouteResponse) -> dict[str, Any]:
+    return {
         "message": reply.message,
         "subject": reply.subject,
         "claims": json_format.MessageToDict(reply.claims),
     }
-    return render(request, 200, reply.message, document)
+
+
+async def health(request: web.Request) -> web.Response:
+    return await _call_backend(request, "Health", secureroute_pb2.HealthRequest(), _health_document)
+
+
+async def secure_route(request: web.Request) -> web.Response:
+    return await _call_backend(
+        request, "SecureRoute", secureroute_pb2.SecureRouteRequest(), _secure_route_document
+    )
 
 
 def add_routes(app: web.Application) -> None:

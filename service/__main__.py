@@ -12,18 +12,15 @@ Usage:
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 
-from jwt_authn import AuthnConfig
-from secureroute.logs import configure_logging
 from secureroute.ports import check_bindable, reserve_port
-from secureroute.settings import ListenAddress, SettingsError, exit_bad_settings
+from secureroute.program import run_program, watch_stop_signals
+from secureroute.settings import ListenAddress, SettingsError
 from secureroute.tls import ServerTLS, check_server_tls
-from secureroute.workers import WorkerPlan, current_worker, die_with_supervisor, supervise
+from secureroute.workers import WorkerPlan, supervise
 from service.server import build_server
 from service.settings import PROG, ServiceSettings, authn_config, load_service_settings
 
@@ -32,13 +29,10 @@ __all__ = ["main"]
 _log = logging.getLogger("service")
 
 
-async def _serve(settings: ServiceSettings, config: AuthnConfig, *, reuse_port: bool) -> None:
-    app = build_server(settings, config, reuse_port=reuse_port)
+async def _serve(settings: ServiceSettings, *, reuse_port: bool) -> None:
+    app = build_server(settings, reuse_port=reuse_port)
     await app.start()
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
+    stopping = watch_stop_signals()
     # Tests and operators read the bound port from this line (useful with port 0).
     _log.info("%s listening on %s port %d", PROG, settings.listen.host, app.port)
     if settings.metrics_listen is not None and app.metrics_port is not None:
@@ -85,25 +79,17 @@ def _supervise(settings: ServiceSettings, argv: Sequence[str]) -> int:
         return supervise(plan)
 
 
+def _checked_settings(argv: Sequence[str]) -> ServiceSettings:
+    """The settings, with the jwt_authn config and the TLS files checked before anything starts."""
+    settings = load_service_settings(argv)
+    authn_config(settings)  # build_server makes it again: it is cheap, and the same every time
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        check_server_tls(ServerTLS(settings.tls_cert, settings.tls_key, settings.tls_client_ca))
+    return settings
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        settings = load_service_settings(argv)
-        config = authn_config(settings)
-        if settings.tls_cert is not None and settings.tls_key is not None:
-            check_server_tls(ServerTLS(settings.tls_cert, settings.tls_key, settings.tls_client_ca))
-    except ValueError as err:  # SettingsError, or jwt_authn's "setting: problem"
-        exit_bad_settings(PROG, err)
-    configure_logging(settings.log_level, settings.log_format)
-    worker = current_worker()
-    try:
-        if settings.workers > 1 and worker is None:
-            raise SystemExit(_supervise(settings, argv))
-        if worker is not None:
-            die_with_supervisor(worker)
-        asyncio.run(_serve(settings, config, reuse_port=worker is not None))
-    except SettingsError as err:  # a port in use
-        exit_bad_settings(PROG, err)
+    run_program(PROG, argv, load=_checked_settings, supervise=_supervise, serve=_serve)
 
 
 if __name__ == "__main__":

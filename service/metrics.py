@@ -25,19 +25,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import grpc
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    GCCollector,
-    Histogram,
-    PlatformCollector,
-    ProcessCollector,
-    generate_latest,
-)
+from prometheus_client import Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from jwt_authn import Authenticator
+from secureroute.metrics import CachedLabels, new_registry
 
 __all__ = ["LATENCY_BUCKETS_S", "UNKNOWN_METHOD", "AuthnStateCollector", "ServiceMetrics"]
 
@@ -97,63 +90,48 @@ class ServiceMetrics:
     """One registry per server (tests run several in a process); also the AuthnObserver."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
-        GCCollector(registry=self.registry)
-        self._requests = Counter(
-            "secureroute_grpc_requests",
-            "gRPC calls handled, by full method name and status code.",
-            ("method", "code"),
-            registry=self.registry,
+        self.registry = new_registry()
+        self._requests = CachedLabels(
+            Counter(
+                "secureroute_grpc_requests",
+                "gRPC calls handled, by full method name and status code.",
+                ("method", "code"),
+                registry=self.registry,
+            )
         )
-        self._latency = Histogram(
-            "secureroute_grpc_request_duration_seconds",
-            "Time from the call's arrival at our interceptor to its end, by method.",
-            ("method",),
-            buckets=LATENCY_BUCKETS_S,
-            registry=self.registry,
+        self._latency = CachedLabels(
+            Histogram(
+                "secureroute_grpc_request_duration_seconds",
+                "Time from the call's arrival at our interceptor to its end, by method.",
+                ("method",),
+                buckets=LATENCY_BUCKETS_S,
+                registry=self.registry,
+            )
         )
-        self._outcomes = Counter(
-            "jwt_authn_authentications",
-            "Authentication outcomes: ok, or the failure reason (missing_token, token_expired, ...).",
-            ("outcome",),
-            registry=self.registry,
+        self._outcomes = CachedLabels(
+            Counter(
+                "jwt_authn_authentications",
+                "Authentication outcomes: ok, or the failure reason (missing_token, token_expired, ...).",
+                ("outcome",),
+                registry=self.registry,
+            )
         )
-        # Label children, resolved once: the request path then does a dict lookup, not labels().
-        self._request_children: dict[tuple[str, grpc.StatusCode], Counter] = {}
-        self._latency_children: dict[str, Histogram] = {}
-        self._outcome_children: dict[str, Counter] = {}
 
     def watch(self, authenticator: Authenticator) -> None:
         """Export ``authenticator``'s cache and key-set state at scrape time."""
         self.registry.register(AuthnStateCollector(authenticator))
 
     def observe_rpc(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
-        key = (method, code)
-        counter = self._request_children.get(key)
-        if counter is None:
-            counter = self._request_children[key] = self._requests.labels(method, code.name)
-        counter.inc()
-        histogram = self._latency_children.get(method)
-        if histogram is None:
-            histogram = self._latency_children[method] = self._latency.labels(method)
-        histogram.observe(seconds)
+        self._requests.labels(method, code.name).inc()
+        self._latency.labels(method).observe(seconds)
 
     def count_unknown_method(self) -> None:
         """A call to a method we do not serve (answered UNIMPLEMENTED by gRPC itself)."""
-        key = (UNKNOWN_METHOD, grpc.StatusCode.UNIMPLEMENTED)
-        counter = self._request_children.get(key)
-        if counter is None:
-            counter = self._request_children[key] = self._requests.labels(UNKNOWN_METHOD, "UNIMPLEMENTED")
-        counter.inc()
+        self._requests.labels(UNKNOWN_METHOD, grpc.StatusCode.UNIMPLEMENTED.name).inc()
 
     def on_outcome(self, reason: str) -> None:
         """jwt_authn's AuthnObserver hook. Reasons are jwt_authn's fixed, short set: a safe label."""
-        counter = self._outcome_children.get(reason)
-        if counter is None:
-            counter = self._outcome_children[reason] = self._outcomes.labels(reason)
-        counter.inc()
+        self._outcomes.labels(reason).inc()
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""

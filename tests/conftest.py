@@ -4,8 +4,9 @@ Everything is real and on loopback: the issuer is an aiohttp server, the service
 ``build_server`` on 127.0.0.1:0, the facade is served by ``web.AppRunner`` on 127.0.0.1:0, and
 grpcurl is the real binary.
 
-Tests reach helpers through fixtures (``make_service_settings``, ``unused_port``,
-``run_program``, ``grpcurl``), never by importing this module.
+Tests reach helpers through fixtures (``make_service_settings``, ``unused_port``, ``busy_port``,
+``run_program``, ``run_command``, ``run_main``, ``make_env``, ``assert_bad_setting``, ``grpcurl``),
+never by importing this module.
 
 Usage:
     async def test_health(facade_url: str, http: aiohttp.ClientSession) -> None:
@@ -19,9 +20,11 @@ import asyncio
 import os
 import shutil
 import socket
+import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import grpc
@@ -36,6 +39,9 @@ from service import SecureRouteServer, ServiceSettings, build_server, load_servi
 AUDIENCE = "secureroute"
 #: Bounds every wait on a network event, so a broken build fails instead of hanging.
 WAIT_S = 15.0
+#: Bounds a program run to its end (``run_main``): a start with workers takes longer.
+PROGRAM_WAIT_S = 20.0
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def service_settings(issuer_url: str, *extra: str, listen: str = "127.0.0.1:0") -> ServiceSettings:
@@ -65,6 +71,85 @@ def make_service_settings() -> Callable[..., ServiceSettings]:
 @pytest.fixture
 def unused_port() -> Callable[[], int]:
     return free_port
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port something listens on for the whole test."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """Our environment without any SECUREROUTE_* (or multiprocess metrics) setting, plus ``extra``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SECUREROUTE_") and k != "PROMETHEUS_MULTIPROC_DIR"
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def make_env() -> Callable[..., dict[str, str]]:
+    """``make_env(SECUREROUTE_X="1")``: a clean environment for a child process."""
+    return clean_env
+
+
+def run_command(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = PROGRAM_WAIT_S,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` run from the repository root to its end, its output captured as text."""
+    return subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s, check=check
+    )
+
+
+@pytest.fixture(name="run_command")
+def run_command_fixture() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``run_command([argv...], timeout_s=60, check=True)``: a program run to its end (our environment)."""
+    return run_command
+
+
+def run_main(
+    module: str, *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m <module> *args`` to its end, in a clean environment plus ``env``."""
+    return run_command([sys.executable, "-m", module, *args], env=clean_env(**(env or {})))
+
+
+@pytest.fixture(name="run_main")
+def run_main_fixture() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``run_main("service", *flags, env={"SECUREROUTE_X": "1"})``: the program run to its end, its
+    output as text."""
+    return run_main
+
+
+#: The name each program gives itself in its error lines.
+PROGS = {"service": "secureroute-service", "http_facade": "secureroute-facade"}
+
+
+def assert_bad_setting(module: str, *args: str, setting: str, env: Mapping[str, str] | None = None) -> None:
+    """``python -m <module> *args`` exits 2 with one line on stderr, ``<prog>: error: <setting>: ...``,
+    and no traceback."""
+    result = run_main(module, *args, env=env)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith(f"{PROGS[module]}: error: {setting}:"), lines[0]
+
+
+@pytest.fixture(name="assert_bad_setting")
+def assert_bad_setting_fixture() -> Callable[..., None]:
+    """``assert_bad_setting("service", *flags, setting="listen", env={"SECUREROUTE_X": "1"})``."""
+    return assert_bad_setting
 
 
 @pytest.fixture

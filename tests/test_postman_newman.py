@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -47,7 +47,9 @@ def test_the_collection_offers_postmans_pkce_flow_for_interactive_use() -> None:
     assert settings["redirect_uri"] == "https://oauth.pstmn.io/v1/callback"
 
 
-def test_newman_runs_the_collection_green(stack: LiveStack, tmp_path: Path) -> None:
+def test_newman_runs_the_collection_green(
+    stack: LiveStack, tmp_path: Path, run_command: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
     assert NEWMAN.exists(), "newman missing: run `npm ci` (make install does)"
     report = tmp_path / "newman.json"
     argv = [
@@ -58,14 +60,7 @@ def test_newman_runs_the_collection_green(stack: LiveStack, tmp_path: Path) -> N
         "--reporters", "cli,json", "--reporter-json-export", str(report),
         "--timeout-request", "10000", "--disable-unicode", "--color", "off",
     ]  # fmt: skip
-    completed = subprocess.run(
-        argv,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    completed = run_command(argv, timeout_s=120)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     stats = json.loads(report.read_text())["run"]["stats"]
     assert stats["requests"]["total"] == 8

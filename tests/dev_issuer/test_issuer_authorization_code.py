@@ -7,6 +7,7 @@ The client is a real aiohttp session; the redirect target is a real loopback ser
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -32,196 +33,166 @@ def authorize_url(issuer: RunningIssuer, **params: str) -> str:
     return f"{issuer.url}/authorize?{urlencode(params)}"
 
 
-async def sign_in(
-    client: aiohttp.ClientSession,
-    issuer: RunningIssuer,
-    callback: Callback,
-    challenge: str,
-    *,
-    client_id: str = "postman",
-    username: str = "alice",
-    roles: tuple[str, ...] = ("admin", "viewer"),
-    scope: str = "openid read",
-) -> dict[str, str]:
-    """GET /authorize -> login form -> POST -> 302 -> the callback server; returns what it received."""
-    url = authorize_url(
-        issuer,
-        response_type="code",
-        client_id=client_id,
-        redirect_uri=callback.url,
-        scope=scope,
-        state=STATE,
-        code_challenge=challenge,
-        code_challenge_method="S256",
-        nonce="n-0S6_WzA2Mj",
-    )
-    async with client.get(url) as page:
-        assert page.status == 200
-        assert page.content_type == "text/html"
-        html = await page.text()
-    assert "Development issuer" in html
-    form = [("login", login_id_in(html)), ("username", username), ("action", "approve")]
-    form += [("role", r) for r in roles]
-    async with client.post(f"{issuer.url}/authorize", data=form) as landed:
-        assert landed.status == 200, await landed.text()
-        assert str(landed.url).startswith(callback.url)
-        assert landed.history[0].status == 302
-    return callback.received[-1]
-
-
-async def exchange(
-    post_token: PostToken,
-    issuer: RunningIssuer,
-    code: str,
-    *,
-    verifier: str,
-    redirect_uri: str,
-    headers: dict[str, str] | None = None,
-    client_id: str | None = "postman",
-) -> Answer:
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "code_verifier": verifier,
+def code_request_url(issuer: RunningIssuer, challenge: str, redirect_uri: str, /, **params: str) -> str:
+    """``/authorize`` asking for a code for the postman client, with an S256 PKCE challenge;
+    ``params`` add query fields or replace these."""
+    query = {
+        "response_type": "code",
+        "client_id": "postman",
         "redirect_uri": redirect_uri,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
     }
-    if client_id is not None:
-        form["client_id"] = client_id
-    return await post_token(issuer.url, form, headers=headers)
+    return authorize_url(issuer, **{**query, **params})
 
 
-async def test_code_flow_with_pkce_end_to_end(
-    issuer: RunningIssuer,
-    client: aiohttp.ClientSession,
-    callback: Callback,
-    post_token: PostToken,
-    verify: Verify,
-) -> None:
+@dataclass(frozen=True)
+class CodeFlow:
+    """The code flow against the live issuer: a real client, redirected to a real loopback callback."""
+
+    issuer: RunningIssuer
+    client: aiohttp.ClientSession
+    callback: Callback
+    post_token: PostToken
+
+    async def sign_in(
+        self,
+        challenge: str,
+        *,
+        client_id: str = "postman",
+        username: str = "alice",
+        roles: tuple[str, ...] = ("admin", "viewer"),
+        scope: str = "openid read",
+    ) -> dict[str, str]:
+        """GET /authorize -> login form -> POST -> 302 -> the callback server; returns what it received."""
+        url = code_request_url(
+            self.issuer,
+            challenge,
+            self.callback.url,
+            client_id=client_id,
+            scope=scope,
+            state=STATE,
+            nonce="n-0S6_WzA2Mj",
+        )
+        async with self.client.get(url) as page:
+            assert page.status == 200
+            assert page.content_type == "text/html"
+            html = await page.text()
+        assert "Development issuer" in html
+        form = [("login", login_id_in(html)), ("username", username), ("action", "approve")]
+        form += [("role", r) for r in roles]
+        async with self.client.post(f"{self.issuer.url}/authorize", data=form) as landed:
+            assert landed.status == 200, await landed.text()
+            assert str(landed.url).startswith(self.callback.url)
+            assert landed.history[0].status == 302
+        return self.callback.received[-1]
+
+    async def exchange(
+        self,
+        code: str,
+        *,
+        verifier: str,
+        redirect_uri: str | None = None,
+        headers: dict[str, str] | None = None,
+        client_id: str | None = "postman",
+    ) -> Answer:
+        """POST /token for ``code``; ``redirect_uri`` is the callback's unless given."""
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": self.callback.url if redirect_uri is None else redirect_uri,
+        }
+        if client_id is not None:
+            form["client_id"] = client_id
+        return await self.post_token(self.issuer.url, form, headers=headers)
+
+
+@pytest.fixture
+def flow(
+    issuer: RunningIssuer, client: aiohttp.ClientSession, callback: Callback, post_token: PostToken
+) -> CodeFlow:
+    return CodeFlow(issuer, client, callback, post_token)
+
+
+async def test_code_flow_with_pkce_end_to_end(flow: CodeFlow, verify: Verify) -> None:
     verifier, challenge = pkce_pair()
-    received = await sign_in(client, issuer, callback, challenge)
+    received = await flow.sign_in(challenge)
     assert received["state"] == STATE  # unchanged, byte for byte
     assert "error" not in received
     # Postman sends a public client as Basic with an empty password, plus the form fields.
-    answer = await exchange(
-        post_token,
-        issuer,
-        received["code"],
-        verifier=verifier,
-        redirect_uri=callback.url,
-        headers=basic("postman", ""),
-    )
+    answer = await flow.exchange(received["code"], verifier=verifier, headers=basic("postman", ""))
     assert answer.status == 200, answer.body
     assert answer.headers["Cache-Control"] == "no-store"
-    header, claims = await verify(issuer.url, answer.body["access_token"])
+    header, claims = await verify(flow.issuer.url, answer.body["access_token"])
     assert header["typ"] == "at+jwt"
     assert claims["sub"] == "alice"
     assert claims["roles"] == ["admin", "viewer"]
     assert claims["client_id"] == "postman"
     assert claims["scope"] == "openid read"
     assert claims["aud"] == "secureroute"
-    _, id_claims = await verify(issuer.url, answer.body["id_token"], audience="postman")
+    _, id_claims = await verify(flow.issuer.url, answer.body["id_token"], audience="postman")
     assert id_claims["sub"] == "alice"
     assert id_claims["nonce"] == "n-0S6_WzA2Mj"
 
 
-async def test_confidential_client_uses_the_code_flow_with_its_secret(
-    issuer: RunningIssuer, client: aiohttp.ClientSession, callback: Callback, post_token: PostToken
-) -> None:
+async def test_confidential_client_uses_the_code_flow_with_its_secret(flow: CodeFlow) -> None:
     verifier, challenge = pkce_pair()
-    received = await sign_in(client, issuer, callback, challenge, client_id="secureroute-dev", roles=())
-    no_secret = await exchange(
-        post_token,
-        issuer,
-        received["code"],
-        verifier=verifier,
-        redirect_uri=callback.url,
-        client_id="secureroute-dev",
-    )
+    received = await flow.sign_in(challenge, client_id="secureroute-dev", roles=())
+    no_secret = await flow.exchange(received["code"], verifier=verifier, client_id="secureroute-dev")
     assert no_secret.status == 401
-    received = await sign_in(client, issuer, callback, challenge, client_id="secureroute-dev", roles=())
-    answer = await exchange(
-        post_token,
-        issuer,
-        received["code"],
-        verifier=verifier,
-        redirect_uri=callback.url,
-        headers=DEV_CLIENT,
-        client_id=None,
-    )
+    received = await flow.sign_in(challenge, client_id="secureroute-dev", roles=())
+    answer = await flow.exchange(received["code"], verifier=verifier, headers=DEV_CLIENT, client_id=None)
     assert answer.status == 200, answer.body
 
 
-async def test_wrong_verifier_is_invalid_grant_and_burns_the_code(
-    issuer: RunningIssuer, client: aiohttp.ClientSession, callback: Callback, post_token: PostToken
-) -> None:
+async def test_wrong_verifier_is_invalid_grant_and_burns_the_code(flow: CodeFlow) -> None:
     verifier, challenge = pkce_pair()
-    received = await sign_in(client, issuer, callback, challenge)
+    received = await flow.sign_in(challenge)
     wrong, _ = pkce_pair()
-    answer = await exchange(post_token, issuer, received["code"], verifier=wrong, redirect_uri=callback.url)
+    answer = await flow.exchange(received["code"], verifier=wrong)
     assert (answer.status, answer.body["error"]) == (400, "invalid_grant")
     # One try per code: the right verifier after a wrong one gets nothing.
-    answer = await exchange(
-        post_token, issuer, received["code"], verifier=verifier, redirect_uri=callback.url
-    )
+    answer = await flow.exchange(received["code"], verifier=verifier)
     assert (answer.status, answer.body["error"]) == (400, "invalid_grant")
 
 
-async def test_a_code_is_single_use(
-    issuer: RunningIssuer, client: aiohttp.ClientSession, callback: Callback, post_token: PostToken
-) -> None:
+async def test_a_code_is_single_use(flow: CodeFlow) -> None:
     verifier, challenge = pkce_pair()
-    received = await sign_in(client, issuer, callback, challenge)
-    first = await exchange(post_token, issuer, received["code"], verifier=verifier, redirect_uri=callback.url)
+    received = await flow.sign_in(challenge)
+    first = await flow.exchange(received["code"], verifier=verifier)
     assert first.status == 200
-    again = await exchange(post_token, issuer, received["code"], verifier=verifier, redirect_uri=callback.url)
+    again = await flow.exchange(received["code"], verifier=verifier)
     assert (again.status, again.body["error"]) == (400, "invalid_grant")
 
 
-async def test_an_expired_code_is_invalid_grant(
-    issuer: RunningIssuer,
-    client: aiohttp.ClientSession,
-    callback: Callback,
-    post_token: PostToken,
-    clock: FakeClock,
-) -> None:
+async def test_an_expired_code_is_invalid_grant(flow: CodeFlow, clock: FakeClock) -> None:
     verifier, challenge = pkce_pair()
-    received = await sign_in(client, issuer, callback, challenge)
+    received = await flow.sign_in(challenge)
     clock.advance(61)  # codes live 60 s
-    answer = await exchange(
-        post_token, issuer, received["code"], verifier=verifier, redirect_uri=callback.url
-    )
+    answer = await flow.exchange(received["code"], verifier=verifier)
     assert (answer.status, answer.body["error"]) == (400, "invalid_grant")
 
 
-async def test_a_code_is_bound_to_its_client_and_redirect_uri(
-    issuer: RunningIssuer, client: aiohttp.ClientSession, callback: Callback, post_token: PostToken
-) -> None:
+async def test_a_code_is_bound_to_its_client_and_redirect_uri(flow: CodeFlow) -> None:
     verifier, challenge = pkce_pair()
-    received = await sign_in(client, issuer, callback, challenge)
-    other_client = await exchange(
-        post_token,
-        issuer,
-        received["code"],
-        verifier=verifier,
-        redirect_uri=callback.url,
-        headers=DEV_CLIENT,
-        client_id=None,
+    received = await flow.sign_in(challenge)
+    other_client = await flow.exchange(
+        received["code"], verifier=verifier, headers=DEV_CLIENT, client_id=None
     )
     assert (other_client.status, other_client.body["error"]) == (400, "invalid_grant")
-    received = await sign_in(client, issuer, callback, challenge)
-    other_uri = await exchange(
-        post_token, issuer, received["code"], verifier=verifier, redirect_uri=callback.url + "/elsewhere"
+    received = await flow.sign_in(challenge)
+    other_uri = await flow.exchange(
+        received["code"], verifier=verifier, redirect_uri=flow.callback.url + "/elsewhere"
     )
     assert (other_uri.status, other_uri.body["error"]) == (400, "invalid_grant")
 
 
-async def test_a_missing_verifier_is_invalid_request(
-    issuer: RunningIssuer, client: aiohttp.ClientSession, callback: Callback, post_token: PostToken
-) -> None:
+async def test_a_missing_verifier_is_invalid_request(flow: CodeFlow) -> None:
     _, challenge = pkce_pair()
-    received = await sign_in(client, issuer, callback, challenge)
-    form = {"grant_type": "authorization_code", "code": received["code"], "redirect_uri": callback.url}
-    answer = await post_token(issuer.url, {**form, "client_id": "postman"})
+    received = await flow.sign_in(challenge)
+    form = {"grant_type": "authorization_code", "code": received["code"], "redirect_uri": flow.callback.url}
+    answer = await flow.post_token(flow.issuer.url, {**form, "client_id": "postman"})
     assert (answer.status, answer.body["error"]) == (400, "invalid_request")
 
 
@@ -242,15 +213,7 @@ async def test_an_unregistered_redirect_uri_shows_an_error_and_never_redirects(
     issuer: RunningIssuer, client: aiohttp.ClientSession, redirect_uri: str
 ) -> None:
     _, challenge = pkce_pair()
-    url = authorize_url(
-        issuer,
-        response_type="code",
-        client_id="postman",
-        redirect_uri=redirect_uri,
-        state="s",
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
+    url = code_request_url(issuer, challenge, redirect_uri, state="s")
     async with client.get(url, allow_redirects=False) as page:
         assert page.status == 400
         assert "Location" not in page.headers
@@ -286,16 +249,7 @@ async def test_bad_authorization_requests_go_back_to_the_client_with_state(
     error: str,
 ) -> None:
     _, challenge = pkce_pair()
-    query = {
-        "response_type": "code",
-        "client_id": "postman",
-        "redirect_uri": callback.url,
-        "state": STATE,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        **params,
-    }
-    async with client.get(f"{issuer.url}/authorize?{urlencode(query)}") as landed:
+    async with client.get(code_request_url(issuer, challenge, callback.url, state=STATE, **params)) as landed:
         assert landed.status == 200
     assert callback.received[-1]["error"] == error
     assert callback.received[-1]["state"] == STATE
@@ -306,16 +260,7 @@ async def test_deny_returns_access_denied(
     issuer: RunningIssuer, client: aiohttp.ClientSession, callback: Callback
 ) -> None:
     _, challenge = pkce_pair()
-    url = authorize_url(
-        issuer,
-        response_type="code",
-        client_id="postman",
-        redirect_uri=callback.url,
-        state=STATE,
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
-    async with client.get(url) as page:
+    async with client.get(code_request_url(issuer, challenge, callback.url, state=STATE)) as page:
         login = login_id_in(await page.text())
     async with client.post(f"{issuer.url}/authorize", data={"login": login, "action": "deny"}):
         pass
@@ -330,15 +275,7 @@ async def test_the_login_form_is_single_use_and_checks_its_input(
     issuer: RunningIssuer, client: aiohttp.ClientSession, callback: Callback
 ) -> None:
     _, challenge = pkce_pair()
-    url = authorize_url(
-        issuer,
-        response_type="code",
-        client_id="postman",
-        redirect_uri=callback.url,
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
-    async with client.get(url) as page:
+    async with client.get(code_request_url(issuer, challenge, callback.url)) as page:
         html = await page.text()
         assert page.headers["X-Frame-Options"] == "DENY"
         assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
@@ -365,36 +302,23 @@ async def test_the_login_form_is_single_use_and_checks_its_input(
 
 
 async def test_postman_callback_is_registered_for_the_postman_client(
-    issuer: RunningIssuer, client: aiohttp.ClientSession, post_token: PostToken
+    issuer: RunningIssuer, client: aiohttp.ClientSession, flow: CodeFlow
 ) -> None:
+    postman_callback = "https://oauth.pstmn.io/v1/callback"
     verifier, challenge = pkce_pair()
-    url = authorize_url(
-        issuer,
-        response_type="code",
-        client_id="postman",
-        redirect_uri="https://oauth.pstmn.io/v1/callback",
-        state="st",
-        code_challenge=challenge,
-        code_challenge_method="S256",
-        scope="openid",
-    )
+    url = code_request_url(issuer, challenge, postman_callback, state="st", scope="openid")
     async with client.get(url) as page:
         login = login_id_in(await page.text())
     form = {"login": login, "username": "carol", "role": "editor"}
     async with client.post(f"{issuer.url}/authorize", data=form, allow_redirects=False) as redirect:
         assert redirect.status == 302
         location = urlsplit(redirect.headers["Location"])
-    assert f"{location.scheme}://{location.netloc}{location.path}" == "https://oauth.pstmn.io/v1/callback"
+    assert f"{location.scheme}://{location.netloc}{location.path}" == postman_callback
     query = parse_qs(location.query)
     assert query["state"] == ["st"]
     # What Postman sends: Basic postman:<empty>, and client_id, code_verifier, redirect_uri and
     # grant_type in the body.
-    answer = await exchange(
-        post_token,
-        issuer,
-        query["code"][0],
-        verifier=verifier,
-        redirect_uri="https://oauth.pstmn.io/v1/callback",
-        headers=basic("postman", ""),
+    answer = await flow.exchange(
+        query["code"][0], verifier=verifier, redirect_uri=postman_callback, headers=basic("postman", "")
     )
     assert answer.status == 200, answer.body

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ import pytest
 from dev_issuer.token_client import fetch_token
 from dev_stack.testing import LiveStack, free_port, wait_gone
 
-ROOT = Path(__file__).resolve().parents[2]
+RunCommand = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def test_ready_banner_then_sigterm_stops_everything_with_exit_0(tmp_path: Path) -> None:
@@ -65,7 +66,7 @@ def test_a_dying_child_stops_the_rest_and_exits_non_zero(tmp_path: Path) -> None
     assert wait_gone(list(pids.values())) == []
 
 
-def test_a_busy_port_is_reported_before_anything_starts(tmp_path: Path) -> None:
+def test_a_busy_port_is_reported_before_anything_starts(tmp_path: Path, run_command: RunCommand) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         busy = taken.getsockname()[1]
         started = time.monotonic()
@@ -74,29 +75,16 @@ def test_a_busy_port_is_reported_before_anything_starts(tmp_path: Path) -> None:
             "--issuer-port", str(free_port()), "--grpc-port", str(busy), "--http-port", str(free_port()),
             "--state-dir", str(tmp_path / "state"),
         ]  # fmt: skip
-        completed = subprocess.run(
-            argv,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        completed = run_command(argv, timeout_s=60)
     assert completed.returncode == 2
     assert f"{busy}" in completed.stderr and "in use" in completed.stderr
     assert time.monotonic() - started < 30
     assert not (tmp_path / "state").exists(), "nothing should have started"
 
 
-def test_bad_settings_exit_2() -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "dev_stack", "--grpc-port", "3000", "--http-port", "3000"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def test_bad_settings_exit_2(run_command: RunCommand) -> None:
+    argv = [sys.executable, "-m", "dev_stack", "--grpc-port", "3000", "--http-port", "3000"]
+    completed = run_command(argv, timeout_s=60)
     assert completed.returncode == 2
     assert "ports" in completed.stderr
 
@@ -113,20 +101,14 @@ def _secure_route_status(http_url: str, token: str) -> int:
 
 
 @pytest.mark.timeout(180)  # waits up to 90 s for the service's next key-set refresh
-def test_key_rotation_against_the_running_service(tmp_path: Path) -> None:
+def test_key_rotation_against_the_running_service(tmp_path: Path, run_command: RunCommand) -> None:
     """Rotate while the stack runs: old tokens keep working (grace period) and the service accepts
     the new key by itself, without a restart. It refreshes its key set on an unknown kid at most
     once per cooldown (30 s) and routinely every JWKS max-age (60 s, clamped): so within ~60 s."""
     with LiveStack(tmp_path) as stack:
         old_token = stack.token
-        completed = subprocess.run(
-            [sys.executable, "-m", "dev_issuer", "rotate", "--url", stack.issuer_url],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
+        rotate = [sys.executable, "-m", "dev_issuer", "rotate", "--url", stack.issuer_url]
+        completed = run_command(rotate, timeout_s=60, check=True)
         new_kids = {k["kid"] for k in json.loads(completed.stdout)["added"]}
         new_token = fetch_token(stack.issuer_url, sub="bob")
         assert json.loads(base64.urlsafe_b64decode(new_token.split(".")[0] + "=="))["kid"] in new_kids

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import aiohttp
 import pytest
@@ -19,34 +17,12 @@ from secureroute.settings import ListenAddress
 
 WAIT_S = 15.0
 
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SECUREROUTE_")}
-    env.update(extra)
-    return env
+RunMain = Callable[..., subprocess.CompletedProcess[str]]
+AssertBadSetting = Callable[..., None]
 
 
-def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "http_facade", *args],
-        env=env or _clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=WAIT_S,
-        check=False,
-    )
-
-
-@pytest.fixture
-def busy_port() -> Iterator[int]:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        yield listener.getsockname()[1]
-
-
-def test_help_explains_every_setting() -> None:
-    result = _run("--help")
+def test_help_explains_every_setting(run_main: RunMain) -> None:
+    result = run_main("http_facade", "--help")
     assert result.returncode == 0
     for row in FACADE_SETTINGS:
         assert row.flag in result.stdout and row.env in result.stdout
@@ -76,26 +52,23 @@ def test_defaults() -> None:
         pytest.param(("--log-level", "loud"), {}, "log_level", id="bad-log-level"),
     ],
 )
-def test_bad_settings_exit_2_with_one_line(args: tuple[str, ...], env: dict[str, str], setting: str) -> None:
-    result = _run(*args, env=_clean_env(**env))
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert lines[0].startswith(f"secureroute-facade: error: {setting}:"), lines[0]
+def test_bad_settings_exit_2_with_one_line(
+    args: tuple[str, ...], env: dict[str, str], setting: str, assert_bad_setting: AssertBadSetting
+) -> None:
+    assert_bad_setting("http_facade", *args, setting=setting, env=env)
 
 
-def test_port_in_use_exits_2_with_one_line(busy_port: int) -> None:
-    result = _run("--listen", f"127.0.0.1:{busy_port}")
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("secureroute-facade: error: listen:"), result.stderr
+def test_port_in_use_exits_2_with_one_line(busy_port: int, assert_bad_setting: AssertBadSetting) -> None:
+    assert_bad_setting("http_facade", "--listen", f"127.0.0.1:{busy_port}", setting="listen")
 
 
-async def test_serves_then_exits_0_on_sigterm(http: aiohttp.ClientSession) -> None:
+async def test_serves_then_exits_0_on_sigterm(
+    http: aiohttp.ClientSession, make_env: Callable[..., dict[str, str]]
+) -> None:
     # The backend is down on purpose: the facade must still start, and answer 503.
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "http_facade", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:1",
-        env=_clean_env(), stderr=asyncio.subprocess.PIPE,
+        env=make_env(), stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stderr is not None
     try:

@@ -116,7 +116,7 @@ async def test_request_id_is_kept_or_generated(facade_url: str, http: aiohttp.Cl
 async def test_request_id_reaches_the_service(
     facade_url: str, http: aiohttp.ClientSession, issuer: LoopbackIssuer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("INFO", logger="service")
+    caplog.set_level("DEBUG", logger="service")  # the per-call line is DEBUG
     # The filter our log handler carries (secureroute.logs): it stamps each record with the id.
     caplog.handler.addFilter(RequestIdFilter())
     token = issuer.tokens.issue(sub="dave")

@@ -11,19 +11,12 @@ import asyncio
 from typing import Any
 
 import pytest
+from authn_helpers import outcome
 
-from jwt_authn import KeySetUnavailable, Unauthenticated
+from jwt_authn import KeySetUnavailable
 from jwt_authn.testing import Fault, LoopbackIssuer, generate_key
 
 COOLDOWN_S = 0.05  # issuer_config's cooldown_s
-
-
-async def _reason(authenticator: Any, token: str) -> str:
-    try:
-        await authenticator.verify(token)
-    except (Unauthenticated, KeySetUnavailable) as error:
-        return error.reason
-    return "accepted"
 
 
 def _stranger(issuer: LoopbackIssuer, now: float, kid: str = "stranger") -> str:
@@ -84,7 +77,7 @@ async def test_background_refresh_runs_without_requests_and_picks_up_new_keys(
     issuer.rotate("ES256")
     await wait_until(lambda: key_set.key_set is not None and issuer.kid("ES256") in key_set.key_set.kids)
     # The long cooldown forbids on-demand refreshes: the background loop did the work.
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
     assert key_set.on_demand_refreshes == 0
 
 
@@ -120,7 +113,7 @@ async def test_unknown_kid_triggers_one_on_demand_refresh(
     authenticator = await make_authenticator(issuer_config(issuer))
     key_set = authenticator.key_sets[issuer.url]
     await asyncio.sleep(COOLDOWN_S * 2)
-    assert await _reason(authenticator, _stranger(issuer, clock.now)) == "unknown_kid"
+    assert await outcome(authenticator, _stranger(issuer, clock.now)) == "unknown_kid"
     assert (issuer.jwks_fetches, key_set.on_demand_refreshes) == (2, 1)
 
 
@@ -130,7 +123,7 @@ async def test_200_concurrent_unknown_kids_share_at_most_one_fetch(
     authenticator = await make_authenticator(issuer_config(issuer))
     await asyncio.sleep(COOLDOWN_S * 2)
     tokens = [_stranger(issuer, clock.now, kid=f"stranger-{n}") for n in range(200)]
-    reasons = await asyncio.wait_for(asyncio.gather(*(_reason(authenticator, t) for t in tokens)), 10)
+    reasons = await asyncio.wait_for(asyncio.gather(*(outcome(authenticator, t) for t in tokens)), 10)
     assert set(reasons) == {"unknown_kid"}
     assert (issuer.discovery_fetches, issuer.jwks_fetches) == (2, 2)  # the warm-up and one refresh
 
@@ -140,7 +133,7 @@ async def test_on_demand_refresh_respects_the_cooldown(
 ) -> None:
     authenticator = await make_authenticator(issuer_config(issuer, cooldown_s=60))
     for n in range(5):
-        assert await _reason(authenticator, _stranger(issuer, clock.now, kid=f"k{n}")) == "unknown_kid"
+        assert await outcome(authenticator, _stranger(issuer, clock.now, kid=f"k{n}")) == "unknown_kid"
     assert issuer.jwks_fetches == 1  # only the warm-up
     assert authenticator.key_sets[issuer.url].on_demand_refreshes == 0
 
@@ -150,18 +143,18 @@ async def test_kid_still_unknown_after_a_refresh_is_rejected_without_waiting_for
 ) -> None:
     authenticator = await make_authenticator(issuer_config(issuer, fetch_timeout_s=5.0))
     await asyncio.sleep(COOLDOWN_S * 2)
-    assert await _reason(authenticator, _stranger(issuer, clock.now, kid="x")) == "unknown_kid"
+    assert await outcome(authenticator, _stranger(issuer, clock.now, kid="x")) == "unknown_kid"
     assert issuer.jwks_fetches == 2
     # A slow refresh is in flight: a remembered unknown kid does not wait for it...
     issuer.fault = Fault(delay_s=3.0)
     cache = authenticator.key_sets[issuer.url]
     cache._refresh_once()
     await asyncio.sleep(0)
-    answer = asyncio.ensure_future(_reason(authenticator, _stranger(issuer, clock.now, kid="x")))
+    answer = asyncio.ensure_future(outcome(authenticator, _stranger(issuer, clock.now, kid="x")))
     await asyncio.sleep(0.2)
     assert answer.done() and answer.result() == "unknown_kid"
     # ...while a kid never seen before waits for the fetch it joined (single flight).
-    waiting = asyncio.ensure_future(_reason(authenticator, _stranger(issuer, clock.now, kid="y")))
+    waiting = asyncio.ensure_future(outcome(authenticator, _stranger(issuer, clock.now, kid="y")))
     await asyncio.sleep(0.2)
     assert not waiting.done()
     assert await asyncio.wait_for(waiting, 10) == "unknown_kid"
@@ -174,7 +167,7 @@ async def test_remembered_unknown_kid_gets_a_refresh_again_after_the_cooldown(
     await asyncio.sleep(COOLDOWN_S * 2)
     early_key = generate_key("ES256", kid="early")
     early_token = issuer.tokens.issue(now=clock.now, key=early_key)
-    assert await _reason(authenticator, early_token) == "unknown_kid"  # used before it was published
+    assert await outcome(authenticator, early_token) == "unknown_kid"  # used before it was published
     publish_key(issuer, early_key)
     await asyncio.sleep(COOLDOWN_S * 2)
     principal = await authenticator.verify(early_token)
@@ -190,15 +183,15 @@ async def test_rotation_new_key_accepted_on_first_use_and_removed_key_rejected_a
     old_kid = issuer.rotate("ES256")
     new_token = issuer.tokens.issue(now=clock.now)
     await asyncio.sleep(COOLDOWN_S * 2)
-    assert await _reason(authenticator, new_token) == "accepted"
+    assert await outcome(authenticator, new_token) == "accepted"
     assert key_set.on_demand_refreshes == 1
-    assert await _reason(authenticator, old_token) == "accepted"  # still published
+    assert await outcome(authenticator, old_token) == "accepted"  # still published
     issuer.withdraw(old_kid)
-    assert await _reason(authenticator, old_token) == "accepted"  # not refreshed yet
+    assert await outcome(authenticator, old_token) == "accepted"  # not refreshed yet
     await asyncio.sleep(COOLDOWN_S * 2)
-    assert await _reason(authenticator, _stranger(issuer, clock.now)) == "unknown_kid"  # the refresh
-    assert await _reason(authenticator, old_token) == "unknown_kid"
-    assert await _reason(authenticator, new_token) == "accepted"
+    assert await outcome(authenticator, _stranger(issuer, clock.now)) == "unknown_kid"  # the refresh
+    assert await outcome(authenticator, old_token) == "unknown_kid"
+    assert await outcome(authenticator, new_token) == "accepted"
 
 
 # --- outages -----------------------------------------------------------------------------------
@@ -211,9 +204,9 @@ async def test_issuer_outage_after_warm_up_keeps_valid_tokens_working(
     key_set = authenticator.key_sets[issuer.url]
     await issuer.stop()
     await asyncio.sleep(COOLDOWN_S * 2)
-    assert await _reason(authenticator, _stranger(issuer, clock.now)) == "unknown_kid"
+    assert await outcome(authenticator, _stranger(issuer, clock.now)) == "unknown_kid"
     assert key_set.refresh_failures == 1  # the on-demand refresh met the outage
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
 
 
 async def test_issuer_down_at_start_is_unavailable_then_recovers_without_restart(
@@ -236,7 +229,7 @@ async def test_issuer_down_at_start_is_unavailable_then_recovers_without_restart
     assert not authenticator.ready
     await issuer.start()
     assert await authenticator.wait_ready(10)
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
 
 
 async def test_slow_issuer_costs_at_most_the_fetch_timeout(
@@ -258,14 +251,14 @@ async def test_key_set_older_than_max_staleness_is_not_used(
     authenticator = await make_authenticator(config, token_cache_size=0)
     key_set = authenticator.key_sets[issuer.url]
     issuer.fault = Fault(status=503)  # every refresh from now on fails
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
     await wait_until(lambda: (key_set.age_s or 0) > 0.5, "the key set to go stale")
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == "key_set_unavailable"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "key_set_unavailable"
     assert key_set.refresh_failures >= 1  # it did try to refresh on demand
     issuer.fault = Fault()
     await asyncio.sleep(COOLDOWN_S * 2)
     # The next request refreshes on demand: fresh keys, no restart.
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
 
 
 # --- several issuers ---------------------------------------------------------------------------
@@ -285,15 +278,15 @@ async def test_tokens_iss_picks_the_issuer_and_each_issuer_has_its_own_audiences
     assert principal.issuer == billing.url
     # Audiences do not leak between issuers.
     assert (
-        await _reason(authenticator, orders.tokens.issue(now=clock.now, aud="billing")) == "audience_mismatch"
+        await outcome(authenticator, orders.tokens.issue(now=clock.now, aud="billing")) == "audience_mismatch"
     )
     # Claiming the other issuer does not make the other issuer's keys ours, nor ours its.
     forged = orders.tokens.issue(now=clock.now, aud="billing", claims={"iss": billing.url})
-    assert await _reason(authenticator, forged) == "unknown_kid"
+    assert await outcome(authenticator, forged) == "unknown_kid"
     forged_same_kid = orders.tokens.issue(
         now=clock.now, aud="billing", claims={"iss": billing.url}, headers={"kid": billing.kid("ES256")}
     )
-    assert await _reason(authenticator, forged_same_kid) == "invalid_signature"
+    assert await outcome(authenticator, forged_same_kid) == "invalid_signature"
 
 
 async def test_one_issuer_down_does_not_block_the_other(
@@ -310,6 +303,6 @@ async def test_one_issuer_down_does_not_block_the_other(
     await down.stop()
     authenticator = await make_authenticator(issuer_config(healthy), issuer_config(down), ready=False)
     await wait_until(lambda: authenticator.key_sets[healthy.url].ever_loaded, "the healthy issuer's keys")
-    assert await _reason(authenticator, healthy.tokens.issue(now=clock.now)) == "accepted"
-    assert await _reason(authenticator, down.tokens.issue(now=clock.now)) == "key_set_unavailable"
+    assert await outcome(authenticator, healthy.tokens.issue(now=clock.now)) == "accepted"
+    assert await outcome(authenticator, down.tokens.issue(now=clock.now)) == "key_set_unavailable"
     assert not authenticator.ready  # ready means every issuer

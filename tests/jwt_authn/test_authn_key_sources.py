@@ -19,18 +19,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
+from authn_helpers import outcome
 from jwcrypto import jwk
 
-from jwt_authn import Authenticator, AuthnConfig, KeySetUnavailable, Unauthenticated
+from jwt_authn import Authenticator, AuthnConfig
 from jwt_authn.testing import Fault, LoopbackIssuer, generate_key
-
-
-async def _reason(authenticator: Any, token: str) -> str:
-    try:
-        await authenticator.verify(token)
-    except (Unauthenticated, KeySetUnavailable) as error:
-        return error.reason
-    return "accepted"
 
 
 async def test_discovery_finds_the_jwks_and_loads_it(
@@ -38,7 +31,7 @@ async def test_discovery_finds_the_jwks_and_loads_it(
 ) -> None:
     authenticator = await make_authenticator(issuer_config(issuer))
     assert (issuer.discovery_fetches, issuer.jwks_fetches) == (1, 1)
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
 
 
 async def test_discovery_document_naming_another_issuer_fails_the_refresh(
@@ -49,7 +42,7 @@ async def test_discovery_document_naming_another_issuer_fails_the_refresh(
     key_set = authenticator.key_sets[issuer.url]
     await wait_until(lambda: key_set.refresh_failures >= 1, "a failed refresh")
     assert issuer.jwks_fetches == 0  # the JWKS it names is never fetched
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == "key_set_unavailable"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "key_set_unavailable"
     issuer.discovery_issuer = None
     assert await authenticator.wait_ready(10)
 
@@ -59,14 +52,14 @@ async def test_explicit_jwks_uri_skips_discovery(
 ) -> None:
     authenticator = await make_authenticator(issuer_config(issuer, jwks_uri=issuer.jwks_uri))
     assert (issuer.discovery_fetches, issuer.jwks_fetches) == (0, 1)
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
 
 
 async def test_inline_jwks_needs_no_fetch(
     issuer: Any, make_authenticator: Any, issuer_config: Any, clock: Any
 ) -> None:
     authenticator = await make_authenticator(issuer_config(issuer, jwks=issuer.public_jwks()))
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
     assert (issuer.discovery_fetches, issuer.jwks_fetches) == (0, 0)
 
 
@@ -77,11 +70,11 @@ async def test_jwks_file_is_loaded_and_reloaded_when_it_changes(
     path.write_text(json.dumps(issuer.public_jwks()))
     authenticator = await make_authenticator(issuer_config(issuer, jwks_file=str(path)))
     key_set = authenticator.key_sets[issuer.url]
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
     issuer.rotate("ES256")
     rotated = issuer.tokens.issue(now=clock.now)
     # Published at the issuer but not in the file (the on-demand re-read finds the file unchanged).
-    assert await _reason(authenticator, rotated) == "unknown_kid"
+    assert await outcome(authenticator, rotated) == "unknown_kid"
     path.write_text(json.dumps(issuer.public_jwks()))
     # The file is polled (every second): the change is picked up without any request.
     await wait_until(
@@ -89,7 +82,7 @@ async def test_jwks_file_is_loaded_and_reloaded_when_it_changes(
         "the file to be re-read",
         timeout_s=5,
     )
-    assert await _reason(authenticator, rotated) == "accepted"
+    assert await outcome(authenticator, rotated) == "accepted"
     assert (issuer.discovery_fetches, issuer.jwks_fetches) == (0, 0)
 
 
@@ -185,11 +178,11 @@ async def test_strict_fetch_refuses_the_document_then_recovers(
     key_set = authenticator.key_sets[issuer.url]
     await wait_until(lambda: key_set.refresh_failures >= 1, "a failed refresh")
     assert not key_set.ever_loaded
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == "key_set_unavailable"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "key_set_unavailable"
     # The issuer heals: the background retry loads the keys, no restart needed.
     issuer.fault = Fault()
     assert await authenticator.wait_ready(10)
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
 
 
 async def test_document_within_the_size_cap_loads(
@@ -198,7 +191,7 @@ async def test_document_within_the_size_cap_loads(
     # The control for jwks_over_the_size_cap: the same padding, just under the cap.
     issuer.fault = Fault(body=_padded_jwks(issuer, 4096), only="jwks")
     authenticator = await make_authenticator(issuer_config(issuer, max_response_bytes=4096))
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
 
 
 def _chunked(body: bytes, chunk_bytes: int, pause_s: float = 0.005) -> Any:
@@ -222,7 +215,7 @@ async def test_jwks_arriving_in_several_chunks_is_read_to_the_end(
 ) -> None:
     base = await serve_routes({"/jwks": _chunked(json.dumps(issuer.public_jwks()).encode(), 40)})
     authenticator = await make_authenticator(issuer_config(issuer, jwks_uri=f"{base}/jwks"))
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
 
 
 @pytest.mark.parametrize(
@@ -248,7 +241,7 @@ async def test_chunked_body_is_capped_while_reading(
     await wait_until(lambda: key_set.ever_loaded or key_set.refresh_failures >= 1, "the first load")
     assert key_set.ever_loaded is loads
     expected = "accepted" if loads else "key_set_unavailable"
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == expected
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == expected
 
 
 async def test_redirect_is_not_followed(
@@ -268,7 +261,7 @@ async def test_redirect_is_not_followed(
     key_set = authenticator.key_sets[issuer.url]
     await wait_until(lambda: key_set.refresh_failures >= 2, "two failed refreshes")
     assert issuer.jwks_fetches == 0
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == "key_set_unavailable"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "key_set_unavailable"
 
 
 async def test_bad_keys_are_skipped_while_good_keys_load(
@@ -297,10 +290,10 @@ async def test_bad_keys_are_skipped_while_good_keys_load(
     loaded = authenticator.key_sets[issuer.url].key_set
     assert loaded is not None
     assert loaded.kids == {issuer.kid("ES256")}
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
     # Keys from dropped entries verify nothing, even when the token's signature is theirs.
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now, key=private_ec)) == "unknown_kid"
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now, alg="RS256", key=weak_rsa)) == (
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now, key=private_ec)) == "unknown_kid"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now, alg="RS256", key=weak_rsa)) == (
         "unknown_kid"
     )
 
@@ -315,7 +308,7 @@ async def test_max_keys_bounds_the_keys_kept_from_one_document(
     loaded = authenticator.key_sets[issuer.url].key_set
     assert loaded is not None
     assert len(loaded.keys) == 2
-    assert await _reason(authenticator, issuer.tokens.issue(now=clock.now, key=extra[-1])) == "unknown_kid"
+    assert await outcome(authenticator, issuer.tokens.issue(now=clock.now, key=extra[-1])) == "unknown_kid"
 
 
 class _EverythingIsLoopback(AbstractResolver):

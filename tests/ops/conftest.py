@@ -20,7 +20,6 @@ import contextlib
 import datetime
 import ipaddress
 import json
-import os
 import re
 import signal
 import sys
@@ -175,23 +174,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     )
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """Our environment without any SECUREROUTE_* (or multiprocess metrics) setting, plus ``extra``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("SECUREROUTE_") and k != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    env.update(extra)
-    return env
-
-
-@pytest.fixture
-def make_env() -> Callable[..., dict[str, str]]:
-    """``make_env(SECUREROUTE_X="1")``: a clean environment for a child process."""
-    return clean_env
-
-
 @dataclass
 class Program:
     """A program started by ``spawn``: its process and every JSON log line it printed so far."""
@@ -243,14 +225,15 @@ Spawn = Callable[..., Coroutine[Any, Any, Program]]
 
 
 @pytest.fixture
-async def spawn() -> AsyncIterator[Spawn]:
-    """``await spawn("service", *args, env=...)``: ``python -m <module>`` with JSON logs on stderr."""
+async def spawn(make_env: Callable[..., dict[str, str]]) -> AsyncIterator[Spawn]:
+    """``await spawn("service", *args, env=...)``: ``python -m <module>`` with JSON logs on stderr
+    (in a clean environment unless ``env`` is given)."""
     started: list[Program] = []
 
     async def start(module: str, *args: str, env: dict[str, str] | None = None) -> Program:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", module, "--log-format", "json", *args,
-            env=env if env is not None else clean_env(),
+            env=env if env is not None else make_env(),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip

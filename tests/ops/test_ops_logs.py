@@ -83,9 +83,11 @@ def test_the_filter_never_drops_a_record() -> None:
 async def test_a_rejected_request_is_logged_once_with_its_id_and_never_its_token(
     issuer: LoopbackIssuer, spawn: Any, http: aiohttp.ClientSession
 ) -> None:
+    # DEBUG: the line per served call is a DEBUG line.
     service = await spawn(
-        "service", "--listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute"
-    )
+        "service", "--listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute",
+        "--log-level", "DEBUG",
+    )  # fmt: skip
     service_port = await service.port()
     await service.wait_for("key set loaded")
     facade = await spawn("http_facade", "--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{service_port}")

@@ -6,10 +6,7 @@ stderr naming the setting, never a traceback.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,35 +19,8 @@ from service.settings import SERVICE_SETTINGS, authn_config, load_service_settin
 
 ISSUER = "https://idp.example.com/"
 BASE = ("--issuer", ISSUER, "--audience", "secureroute", "--listen", "127.0.0.1:0")
-WAIT_S = 20.0
 
-Env = Callable[..., dict[str, str]]
-
-
-def _run(module: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=WAIT_S,
-        check=False,
-    )
-
-
-@pytest.fixture
-def busy_port() -> Iterator[int]:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        yield listener.getsockname()[1]
-
-
-def _assert_one_line(result: subprocess.CompletedProcess[str], prog: str, setting: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert lines[0].startswith(f"{prog}: error: {setting}:"), lines[0]
+AssertBadSetting = Callable[..., None]
 
 
 @pytest.mark.parametrize(
@@ -94,12 +64,14 @@ def _assert_one_line(result: subprocess.CompletedProcess[str], prog: str, settin
     ],
 )
 def test_service_bad_values_exit_2(
-    args: tuple[str, ...], env: dict[str, str], setting: str, make_env: Env
+    args: tuple[str, ...], env: dict[str, str], setting: str, assert_bad_setting: AssertBadSetting
 ) -> None:
-    _assert_one_line(_run("service", *args, env=make_env(**env)), "secureroute-service", setting)
+    assert_bad_setting("service", *args, setting=setting, env=env)
 
 
-def test_service_tls_files_must_fit(tmp_path: Path, make_env: Env, pki: object) -> None:
+def test_service_tls_files_must_fit(
+    tmp_path: Path, pki: object, assert_bad_setting: AssertBadSetting
+) -> None:
     not_pem = tmp_path / "junk.pem"
     not_pem.write_text("hello\n")
     cert, key = pki.server_cert, pki.server_key  # type: ignore[attr-defined]
@@ -113,20 +85,23 @@ def test_service_tls_files_must_fit(tmp_path: Path, make_env: Env, pki: object) 
         (("--tls-cert", cert, "--tls-key", key, "--tls-client-ca", str(not_pem)), "tls_client_ca"),
     ]
     for extra, setting in cases:
-        _assert_one_line(_run("service", *BASE, *extra, env=make_env()), "secureroute-service", setting)
+        assert_bad_setting("service", *BASE, *extra, setting=setting)
 
 
-def test_service_metrics_port_in_use_exits_2(busy_port: int, make_env: Env) -> None:
-    result = _run("service", *BASE, "--metrics-listen", f"127.0.0.1:{busy_port}", env=make_env())
-    _assert_one_line(result, "secureroute-service", "metrics_listen")
+def test_service_metrics_port_in_use_exits_2(busy_port: int, assert_bad_setting: AssertBadSetting) -> None:
+    assert_bad_setting(
+        "service", *BASE, "--metrics-listen", f"127.0.0.1:{busy_port}", setting="metrics_listen"
+    )
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_port_in_use_exits_2_with_any_number_of_workers(busy_port: int, make_env: Env, workers: str) -> None:
+def test_port_in_use_exits_2_with_any_number_of_workers(
+    busy_port: int, workers: str, assert_bad_setting: AssertBadSetting
+) -> None:
     args = ("--issuer", ISSUER, "--audience", "a", "--listen", f"127.0.0.1:{busy_port}", "--workers", workers)
-    _assert_one_line(_run("service", *args, env=make_env()), "secureroute-service", "listen")
+    assert_bad_setting("service", *args, setting="listen")
     args = ("--listen", f"127.0.0.1:{busy_port}", "--workers", workers)
-    _assert_one_line(_run("http_facade", *args, env=make_env()), "secureroute-facade", "listen")
+    assert_bad_setting("http_facade", *args, setting="listen")
 
 
 @pytest.mark.parametrize(
@@ -142,15 +117,17 @@ def test_port_in_use_exits_2_with_any_number_of_workers(busy_port: int, make_env
         pytest.param(("--metrics", "--no-metrics", "--tls-key", "/etc/hostname"), "tls_cert", id="key-alone"),
     ],
 )
-def test_facade_bad_values_exit_2(args: tuple[str, ...], setting: str, make_env: Env) -> None:
-    result = _run("http_facade", "--listen", "127.0.0.1:0", *args, env=make_env())
-    _assert_one_line(result, "secureroute-facade", setting)
+def test_facade_bad_values_exit_2(
+    args: tuple[str, ...], setting: str, assert_bad_setting: AssertBadSetting
+) -> None:
+    assert_bad_setting("http_facade", "--listen", "127.0.0.1:0", *args, setting=setting)
 
 
-def test_facade_client_cert_needs_its_key(pki: object, make_env: Env) -> None:
+def test_facade_client_cert_needs_its_key(pki: object, assert_bad_setting: AssertBadSetting) -> None:
     cert = pki.client_cert  # type: ignore[attr-defined]
-    result = _run("http_facade", "--backend-tls", "--backend-client-cert", cert, env=make_env())
-    _assert_one_line(result, "secureroute-facade", "backend_client_key")
+    assert_bad_setting(
+        "http_facade", "--backend-tls", "--backend-client-cert", cert, setting="backend_client_key"
+    )
 
 
 def test_every_authn_knob_reaches_jwt_authn(tmp_path: Path) -> None:

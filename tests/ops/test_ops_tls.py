@@ -27,15 +27,32 @@ def _read(path: str) -> bytes:
     return Path(path).read_bytes()
 
 
-async def _tls_service(
+StartTlsService = Callable[..., Awaitable[SecureRouteServer]]
+
+
+@pytest.fixture
+def start_tls_service(
     issuer: LoopbackIssuer,
     start_service: StartService,
     make_service_settings: Callable[..., ServiceSettings],
-    *flags: str,
-) -> SecureRouteServer:
-    app = await start_service(make_service_settings(issuer.url, *flags))
-    assert await app.authenticator.wait_ready(timeout_s=WAIT_S)
-    return app
+) -> StartTlsService:
+    """``await start_tls_service(cert, key, *flags)``: the service serving TLS with that pair, ready."""
+
+    async def start(cert: str, key: str, *flags: str) -> SecureRouteServer:
+        settings = make_service_settings(issuer.url, "--tls-cert", cert, "--tls-key", key, *flags)
+        app = await start_service(settings)
+        assert await app.authenticator.wait_ready(timeout_s=WAIT_S)
+        return app
+
+    return start
+
+
+async def _assert_handshake_fails(target: str, credentials: grpc.ChannelCredentials) -> None:
+    """A gRPC client with these credentials cannot call ``target``: UNAVAILABLE."""
+    async with grpc.aio.secure_channel(target, credentials) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=WAIT_S)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 async def _get(http: aiohttp.ClientSession, url: str, token: str | None = None) -> tuple[int, str]:
@@ -48,20 +65,11 @@ async def test_facade_talks_tls_to_the_service(
     *,
     pki: Any,
     issuer: LoopbackIssuer,
-    start_service: StartService,
-    make_service_settings: Callable[..., ServiceSettings],
+    start_tls_service: StartTlsService,
     serve_facade: ServeFacade,
     http: aiohttp.ClientSession,
 ) -> None:
-    app = await _tls_service(
-        issuer,
-        start_service,
-        make_service_settings,
-        "--tls-cert",
-        pki.server_cert,
-        "--tls-key",
-        pki.server_key,
-    )
+    app = await start_tls_service(pki.server_cert, pki.server_key)
     url = await serve_facade(
         "--backend", f"127.0.0.1:{app.port}", "--backend-tls", "--backend-ca", pki.ca_cert
     )
@@ -83,26 +91,13 @@ async def test_facade_talks_tls_to_the_service(
 async def test_a_client_trusting_another_ca_fails(
     *,
     pki: Any,
-    issuer: LoopbackIssuer,
-    start_service: StartService,
-    make_service_settings: Callable[..., ServiceSettings],
+    start_tls_service: StartTlsService,
     serve_facade: ServeFacade,
     http: aiohttp.ClientSession,
 ) -> None:
-    app = await _tls_service(
-        issuer,
-        start_service,
-        make_service_settings,
-        "--tls-cert",
-        pki.server_cert,
-        "--tls-key",
-        pki.server_key,
-    )
+    app = await start_tls_service(pki.server_cert, pki.server_key)
     credentials = grpc.ssl_channel_credentials(root_certificates=_read(pki.other_ca_cert))
-    async with grpc.aio.secure_channel(f"127.0.0.1:{app.port}", credentials) as channel:
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=WAIT_S)
-        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    await _assert_handshake_fails(f"127.0.0.1:{app.port}", credentials)
     url = await serve_facade(
         "--backend", f"127.0.0.1:{app.port}", "--backend-tls", "--backend-ca", pki.other_ca_cert
     )
@@ -114,20 +109,11 @@ async def test_an_expired_server_certificate_is_a_503(
     *,
     pki: Any,
     issuer: LoopbackIssuer,
-    start_service: StartService,
-    make_service_settings: Callable[..., ServiceSettings],
+    start_tls_service: StartTlsService,
     serve_facade: ServeFacade,
     http: aiohttp.ClientSession,
 ) -> None:
-    app = await _tls_service(
-        issuer,
-        start_service,
-        make_service_settings,
-        "--tls-cert",
-        pki.expired_cert,
-        "--tls-key",
-        pki.expired_key,
-    )
+    app = await start_tls_service(pki.expired_cert, pki.expired_key)
     url = await serve_facade(
         "--backend", f"127.0.0.1:{app.port}", "--backend-tls", "--backend-ca", pki.ca_cert
     )
@@ -139,15 +125,11 @@ async def test_mutual_tls(
     *,
     pki: Any,
     issuer: LoopbackIssuer,
-    start_service: StartService,
-    make_service_settings: Callable[..., ServiceSettings],
+    start_tls_service: StartTlsService,
     serve_facade: ServeFacade,
     http: aiohttp.ClientSession,
 ) -> None:
-    app = await _tls_service(
-        issuer, start_service, make_service_settings,
-        "--tls-cert", pki.server_cert, "--tls-key", pki.server_key, "--tls-client-ca", pki.ca_cert,
-    )  # fmt: skip
+    app = await start_tls_service(pki.server_cert, pki.server_key, "--tls-client-ca", pki.ca_cert)
     target = f"127.0.0.1:{app.port}"
     tls = ("--backend", target, "--backend-tls", "--backend-ca", pki.ca_cert)
     with_cert = await serve_facade(
@@ -164,10 +146,7 @@ async def test_mutual_tls(
         private_key=_read(pki.other_client_key),
         certificate_chain=_read(pki.other_client_cert),
     )
-    async with grpc.aio.secure_channel(target, credentials) as channel:
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=WAIT_S)
-        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    await _assert_handshake_fails(target, credentials)
 
 
 async def test_facade_serves_https(

@@ -7,10 +7,9 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -25,25 +24,12 @@ WAIT_S = 15.0
 ISSUER = "https://idp.example.com/"
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SECUREROUTE_")}
-    env.update(extra)
-    return env
+RunMain = Callable[..., subprocess.CompletedProcess[str]]
+AssertBadSetting = Callable[..., None]
 
 
-def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "service", *args],
-        env=env or _clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=WAIT_S,
-        check=False,
-    )
-
-
-def test_help_explains_every_setting() -> None:
-    result = _run("--help")
+def test_help_explains_every_setting(run_main: RunMain) -> None:
+    result = run_main("service", "--help")
     assert result.returncode == 0
     for row in SERVICE_SETTINGS:
         assert row.flag in result.stdout
@@ -56,14 +42,6 @@ def test_console_script_is_installed() -> None:
     assert script is not None
     result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=WAIT_S, check=False)
     assert result.returncode == 0 and "--issuer" in result.stdout
-
-
-@pytest.fixture
-def busy_port() -> Iterator[int]:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        yield listener.getsockname()[1]
 
 
 BASE = ("--issuer", ISSUER, "--audience", "secureroute", "--listen", "127.0.0.1:0")
@@ -91,30 +69,25 @@ BASE = ("--issuer", ISSUER, "--audience", "secureroute", "--listen", "127.0.0.1:
         pytest.param(BASE, {"SECUREROUTE_CONFIG": "/no/such/config.toml"}, "config", id="missing-config"),
     ],
 )
-def test_bad_settings_exit_2_with_one_line(args: tuple[str, ...], env: dict[str, str], setting: str) -> None:
-    result = _run(*args, env=_clean_env(**env))
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    assert lines[0].startswith(f"secureroute-service: error: {setting}:"), lines[0]
+def test_bad_settings_exit_2_with_one_line(
+    args: tuple[str, ...], env: dict[str, str], setting: str, assert_bad_setting: AssertBadSetting
+) -> None:
+    assert_bad_setting("service", *args, setting=setting, env=env)
 
 
-def test_port_in_use_exits_2_with_one_line(busy_port: int) -> None:
-    result = _run("--issuer", ISSUER, "--audience", "secureroute", "--listen", f"127.0.0.1:{busy_port}")
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("secureroute-service: error: listen:"), result.stderr
+def test_port_in_use_exits_2_with_one_line(busy_port: int, assert_bad_setting: AssertBadSetting) -> None:
+    args = ("--issuer", ISSUER, "--audience", "secureroute", "--listen", f"127.0.0.1:{busy_port}")
+    assert_bad_setting("service", *args, setting="listen")
 
 
-def test_bad_toml_exits_2(tmp_path: Path) -> None:
+def test_bad_toml_exits_2(tmp_path: Path, run_main: RunMain) -> None:
     config = tmp_path / "service.toml"
     config.write_text("issuer = [unclosed\n")
-    result = _run("--config", str(config))
+    result = run_main("service", "--config", str(config))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[0].startswith("secureroute-service: error: config:")
     config.write_text('issuer = "x"\nmystery = 1\n')
-    result = _run("--config", str(config))
+    result = run_main("service", "--config", str(config))
     assert result.returncode == 2 and "mystery" in result.stderr
 
 
@@ -169,11 +142,13 @@ async def _read_port(stderr: asyncio.StreamReader) -> int:
     raise AssertionError("the service exited before it listened")
 
 
-async def test_sigterm_drains_and_exits_0(issuer: LoopbackIssuer) -> None:
+async def test_sigterm_drains_and_exits_0(
+    issuer: LoopbackIssuer, make_env: Callable[..., dict[str, str]]
+) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "service", "--listen", "127.0.0.1:0", "--issuer", issuer.url,
         "--audience", "secureroute", "--grace-period", "2",
-        env=_clean_env(), stderr=asyncio.subprocess.PIPE,
+        env=make_env(), stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stderr is not None
     try:

@@ -1,0 +1,89 @@
+"""How both programs start: settings, logging, then one server or a supervisor of N workers.
+
+Bad settings (or a busy port) print one line on stderr and exit with code 2. With
+``workers > 1`` the process becomes a supervisor (``secureroute.workers``) that re-runs the
+program as its workers; a worker binds with SO_REUSEPORT and dies with its supervisor.
+
+Usage:
+    def main(argv: Sequence[str] | None = None) -> None:
+        run_program(PROG, argv, load=_checked_settings, supervise=_supervise, serve=_serve)
+
+    async def _serve(settings: Settings, *, reuse_port: bool) -> None:
+        stopping = watch_stop_signals()
+        ...  # start serving
+        await stopping.wait()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Protocol, TypeVar
+
+from secureroute.logs import configure_logging
+from secureroute.settings import SettingsError, exit_bad_settings
+from secureroute.workers import current_worker, die_with_supervisor
+
+__all__ = ["ProgramSettings", "Serve", "run_program", "watch_stop_signals"]
+
+
+class ProgramSettings(Protocol):
+    """The process rows every program has (``secureroute.shared_settings.process_rows``)."""
+
+    @property
+    def workers(self) -> int: ...
+    @property
+    def log_level(self) -> str: ...
+    @property
+    def log_format(self) -> str: ...
+
+
+S = TypeVar("S", bound=ProgramSettings)
+S_contra = TypeVar("S_contra", bound=ProgramSettings, contravariant=True)
+
+
+class Serve(Protocol[S_contra]):
+    """Serve until SIGTERM or SIGINT; ``reuse_port`` when other workers share the port."""
+
+    def __call__(self, settings: S_contra, /, *, reuse_port: bool) -> Coroutine[Any, Any, None]: ...
+
+
+def run_program(
+    prog: str,
+    argv: Sequence[str] | None,
+    *,
+    load: Callable[[Sequence[str]], S],
+    supervise: Callable[[S, Sequence[str]], int],
+    serve: Serve[S],
+) -> None:
+    """Run a program to its end (``sys.argv[1:]`` when ``argv`` is None); exits 2 on bad settings.
+
+    ``load`` reads and checks the settings (raising ``ValueError("setting: problem")``) before
+    anything starts; ``supervise`` runs the workers and returns the exit code.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = load(argv)
+    except ValueError as err:  # SettingsError, or jwt_authn's "setting: problem"
+        exit_bad_settings(prog, err)
+    configure_logging(settings.log_level, settings.log_format)
+    worker = current_worker()
+    try:
+        if settings.workers > 1 and worker is None:
+            raise SystemExit(supervise(settings, argv))
+        if worker is not None:
+            die_with_supervisor(worker)
+        asyncio.run(serve(settings, reuse_port=worker is not None))
+    except SettingsError as err:  # a port in use
+        exit_bad_settings(prog, err)
+
+
+def watch_stop_signals() -> asyncio.Event:
+    """An event that SIGTERM or SIGINT sets, on the running loop."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    return stopping
