@@ -10,6 +10,10 @@
 Before any run, one call with ``nghttp`` checks that the very request h2load will repeat ends
 in ``grpc-status: 0`` (h2load sees only HTTP statuses, and gRPC errors are HTTP 200).
 
+The "@ half load" scenarios run Health and SecureRoute warm at a fixed rate, half of the rate
+Health saturated at in the same round (h2load ``--rps`` per connection), so their p99 difference
+is the latency authentication adds when the server is not saturated.
+
 Usage:
     results = run_grpc_round(ctx)     # {"h2load Health": LoadResult, "h2load SecureRoute warm": ...}
 """
@@ -37,6 +41,8 @@ _H2GRPC = Path(__file__).resolve().parent / "loadgen" / "h2grpc.js"
 SCENARIOS = (
     "h2load Health",
     "h2load SecureRoute warm",
+    "h2load Health @ half load",
+    "h2load SecureRoute warm @ half load",
     "h2grpc Health",
     "h2grpc SecureRoute cold",
     "h2grpc SecureRoute warm",
@@ -111,9 +117,17 @@ def _parse_h2load(log_path: Path) -> Callable[[str], LoadResult]:
 
 
 def h2load(
-    ctx: BenchContext, port: int, method: str, token: str, *, pids: list[int], name: str
+    ctx: BenchContext,
+    port: int,
+    method: str,
+    token: str,
+    *,
+    pids: list[int],
+    name: str,
+    total_rps: float | None = None,
 ) -> LoadResult:
-    """h2load: ``-c`` connections x ``-m`` streams of one method with one token, for the run's duration."""
+    """h2load: ``-c`` connections x ``-m`` streams of one method with one token, for the run's
+    duration; as fast as it can, or at ``total_rps`` requests per second in all."""
     assert ctx.tools.h2load is not None
     options = ctx.options
     log_path = ctx.workdir / f"h2load-{name}.log"
@@ -124,6 +138,7 @@ def h2load(
         f"-m{options.h2_streams}",
         f"-D{_h2_duration(options.load_duration_s)}",
         f"--warm-up-time={_h2_duration(options.warmup_s)}",
+        *([f"--rps={max(1, round(total_rps / options.h2_connections))}"] if total_rps else []),
         "-d",
         str(ctx.workdir / "grpc-empty-frame.bin"),
         *_grpc_headers(token),
@@ -193,6 +208,17 @@ def run_grpc_round(ctx: BenchContext, round_index: int) -> dict[str, LoadResult]
         results["h2load SecureRoute warm"] = h2load(
             ctx, port, "SecureRoute", ctx.warm_token, pids=pids, name=f"warm-{round_index}"
         )
+        half = results["h2load Health"].rps / 2
+        for method, scenario in (("Health", "h2load Health"), ("SecureRoute", "h2load SecureRoute warm")):
+            results[f"{scenario} @ half load"] = h2load(
+                ctx,
+                port,
+                method,
+                ctx.warm_token,
+                pids=pids,
+                name=f"half-{method}-{round_index}",
+                total_rps=half,
+            )
     if ctx.tools.node is not None:
         # Health first, with a pool sized from its rate; the cold run reuses the same tokens
         # (Health is public: it never verifies, so never caches, a token).
