@@ -1,4 +1,5 @@
-"""Rebuild gRPC method handlers: the one place both interceptors change what a method runs.
+"""Rebuild gRPC method handlers: rejecting handlers for both interceptors, and the sync
+interceptor's principal-setting wrapper (the aio one sets it in the call's own task instead).
 
 Usage:
     wrapped = wrap_behavior(handler, unary=wrap_unary, streaming=wrap_streaming)

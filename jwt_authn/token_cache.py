@@ -65,9 +65,6 @@ class TokenCache:
         if len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
 
-    def forget(self, digest_of_token: bytes) -> None:
-        self._entries.pop(digest_of_token, None)
-
     def drop_keys(self, issuer: str, key_ids: frozenset[str]) -> int:
         """Forget every entry verified by one of ``key_ids`` of ``issuer``; returns how many."""
         stale = [d for d, e in self._entries.items() if e.issuer == issuer and e.key_id in key_ids]
