@@ -4,6 +4,8 @@ Bad settings (or a busy port) print one line on stderr and exit with code 2; a s
 the server (health NOT_SERVING, serving on for the drain delay, in-flight RPCs finish within
 the grace period) and exits 0.
 With ``--workers N`` (N > 1) this process becomes a supervisor of N servers sharing the port.
+``--listen-unix PATH`` adds a Unix socket beside the TCP port; it needs ``--workers 1`` (one path
+cannot be shared by several processes, so the combination is refused rather than split per worker).
 
 Usage:
     secureroute-service --issuer https://idp.example.com/ --audience secureroute --listen 127.0.0.1:50051
@@ -35,6 +37,8 @@ async def _serve(settings: ServiceSettings, *, reuse_port: bool) -> None:
     stopping = watch_stop_signals()
     # Tests and operators read the bound port from this line (useful with port 0).
     _log.info("%s listening on %s port %d", PROG, settings.listen.host, app.port)
+    if settings.listen_unix is not None:
+        _log.info("%s listening on unix:%s", PROG, settings.listen_unix)
     if settings.metrics_listen is not None and app.metrics_port is not None:
         metrics_address = ListenAddress(settings.metrics_listen.host, app.metrics_port)
         _log.info("metrics on http://%s/metrics", metrics_address)

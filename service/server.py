@@ -7,6 +7,9 @@ the drain delay, then in-flight RPCs get the grace period, then the authenticato
 open health Watch stream is an in-flight call too: it sees NOT_SERVING at once and is
 cancelled when the grace period ends.
 
+With ``listen_unix`` the server also binds ``unix:PATH`` (same credentials as the TCP port); the
+path is checked before the bind (``secureroute.unix_socket``) and its socket file removed at stop.
+
 Limits (settings): ``max_concurrent_rpcs`` across the server (more are RESOURCE_EXHAUSTED),
 ``max_concurrent_streams`` per connection, ``max_connection_idle`` before a GOAWAY.
 
@@ -32,6 +35,7 @@ from jwt_authn.grpc_aio import recommended_server_options
 from secureroute.ports import check_bindable
 from secureroute.settings import SettingsError
 from secureroute.tls import ServerTLS, grpc_server_credentials
+from secureroute.unix_socket import BoundSocketFile, check_unix_bindable
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 from service.handlers import SecureRouteServicer
 from service.health import HealthReporter
@@ -64,6 +68,8 @@ class SecureRouteServer:
     grace_period_s: float
     drain_delay_s: float = 0.0
     metrics_server: MetricsServer | None = None
+    #: The socket file of ``listen_unix`` (None when it is unset).
+    unix_socket: BoundSocketFile | None = None
 
     @property
     def metrics_port(self) -> int | None:
@@ -95,6 +101,8 @@ class SecureRouteServer:
             _log.info("health NOT_SERVING; still serving for %.1f s before stopping", delay_s)
             await asyncio.sleep(delay_s)
         await self.server.stop(self.grace_period_s if grace_s is None else grace_s)
+        if self.unix_socket is not None:
+            self.unix_socket.remove()  # so a restart binds a fresh path
         await self.authenticator.close()
         if self.metrics_server is not None:
             await self.metrics_server.stop()
@@ -113,6 +121,18 @@ def _server_tls(settings: ServiceSettings) -> ServerTLS | None:
     return ServerTLS(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
 
 
+def _add_port(
+    server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None, setting: str
+) -> int:
+    """Bind ``address`` with the server's one set of credentials (plaintext when None)."""
+    try:
+        if credentials is None:
+            return server.add_insecure_port(address)
+        return server.add_secure_port(address, credentials)
+    except RuntimeError:
+        raise SettingsError(f"{setting}: cannot bind {address}") from None
+
+
 def build_server(
     settings: ServiceSettings, config: AuthnConfig | None = None, *, reuse_port: bool = False
 ) -> SecureRouteServer:
@@ -128,6 +148,8 @@ def build_server(
         check_bindable(settings.listen, "listen")
     if settings.metrics_listen is not None:
         check_bindable(settings.metrics_listen, "metrics_listen")
+    if settings.listen_unix is not None:
+        check_unix_bindable(settings.listen_unix, "listen_unix")
     metrics = ServiceMetrics()
     authenticator = Authenticator(config, observer=metrics)
     metrics.watch(authenticator)
@@ -157,13 +179,11 @@ def build_server(
         ),
         server,
     )
-    try:
-        if credentials is None:
-            port = server.add_insecure_port(str(settings.listen))
-        else:
-            port = server.add_secure_port(str(settings.listen), credentials)
-    except RuntimeError:
-        raise SettingsError(f"listen: cannot bind {settings.listen}") from None
+    port = _add_port(server, str(settings.listen), credentials, "listen")
+    unix_socket = None
+    if settings.listen_unix is not None:
+        _add_port(server, f"unix:{settings.listen_unix}", credentials, "listen_unix")
+        unix_socket = BoundSocketFile.of(settings.listen_unix)
     metrics_server = (
         None
         if settings.metrics_listen is None
@@ -178,4 +198,5 @@ def build_server(
         grace_period_s=settings.grace_period,
         drain_delay_s=settings.drain_delay,
         metrics_server=metrics_server,
+        unix_socket=unix_socket,
     )

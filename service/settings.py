@@ -23,6 +23,7 @@ from secureroute.settings import (
     parse_optional_listen,
 )
 from secureroute.shared_settings import check_together, process_rows, server_tls_rows
+from secureroute.unix_socket import parse_unix_socket_path
 
 __all__ = [
     "HEALTH_METHOD",
@@ -43,6 +44,7 @@ class ServiceSettings:
     """Everything ``python -m service`` can be told. Field names are the setting names."""
 
     listen: ListenAddress
+    listen_unix: str | None
     metrics_listen: ListenAddress | None
     tls_cert: str | None
     tls_key: str | None
@@ -80,6 +82,10 @@ class ServiceSettings:
         check_together(self, "tls_cert", "tls_key")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("tls_cert: required when tls_client_ca is set (mutual TLS needs TLS)")
+        if self.listen_unix is not None and self.workers > 1:
+            # Workers share a TCP port through SO_REUSEPORT; a socket path has no such sharing
+            # (each bind would replace the previous worker's socket), so we refuse.
+            raise ValueError("listen_unix: cannot be shared by several workers; set workers = 1")
 
 
 SERVICE_SETTINGS: tuple[Setting, ...] = (
@@ -90,6 +96,16 @@ SERVICE_SETTINGS: tuple[Setting, ...] = (
         # All interfaces, gRPC's conventional port.
         ListenAddress("::", 50051),
         "address to serve gRPC on, host:port ([::]:port for IPv6, port 0 picks a free port)",
+    ),
+    Setting(
+        "listen_unix",
+        "SECUREROUTE_GRPC_LISTEN_UNIX",
+        parse_unix_socket_path,
+        # Off: only co-located clients (a facade on the same host) have a use for it.
+        None,
+        "also serve gRPC on this Unix socket (absolute path, its directory must exist), with the "
+        "same TLS as listen; the socket gets the process umask, so the directory's permissions decide "
+        "who may connect; needs workers = 1",
     ),
     Setting(
         "metrics_listen",
