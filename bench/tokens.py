@@ -9,6 +9,7 @@ Usage:
         warm = mint.one("RS256")
         cold = mint.distinct("RS256", 10_000)
         storm = mint.distinct("ES256", 1_000, unknown_kids=True)
+        foreign = mint.distinct("ES256", 1_000, issuer="https://issuer.invalid/")  # not trusted
 """
 
 from __future__ import annotations
@@ -82,15 +83,18 @@ class TokenMint:
     def one(self, alg: str) -> str:
         return self.distinct(alg, 1)[0]
 
-    def distinct(self, alg: str, count: int, *, unknown_kids: bool = False) -> list[str]:
-        """``count`` tokens never issued before by this mint (``unknown_kids``: each names a random kid)."""
+    def distinct(
+        self, alg: str, count: int, *, unknown_kids: bool = False, issuer: str | None = None
+    ) -> list[str]:
+        """``count`` tokens never issued before by this mint (``unknown_kids``: each names a random
+        kid; ``issuer``: an ``iss`` other than this mint's, still signed with its key)."""
         first, self._next_index = self._next_index, self._next_index + count
         futures = [
             self._pool.submit(
                 _sign_chunk,
                 self._keys[alg],
                 alg,
-                issuer=self._issuer,
+                issuer=self._issuer if issuer is None else issuer,
                 audience=self._audience,
                 first=start,
                 count=min(_CHUNK, first + count - start),

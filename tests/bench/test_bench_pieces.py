@@ -29,7 +29,7 @@ from bench.pieces import PIECES, run_pieces
 from bench.report import render, targets
 from bench.results import BenchResults
 from bench.stats import median_of, percentile, ratio_of
-from bench.storm import StormRound
+from bench.storm import BURSTS, BurstRun, StormRound, burst_order
 from bench.tokens import TokenMint
 from bench.tools import machine_facts
 from bench.validation import ALGORITHMS, METRICS, run_validation
@@ -92,14 +92,45 @@ def test_token_mint_signs_distinct_tokens_and_unknown_kids() -> None:
     with TokenMint("http://127.0.0.1:1", "secureroute", {"ES256": key}, workers=1) as mint:
         tokens = mint.distinct("ES256", 3)
         storm = mint.distinct("ES256", 2, unknown_kids=True)
+        foreign = mint.distinct("ES256", 2, issuer="https://issuer.invalid/")
     assert len(set(tokens)) == 3
     heads = [json.loads(_segment(t)) for t in storm]
     assert all(h["kid"].startswith("unknown-") for h in heads)
+    assert [json.loads(_segment(t, 1))["iss"] for t in foreign] == ["https://issuer.invalid/"] * 2
+    assert json.loads(_segment(foreign[0]))["kid"] == "bench-key"  # the known key: only iss differs
+    assert json.loads(_segment(tokens[0], 1))["iss"] == "http://127.0.0.1:1"
 
 
-def _segment(token: str) -> bytes:
-    head = token.split(".", maxsplit=1)[0]
-    return base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))
+def _segment(token: str, index: int = 0) -> bytes:
+    part = token.split(".")[index]
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def _burst(p50_us: float, p99_us: float, seconds: float, code: str) -> BurstRun:
+    return BurstRun(p50_us, p99_us, valid_in_window=60, valid_errors=0, requests=1000, seconds=seconds,
+                    codes={code: 1000})  # fmt: skip
+
+
+#: Two hand-built storm rounds. Valid p99 (ms) alone → rejection control → valid control → storm:
+#: round 1: 2 → 7.5 → 6 → 9 (storm / alone 4.5, / rejection control 1.2, / valid control 1.5);
+#: round 2: 1 → 5 → 3.9 → 5 (5.0, 1.0, 1.282). Medians: 4.75, 1.1, 1.391.
+STORM_ROUNDS = (
+    StormRound(
+        baseline_p50_us=1000, baseline_p99_us=2000,
+        storm=_burst(1600, 9000, 0.32, "UNAUTHENTICATED"),
+        rejection_control=_burst(1500, 7500, 0.30, "UNAUTHENTICATED"),
+        valid_control=_burst(1400, 6000, 0.25, "OK"),
+        order=burst_order(0), discovery_fetches=1, jwks_fetches=1,
+    ),
+    StormRound(
+        baseline_p50_us=900, baseline_p99_us=1000,
+        storm=_burst(1200, 5000, 0.36, "UNAUTHENTICATED"),
+        rejection_control=_burst(1100, 5000, 0.40, "UNAUTHENTICATED"),
+        valid_control=_burst(1000, 3900, 0.35, "OK"),
+        order=burst_order(1), discovery_fetches=0, jwks_fetches=0,
+    ),
+)  # fmt: skip
+STORM_VS_CONTROL = "valid calls' p99 during the storm / during a same-size burst of foreign-issuer tokens"
 
 
 def test_report_renders_every_section_from_synthetic_results() -> None:
@@ -123,7 +154,7 @@ def test_report_renders_every_section_from_synthetic_results() -> None:
         options=TINY,
         grpc=[grpc_round],
         http=[http_round],
-        storm=[StormRound(1000, 2000, 1500, 9000, 40, 0, 1000, 0.3, {"UNAUTHENTICATED": 1000}, 1, 1)],
+        storm=list(STORM_ROUNDS),
         memory=MemoryFigures(
             10, {"service": (100, 110, 111), "facade": (50, 50, 50)}, (10, 10), (0, 0), (5, 5)
         ),
@@ -136,6 +167,68 @@ def test_report_renders_every_section_from_synthetic_results() -> None:
     assert verdicts["gRPC SecureRoute warm / Health, req/s (h2load)"] is True
     assert verdicts["gRPC SecureRoute cold / Health, req/s (h2grpc)"] is False  # 700/900
     assert "not available (no `--workers` flag)" in text
+
+
+def test_each_burst_takes_each_place_once_in_three_rounds() -> None:
+    orders = [burst_order(i) for i in range(3)]
+    assert all(sorted(order) == sorted(BURSTS) for order in orders)
+    for place in range(len(BURSTS)):
+        assert sorted(order[place] for order in orders) == sorted(BURSTS)
+    assert burst_order(3) == burst_order(0)
+
+
+def test_storm_targets_keep_the_issue_goal_and_add_the_control_ratio() -> None:
+    results = BenchResults(facts=machine_facts(), options=TINY, storm=list(STORM_ROUNDS))
+    rows = {t.name.split(" (")[0]: t for t in targets(results)}
+    issue = rows["valid calls' p99 during a storm / without it"]
+    assert issue.value == pytest.approx(4.75)
+    assert (issue.goal, issue.passed, issue.informative) == ("≤ 1.2x", False, False)
+    control = rows[STORM_VS_CONTROL]
+    assert control.value == pytest.approx(1.1)
+    assert (control.passed, control.informative, control.shown) == (None, True, "1.10x")
+    assert control.goal.startswith("≈ 1")
+    assert rows["issuer fetches per storm of 1,000 unknown kids"].passed is True
+
+
+def test_storm_section_shows_every_burst_and_ratio() -> None:
+    text = render(BenchResults(facts=machine_facts(), options=TINY, storm=list(STORM_ROUNDS)))
+    target_row = next(line for line in text.splitlines() if line.startswith(f"| {STORM_VS_CONTROL}"))
+    assert target_row.endswith(
+        "| 1.10x | ≈ 1 (informative: isolates the unknown-kid handling) | informative |"
+    )
+    assert "| valid calls' p99 during a storm / without it | 4.75x | ≤ 1.2x | **miss** |" in text
+    section = text.split("## 5. JWKS storm", 1)[1].split("## 6.", 1)[0]
+    # Per round: order, fetches, p50 and p99 alone → rejection control → valid control → storm, ratios.
+    assert (
+        "| 1 | rejection control → storm → valid control | 1 + 1 | 1.00 → 1.50 → 1.40 → 1.60 "
+        "| 2.00 → 7.50 → 6.00 → 9.00 | 4.50x | 1.20x | 1.50x |"
+    ) in section
+    assert (
+        "| 2 | storm → valid control → rejection control | 0 + 0 | 0.90 → 1.10 → 1.00 → 1.20 "
+        "| 1.00 → 5.00 → 3.90 → 5.00 | 5.00x | 1.00x | 1.28x |"
+    ) in section
+    assert "| 1 | valid control | OK 1000 | 250 | 60 | 0 |" in section
+    assert "| 2 | rejection control | UNAUTHENTICATED 1000 | 400 | 60 | 0 |" in section
+    # Medians, and each burst's own length next to the storm's.
+    assert "p99 storm / alone 4.75x (the issue's target), storm / rejection control 1.10x" in section
+    assert "storm / valid control 1.39x" in section
+    assert "340 ms (storm), 350 ms (rejection control) and 300 ms (valid control)" in section
+    assert "With 60 to 60 valid calls in a window, its p99 is its slowest call," in section
+
+
+def test_storm_section_says_which_slowest_call_the_p99_is() -> None:
+    busy = dataclasses.replace(
+        STORM_ROUNDS[0], valid_control=dataclasses.replace(STORM_ROUNDS[0].valid_control, valid_in_window=247)
+    )
+    text = render(BenchResults(facts=machine_facts(), options=TINY, storm=[busy]))
+    assert "With 60 to 247 valid calls in a window, its p99 is one of its 3 slowest calls," in text
+
+
+def test_a_storm_round_names_its_bursts() -> None:
+    first = STORM_ROUNDS[0]
+    assert [first.burst(name).valid_p99_us for name in BURSTS] == [7500, 9000, 6000]
+    with pytest.raises(KeyError, match="no burst named"):
+        first.burst("alone")
 
 
 @pytest.fixture
