@@ -55,14 +55,18 @@ def _claim_at_path(claims: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def _principal(claims: Mapping[str, Any], config: IssuerConfig) -> Principal:
+def _principal(claims: dict[str, Any], config: IssuerConfig) -> Principal:
+    """The principal of verified ``claims``: a dict decoded for this token alone (see
+    ``UnverifiedToken.claims``), wrapped read-only rather than copied."""
     # RFC 8693 §4.2 / RFC 9068 §2.2.3: "scope" is a space-separated string; Azure AD uses "scp".
-    scopes = _strings(claims.get("scope")) | _strings(claims.get("scp"))
+    scopes = _strings(claims.get("scope"))
+    if "scp" in claims:
+        scopes |= _strings(claims["scp"])
     exp = claims.get("exp")
     return Principal(
         subject=str(claims.get("sub", "")),
         issuer=config.issuer,
-        claims=MappingProxyType(dict(claims)),
+        claims=MappingProxyType(claims),
         scopes=scopes,
         roles=_strings(_claim_at_path(claims, config.roles_claim)),
         expires_at=float(exp) if exp is not None else None,
@@ -192,7 +196,8 @@ class Authenticator:
         if len(token) > self.config.max_token_bytes:
             raise Unauthenticated("token_too_large", f"token of {len(token)} bytes")
         now = self.config.clock()
-        cached = self.token_cache.get(token)
+        digest = self.token_cache.digest(token)
+        cached = self.token_cache.get(digest)
         if cached is not None:
             if now > cached.valid_until:
                 raise Unauthenticated("token_expired", "exp is in the past")
@@ -219,7 +224,7 @@ class Authenticator:
         principal = _principal(claims, config)
         starts = [float(claims[n]) for n in ("nbf", "iat") if n in claims]
         self.token_cache.put(
-            token,
+            digest,
             VerifiedToken(
                 principal,
                 config.issuer,

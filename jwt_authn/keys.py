@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jwcrypto import jwk
@@ -118,6 +118,10 @@ class KeySet:
 
     keys: tuple[VerificationKey, ...]
     by_kid: Mapping[str, tuple[VerificationKey, ...]]
+    #: ``candidates`` answers by (kid, alg), filled on first use: the key set never changes.
+    _fitting: dict[tuple[str | None, str], tuple[VerificationKey, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any], *, max_keys: int, source: str = "jwks") -> KeySet:
@@ -151,5 +155,11 @@ class KeySet:
 
     def candidates(self, kid: str | None, alg: str, *, limit: int) -> tuple[VerificationKey, ...]:
         """Keys that may have signed a token with this ``kid`` and ``alg``."""
-        pool = self.by_kid.get(kid, ()) if kid is not None else self.keys
-        return tuple(k for k in pool if key_fits_algorithm(k, alg))[:limit]
+        found = self._fitting.get((kid, alg))
+        if found is None:
+            pool = self.by_kid.get(kid, ()) if kid is not None else self.keys
+            found = tuple(k for k in pool if key_fits_algorithm(k, alg))
+            # Only pairs of one of our kids (or none) and a known alg are kept: junk cannot grow it.
+            if pool and alg in _ALGORITHM_KEYS:
+                self._fitting[(kid, alg)] = found
+        return found[:limit]
