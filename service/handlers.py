@@ -35,13 +35,25 @@ async def _echo_request_id(context: grpc.aio.ServicerContext[Any, Any]) -> None:
         await context.send_initial_metadata(((REQUEST_ID_METADATA, request_id),))
 
 
-def _json_compatible(value: Any) -> Any:
-    """Claims as plain dicts and lists, which ``Struct.update`` accepts (not read-only mappings)."""
-    if isinstance(value, Mapping):
-        return {str(k): _json_compatible(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_json_compatible(v) for v in value]
-    return value
+def _value(claim: Any) -> struct_pb2.Value:
+    """One claim as a protobuf ``Value``, built through constructors (done in C), which costs
+    less than ``Struct.update``'s per-member Python."""
+    if isinstance(claim, str):
+        return struct_pb2.Value(string_value=claim)
+    if isinstance(claim, bool):  # before int: a bool is an int
+        return struct_pb2.Value(bool_value=claim)
+    if isinstance(claim, int | float):
+        return struct_pb2.Value(number_value=claim)
+    if claim is None:
+        return struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
+    if isinstance(claim, Mapping):
+        return struct_pb2.Value(struct_value=_struct(claim))
+    return struct_pb2.Value(list_value=struct_pb2.ListValue(values=[_value(item) for item in claim]))
+
+
+def _struct(claims: Mapping[str, Any]) -> struct_pb2.Struct:
+    """JSON claims (what a token's payload decodes to) as a protobuf ``Struct``."""
+    return struct_pb2.Struct(fields={str(name): _value(claim) for name, claim in claims.items()})
 
 
 class ReplyCache:
@@ -63,10 +75,8 @@ class ReplyCache:
         cached = self._replies.get(id(principal))
         if cached is not None and cached[0] is principal:
             return cached[1]
-        claims = struct_pb2.Struct()
-        claims.update(_json_compatible(principal.claims))
         reply = secureroute_pb2.SecureRouteResponse(
-            message="Super secret stuff", subject=principal.subject, claims=claims
+            message="Super secret stuff", subject=principal.subject, claims=_struct(principal.claims)
         )
         self._replies[id(principal)] = (principal, reply)
         if len(self._replies) > self._max_entries:

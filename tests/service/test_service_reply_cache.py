@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from google.protobuf import struct_pb2
+
 from jwt_authn import Principal
 from service.handlers import ReplyCache
 
@@ -37,3 +39,25 @@ def test_the_cache_is_bounded_and_evicts_the_oldest() -> None:
     assert len(cache) == 3
     assert cache.reply_for(principals[-1]) is replies[-1]
     assert cache.reply_for(principals[0]) is not replies[0]  # evicted, built again
+
+
+def test_claims_of_every_json_type_come_out_as_protobuf_struct_update_makes_them() -> None:
+    # protobuf's own Struct.update is the oracle for the handler's faster constructor-built Struct.
+    claims = {
+        "sub": "alice",
+        "aud": ["a", "b"],
+        "exp": 1795965407,
+        "ratio": 0.25,
+        "admin": True,
+        "deleted": False,
+        "nothing": None,
+        "empty_list": [],
+        "empty_object": {},
+        "realm_access": {"roles": ["x", {"deep": [1, None, True]}]},
+    }
+    expected = struct_pb2.Struct()
+    expected.update(claims)
+    principal = Principal(subject="alice", issuer="https://issuer.test", claims=MappingProxyType(claims))
+    reply = ReplyCache().reply_for(principal)
+    assert reply.claims == expected
+    assert reply.claims["admin"] is True and reply.claims["deleted"] is False  # bools stay bools
