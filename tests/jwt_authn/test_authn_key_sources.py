@@ -23,6 +23,7 @@ from authn_helpers import outcome
 from jwcrypto import jwk
 
 from jwt_authn import Authenticator, AuthnConfig
+from jwt_authn.keys import KeySet
 from jwt_authn.testing import Fault, LoopbackIssuer, generate_key
 
 
@@ -353,3 +354,21 @@ async def test_jwks_uri_from_discovery_must_be_https_off_loopback(
             assert issuer.jwks_fetches == (1 if loads else 0)
         finally:
             await authenticator.close()
+
+
+def test_key_set_candidates_answer_by_kid_and_alg_and_remember_only_real_pairs() -> None:
+    rsa_key, ec_key = generate_key("RS256", kid="rsa-1"), generate_key("ES256", kid="ec-1")
+    key_set = KeySet.from_document(
+        {"keys": [rsa_key.export_public(as_dict=True), ec_key.export_public(as_dict=True)]}, max_keys=8
+    )
+    for _ in range(2):  # the second pass answers from what the first one remembered
+        assert [k.kid for k in key_set.candidates("rsa-1", "RS256", limit=4)] == ["rsa-1"]
+        assert key_set.candidates("rsa-1", "PS256", limit=4) == ()  # the key names its alg: RS256
+        assert key_set.candidates("rsa-1", "ES256", limit=4) == ()
+        assert [k.kid for k in key_set.candidates(None, "ES256", limit=4)] == ["ec-1"]
+        assert key_set.candidates(None, "RS256", limit=0) == ()
+    # Junk kids and algs (what an attacker controls) are answered but never remembered.
+    for n in range(500):
+        assert key_set.candidates(f"junk-{n}", "RS256", limit=4) == ()
+        assert key_set.candidates("rsa-1", f"XS{n}", limit=4) == ()
+    assert len(key_set._fitting) == 5  # the five real (kid, alg) pairs asked above
