@@ -3,10 +3,12 @@
 Installs what it needs first (apt-get h2load and wrk when missing and root; ``npm ci`` for the
 Express peer), measures token validation in-process, then starts the real stack on loopback
 (a LoopbackIssuer on a thread of this process, ``python -m service``, ``python -m http_facade``,
-the Express peer) and runs the load, storm, memory and workers sections against it.
+the Express peer) and runs the load, storm, memory and workers sections against it. The HTTP
+section also runs a second facade over the service's Unix socket (a lever, measured beside the
+TCP facade); every other section uses the TCP facade alone.
 
 Usage:
-    python -m bench                          # full run, about 11 minutes on 2 cores
+    python -m bench                          # full run, about 12 minutes on 2 cores
     python -m bench --quick                  # one short round of everything (a smoke run)
     python -m bench --rounds 5 --only validation,grpc
     python -m bench --output /tmp/bench.md --workdir /tmp/bench-files
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from bench.context import LOAD_ALGORITHM, BenchContext
 from bench.grpc_load import check_grpc_call, frame_file, h2load, run_grpc_round
-from bench.http_load import check_http, run_http_round, warm_up
+from bench.http_load import UNIX_FACADE, check_http, run_http_round, warm_up
 from bench.issuer import IssuerThread
 from bench.memory import run_memory
 from bench.options import SECTIONS, BenchOptions
@@ -100,15 +102,19 @@ def _http_section(ctx: BenchContext, results: BenchResults) -> None:
     if (why := _missing(tools, "wrk")) is not None:
         results.skipped["http"] = why
         return
-    systems: tuple[str, ...] = ("facade",)
+    assert ctx.service_socket is not None
+    _say(f"starting a second facade over the service's Unix socket {ctx.service_socket}")
+    ctx.facade_unix = ctx.stack.start_facade(f"unix:{ctx.service_socket}", name=UNIX_FACADE)
+    systems: tuple[str, ...] = ("facade", UNIX_FACADE)
     if tools.express_ready and tools.node is not None:
         _say("starting the Express peer")
         ctx.express = ctx.stack.start_express(tools.node, ctx.issuer.url)
-        systems = ("facade", "express")
+        systems = (*systems, "express")
     else:
         results.notes.append("The Express peer did not run (node or its packages are missing).")
+    servers = {"facade": ctx.facade, UNIX_FACADE: ctx.facade_unix, "express": ctx.express}
     for system in systems:
-        server = ctx.facade if system == "facade" else ctx.express
+        server = servers[system]
         assert server is not None
         url = f"http://127.0.0.1:{server.port}/secure-route"
         if (problem := check_http(url, ctx.warm_token, "Super secret stuff")) is not None:
@@ -117,6 +123,9 @@ def _http_section(ctx: BenchContext, results: BenchResults) -> None:
     for index in range(ctx.options.rounds):
         _say(f"HTTP round {index + 1}/{ctx.options.rounds}")
         results.http.append(run_http_round(ctx, index, systems, rates))
+    # Only this section measures the lever: the later ones see the stack they always saw.
+    ctx.facade_unix.stop()
+    ctx.facade_unix = None
 
 
 def _storm_section(ctx: BenchContext, results: BenchResults) -> None:
@@ -160,7 +169,12 @@ def _run_stack(options: BenchOptions, tools: Tools, workdir: Path, results: Benc
         frame = frame_file(workdir)
         ctx.warm_token = mint.one(LOAD_ALGORITHM)
         _say(f"starting the service (issuer {issuer.url})")
-        service = ctx.service = stack.start_service(issuer.url)
+        extra: list[str] = []
+        if "http" in sections:
+            # The HTTP section's second facade reaches the service here (its TCP port stays as it was).
+            ctx.service_socket = stack.unix_socket_path("grpc.sock")
+            extra = ["--listen-unix", str(ctx.service_socket)]
+        service = ctx.service = stack.start_service(issuer.url, *extra)
         if tools.nghttp is not None:
             for method in ("Health", "SecureRoute"):
                 problem = check_grpc_call(tools.nghttp, service.port, method, ctx.warm_token, frame)

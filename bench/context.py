@@ -33,6 +33,9 @@ class BenchContext:
     stack: Stack
     service: Server | None = None
     facade: Server | None = None
+    #: The service's Unix socket (when the HTTP section runs) and a second facade reaching it there.
+    service_socket: Path | None = None
+    facade_unix: Server | None = None
     express: Server | None = None
     #: The one token every warm run reuses ("the same token" for every system).
     warm_token: str = ""

@@ -117,6 +117,14 @@ def targets(results: BenchResults) -> list[Target]:
         rows.append(
             Target(name, value, f"≥ {goal}x", _check(value, goal, at_most=False), _fmt(value, 2, "x"))
         )
+    unix_warm = f"{http_load.UNIX_FACADE} /secure-route warm"
+    if any(unix_warm in r for r in results.http):
+        lever = _per_round_ratio(results.http, unix_warm, "facade /secure-route warm", _rps)
+        rows.append(
+            Target("lever: facade over a Unix socket / over TCP, /secure-route warm, req/s", lever,
+                   "> 1 if the lever pays (informative: sections 3 and 4)", None, _fmt(lever, 2, "x"),
+                   informative=True)
+        )  # fmt: skip
     added_ms = median_of(
         (r["h2load SecureRoute warm @ half load"].p99_us - r["h2load Health @ half load"].p99_us) / 1000
         for r in results.grpc
@@ -290,6 +298,48 @@ def _grpc(results: BenchResults) -> list[str]:
     return lines
 
 
+def _unix_lever(rounds: Sequence[dict[str, LoadResult]]) -> list[str]:
+    """The facade over the service's Unix socket against the facade over TCP, scenario by scenario."""
+    unix = http_load.UNIX_FACADE
+    if not any(name in r for r in rounds for name in http_load.UNIX_SCENARIOS):
+        return []
+    lines = [
+        "",
+        "**Lever: a Unix socket between facade and service.** A second facade (`--backend unix:PATH`) "
+        "reaches the same service over its `--listen-unix` socket instead of loopback TCP; wrk, tokens and "
+        "load are the same. In each round every system runs its scenarios back to back, and the two "
+        "facades take turns going first (TCP in odd rounds) so neither profits from its place; the "
+        "Unix-socket facade takes the round's cold tokens from the far end of the same pool, so neither "
+        "cold run sends a token the service has already verified. CPU is facade + service, as above. "
+        "Ratios are Unix / TCP, medians of per-round ratios; above 1 the socket pays (by CPU: fewer µs per "
+        "request).",
+        "",
+        "| scenario | req/s, TCP | req/s, Unix socket | Unix / TCP, by req/s | CPU µs/req, TCP "
+        "| CPU µs/req, Unix socket | Unix / TCP, by server CPU per request | failed calls, Unix socket "
+        "| note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for what in http_load.WHATS:
+        tcp_name, unix_name = f"facade {what}", f"{unix} {what}"
+        tcp_runs = [r[tcp_name] for r in rounds if tcp_name in r]
+        unix_runs = [r[unix_name] for r in rounds if unix_name in r]
+        if not unix_runs:
+            continue
+        notes = {r.note for r in unix_runs if r.note}
+        if any(r.tokens_exhausted for r in unix_runs):
+            notes.add("token pool ran out: req/s is a lower bound")
+        lines.append(
+            f"| {what} | {_fmt(median_of(r.rps for r in tcp_runs), 0)} "
+            f"| {_fmt(median_of(r.rps for r in unix_runs), 0)} "
+            f"| {_fmt(_per_round_ratio(rounds, unix_name, tcp_name, _rps), 2, 'x')} "
+            f"| {_fmt(median_of(r.server_cpu_us for r in tcp_runs), 0)} "
+            f"| {_fmt(median_of(r.server_cpu_us for r in unix_runs), 0)} "
+            f"| {_fmt(_per_round_ratio(rounds, unix_name, tcp_name, _cpu_capacity), 2, 'x')} "
+            f"| {sum(r.errors for r in unix_runs)} | {'; '.join(sorted(notes))} |"
+        )
+    return lines
+
+
 def _http(results: BenchResults) -> list[str]:
     if not results.http:
         return [f"Not run: {results.skipped.get('http', 'not selected')}."]
@@ -312,6 +362,7 @@ def _http(results: BenchResults) -> list[str]:
         *_load_table(results.http, http_load.SCENARIOS),
         "",
         *_ratio_rows(results.http, pairs),
+        *_unix_lever(results.http),
     ]
     if results.grpc:
         lines += ["", "Our gRPC server (no facade) against Express, same token, per round:", ""]

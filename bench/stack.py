@@ -4,19 +4,24 @@ Each server is started the way an operator starts it (``python -m service``, ``p
 http_facade``, ``node server.js``) on a free 127.0.0.1 port, and is only handed out once it
 answers: the service once its Health reports SERVING (its key set is loaded), the HTTP
 servers once ``/health`` answers 200. Logs go to files, never to a pipe that could fill.
+A second facade can reach the service over its Unix socket (``--listen-unix``) instead.
 
 Usage:
     with Stack(workdir) as stack:
-        service = stack.start_service(issuer.url)
+        socket_path = stack.unix_socket_path("grpc.sock")   # short enough for sockaddr_un
+        service = stack.start_service(issuer.url, "--listen-unix", str(socket_path))
         facade = stack.start_facade(service.port)
+        facade_unix = stack.start_facade(f"unix:{socket_path}", name="facade-unix")
         express = stack.start_express(issuer.url)
 """
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +34,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.tools import EXPRESS_DIR
+from secureroute.unix_socket import parse_unix_socket_path
 
 __all__ = ["AUDIENCE", "REPO_ROOT", "Server", "Stack", "free_port", "http_get", "supports_flag"]
 
@@ -106,6 +112,8 @@ class Stack:
         self._workdir = workdir
         self._log_level = log_level
         self.servers: list[Server] = []
+        #: Directories made for socket paths the workdir could not hold; removed on exit.
+        self._socket_dirs: list[Path] = []
 
     def __enter__(self) -> Stack:
         return self
@@ -119,6 +127,21 @@ class Stack:
         for server in reversed(self.servers):
             server.stop()
         self.servers.clear()
+        for directory in self._socket_dirs:
+            shutil.rmtree(directory, ignore_errors=True)
+        self._socket_dirs.clear()
+
+    def unix_socket_path(self, name: str) -> Path:
+        """``workdir/name``, or ``name`` in a fresh short directory under /tmp when that path is too
+        long for a Unix socket address (sockaddr_un holds 107 bytes; ``--workdir`` may be deep)."""
+        candidate = (self._workdir / name).absolute()
+        try:
+            return Path(parse_unix_socket_path(str(candidate)))
+        except ValueError:
+            # /tmp itself, not $TMPDIR: that may be as deep as the workdir.
+            directory = Path(tempfile.mkdtemp(prefix="srb-", dir="/tmp"))
+            self._socket_dirs.append(directory)
+            return Path(parse_unix_socket_path(str(directory / name)))
 
     def _spawn(self, name: str, argv: Sequence[str], port: int, cwd: Path = REPO_ROOT) -> Server:
         log_path = self._workdir / f"{name}-{port}.log"
@@ -138,11 +161,13 @@ class Stack:
         _wait_serving(server)
         return server
 
-    def start_facade(self, backend_port: int, *extra: str) -> Server:
+    def start_facade(self, backend: int | str, *extra: str, name: str = "facade") -> Server:
+        """A facade whose backend is the service's loopback port, or a gRPC target (``unix:PATH``)."""
         port = free_port()
+        target = f"127.0.0.1:{backend}" if isinstance(backend, int) else backend
         argv = [sys.executable, "-m", "http_facade", "--listen", f"127.0.0.1:{port}"]
-        argv += ["--backend", f"127.0.0.1:{backend_port}", "--log-level", self._log_level, *extra]
-        server = self._spawn("facade", argv, port)
+        argv += ["--backend", target, "--log-level", self._log_level, *extra]
+        server = self._spawn(name, argv, port)
         _wait_http(server)
         return server
 
