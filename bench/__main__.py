@@ -50,7 +50,7 @@ def _say(message: str) -> None:
 def _parse(argv: Sequence[str] | None) -> tuple[BenchOptions, Path | None]:
     parser = argparse.ArgumentParser(prog="python -m bench", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one short round of everything")
-    parser.add_argument("--rounds", type=int, help="rounds of each comparison (default 3; quick 1)")
+    parser.add_argument("--rounds", type=int, help="rounds of each comparison (default 5; quick 1)")
     parser.add_argument("--duration", type=float, help="measured seconds per load run (default 5)")
     parser.add_argument("--memory-requests", type=int, help="requests per memory step (default 50000)")
     parser.add_argument("--only", help=f"comma-separated sections: {','.join(SECTIONS)}")

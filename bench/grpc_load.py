@@ -14,12 +14,16 @@ The "@ half load" scenarios run Health and SecureRoute warm at a fixed rate, hal
 Health saturated at in the same round (h2load ``--rps`` per connection), so their p99 difference
 is the latency authentication adds when the server is not saturated.
 
+Within each group (the two saturating runs, the two half-load runs, the three h2grpc runs) the
+order flips every round, so neither side of a ratio is always the one measured first.
+
 Usage:
     results = run_grpc_round(ctx)     # {"h2load Health": LoadResult, "h2load SecureRoute warm": ...}
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -37,7 +41,7 @@ GRPC_FRAME = b"\x00\x00\x00\x00\x00"
 _SERVICE = "/secureroute.v1.SecureRouteService/"
 _H2GRPC = Path(__file__).resolve().parent / "loadgen" / "h2grpc.js"
 
-#: Scenario names, in the order each round runs them.
+#: Scenario names, in report order (each round runs each group in turn: see ``_in_turn``).
 SCENARIOS = (
     "h2load Health",
     "h2load SecureRoute warm",
@@ -196,37 +200,65 @@ def h2grpc(
     )
 
 
+def _in_turn(round_index: int, runs: dict[str, Callable[[], LoadResult]]) -> dict[str, LoadResult]:
+    """Run ``runs`` in their order in even rounds and in reverse in odd ones, so no scenario is
+    always the one measured first (a machine that gets busier or quieter would favour it)."""
+    names = list(runs) if round_index % 2 == 0 else list(reversed(runs))
+    return {name: runs[name]() for name in names}
+
+
 def run_grpc_round(ctx: BenchContext, round_index: int) -> dict[str, LoadResult]:
     """One round of every gRPC scenario, back to back, on the running service."""
     assert ctx.service is not None
     port, pids = ctx.service.port, [ctx.service.pid]
+    token = ctx.warm_token
     results: dict[str, LoadResult] = {}
     if ctx.tools.h2load is not None:
-        results["h2load Health"] = h2load(
-            ctx, port, "Health", ctx.warm_token, pids=pids, name=f"health-{round_index}"
-        )
-        results["h2load SecureRoute warm"] = h2load(
-            ctx, port, "SecureRoute", ctx.warm_token, pids=pids, name=f"warm-{round_index}"
+        results |= _in_turn(
+            round_index,
+            {
+                "h2load Health": lambda: h2load(
+                    ctx, port, "Health", token, pids=pids, name=f"health-{round_index}"
+                ),
+                "h2load SecureRoute warm": lambda: h2load(
+                    ctx, port, "SecureRoute", token, pids=pids, name=f"warm-{round_index}"
+                ),
+            },
         )
         half = results["h2load Health"].rps / 2
-        for method, scenario in (("Health", "h2load Health"), ("SecureRoute", "h2load SecureRoute warm")):
-            results[f"{scenario} @ half load"] = h2load(
-                ctx,
-                port,
-                method,
-                ctx.warm_token,
-                pids=pids,
-                name=f"half-{method}-{round_index}",
-                total_rps=half,
-            )
+        results |= _in_turn(
+            round_index,
+            {
+                f"{scenario} @ half load": functools.partial(
+                    h2load,
+                    ctx,
+                    port,
+                    method,
+                    token,
+                    pids=pids,
+                    name=f"half-{method}-{round_index}",
+                    total_rps=half,
+                )
+                for method, scenario in (
+                    ("Health", "h2load Health"),
+                    ("SecureRoute", "h2load SecureRoute warm"),
+                )
+            },
+        )
     if ctx.tools.node is not None:
-        # Health first, with a pool sized from its rate; the cold run reuses the same tokens
-        # (Health is public: it never verifies, so never caches, a token).
+        # A pool sized from Health's rate; the cold run and Health share it (Health is public: it
+        # never verifies, so never caches, a token, and each call still carries a fresh one).
         estimate = results["h2load Health"].rps if "h2load Health" in results else 6000.0
         pool = ctx.token_file(
             f"grpc-cold-{round_index}", ctx.mint.distinct(LOAD_ALGORITHM, ctx.pool_size(estimate))
         )
-        results["h2grpc Health"] = h2grpc(ctx, port, "Health", pids=pids, tokens=pool)
-        results["h2grpc SecureRoute cold"] = h2grpc(ctx, port, "SecureRoute", pids=pids, tokens=pool)
-        results["h2grpc SecureRoute warm"] = h2grpc(ctx, port, "SecureRoute", pids=pids, token=ctx.warm_token)
-    return results
+        results |= _in_turn(
+            round_index,
+            {
+                "h2grpc Health": lambda: h2grpc(ctx, port, "Health", pids=pids, tokens=pool),
+                "h2grpc SecureRoute cold": lambda: h2grpc(ctx, port, "SecureRoute", pids=pids, tokens=pool),
+                "h2grpc SecureRoute warm": lambda: h2grpc(ctx, port, "SecureRoute", pids=pids, token=token),
+            },
+        )
+    # Reports read scenarios in SCENARIOS order, whatever order they ran in.
+    return {name: results[name] for name in SCENARIOS if name in results}

@@ -21,7 +21,7 @@ class BenchOptions:
     """How long and how hard each part runs."""
 
     #: Rounds of every side-by-side comparison; figures are medians over rounds.
-    rounds: int = 3
+    rounds: int = 5
     #: Measured seconds of each load run (after ``warmup_s``).
     load_duration_s: float = 5.0
     #: Unmeasured seconds before each load run.
