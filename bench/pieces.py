@@ -25,7 +25,7 @@ from jwt_authn import AsyncAuthInterceptor, Authenticator
 from jwt_authn.config import PUBLIC_GRPC_INFRA_METHODS, Policy
 from jwt_authn.principal import principal_var
 from secureroute.v1 import secureroute_pb2
-from service.handlers import SecureRouteServicer
+from service.handlers import ReplyCache, SecureRouteServicer
 
 __all__ = ["PIECES", "run_pieces"]
 
@@ -35,6 +35,7 @@ PIECES = (
     "interceptor, protected method, cached token (SecureRoute)",
     "Health handler + reply serialisation",
     "SecureRoute handler + reply serialisation",
+    "SecureRoute handler + reply serialisation, reply built on every call (no reply cache)",
 )
 
 
@@ -69,6 +70,9 @@ async def _run(options: BenchOptions) -> dict[str, list[float]]:
         raise RuntimeError("the static key set did not load")
     interceptor = AsyncAuthInterceptor(authenticator)
     servicer = SecureRouteServicer()
+    # What the reply cache saves: the same handler with a cache that keeps nothing.
+    uncached = SecureRouteServicer()
+    uncached.replies = ReplyCache(max_entries=0)
     metadata = (("authorization", f"Bearer {case.tokens[0]}"),)
     handlers = {
         "Health": grpc.unary_unary_rpc_method_handler(servicer.Health),
@@ -88,13 +92,22 @@ async def _run(options: BenchOptions) -> dict[str, list[float]]:
         reply = await servicer.Health(secureroute_pb2.HealthRequest(), context)  # type: ignore[arg-type]
         return reply.SerializeToString()
 
-    async def secure() -> bytes:
-        principal_var.set(principal)
-        reply = await servicer.SecureRoute(secureroute_pb2.SecureRouteRequest(), context)  # type: ignore[arg-type]
-        return reply.SerializeToString()
+    def secure(handler: SecureRouteServicer) -> Callable[[], Awaitable[bytes]]:
+        async def call() -> bytes:
+            principal_var.set(principal)
+            reply = await handler.SecureRoute(secureroute_pb2.SecureRouteRequest(), context)  # type: ignore[arg-type]
+            return reply.SerializeToString()
+
+        return call
 
     calls = max(100, options.warm_iterations // 5)
-    pieces = dict(zip(PIECES, (intercept("Health"), intercept("SecureRoute"), health, secure), strict=True))
+    pieces = dict(
+        zip(
+            PIECES,
+            (intercept("Health"), intercept("SecureRoute"), health, secure(servicer), secure(uncached)),
+            strict=True,
+        )
+    )
     figures: dict[str, list[float]] = {name: [] for name in PIECES}
     try:
         for call in pieces.values():  # unmeasured warm-up

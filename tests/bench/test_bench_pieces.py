@@ -268,3 +268,18 @@ async def test_h2grpc_generator_sends_one_token_per_call_and_stops_when_they_run
     assert result.requests == 50  # every token once, none twice
     assert result.errors == 0
     assert result.tokens_exhausted
+
+
+def test_p99_added_at_half_load_is_the_median_of_rounds_shown_with_its_spread() -> None:
+    def half(p99_ms: float) -> LoadResult:
+        return LoadResult(requests=100, rps=500, p50_us=1000, p99_us=p99_ms * 1000, errors=0)
+
+    rounds = [
+        {"h2load Health @ half load": half(health), "h2load SecureRoute warm @ half load": half(secure)}
+        for health, secure in ((8.0, 7.0), (8.0, 8.5), (6.0, 8.5))  # added: -1.0, +0.5, +2.5
+    ]
+    results = BenchResults(facts=machine_facts(), options=TINY, grpc=rounds)
+    (row,) = [t for t in targets(results) if t.name.startswith("p99 latency added")]
+    assert row.value == 0.5
+    assert row.passed is True
+    assert row.shown == "0.50 ms (rounds -1.00 to +2.50)"
