@@ -6,13 +6,14 @@ Usage:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
 
 import grpc
 from aiohttp import web
-from google.protobuf import json_format
+from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 
 from http_facade.backend import BACKEND_KEY
@@ -74,12 +75,29 @@ def _health_document(reply: secureroute_pb2.HealthResponse) -> dict[str, Any]:
     return {"message": reply.message}
 
 
+def _json_value(value: struct_pb2.Value) -> Any:
+    """A ``Value`` as plain JSON data: what ``json_format.MessageToDict`` gives, at half its cost,
+    except that a non-finite number (which JSON cannot carry) becomes null instead of an error."""
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        return value.number_value if math.isfinite(value.number_value) else None
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return _json_object(value.struct_value)
+    if kind == "list_value":
+        return [_json_value(item) for item in value.list_value.values]
+    return None  # null_value, or no kind set
+
+
+def _json_object(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return {name: _json_value(value) for name, value in struct.fields.items()}
+
+
 def _secure_route_document(reply: secureroute_pb2.SecureRouteResponse) -> dict[str, Any]:
-    return {
-        "message": reply.message,
-        "subject": reply.subject,
-        "claims": json_format.MessageToDict(reply.claims),
-    }
+    return {"message": reply.message, "subject": reply.subject, "claims": _json_object(reply.claims)}
 
 
 async def health(request: web.Request) -> web.Response:

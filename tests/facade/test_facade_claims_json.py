@@ -1,0 +1,41 @@
+"""The claims of a SecureRoute reply as JSON: protobuf's MessageToDict is the oracle."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from google.protobuf import json_format, struct_pb2
+
+from http_facade.routes import _json_object
+
+CLAIMS = {
+    "sub": "alice",
+    "aud": ["a", "b"],
+    "exp": 1795965407,
+    "ratio": 0.25,
+    "admin": True,
+    "deleted": False,
+    "nothing": None,
+    "empty_list": [],
+    "empty_object": {},
+    "realm_access": {"roles": ["x", {"deep": [1, None, True, "y"]}]},
+}
+
+
+def test_every_json_type_comes_out_as_message_to_dict_gives_it() -> None:
+    struct = struct_pb2.Struct()
+    struct.update(CLAIMS)
+    converted = _json_object(struct)
+    assert converted == json_format.MessageToDict(struct)
+    assert converted["admin"] is True and converted["deleted"] is False  # bools stay bools
+    assert json.loads(json.dumps(converted)) == converted
+
+
+def test_a_value_with_no_kind_is_null_and_a_non_finite_number_is_null_not_an_error() -> None:
+    struct = struct_pb2.Struct()
+    struct.fields["unset"].CopyFrom(struct_pb2.Value())
+    struct.fields["huge"].number_value = math.inf
+    struct.fields["nan"].number_value = math.nan
+    assert _json_object(struct) == {"unset": None, "huge": None, "nan": None}
+    json.dumps(_json_object(struct), allow_nan=False)  # valid JSON: no Infinity, no NaN
