@@ -24,7 +24,7 @@ from secureroute.v1 import secureroute_pb2
 __all__ = ["add_routes"]
 
 # gRPC metadata values must be printable ASCII; anything else cannot be a bearer credential.
-_METADATA_VALUE = re.compile(r"^[\x20-\x7e]*$")
+_METADATA_VALUE = re.compile(r"[\x20-\x7e]*")
 
 
 def _metadata(request: web.Request) -> list[tuple[str, str]]:
@@ -39,7 +39,7 @@ def _metadata(request: web.Request) -> list[tuple[str, str]]:
 def _malformed_authorization(request: web.Request) -> web.Response | None:
     """A 400 when any Authorization value cannot travel as gRPC metadata (grpc-core would refuse
     to send it, and the call would end in a 500), else None."""
-    if all(_METADATA_VALUE.match(value) for value in request.headers.getall("Authorization", [])):
+    if all(_METADATA_VALUE.fullmatch(value) for value in request.headers.getall("Authorization", [])):
         return None
     # RFC 6750 §3.1: a malformed request is invalid_request, answered with 400.
     return render_error(
