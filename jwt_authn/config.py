@@ -49,8 +49,8 @@ PUBLIC_GRPC_INFRA_METHODS: tuple[str, ...] = (
     "/grpc.reflection.v1alpha.ServerReflection/*",
 )
 
-_METHOD_PATTERN = re.compile(r"^/[A-Za-z_][\w.]*/(\*|[A-Za-z_]\w*)$")
-_CLAIM_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
+_METHOD_PATTERN = re.compile(r"/[A-Za-z_][\w.]*/(\*|[A-Za-z_]\w*)")
+_CLAIM_PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
 
 
 def _require(condition: bool, setting: str, problem: str) -> None:
@@ -162,9 +162,8 @@ class IssuerConfig:
         unknown = sorted(set(self.algorithms) - ASYMMETRIC_ALGORITHMS)
         _require(not unknown, "algorithms", f"unsupported or unsafe: {', '.join(unknown)}")
         _require(0 <= self.leeway_s <= 300, "leeway", "must be between 0 and 300 seconds")
-        _require(
-            bool(_CLAIM_PATH.match(self.roles_claim)), "roles_claim", "must be a claim name or dotted path"
-        )
+        roles_claim_ok = _CLAIM_PATH.fullmatch(self.roles_claim) is not None
+        _require(roles_claim_ok, "roles_claim", "must be a claim name or dotted path")
         for name in (
             "fetch_timeout_s",
             "refresh_interval_s",
@@ -211,9 +210,8 @@ class Policy:
 
     def __post_init__(self) -> None:
         for name in (*self.public_methods, *self.requirements):
-            _require(
-                bool(_METHOD_PATTERN.match(name)), "policy", f"not a /package.Service/Method name: {name!r}"
-            )
+            method_ok = _METHOD_PATTERN.fullmatch(name) is not None
+            _require(method_ok, "policy", f"not a /package.Service/Method name: {name!r}")
         both = set(self.public_methods) & set(self.requirements)
         _require(not both, "policy", f"a method cannot be public and have requirements: {sorted(both)}")
         object.__setattr__(self, "requirements", MappingProxyType(dict(self.requirements)))

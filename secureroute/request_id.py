@@ -26,12 +26,12 @@ REQUEST_ID_METADATA = "x-request-id"
 
 request_id_var: ContextVar[str] = ContextVar("secureroute_request_id", default=NO_REQUEST_ID)
 
-_SAFE = re.compile(r"^[\x20-\x7e]{1,128}$")
+_SAFE = re.compile(r"[\x20-\x7e]{1,128}")
 
 
 def is_safe_request_id(value: object) -> bool:
     """True for printable ASCII of 1 to 128 characters that is not only spaces."""
-    return isinstance(value, str) and _SAFE.match(value) is not None and not value.isspace()
+    return isinstance(value, str) and _SAFE.fullmatch(value) is not None and not value.isspace()
 
 
 class RequestIdFilter(logging.Filter):

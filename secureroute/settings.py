@@ -173,7 +173,7 @@ def parse_duration_at_most(limit_s: float) -> Callable[[object], float]:
 
 
 _HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$"
+    r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?"
 )
 
 
@@ -194,7 +194,7 @@ def _split_host_port(text: str) -> tuple[str, int]:
         try:
             ipaddress.IPv4Address(host)
         except ValueError:
-            if not _HOSTNAME.match(host):
+            if not _HOSTNAME.fullmatch(host):
                 raise ValueError(f"not a valid host name: {host!r}") from None
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"port must be a number from 0 to 65535: {text!r}")
