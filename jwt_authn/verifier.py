@@ -19,7 +19,7 @@ Usage:
     unverified = parse_token(token)
     check_header(unverified, issuer_config)
     kid = verify_signature(unverified, keys)
-    check_claims(unverified.claims, issuer_config, now=time.time())
+    window = check_claims(unverified.claims, issuer_config, now=time.time())
 """
 
 from __future__ import annotations
@@ -37,7 +37,14 @@ from jwt_authn.errors import Unauthenticated
 from jwt_authn.keys import VerificationKey
 from jwt_authn.strict_json import StrictJSONError, loads_object
 
-__all__ = ["UnverifiedToken", "check_claims", "check_header", "parse_token", "verify_signature"]
+__all__ = [
+    "UnverifiedToken",
+    "ValidityWindow",
+    "check_claims",
+    "check_header",
+    "parse_token",
+    "verify_signature",
+]
 
 #: ``typ`` values accepted unless at+jwt is required (RFC 9068 §2.1, RFC 7519 §5.1).
 _ACCEPTED_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt", "application/jwt"})
@@ -186,8 +193,18 @@ def _numeric_claim(claims: Mapping[str, Any], name: str) -> float | None:
     return float(cast(float, value))
 
 
-def check_claims(claims: Mapping[str, Any], config: IssuerConfig, *, now: float) -> None:
-    """RFC 7519 §4.1 / RFC 9068 §4 claim checks. ``iss`` was matched to ``config`` already."""
+class ValidityWindow(NamedTuple):
+    """When a token is valid, leeway included: ``valid_from <= now <= valid_until``."""
+
+    valid_from: float
+    valid_until: float
+
+
+def check_claims(claims: Mapping[str, Any], config: IssuerConfig, *, now: float) -> ValidityWindow:
+    """RFC 7519 §4.1 / RFC 9068 §4 claim checks. ``iss`` was matched to ``config`` already.
+
+    Returns the token's validity window (from its nbf/iat and exp), so a cached token can be
+    checked against the clock again without re-reading its claims."""
     leeway = config.leeway_s
     exp = _numeric_claim(claims, "exp")
     nbf = _numeric_claim(claims, "nbf")
@@ -213,3 +230,8 @@ def check_claims(claims: Mapping[str, Any], config: IssuerConfig, *, now: float)
     missing = [name for name in config.required_claims if name not in claims]
     if missing:
         raise Unauthenticated("missing_claim", f"required claims missing: {', '.join(missing)}")
+    starts = [start for start in (nbf, iat) if start is not None]
+    return ValidityWindow(
+        valid_from=(max(starts) if starts else -math.inf) - leeway,
+        valid_until=(math.inf if exp is None else exp) + leeway,
+    )
