@@ -28,7 +28,7 @@ import binascii
 import math
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from jwcrypto.jwa import JWA
 
@@ -180,17 +180,19 @@ def verify_signature(token: UnverifiedToken, keys: Sequence[VerificationKey]) ->
     raise Unauthenticated("invalid_signature", "no key verified the signature")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+#: JSON numbers decode to exactly these types; ``type() in`` also refuses bool, an int subclass.
+_NUMBER_TYPES = (int, float)
 
 
 def _numeric_claim(claims: Mapping[str, Any], name: str) -> float | None:
     value = claims.get(name)
-    if value is None and name not in claims:
+    if value is None:
+        if name in claims:  # present but null
+            raise Unauthenticated("malformed_claims", f"{name} is not a number")
         return None
-    if not _is_number(value):
+    if type(value) not in _NUMBER_TYPES or not math.isfinite(value):
         raise Unauthenticated("malformed_claims", f"{name} is not a number")
-    return float(cast(float, value))
+    return float(value)
 
 
 class ValidityWindow(NamedTuple):
@@ -222,16 +224,27 @@ def check_claims(claims: Mapping[str, Any], config: IssuerConfig, *, now: float)
     if "sub" in claims and (not isinstance(sub, str) or not sub):
         raise Unauthenticated("malformed_claims", "sub is not a string")
     aud = claims.get("aud")
-    audiences: Sequence[Any] = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else ()
-    if "aud" in claims and (not audiences or not all(isinstance(a, str) for a in audiences)):
-        raise Unauthenticated("malformed_claims", "aud is not a string or a list of strings")
-    if not config.allow_any_audience and not any(a in config.audiences for a in audiences):
+    if isinstance(aud, str):  # the common case, checked without building a list
+        ours = aud in config.audiences
+    else:
+        audiences: Sequence[Any] = aud if isinstance(aud, list) else ()
+        if "aud" in claims and (not audiences or not all(isinstance(a, str) for a in audiences)):
+            raise Unauthenticated("malformed_claims", "aud is not a string or a list of strings")
+        ours = any(a in config.audiences for a in audiences)
+    if not ours and not config.allow_any_audience:
         raise Unauthenticated("audience_mismatch", "aud names none of our audiences")
-    missing = [name for name in config.required_claims if name not in claims]
-    if missing:
-        raise Unauthenticated("missing_claim", f"required claims missing: {', '.join(missing)}")
-    starts = [start for start in (nbf, iat) if start is not None]
+    if config.required_claims:
+        missing = [name for name in config.required_claims if name not in claims]
+        if missing:
+            raise Unauthenticated("missing_claim", f"required claims missing: {', '.join(missing)}")
+    # Valid from the later of nbf and iat (the cache re-checks both on every hit).
+    if nbf is None:
+        start = iat
+    elif iat is None:
+        start = nbf
+    else:
+        start = max(nbf, iat)
     return ValidityWindow(
-        valid_from=(max(starts) if starts else -math.inf) - leeway,
+        valid_from=(-math.inf if start is None else start) - leeway,
         valid_until=(math.inf if exp is None else exp) + leeway,
     )
