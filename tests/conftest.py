@@ -25,6 +25,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import grpc
@@ -273,3 +274,20 @@ def grpcurl() -> Callable[..., Awaitable[Completed]]:
         return await run([path, *args])
 
     return call
+
+
+@pytest.fixture
+def claims_of_every_json_type() -> dict[str, Any]:
+    """Access-token claims using every JSON type, nested: for the claims <-> protobuf Struct paths."""
+    return {
+        "sub": "alice",
+        "aud": ["a", "b"],
+        "exp": 1795965407,
+        "ratio": 0.25,
+        "admin": True,
+        "deleted": False,
+        "nothing": None,
+        "empty_list": [],
+        "empty_object": {},
+        "realm_access": {"roles": ["x", {"deep": [1, None, True, "y"]}]},
+    }

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 
 from http_facade.routes import _json_object
 
-CLAIMS = {
-    "sub": "alice",
-    "aud": ["a", "b"],
-    "exp": 1795965407,
-    "ratio": 0.25,
-    "admin": True,
-    "deleted": False,
-    "nothing": None,
-    "empty_list": [],
-    "empty_object": {},
-    "realm_access": {"roles": ["x", {"deep": [1, None, True, "y"]}]},
-}
 
-
-def test_every_json_type_comes_out_as_message_to_dict_gives_it() -> None:
+def test_every_json_type_comes_out_as_message_to_dict_gives_it(
+    claims_of_every_json_type: dict[str, Any],
+) -> None:
     struct = struct_pb2.Struct()
-    struct.update(CLAIMS)
+    struct.update(claims_of_every_json_type)
     converted = _json_object(struct)
     assert converted == json_format.MessageToDict(struct)
     assert converted["admin"] is True and converted["deleted"] is False  # bools stay bools

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import MappingProxyType
+from typing import Any
 
 from google.protobuf import struct_pb2
 
@@ -41,20 +42,11 @@ def test_the_cache_is_bounded_and_evicts_the_oldest() -> None:
     assert cache.reply_for(principals[0]) is not replies[0]  # evicted, built again
 
 
-def test_claims_of_every_json_type_come_out_as_protobuf_struct_update_makes_them() -> None:
+def test_claims_of_every_json_type_come_out_as_protobuf_struct_update_makes_them(
+    claims_of_every_json_type: dict[str, Any],
+) -> None:
     # protobuf's own Struct.update is the oracle for the handler's faster constructor-built Struct.
-    claims = {
-        "sub": "alice",
-        "aud": ["a", "b"],
-        "exp": 1795965407,
-        "ratio": 0.25,
-        "admin": True,
-        "deleted": False,
-        "nothing": None,
-        "empty_list": [],
-        "empty_object": {},
-        "realm_access": {"roles": ["x", {"deep": [1, None, True]}]},
-    }
+    claims = claims_of_every_json_type
     expected = struct_pb2.Struct()
     expected.update(claims)
     principal = Principal(subject="alice", issuer="https://issuer.test", claims=MappingProxyType(claims))
