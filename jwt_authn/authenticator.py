@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from jwt_authn.config import AuthnConfig, IssuerConfig
+from jwt_authn.config import AuthnConfig, IssuerConfig, Requirement
 from jwt_authn.errors import AuthnError, KeySetUnavailable, PermissionDenied, Unauthenticated
 from jwt_authn.extractor import extract_bearer
 from jwt_authn.jwks import KeySetCache
@@ -74,6 +74,18 @@ def _principal(claims: dict[str, Any], config: IssuerConfig) -> Principal:
         roles=_strings(_claim_at_path(claims, config.roles_claim)),
         expires_at=float(exp) if exp is not None else None,
     )
+
+
+def _check_requirement(principal: Principal, method: str, requirement: Requirement | None) -> None:
+    """Raise PermissionDenied unless ``principal`` has every scope and role of ``requirement``."""
+    if requirement is None:
+        return
+    if not requirement.scopes <= principal.scopes:
+        raise PermissionDenied(
+            "insufficient_scope", f"{method} needs scopes", required_scopes=tuple(requirement.scopes)
+        )
+    if not requirement.roles <= principal.roles:
+        raise PermissionDenied("insufficient_role", f"{method} needs roles")
 
 
 def challenge(error: AuthnError | None, realm: str = "") -> str:
@@ -180,12 +192,13 @@ class Authenticator:
 
     async def authenticate(self, authorization_values: Sequence[str], method: str) -> Principal | None:
         """The principal allowed to call ``method``; None for a public method. Raises AuthnError."""
-        if self.config.policy.is_public(method):
+        access = self.config.policy.access(method)
+        if access.public:
             return None
         try:
             token = extract_bearer(authorization_values, max_token_bytes=self.config.max_token_bytes)
             principal = await self.verify(token)
-            self.authorize(principal, method)
+            _check_requirement(principal, method, access.requirement)
         except AuthnError as error:
             if self.observer is not None:
                 self.observer.on_outcome(error.reason)
@@ -234,12 +247,4 @@ class Authenticator:
 
     def authorize(self, principal: Principal, method: str) -> None:
         """Raise PermissionDenied unless ``principal`` has the scopes and roles ``method`` needs."""
-        requirement = self.config.policy.requirement_for(method)
-        if requirement is None:
-            return
-        if not requirement.scopes <= principal.scopes:
-            raise PermissionDenied(
-                "insufficient_scope", f"{method} needs scopes", required_scopes=tuple(requirement.scopes)
-            )
-        if not requirement.roles <= principal.roles:
-            raise PermissionDenied("insufficient_role", f"{method} needs roles")
+        _check_requirement(principal, method, self.config.policy.requirement_for(method))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import jwt_authn.config as config_module
 from jwt_authn import (
     PUBLIC_GRPC_INFRA_METHODS,
     PermissionDenied,
@@ -184,3 +185,45 @@ async def test_principal_carries_subject_scopes_roles_and_expiry(
     assert principal.expires_at == int(clock.now) + 120
     with pytest.raises(TypeError):
         principal.claims["sub"] = "mallory"  # type: ignore[index]
+
+
+# (method, public, requirement) under MIXED: exact names, whole services, both kinds of entry.
+MIXED = Policy(
+    public_methods=("/shop.v1.Orders/Ping", "/shop.v1.Catalog/*"),
+    requirements={"/shop.v1.Orders/*": _needs("read"), "/shop.v1.Orders/Create": _needs("write")},
+)
+MIXED_DECISIONS = [
+    ("/shop.v1.Orders/Ping", True, _needs("read")),  # public wins; the service's entry is still reported
+    ("/shop.v1.Catalog/List", True, None),
+    ("/shop.v1.Orders/Create", False, _needs("write")),
+    ("/shop.v1.Orders/Get", False, _needs("read")),
+    ("/shop.v1.Other/Get", False, None),
+]
+
+
+def _fresh_mixed() -> Policy:
+    return Policy(public_methods=MIXED.public_methods, requirements=MIXED.requirements)
+
+
+def _decisions(policy: Policy) -> list[tuple[str, bool, Requirement | None]]:
+    return [(method, *policy.access(method)) for method, _, _ in MIXED_DECISIONS]
+
+
+def test_each_decision_is_the_same_when_asked_again_and_does_not_change_equality() -> None:
+    policy = _fresh_mixed()
+    for _ in range(2):  # the first round decides, the second reads what was remembered
+        assert _decisions(policy) == MIXED_DECISIONS
+        assert [(m, policy.is_public(m), policy.requirement_for(m)) for m, _, _ in MIXED_DECISIONS] == (
+            MIXED_DECISIONS
+        )
+    assert policy == _fresh_mixed()
+
+
+def test_methods_beyond_the_remembered_bound_are_still_decided_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config_module, "MAX_REMEMBERED_METHODS", 2)
+    policy = _fresh_mixed()
+    for _ in range(2):
+        assert _decisions(policy) == MIXED_DECISIONS
+    for number in range(100):  # an embedder passing names without end: memory stays bounded
+        assert policy.access(f"/shop.v1.Orders/Call{number}") == (False, _needs("read"))
+    assert len(policy._decided) == 2
