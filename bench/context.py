@@ -42,7 +42,11 @@ class BenchContext:
     notes: list[str] = field(default_factory=list)
 
     def token_file(self, name: str, tokens: list[str]) -> Path:
-        return write_token_file(self.workdir / f"{name}.tokens", tokens)
+        return write_token_file(self.token_path(name), tokens)
+
+    def token_path(self, name: str) -> Path:
+        """Where ``token_file(name, ...)`` writes."""
+        return self.workdir / f"{name}.tokens"
 
     def pool_size(self, rps_estimate: float) -> int:
         """Tokens enough for one run at ``rps_estimate``, with room for a quieter machine: a pool

@@ -34,11 +34,21 @@ from bench.context import LOAD_ALGORITHM, BenchContext
 from bench.measure import LoadResult, run_generator
 from bench.stats import percentile
 
-__all__ = ["GRPC_FRAME", "SCENARIOS", "check_grpc_call", "h2grpc", "h2load", "run_grpc_round"]
+__all__ = [
+    "COLD_POOL_PREFIX",
+    "GRPC_FRAME",
+    "SCENARIOS",
+    "check_grpc_call",
+    "h2grpc",
+    "h2load",
+    "run_grpc_round",
+]
 
 #: The 5-byte gRPC frame of an empty message: not compressed, length 0.
 GRPC_FRAME = b"\x00\x00\x00\x00\x00"
 _SERVICE = "/secureroute.v1.SecureRouteService/"
+#: Each round's cold token pool is ``{workdir}/{COLD_POOL_PREFIX}{round}.tokens``.
+COLD_POOL_PREFIX = "grpc-cold-"
 _H2GRPC = Path(__file__).resolve().parent / "loadgen" / "h2grpc.js"
 
 #: Scenario names, in report order (each round runs each group in turn: see ``_in_turn``).
@@ -250,7 +260,7 @@ def run_grpc_round(ctx: BenchContext, round_index: int) -> dict[str, LoadResult]
         # never verifies, so never caches, a token, and each call still carries a fresh one).
         estimate = results["h2load Health"].rps if "h2load Health" in results else 6000.0
         pool = ctx.token_file(
-            f"grpc-cold-{round_index}", ctx.mint.distinct(LOAD_ALGORITHM, ctx.pool_size(estimate))
+            f"{COLD_POOL_PREFIX}{round_index}", ctx.mint.distinct(LOAD_ALGORITHM, ctx.pool_size(estimate))
         )
         results |= _in_turn(
             round_index,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bench.inside import InsideRun
 from bench.measure import LoadResult
 from bench.memory import MemoryFigures
 from bench.options import BenchOptions
@@ -28,6 +29,8 @@ class BenchResults:
     pieces: dict[str, list[float]] = field(default_factory=dict)
     #: One dict per round: scenario -> result.
     grpc: list[dict[str, LoadResult]] = field(default_factory=list)
+    #: Section 2's breakdown inside a timed service: "warm"/"cold" -> one run.
+    inside: dict[str, InsideRun] = field(default_factory=dict)
     http: list[dict[str, LoadResult]] = field(default_factory=list)
     storm: list[StormRound] = field(default_factory=list)
     memory: MemoryFigures | None = None

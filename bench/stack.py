@@ -153,11 +153,15 @@ class Stack:
         self.servers.append(server)
         return server
 
-    def start_service(self, issuer_url: str, *extra: str) -> Server:
+    def start_service(
+        self, issuer_url: str, *extra: str, launcher: Sequence[str] = ("service",), name: str = "service"
+    ) -> Server:
+        """The service; ``launcher`` is the module to run and its own arguments before the service's
+        (``bench.timed_service`` runs the same service with timers)."""
         port = free_port()
-        argv = [sys.executable, "-m", "service", "--listen", f"127.0.0.1:{port}", "--issuer", issuer_url]
+        argv = [sys.executable, "-m", *launcher, "--listen", f"127.0.0.1:{port}", "--issuer", issuer_url]
         argv += ["--audience", AUDIENCE, "--grace-period", "1", "--log-level", self._log_level, *extra]
-        server = self._spawn("service", argv, port)
+        server = self._spawn(name, argv, port)
         _wait_serving(server)
         return server
 
