@@ -47,11 +47,21 @@ def _final_code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
     return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
 
 
+#: Most methods whose wrapped handler is kept (a server has a fixed set; the bound is for a
+#: catch-all generic handler that answers any name).
+_MAX_WRAPPED_METHODS = 1024
+
+
 class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Sets the request id and records each call's status and duration."""
 
     def __init__(self, metrics: ServiceMetrics) -> None:
         self._metrics = metrics
+        # method -> (the handler, its wrapped copy). Wrapping costs about 6 µs a call inside the
+        # busy server (a NamedTuple _replace and four closures); a registered method's handler is
+        # the same object on every call, so its wrapped copy is too. A different handler for the
+        # method (jwt_authn's rejecting one, say) is wrapped afresh and replaces the entry.
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
 
     async def intercept_service(  # type: ignore[override]  # None means UNIMPLEMENTED
         self,
@@ -64,7 +74,13 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
             self._metrics.count_unknown_method()
             return None
         method = handler_call_details.method
-        return wrap_behavior(handler, unary=self._unary(method), streaming=self._streaming(method))
+        kept = self._wrapped.get(method)
+        if kept is not None and kept[0] is handler:
+            return kept[1]
+        wrapped = wrap_behavior(handler, unary=self._unary(method), streaming=self._streaming(method))
+        if kept is not None or len(self._wrapped) < _MAX_WRAPPED_METHODS:
+            self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
     def _unary(self, method: str) -> Callable[[Behavior], Behavior]:
         observe = self._metrics.observe_rpc

@@ -109,6 +109,41 @@ async def test_service_metrics_port(
     assert ("process_cpu_seconds_total", frozenset()) in samples
 
 
+async def test_interleaved_accepted_and_rejected_calls_are_each_counted_under_their_method(
+    issuer: LoopbackIssuer,
+    start_service: StartService,
+    make_service_settings: Callable[..., ServiceSettings],
+    http: aiohttp.ClientSession,
+) -> None:
+    # The observing interceptor keeps one wrapped handler per method and rewraps when jwt_authn
+    # hands it a rejecting handler instead: every switch must still land on the right counters.
+    app = await start_service(make_service_settings(issuer.url, "--metrics-listen", "127.0.0.1:0"))
+    assert await app.authenticator.wait_ready(timeout_s=WAIT_S)
+    good = [("authorization", f"Bearer {issuer.tokens.issue()}")]
+    sequence = ["ok", "rejected", "ok", "health", "rejected", "rejected", "ok", "health", "ok"]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        for step in sequence:
+            if step == "health":
+                await stub.Health(secureroute_pb2.HealthRequest())
+                continue
+            try:
+                await stub.SecureRoute(
+                    secureroute_pb2.SecureRouteRequest(), metadata=good if step == "ok" else []
+                )
+                assert step == "ok"
+            except grpc.aio.AioRpcError as err:
+                assert (step, err.code()) == ("rejected", grpc.StatusCode.UNAUTHENTICATED)
+    samples = await _scrape(http, f"http://127.0.0.1:{app.metrics_port}/metrics")
+    requests = "secureroute_grpc_requests_total"
+    assert _value(samples, requests, method=METHOD, code="OK") == sequence.count("ok")
+    assert _value(samples, requests, method=METHOD, code="UNAUTHENTICATED") == sequence.count("rejected")
+    health = "/secureroute.v1.SecureRouteService/Health"
+    assert _value(samples, requests, method=health, code="OK") == sequence.count("health")
+    durations = "secureroute_grpc_request_duration_seconds_count"
+    assert _value(samples, durations, method=METHOD) == sequence.count("ok") + sequence.count("rejected")
+
+
 async def test_key_set_failures_are_counted(
     issuer: LoopbackIssuer,
     start_service: StartService,
