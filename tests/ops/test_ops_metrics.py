@@ -41,14 +41,22 @@ async def _scrape(
         return _samples(await response.text())
 
 
+async def _ready_with_metrics(
+    issuer: LoopbackIssuer, start_service: StartService, make_service_settings: Callable[..., ServiceSettings]
+) -> SecureRouteServer:
+    """A service with its metrics port on, once its key set is loaded."""
+    app = await start_service(make_service_settings(issuer.url, "--metrics-listen", "127.0.0.1:0"))
+    assert await app.authenticator.wait_ready(timeout_s=WAIT_S)
+    return app
+
+
 async def test_service_metrics_port(
     issuer: LoopbackIssuer,
     start_service: StartService,
     make_service_settings: Callable[..., ServiceSettings],
     http: aiohttp.ClientSession,
 ) -> None:
-    app = await start_service(make_service_settings(issuer.url, "--metrics-listen", "127.0.0.1:0"))
-    assert await app.authenticator.wait_ready(timeout_s=WAIT_S)
+    app = await _ready_with_metrics(issuer, start_service, make_service_settings)
     assert app.metrics_port
     token = issuer.tokens.issue()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
@@ -117,8 +125,7 @@ async def test_interleaved_accepted_and_rejected_calls_are_each_counted_under_th
 ) -> None:
     # The observing interceptor keeps one wrapped handler per method and rewraps when jwt_authn
     # hands it a rejecting handler instead: every switch must still land on the right counters.
-    app = await start_service(make_service_settings(issuer.url, "--metrics-listen", "127.0.0.1:0"))
-    assert await app.authenticator.wait_ready(timeout_s=WAIT_S)
+    app = await _ready_with_metrics(issuer, start_service, make_service_settings)
     good = [("authorization", f"Bearer {issuer.tokens.issue()}")]
     sequence = ["ok", "rejected", "ok", "health", "rejected", "rejected", "ok", "health", "ok"]
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
