@@ -25,9 +25,11 @@ from urllib.parse import urlsplit
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
     "DEFAULT_ALGORITHMS",
+    "MAX_REMEMBERED_METHODS",
     "PUBLIC_GRPC_INFRA_METHODS",
     "AuthnConfig",
     "IssuerConfig",
+    "MethodAccess",
     "Policy",
     "Requirement",
 ]
