@@ -35,19 +35,22 @@ from jwt_authn.token_cache import TokenCache
 from service.__main__ import main as service_main
 from service.handlers import ReplyCache
 
-__all__ = ["PIECES", "install_timers", "main"]
+__all__ = ["AUTHENTICATE", "PIECES", "SIGNATURE", "install_timers", "main"]
 
+#: Labels the report quotes.
+AUTHENTICATE = "authenticate (all of the rows below but the reply)"
+SIGNATURE = "signature check"
 #: (label, owner, attribute): what is timed, in request-path order. Module-level functions are
 #: patched where the authenticator looks them up.
 PIECES: tuple[tuple[str, Any, str], ...] = (
-    ("authenticate (all of the rows below but the reply)", Authenticator, "authenticate"),
+    (AUTHENTICATE, Authenticator, "authenticate"),
     ("policy decision for the method", Policy, "access"),
     ("extract the bearer token", authenticator_module, "extract_bearer"),
     ("verify (cache lookup, or the full check)", Authenticator, "verify"),
     ("token cache key (BLAKE2b)", TokenCache, "digest"),
     ("token cache lookup", TokenCache, "get"),
     ("parse the token (base64url, strict JSON)", authenticator_module, "parse_token"),
-    ("signature check", authenticator_module, "verify_signature"),
+    (SIGNATURE, authenticator_module, "verify_signature"),
     ("claims check (exp, nbf, iss, aud...)", authenticator_module, "check_claims"),
     ("build the principal", authenticator_module, "_principal"),
     ("token cache insert", TokenCache, "put"),
