@@ -286,10 +286,10 @@ def _inside(results: BenchResults) -> list[str]:
         "service with a `perf_counter` timer around each piece of the request path), ran one warm load "
         "(h2load, one reused token) and one cold load (h2grpc, round 1's fresh tokens), once each: a "
         "breakdown, not a median. Mean µs per SecureRoute call; rows nest (*authenticate* holds the "
-        "rows below it but the reply, *verify* the cache and check rows), and each timer adds about "
-        "0.1 µs. Against the in-process figures (section 1 and the table above) the same code costs "
-        "several times more here, where gRPC core, asyncio and the other calls keep the CPU caches "
-        "busy, than in a tight loop.",
+        "rows below it but the reply, *verify the call's credential* the cache and check rows), and "
+        "each timer adds about 0.1 µs. Against the in-process figures (section 1 and the table "
+        "above) the same code costs several times more here, where gRPC core, asyncio and the other "
+        "calls keep the CPU caches busy, than in a tight loop.",
         "",
         f"| piece | {' | '.join(f'{name} µs per call' for name in names)} |",
         f"|---|{'---:|' * len(names)}",

@@ -46,7 +46,11 @@ PIECES: tuple[tuple[str, Any, str], ...] = (
     (AUTHENTICATE, Authenticator, "authenticate"),
     ("policy decision for the method", Policy, "access"),
     ("extract the bearer token", authenticator_module, "extract_bearer"),
-    ("verify (cache lookup, or the full check)", Authenticator, "verify"),
+    (
+        "verify the call's credential (cache lookup, or the full check)",
+        Authenticator,
+        "_verify_authorization",
+    ),
     ("token cache key (BLAKE2b)", TokenCache, "digest"),
     ("token cache lookup", TokenCache, "get"),
     ("parse the token (base64url, strict JSON)", authenticator_module, "parse_token"),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from jwt_authn.errors import Unauthenticated
 
-__all__ = ["extract_bearer"]
+__all__ = ["extract_bearer", "max_authorization_length"]
 
 # RFC 6750 §2.1 b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 _B64TOKEN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
@@ -25,6 +25,11 @@ def _is_b64token(credential: str) -> bool:
     return bool(body) and not body.translate(None, _B64TOKEN_CHARS)
 
 
+def max_authorization_length(max_token_bytes: int) -> int:
+    """The longest ``authorization`` value ``extract_bearer`` looks into: the token cap plus "Bearer "."""
+    return max_token_bytes + len("Bearer ")
+
+
 def extract_bearer(authorization_values: Sequence[str], *, max_token_bytes: int) -> str:
     """Return the one bearer token in ``authorization_values`` or raise ``Unauthenticated``.
 
@@ -37,7 +42,7 @@ def extract_bearer(authorization_values: Sequence[str], *, max_token_bytes: int)
         raise Unauthenticated("malformed_authorization", "more than one authorization value")
     value = authorization_values[0]
     # The cap counts the scheme too, so a huge header is refused before we look into it.
-    if len(value) > max_token_bytes + len("Bearer "):
+    if len(value) > max_authorization_length(max_token_bytes):
         raise Unauthenticated("token_too_large", f"authorization value of {len(value)} bytes")
     scheme, separator, credential = value.partition(" ")
     if scheme.lower() != "bearer":

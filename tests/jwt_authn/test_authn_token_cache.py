@@ -162,3 +162,45 @@ async def test_cache_hit_is_refused_once_the_key_set_is_staler_than_allowed(
     with pytest.raises(KeySetUnavailable):
         await authenticator.verify(token)
     assert authenticator.token_cache.hits == 1
+
+
+async def _reason(authenticator: Any, values: list[str]) -> str:
+    try:
+        await authenticator.authenticate(values, "/test.v1.Echo/Read")
+    except Unauthenticated as error:
+        return error.reason
+    return "ok"
+
+
+async def test_authenticate_hits_on_the_value_as_sent_and_checks_the_time_on_every_hit(
+    issuer: Any, make_authenticator: Any, issuer_config: Any, clock: Any
+) -> None:
+    authenticator = await make_authenticator(issuer_config(issuer, leeway_s=0))
+    value = f"Bearer {issuer.tokens.issue(now=clock.now, ttl_s=60)}"
+    assert await _reason(authenticator, [value]) == "ok"
+    await issuer.stop()  # only a cache hit can accept it now
+    assert await _reason(authenticator, [value]) == "ok"
+    clock.advance(61)
+    assert await _reason(authenticator, [value]) == "token_expired"
+    assert (authenticator.token_cache.hits, authenticator.token_cache.misses) == (2, 1)
+
+
+async def test_a_value_that_differs_from_a_cached_one_gets_no_shortcut(
+    issuer: Any, make_authenticator: Any, issuer_config: Any, clock: Any
+) -> None:
+    # The cache is keyed by the authorization value exactly as sent, and a hit skips extraction:
+    # any other value, however close, is extracted (and refused, or verified) in full.
+    authenticator = await make_authenticator(issuer_config(issuer))
+    token = issuer.tokens.issue(now=clock.now)
+    assert await _reason(authenticator, [f"Bearer {token}"]) == "ok"
+    assert await _reason(authenticator, [f"Bearer {token} "]) == "malformed_authorization"
+    assert await _reason(authenticator, [f"Bearer  {token}"]) == "malformed_authorization"
+    assert await _reason(authenticator, [f"Bearer {token}", f"Bearer {token}"]) == "malformed_authorization"
+    assert await _reason(authenticator, [f"Bearer {token}\u00e9"]) == "malformed_authorization"
+    assert await _reason(authenticator, [f"Bearer {token}\udc80"]) == "malformed_authorization"  # no crash
+    assert await _reason(authenticator, [f"Bearer {token}A"]) in {"malformed_token", "invalid_signature"}
+    # Another spelling of the scheme is the same token: verified once under its own key, then hit.
+    hits = authenticator.token_cache.hits
+    assert await _reason(authenticator, [f"bearer {token}"]) == "ok"
+    assert await _reason(authenticator, [f"bearer {token}"]) == "ok"
+    assert authenticator.token_cache.hits == hits + 1
