@@ -3,8 +3,8 @@
 Entries are keyed by a BLAKE2b-256 digest, not by the token: memory stays small whatever the
 token size, and no token text sits in the cache. ``Authenticator.verify`` digests the token;
 ``Authenticator.authenticate`` digests the ``authorization`` value that carries it, as sent, so
-a value seen before skips extraction too. A hit still checks the token's
-time window against the clock; entries die with their key when it leaves the key set.
+a value seen before skips extraction too. A hit still checks the token's time window against
+the clock; entries die with their key when it leaves the key set.
 
 Usage:
     cache = TokenCache(max_entries=10_000)

@@ -29,6 +29,7 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from itertools import accumulate
+from typing import TypeVar
 
 import grpc
 from prometheus_client import generate_latest
@@ -93,68 +94,54 @@ class AuthnStateCollector(Collector):
         yield from (refreshes, on_demand, age, keys)
 
 
-class _OutcomeCollector(Collector):
-    """``jwt_authn_authentications_total{outcome}`` from ``ServiceMetrics``'s plain counts."""
-
-    def __init__(self, counts: Mapping[str, int]) -> None:
-        self._counts = counts
-
-    def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
-            "jwt_authn_authentications",
-            "Authentication outcomes: ok, or the failure reason (missing_token, token_expired, ...).",
-            labels=("outcome",),
-        )
-        for outcome, count in sorted(self._counts.items()):
-            family.add_metric((outcome,), count)
-        yield family
+_LabelValues = TypeVar("_LabelValues", bound=tuple[str, ...])
+_LATENCY_BOUNDS = [floatToGoString(b) for b in LATENCY_BUCKETS_S] + ["+Inf"]  # type: ignore[no-untyped-call]
 
 
-class _RpcCollector(Collector):
-    """``secureroute_grpc_requests_total{method,code}`` and the latency histogram by method, from
-    ``ServiceMetrics``'s plain counts."""
+def _counter_family(
+    name: str, documentation: str, labels: tuple[str, ...], counts: Mapping[_LabelValues, int]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for values, count in sorted(counts.items()):
+        family.add_metric(values, count)
+    return family
 
-    def __init__(
-        self,
-        calls: Mapping[tuple[str, str], int],
-        latencies: Mapping[str, list[int]],
-        sums: Mapping[str, float],
-    ) -> None:
-        self._calls, self._latencies, self._sums = calls, latencies, sums
-        self._bounds = [floatToGoString(b) for b in LATENCY_BUCKETS_S] + ["+Inf"]  # type: ignore[no-untyped-call]
+
+class ServiceMetrics(Collector):
+    """One registry per server (tests run several in a process); also the AuthnObserver, and the
+    collector that exports its own plain counts at scrape time."""
+
+    def __init__(self) -> None:
+        self._calls: defaultdict[tuple[str, str], int] = defaultdict(int)
+        #: method -> calls per latency bucket (not cumulative; the last is above every bound).
+        self._latencies: dict[str, list[int]] = {}
+        self._latency_sums: defaultdict[str, float] = defaultdict(float)
+        self._outcomes: defaultdict[tuple[str], int] = defaultdict(int)
+        self.registry = new_registry()
+        self.registry.register(self)
 
     def collect(self) -> Iterator[Metric]:
-        calls = CounterMetricFamily(
+        yield _counter_family(
             "secureroute_grpc_requests",
             "gRPC calls handled, by full method name and status code.",
-            labels=("method", "code"),
+            ("method", "code"),
+            self._calls,
         )
-        for labels, count in sorted(self._calls.items()):
-            calls.add_metric(labels, count)
         latency = HistogramMetricFamily(
             "secureroute_grpc_request_duration_seconds",
             "Time from the call's arrival at our interceptor to its end, by method.",
             labels=("method",),
         )
         for method, per_bucket in sorted(self._latencies.items()):
-            latency.add_metric(
-                [method], list(zip(self._bounds, accumulate(per_bucket), strict=True)), self._sums[method]
-            )
-        yield from (calls, latency)
-
-
-class ServiceMetrics:
-    """One registry per server (tests run several in a process); also the AuthnObserver."""
-
-    def __init__(self) -> None:
-        self.registry = new_registry()
-        self._calls: defaultdict[tuple[str, str], int] = defaultdict(int)
-        #: method -> calls per latency bucket (not cumulative; the last is above every bound).
-        self._latencies: dict[str, list[int]] = {}
-        self._latency_sums: defaultdict[str, float] = defaultdict(float)
-        self.registry.register(_RpcCollector(self._calls, self._latencies, self._latency_sums))
-        self._outcomes: defaultdict[str, int] = defaultdict(int)
-        self.registry.register(_OutcomeCollector(self._outcomes))
+            buckets = list(zip(_LATENCY_BOUNDS, accumulate(per_bucket), strict=True))
+            latency.add_metric([method], buckets, self._latency_sums[method])
+        yield latency
+        yield _counter_family(
+            "jwt_authn_authentications",
+            "Authentication outcomes: ok, or the failure reason (missing_token, token_expired, ...).",
+            ("outcome",),
+            self._outcomes,
+        )
 
     def watch(self, authenticator: Authenticator) -> None:
         """Export ``authenticator``'s cache and key-set state at scrape time."""
@@ -176,7 +163,7 @@ class ServiceMetrics:
     def on_outcome(self, reason: str) -> None:
         """jwt_authn's AuthnObserver hook. Reasons are jwt_authn's fixed, short set: a safe label.
         Called on the authenticator's one event loop thread, so the increment needs no lock."""
-        self._outcomes[reason] += 1
+        self._outcomes[(reason,)] += 1
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""
