@@ -8,6 +8,7 @@ request rate the generator saw.
 Usage:
     run = run_generator(argv, pids=[service.pid], warmup_s=1, duration_s=5, parse=parse_h2load)
     run.rps, run.p99_us, run.server_cpu_us
+    health, secure = run_generators([(argv_a, parse_a), (argv_b, parse_b)], pids=..., ...)  # at once
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from bench.procfs import cpu_s
 
-__all__ = ["LoadResult", "run_generator"]
+__all__ = ["LoadResult", "run_generator", "run_generators"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,20 +85,47 @@ def run_generator(
     timeout_s: float | None = None,
 ) -> LoadResult:
     """Run a load generator to completion; return its parsed figures with the servers' CPU per request."""
+    (result,) = run_generators(
+        [(argv, parse)], pids=pids, warmup_s=warmup_s, duration_s=duration_s, timeout_s=timeout_s
+    )
+    return result
+
+
+def run_generators(
+    generators: Sequence[tuple[Sequence[str], Callable[[str], LoadResult]]],
+    *,
+    pids: Sequence[int],
+    warmup_s: float,
+    duration_s: float,
+    timeout_s: float | None = None,
+) -> list[LoadResult]:
+    """Run several load generators at once, each ``(argv, parse)``, to completion; return their parsed
+    figures in the same order. They load the same servers in the same window, so each result carries
+    the servers' CPU per request of all of them together (CPU per second over their summed req/s)."""
     began = time.monotonic()
     window = _CpuWindow(pids, began + warmup_s + 0.1 * duration_s, began + warmup_s + 0.9 * duration_s)
     window.start()
-    completed = subprocess.run(  # noqa: S603
-        list(argv),
-        capture_output=True,
-        text=True,
-        timeout=timeout_s or (warmup_s + duration_s) * 3 + 60,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"{argv[0]} failed ({completed.returncode}): {completed.stderr.strip()[-500:]}")
-    result = parse(completed.stdout)
+    deadline = began + (timeout_s or (warmup_s + duration_s) * 3 + 60)
+    processes = [
+        subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
+        for argv, _ in generators
+    ]
+    try:
+        outputs = [
+            process.communicate(timeout=max(0.0, deadline - time.monotonic())) for process in processes
+        ]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    results = []
+    for (argv, parse), process, (stdout, stderr) in zip(generators, processes, outputs, strict=True):
+        if process.returncode != 0:
+            raise RuntimeError(f"{argv[0]} failed ({process.returncode}): {stderr.strip()[-500:]}")
+        results.append(parse(stdout))
     cpu_per_s = window.cpu_per_s()
-    if cpu_per_s is None or result.rps <= 0 or result.tokens_exhausted:
-        return result  # idle time after the pool ran out would skew CPU per request
-    return replace(result, server_cpu_us=cpu_per_s / result.rps * 1e6)
+    total_rps = sum(result.rps for result in results)
+    if cpu_per_s is None or total_rps <= 0 or any(result.tokens_exhausted for result in results):
+        return results  # idle time after a pool ran out would skew CPU per request
+    return [replace(result, server_cpu_us=cpu_per_s / total_rps * 1e6) for result in results]
