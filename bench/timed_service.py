@@ -60,11 +60,14 @@ PIECES: tuple[tuple[str, Any, str], ...] = (
     ("token cache insert", TokenCache, "put"),
     ("SecureRoute reply (claims Struct, or the reply cache)", ReplyCache, "reply_for"),
 )
-#: The piece whose calls are counted: one per protected call.
+#: The piece called once per protected call: its count is the dump's "calls".
 _PER_CALL = PIECES[0][0]
+#: (nanoseconds by piece label, calls by piece label), since the last dump.
+_Totals = tuple[collections.Counter[str], collections.Counter[str]]
 
 
-def _timed(function: Callable[..., Any], label: str, totals: collections.Counter[str]) -> Callable[..., Any]:
+def _timed(function: Callable[..., Any], label: str, totals: _Totals) -> Callable[..., Any]:
+    nanoseconds, calls = totals
     if inspect.iscoroutinefunction(function):
 
         @functools.wraps(function)
@@ -73,7 +76,8 @@ def _timed(function: Callable[..., Any], label: str, totals: collections.Counter
             try:
                 return await function(*args, **kwargs)
             finally:
-                totals[label] += perf_counter_ns() - started
+                nanoseconds[label] += perf_counter_ns() - started
+                calls[label] += 1
 
         return timed_coroutine
 
@@ -83,45 +87,34 @@ def _timed(function: Callable[..., Any], label: str, totals: collections.Counter
         try:
             return function(*args, **kwargs)
         finally:
-            totals[label] += perf_counter_ns() - started
+            nanoseconds[label] += perf_counter_ns() - started
+            calls[label] += 1
 
     return timed
 
 
-def _counted(function: Callable[..., Any], counts: collections.Counter[str]) -> Callable[..., Any]:
-    @functools.wraps(function)
-    async def counted(*args: Any, **kwargs: Any) -> Any:
-        counts["calls"] += 1
-        return await function(*args, **kwargs)
-
-    return counted
-
-
-def install_timers() -> tuple[collections.Counter[str], collections.Counter[str]]:
-    """Wrap every piece of ``PIECES``; returns (nanoseconds by piece, {"calls": protected calls})."""
-    totals: collections.Counter[str] = collections.Counter()
-    counts: collections.Counter[str] = collections.Counter()
+def install_timers() -> _Totals:
+    """Wrap every piece of ``PIECES``; returns (nanoseconds by piece, calls by piece)."""
+    totals: _Totals = (collections.Counter(), collections.Counter())
     for label, owner, name in PIECES:
         current = inspect.getattr_static(owner, name)
         if isinstance(current, staticmethod):
             setattr(owner, name, staticmethod(_timed(current.__func__, label, totals)))
         else:
-            wrapped = _timed(getattr(owner, name), label, totals)
-            setattr(owner, name, _counted(wrapped, counts) if label == _PER_CALL else wrapped)
-    return totals, counts
+            setattr(owner, name, _timed(getattr(owner, name), label, totals))
+    return totals
 
 
-def _dump_on_signal(
-    path: Path, totals: collections.Counter[str], counts: collections.Counter[str]
-) -> Callable[[int, Any], None]:
+def _dump_on_signal(path: Path, totals: _Totals) -> Callable[[int, Any], None]:
+    nanoseconds, calls = totals
     serial = 0
 
     def dump(signum: int, frame: Any) -> None:
         nonlocal serial
         serial += 1
-        report = {"serial": serial, "calls": counts["calls"], "ns": dict(totals)}
-        totals.clear()
-        counts.clear()
+        report = {"serial": serial, "calls": calls[_PER_CALL], "ns": dict(nanoseconds)}
+        nanoseconds.clear()
+        calls.clear()
         partial = path.with_suffix(".partial")
         partial.write_text(json.dumps(report), encoding="utf-8")
         os.replace(partial, path)  # the reader never sees half a file
@@ -135,8 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("usage: python -m bench.timed_service --timings-file PATH <service arguments>")
     path = Path(args[1])
     # Patching after the imports is enough: classes and module globals are looked up per call.
-    totals, counts = install_timers()
-    signal.signal(signal.SIGUSR1, _dump_on_signal(path, totals, counts))
+    signal.signal(signal.SIGUSR1, _dump_on_signal(path, install_timers()))
     service_main(args[2:])
 
 
