@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.context import LOAD_ALGORITHM, BenchContext
-from bench.grpc_load import COLD_POOL_PREFIX, check_grpc_call, frame_file, h2load, run_grpc_round
+from bench.grpc_load import check_grpc_call, cold_pool_name, frame_file, h2load, run_grpc_round
 from bench.http_load import UNIX_FACADE, check_http, run_http_round, warm_up
 from bench.inside import run_inside
 from bench.issuer import IssuerThread
@@ -98,7 +98,7 @@ def _grpc_section(ctx: BenchContext, results: BenchResults) -> None:
         results.grpc.append(run_grpc_round(ctx, index))
     _say("gRPC: each piece of the request path timed inside a second service")
     # Round 1's cold pool: every token in it is new to the second service.
-    results.inside = run_inside(ctx, ctx.token_path(f"{COLD_POOL_PREFIX}0"))
+    results.inside = run_inside(ctx, ctx.token_path(cold_pool_name(0)))
 
 
 def _http_section(ctx: BenchContext, results: BenchResults) -> None:

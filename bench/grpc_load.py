@@ -38,11 +38,11 @@ from bench.measure import LoadResult, run_generator, run_generators
 from bench.stats import percentile
 
 __all__ = [
-    "COLD_POOL_PREFIX",
     "GRPC_FRAME",
     "HALF_LOAD_SCENARIOS",
     "SCENARIOS",
     "check_grpc_call",
+    "cold_pool_name",
     "h2grpc",
     "h2load",
     "h2load_together",
@@ -52,8 +52,6 @@ __all__ = [
 #: The 5-byte gRPC frame of an empty message: not compressed, length 0.
 GRPC_FRAME = b"\x00\x00\x00\x00\x00"
 _SERVICE = "/secureroute.v1.SecureRouteService/"
-#: Each round's cold token pool is ``{workdir}/{COLD_POOL_PREFIX}{round}.tokens``.
-COLD_POOL_PREFIX = "grpc-cold-"
 _H2GRPC = Path(__file__).resolve().parent / "loadgen" / "h2grpc.js"
 
 #: The two half-load scenarios: run together, one generator each (``h2load_together``).
@@ -68,6 +66,11 @@ SCENARIOS = (
     "h2grpc SecureRoute cold",
     "h2grpc SecureRoute warm",
 )
+
+
+def cold_pool_name(round_index: int) -> str:
+    """The name of a round's cold token pool (``BenchContext.token_path`` finds its file)."""
+    return f"grpc-cold-{round_index}"
 
 
 def _h2_duration(seconds: float) -> str:
@@ -288,7 +291,7 @@ def run_grpc_round(ctx: BenchContext, round_index: int) -> dict[str, LoadResult]
         # never verifies, so never caches, a token, and each call still carries a fresh one).
         estimate = results["h2load Health"].rps if "h2load Health" in results else 6000.0
         pool = ctx.token_file(
-            f"{COLD_POOL_PREFIX}{round_index}", ctx.mint.distinct(LOAD_ALGORITHM, ctx.pool_size(estimate))
+            cold_pool_name(round_index), ctx.mint.distinct(LOAD_ALGORITHM, ctx.pool_size(estimate))
         )
         results |= _in_turn(
             round_index,
