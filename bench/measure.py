@@ -3,7 +3,7 @@
 Requests per second move with whatever else the (shared) machine does; the servers' CPU time
 per request moves much less, so every run records both. CPU is sampled on a thread over the
 middle 80 % of the measured window, away from start-up and shutdown, and divided by the
-request rate the generator saw.
+request rate the generators saw (several may run at once: ``run_generators``).
 
 Usage:
     run = run_generator(argv, pids=[service.pid], warmup_s=1, duration_s=5, parse=parse_h2load)

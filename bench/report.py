@@ -92,6 +92,18 @@ EXPRESS_TARGETS: tuple[tuple[str, str, str, float], ...] = (
 CEILING_ROUTES = ("facade /health", "facade /health", "h2load Health")
 
 
+def _with_http(results: BenchResults) -> list[dict[str, LoadResult]]:
+    """Each round's gRPC and HTTP runs in one dict: the targets against Express pair them."""
+    return [{**g, **h} for g, h in zip(results.grpc, results.http, strict=False)]
+
+
+def _ceiling(merged: Sequence[dict[str, LoadResult]], index: int) -> float | None:
+    """The ceiling of ``EXPRESS_TARGETS[index]``: our unauthenticated route over Express's."""
+    return (
+        _per_round_ratio(merged, CEILING_ROUTES[index], EXPRESS_TARGETS[index][2], _rps) if merged else None
+    )
+
+
 def targets(results: BenchResults) -> list[Target]:
     """The issue's targets, measured."""
     rows: list[Target] = []
@@ -118,13 +130,13 @@ def targets(results: BenchResults) -> list[Target]:
         rows.append(
             Target(name, value, f"≥ {goal}x", _check(value, goal, at_most=False), _fmt(value, 2, "x"))
         )
-    merged = [{**g, **h} for g, h in zip(results.grpc, results.http, strict=False)]
-    for (name, top, bottom, goal), unauthenticated in zip(EXPRESS_TARGETS, CEILING_ROUTES, strict=True):
+    merged = _with_http(results)
+    for index, (name, top, bottom, goal) in enumerate(EXPRESS_TARGETS):
         value = _per_round_ratio(merged, top, bottom, _rps) if merged else None
         rows.append(
             Target(name, value, f"≥ {goal}x", _check(value, goal, at_most=False), _fmt(value, 2, "x"))
         )
-        ceiling = _per_round_ratio(merged, unauthenticated, bottom, _rps) if merged else None
+        ceiling, unauthenticated = _ceiling(merged, index), CEILING_ROUTES[index]
         rows.append(
             Target(f"ceiling of the row above: {unauthenticated} (no authentication) / {bottom}, req/s",
                    ceiling, f"≥ {goal}x, or the goal above is out of reach whatever authentication costs "
@@ -665,10 +677,8 @@ def _reading(results: BenchResults) -> list[str]:
             f"of the token.{_signature_bound(results)}"
         )
     if results.http:
-        merged = [{**g, **h} for g, h in zip(results.grpc, results.http, strict=False)]
-        express_warm = "express /secure-route warm"
-        facade_ceiling = _per_round_ratio(merged, CEILING_ROUTES[0], express_warm, _rps)
-        grpc_ceiling = _per_round_ratio(merged, CEILING_ROUTES[2], express_warm, _rps)
+        merged = _with_http(results)
+        facade_ceiling, grpc_ceiling = _ceiling(merged, 0), _ceiling(merged, 2)  # both against warm
         lines.append(
             "- HTTP: each facade request is an aiohttp request plus a gRPC call to the service, two Python "
             "processes on a 2-core machine that also runs the load generator. The facade's /health, "
