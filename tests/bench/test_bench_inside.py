@@ -45,7 +45,7 @@ def test_the_timed_service_counts_protected_calls_and_times_every_piece(tmp_path
                     _SERVICE + method, request_serializer=None, response_deserializer=None
                 )
                 for token in tokens:
-                    call(b"", metadata=[("authorization", f"Bearer {token}")], timeout=10)
+                    call(b"", metadata=(("authorization", f"Bearer {token}"),), timeout=10)
         report = read_timings(server, timings, serial=2)
         assert report["calls"] == 5  # the five SecureRoute calls; Health is public
         assert {label: report["ns"].get(label, 0) > 0 for label, _, _ in PIECES} == {
