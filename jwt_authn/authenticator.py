@@ -254,7 +254,7 @@ class Authenticator:
 
     async def _verify_new(self, token: str, key: bytes, now: float) -> Principal:
         """The full check of a token the cache does not hold; remembered under ``key`` if it passes."""
-        unverified = parse_token(token)
+        unverified = parse_token(token, max_claims_depth=self.config.max_claims_depth)
         issuer = unverified.claims.get("iss")
         key_set = self.key_sets.get(issuer) if isinstance(issuer, str) else None
         if key_set is None:
@@ -275,7 +275,3 @@ class Authenticator:
             key, VerifiedToken(principal, config.issuer, key_id, window.valid_from, window.valid_until)
         )
         return principal
-
-    def authorize(self, principal: Principal, method: str) -> None:
-        """Raise PermissionDenied unless ``principal`` has the scopes and roles ``method`` needs."""
-        _check_requirement(principal, method, self.config.policy.requirement_for(method))

@@ -7,7 +7,7 @@ embedding service builds these objects from its own settings.
 Usage:
     config = AuthnConfig(
         issuers=(IssuerConfig(issuer="https://idp.example.com/", audiences=("api://orders",)),),
-        policy=Policy(public_methods=("/grpc.health.v1.Health/*",)),
+        policy=Policy(public_methods=("/shop.v1.Orders/Ping",)),  # health and reflection stay public
     )
 """
 
@@ -16,10 +16,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -58,6 +58,27 @@ _CLAIM_PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
 def _require(condition: bool, setting: str, problem: str) -> None:
     if not condition:
         raise ValueError(f"{setting}: {problem}")
+
+
+def _names(value: object, setting: str) -> tuple[str, ...]:
+    """A collection setting as a tuple of strings. A bare ``str`` is refused: ``("api")`` is the
+    string "api", and ``aud in "api"`` would accept the audiences "a", "p" and "pi"."""
+    _require(
+        not isinstance(value, str | bytes) and isinstance(value, Iterable),
+        setting,
+        f"must be a collection of strings, not {type(value).__name__} {value!r:.60}"
+        " (a one-element tuple needs a trailing comma)",
+    )
+    items: tuple[object, ...] = tuple(cast(Iterable[object], value))  # an Iterable: checked above
+    _require(all(isinstance(item, str) for item in items), setting, "must contain strings only")
+    return cast(tuple[str, ...], items)
+
+
+def _set_names(instance: object, **fields: tuple[str, object]) -> None:
+    """Normalise each collection field of a frozen ``instance`` with ``_names``: the field name
+    maps to (the setting name used in messages, the value)."""
+    for name, (setting, value) in fields.items():
+        object.__setattr__(instance, name, _names(value, setting))
 
 
 def _is_loopback_host(host: str) -> bool:
@@ -130,6 +151,10 @@ class IssuerConfig:
     max_refresh_interval_s: float = 86_400.0
     #: Least time between two on-demand (unknown kid) refreshes, seconds (30 s, jose's cooldownDuration).
     cooldown_s: float = 30.0
+    #: Longest a request waits for an on-demand (unknown kid) refresh, seconds; the fetch goes on
+    #: in the background. Well below the 5 s fetch timeout and any caller's deadline, so a slow
+    #: issuer costs the caller a prompt 401 (or 503 before any key set loaded), never a timeout.
+    refresh_wait_s: float = 1.0
     #: How long the last good key set keeps serving through an issuer outage, seconds (Microsoft's
     #: ConfigurationManager keeps the last good configuration; we bound it at 24 h by default).
     max_staleness_s: float = 86_400.0
@@ -139,7 +164,15 @@ class IssuerConfig:
 
     def __post_init__(self) -> None:
         _require(
-            bool(self.issuer) and self.issuer == self.issuer.strip(), "issuer", "must be a non-empty string"
+            isinstance(self.issuer, str) and bool(self.issuer) and self.issuer == self.issuer.strip(),
+            "issuer",
+            "must be a non-empty string",
+        )
+        _set_names(
+            self,
+            audiences=("audience", self.audiences),
+            algorithms=("algorithms", self.algorithms),
+            required_claims=("required_claims", self.required_claims),
         )
         sources = [s for s in (self.jwks_uri, self.jwks_file, self.jwks) if s is not None]
         _require(len(sources) <= 1, "jwks", "choose one of jwks_uri, jwks_file and jwks")
@@ -172,11 +205,13 @@ class IssuerConfig:
             "min_refresh_interval_s",
             "max_refresh_interval_s",
             "cooldown_s",
+            "refresh_wait_s",
             "max_staleness_s",
             "retry_initial_backoff_s",
             "retry_max_backoff_s",
         ):
-            _require(getattr(self, name) > 0, name, "must be positive")
+            value = getattr(self, name)
+            _require(type(value) in (int, float) and value > 0, name, "must be a positive number")
         _require(
             self.min_refresh_interval_s <= self.max_refresh_interval_s,
             "min_refresh_interval_s",
@@ -197,6 +232,10 @@ class Requirement:
 
     scopes: frozenset[str] = frozenset()
     roles: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        for name in ("scopes", "roles"):
+            object.__setattr__(self, name, frozenset(_names(getattr(self, name), name)))
 
 
 class MethodAccess(NamedTuple):
@@ -219,28 +258,47 @@ class Policy:
 
     Method names are gRPC full names, ``/package.Service/Method``, or ``/package.Service/*``
     for every method of a service. An exact method entry wins over its service's entry.
+    gRPC's health and reflection services are public as well, unless ``public_grpc_infra`` is
+    turned off: probes and tools call them without credentials.
     """
 
-    public_methods: tuple[str, ...] = PUBLIC_GRPC_INFRA_METHODS
+    public_methods: tuple[str, ...] = ()
     requirements: Mapping[str, Requirement] = field(default_factory=lambda: MappingProxyType({}))
+    #: Add ``PUBLIC_GRPC_INFRA_METHODS`` to the public methods. Off only by an explicit choice
+    #: (e.g. a service whose health must not be probed anonymously).
+    public_grpc_infra: bool = True
     # Each method's decision, made once: deciding costs a wildcard string and three lookups, about
     # 4 µs per protected call inside a busy server (whose other work keeps the CPU caches cold).
     _decided: dict[str, MethodAccess] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        _set_names(self, public_methods=("public_methods", self.public_methods))
+        _require(
+            isinstance(self.requirements, Mapping), "requirements", "must map method names to Requirement"
+        )
         for name in (*self.public_methods, *self.requirements):
-            method_ok = _METHOD_PATTERN.fullmatch(name) is not None
+            method_ok = isinstance(name, str) and _METHOD_PATTERN.fullmatch(name) is not None
             _require(method_ok, "policy", f"not a /package.Service/Method name: {name!r}")
-        both = set(self.public_methods) & set(self.requirements)
+        for requirement in self.requirements.values():
+            _require(isinstance(requirement, Requirement), "requirements", "values must be Requirement")
+        both = set(self.public_names) & set(self.requirements)
         _require(not both, "policy", f"a method cannot be public and have requirements: {sorted(both)}")
         object.__setattr__(self, "requirements", MappingProxyType(dict(self.requirements)))
+
+    @property
+    def public_names(self) -> tuple[str, ...]:
+        """Every public method or service entry: ``public_methods`` and, unless turned off, gRPC's
+        health and reflection."""
+        infra = PUBLIC_GRPC_INFRA_METHODS if self.public_grpc_infra else ()
+        return (*self.public_methods, *infra)
 
     def access(self, method: str) -> MethodAccess:
         """Whether ``method`` is public, and what its callers need if it is not."""
         decided = self._decided.get(method)
         if decided is None:
             wildcard = _service_wildcard(method)
-            public = method in self.public_methods or wildcard in self.public_methods
+            public_names = self.public_names
+            public = method in public_names or wildcard in public_names
             requirement = self.requirements.get(method)
             if requirement is None:
                 requirement = self.requirements.get(wildcard)
@@ -268,6 +326,11 @@ class AuthnConfig:
     policy: Policy = field(default_factory=Policy)
     #: Largest token accepted before any parsing, bytes (Envoy's header limits; 8 KiB fits real tokens).
     max_token_bytes: int = 8 * 1024
+    #: Deepest nesting of objects and arrays in a token's claims (the payload object is level 1).
+    #: Real access tokens nest 3 levels (``resource_access.client.roles``); 16 leaves room while
+    #: keeping every claim set renderable as a protobuf ``Struct`` (its decoder stops at 100
+    #: message levels, three per JSON level). Deeper tokens are refused as ``malformed_claims``.
+    max_claims_depth: int = 16
     #: Verified-token cache entries (bounded LRU); 0 disables the cache.
     token_cache_size: int = 10_000
     #: Most keys tried for a token that names no ``kid``.
@@ -280,11 +343,23 @@ class AuthnConfig:
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
+        _require(
+            not isinstance(self.issuers, str | IssuerConfig) and isinstance(self.issuers, Iterable),
+            "issuers",
+            "must be a collection of IssuerConfig (a one-element tuple needs a trailing comma)",
+        )
         object.__setattr__(self, "issuers", tuple(self.issuers))
+        _require(
+            all(isinstance(i, IssuerConfig) for i in self.issuers),
+            "issuers",
+            "must contain IssuerConfig only",
+        )
+        _require(isinstance(self.policy, Policy), "policy", "must be a Policy")
         _require(bool(self.issuers), "issuers", "at least one issuer is required")
         names = [i.issuer for i in self.issuers]
         _require(len(set(names)) == len(names), "issuers", "each issuer may be configured once")
         _require(256 <= self.max_token_bytes <= 64 * 1024, "max_token_bytes", "must be between 256 and 65536")
+        _require(1 <= self.max_claims_depth <= 32, "max_claims_depth", "must be between 1 and 32")
         _require(self.token_cache_size >= 0, "token_cache_size", "must not be negative")
         _require(self.max_keys_without_kid >= 1, "max_keys_without_kid", "must be at least 1")
         _require(self.negative_kid_cache_size >= 0, "negative_kid_cache_size", "must not be negative")

@@ -24,7 +24,7 @@ import grpc
 from jwt_authn.authenticator import Authenticator
 from jwt_authn.config import AuthnConfig
 from jwt_authn.errors import AuthnError
-from jwt_authn.handler_wrapping import Handler, same_shape_handler
+from jwt_authn.handler_wrapping import Handler, same_shape_handler, with_principal
 from jwt_authn.principal import principal_var
 from jwt_authn.status_map import grpc_rejection
 
@@ -58,6 +58,11 @@ class AsyncAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
     """Requires a valid bearer token on every non-public method of a grpc.aio server."""
 
     def __init__(self, authenticator: Authenticator) -> None:
+        if not isinstance(authenticator, Authenticator):
+            raise TypeError(
+                f"AsyncAuthInterceptor needs an Authenticator, not {type(authenticator).__name__}"
+                " (a SyncAuthenticator is for threaded grpc.server with SyncAuthInterceptor)"
+            )
         self._authenticator = authenticator
         self._realm = authenticator.config.realm
 
@@ -78,9 +83,10 @@ class AsyncAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
             log.info("rejected %s: %s (%s)", method, error.reason, error.detail)
             return _rejecting(handler, error, self._realm)
         assert principal is not None  # non-public methods always yield a principal
-        # grpc.aio runs the interceptors and then the handler in the call's own task (one task per
-        # RPC, its context copied from the server's, where no principal is set), so the value set
-        # here is what the handler reads, and it dies with the call. Setting it here rather than
-        # wrapping the handler saves rebuilding the handler and two closures on every call.
+        # grpc.aio runs the interceptors and then an async handler in the call's own task (one
+        # task per RPC, its context copied from the server's, where no principal is set), so the
+        # value set here is what the handler reads, and it dies with the call. A plain ``def``
+        # handler runs on the server's migration_thread_pool instead, without this context:
+        # with_principal rebuilds only those.
         principal_var.set(principal)
-        return handler
+        return with_principal(handler, principal)

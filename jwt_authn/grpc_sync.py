@@ -21,7 +21,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -30,9 +30,9 @@ from jwt_authn.authenticator import Authenticator
 from jwt_authn.config import AuthnConfig
 from jwt_authn.errors import AuthnError, KeySetUnavailable
 from jwt_authn.grpc_aio import authorization_values
-from jwt_authn.handler_wrapping import Behavior, Handler, same_shape_handler, wrap_behavior
+from jwt_authn.handler_wrapping import Handler, same_shape_handler, with_principal
 from jwt_authn.observer import AuthnObserver
-from jwt_authn.principal import Principal, principal_var
+from jwt_authn.principal import Principal
 from jwt_authn.status_map import grpc_rejection
 
 __all__ = ["SyncAuthInterceptor", "SyncAuthenticator"]
@@ -90,38 +90,16 @@ def _rejecting(handler: Handler, error: AuthnError, realm: str) -> Handler:
     return same_shape_handler(handler, reject)
 
 
-def _unary_with(principal: Principal) -> Callable[[Behavior], Behavior]:
-    def wrap(behavior: Behavior) -> Behavior:
-        def call(request: Any, context: Any) -> Any:
-            reset = principal_var.set(principal)
-            try:
-                return behavior(request, context)
-            finally:
-                principal_var.reset(reset)
-
-        return call
-
-    return wrap
-
-
-def _streaming_with(principal: Principal) -> Callable[[Behavior], Behavior]:
-    def wrap(behavior: Behavior) -> Behavior:
-        def call(request: Any, context: Any) -> Iterator[Any]:
-            reset = principal_var.set(principal)
-            try:
-                yield from behavior(request, context)
-            finally:
-                principal_var.reset(reset)
-
-        return call
-
-    return wrap
-
-
 class SyncAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     """Requires a valid bearer token on every non-public method of a threaded grpc server."""
 
     def __init__(self, authenticator: SyncAuthenticator) -> None:
+        if not isinstance(authenticator, SyncAuthenticator):
+            raise TypeError(
+                f"SyncAuthInterceptor needs a SyncAuthenticator, not {type(authenticator).__name__}:"
+                " a threaded grpc.server cannot await an Authenticator"
+                " (use AsyncAuthInterceptor on grpc.aio servers)"
+            )
         self._authenticator = authenticator
         self._realm = authenticator.config.realm
 
@@ -141,4 +119,4 @@ class SyncAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
             log.info("rejected %s: %s (%s)", method, error.reason, error.detail)
             return _rejecting(handler, error, self._realm)
         assert principal is not None
-        return wrap_behavior(handler, unary=_unary_with(principal), streaming=_streaming_with(principal))
+        return with_principal(handler, principal)

@@ -1,19 +1,23 @@
-"""Rebuild gRPC method handlers: rejecting handlers for both interceptors, and the sync
-interceptor's principal-setting wrapper (the aio one sets it in the call's own task instead).
+"""Rebuild gRPC method handlers: rejecting handlers for both interceptors, and handlers whose
+plain ``def`` behavior sees the principal on the worker thread it runs on.
 
 Usage:
     wrapped = wrap_behavior(handler, unary=wrap_unary, streaming=wrap_streaming)
     rejecting = same_shape_handler(handler, abort_behavior)
+    handler = with_principal(handler, principal)  # only plain-``def`` behaviors are rebuilt
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterator
 from typing import Any, TypeAlias, cast
 
 import grpc
 
-__all__ = ["Handler", "same_shape_handler", "wrap_behavior"]
+from jwt_authn.principal import Principal, principal_var
+
+__all__ = ["Behavior", "Handler", "same_shape_handler", "with_principal", "wrap_behavior"]
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Behavior: TypeAlias = Callable[..., Any]
@@ -33,6 +37,58 @@ def wrap_behavior(
             # grpc's handlers are NamedTuples; _replace keeps the (de)serializers and flags.
             return cast(Handler, handler._replace(**{name: wrap(behavior)}))  # type: ignore[attr-defined]
     return handler
+
+
+def _behavior(handler: Handler) -> Behavior | None:
+    for name in (*_UNARY_RESPONSE, *_STREAMING_RESPONSE):
+        behavior = getattr(handler, name)
+        if behavior is not None:
+            return cast(Behavior, behavior)
+    return None
+
+
+def with_principal(handler: Handler, principal: Principal) -> Handler:
+    """``handler`` with a plain-``def`` behavior rebuilt to set ``principal`` in the thread that
+    runs it: gRPC's worker threads (threaded servers, and grpc.aio's ``migration_thread_pool``)
+    do not carry the interceptor's context. An ``async`` behavior is returned as it is: it runs
+    in the call's own task, where the aio interceptor sets the principal itself."""
+    behavior = _behavior(handler)
+    if behavior is None or inspect.iscoroutinefunction(behavior) or inspect.isasyncgenfunction(behavior):
+        return handler
+    return wrap_behavior(
+        handler,
+        unary=lambda behavior: _unary_with(principal, behavior),
+        streaming=lambda behavior: _streaming_with(principal, behavior),
+    )
+
+
+def _unary_with(principal: Principal, behavior: Behavior) -> Behavior:
+    def call(request: Any, context: Any) -> Any:
+        reset = principal_var.set(principal)
+        try:
+            return behavior(request, context)
+        finally:
+            principal_var.reset(reset)
+
+    return call
+
+
+def _streaming_with(principal: Principal, behavior: Behavior) -> Behavior:
+    def call(request: Any, context: Any) -> Iterator[Any]:
+        # Set around each step, not the whole generator: a thread pool may resume it on another
+        # worker, and no worker may keep the principal after its step.
+        responses = iter(behavior(request, context))
+        while True:
+            reset = principal_var.set(principal)
+            try:
+                response = next(responses)
+            except StopIteration:
+                return
+            finally:
+                principal_var.reset(reset)
+            yield response
+
+    return call
 
 
 def same_shape_handler(handler: Handler, behavior: Behavior) -> Handler:

@@ -4,8 +4,9 @@
   max-age within bounds, else every ``refresh_interval_s``), so no request waits for a routine
   refresh. Failures retry with exponential backoff and jitter.
 - An unknown ``kid`` triggers one on-demand refresh, shared by every concurrent request (single
-  flight) and at most once per ``cooldown_s``; a kid still unknown afterwards is remembered in a
-  small negative cache so floods of random kids cost nothing.
+  flight) and at most once per ``cooldown_s``; a request waits for it at most ``refresh_wait_s``.
+  A kid still unknown afterwards is remembered in a small negative cache so floods of random
+  kids cost nothing.
 - Through an issuer outage the last good key set keeps serving for up to ``max_staleness_s``.
 
 Usage:
@@ -89,7 +90,8 @@ class KeySetCache:
             self._ready_callbacks.append(callback)
 
     def on_keys_removed(self, callback: Callable[[frozenset[str]], None]) -> None:
-        """Call ``callback(key_ids)`` whenever a refresh drops keys (``VerificationKey.key_id``)."""
+        """Call ``callback(key_ids)`` whenever a refresh drops keys or replaces a kid's key material
+        (``VerificationKey.key_id`` names the material, so both are keys that left)."""
         self._removed_callbacks.append(callback)
 
     # State ------------------------------------------------------------------------------
@@ -169,14 +171,23 @@ class KeySetCache:
             self._unknown_kids.popitem(last=False)
 
     async def _refresh_on_demand(self) -> bool:
-        """One refresh shared by all callers, at most once per cooldown. True if one ran."""
+        """One refresh shared by all callers, at most once per cooldown. True if one ran and
+        finished within ``refresh_wait_s``; a slower one goes on in the background."""
         if self._inflight is None:
             now = self._monotonic()
             if self._last_attempt is not None and now - self._last_attempt < self.config.cooldown_s:
                 return False
             self.on_demand_refreshes += 1
-        # shield: one caller's cancellation (a client hanging up) must not cancel everyone's fetch.
-        return await asyncio.shield(self._refresh_once())
+        # shield: neither this caller's deadline nor its cancellation (a client hanging up) may
+        # cancel the fetch that every caller shares.
+        try:
+            async with asyncio.timeout(self.config.refresh_wait_s):
+                return await asyncio.shield(self._refresh_once())
+        except TimeoutError:
+            log.info(
+                "key set refresh for %s still running; the request goes on without it", self.config.issuer
+            )
+            return False
 
     # Refreshing -------------------------------------------------------------------------
 
@@ -225,7 +236,7 @@ class KeySetCache:
             return
         removed = previous.key_ids - key_set.key_ids
         if removed:
-            log.info("key set for %s dropped %d keys", self.config.issuer, len(removed))
+            log.info("key set for %s dropped or replaced %d keys", self.config.issuer, len(removed))
             for removed_callback in self._removed_callbacks:
                 removed_callback(frozenset(removed))
 

@@ -48,7 +48,9 @@ class VerificationKey:
     """A public key imported once, with what it may verify."""
 
     kid: str | None
-    #: The key's identity within its issuer: its kid, or its RFC 7638 thumbprint when it has none.
+    #: The key's identity within its issuer: its kid (if any) and its RFC 7638 thumbprint. The
+    #: thumbprint makes new key material behind an old kid a different key, so whatever was
+    #: verified with the old material is forgotten with it.
     key_id: str
     kty: str
     crv: str | None
@@ -106,7 +108,7 @@ def _import_entry(entry: Any) -> VerificationKey:
         signature_bytes = (bits + 7) // 8
     else:
         signature_bytes = _SIGNATURE_BYTES[str(crv)]
-    key_id = kid if kid is not None else "jkt:" + imported.thumbprint()
+    key_id = f"{kid if kid is not None else ''}#jkt:{imported.thumbprint()}"
     return VerificationKey(
         kid=kid, key_id=key_id, kty=kty, crv=crv, alg=alg, signature_bytes=signature_bytes, key=imported
     )

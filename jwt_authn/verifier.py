@@ -16,7 +16,7 @@ explicitly and stricter:
 - ``exp``, ``nbf``, ``iat`` checked with leeway and by type, ``iss`` exact, ``aud`` required.
 
 Usage:
-    unverified = parse_token(token)
+    unverified = parse_token(token, max_claims_depth=16)
     check_header(unverified, issuer_config)
     kid = verify_signature(unverified, keys)
     window = check_claims(unverified.claims, issuer_config, now=time.time())
@@ -110,8 +110,26 @@ def _json_object(segment: str, what: str) -> dict[str, Any]:
         raise Unauthenticated("malformed_token", str(err)) from None
 
 
-def parse_token(token: str) -> UnverifiedToken:
-    """Split and decode a compact JWS, checking its shape and header. Verifies nothing."""
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when ``value`` nests objects and arrays more than ``limit`` levels deep (iteratively:
+    the depth is the attacker's to choose)."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for container in level
+            for child in (container.values() if isinstance(container, dict) else container)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
+
+
+def parse_token(token: str, *, max_claims_depth: int) -> UnverifiedToken:
+    """Split and decode a compact JWS, checking its shape and header. Verifies nothing.
+
+    ``max_claims_depth`` is ``AuthnConfig.max_claims_depth``."""
     dots = token.count(".")
     if dots == 4:
         raise Unauthenticated("encrypted_token_not_accepted", "five segments: a JWE")
@@ -120,6 +138,8 @@ def parse_token(token: str) -> UnverifiedToken:
     header_segment, payload_segment, signature_segment = token.split(".")
     header, alg, kid = _parse_header(header_segment)
     claims = _json_object(payload_segment, "payload")
+    if _deeper_than(claims, max_claims_depth):
+        raise Unauthenticated("malformed_claims", f"claims nest deeper than {max_claims_depth} levels")
     signature = _b64decode(signature_segment, "signature") if signature_segment else b""
     if not signature:
         raise Unauthenticated("missing_signature", "empty signature")

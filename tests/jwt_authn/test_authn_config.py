@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jwt_authn import AuthnConfig, IssuerConfig, Policy, Requirement
+from jwt_authn.config import ASYMMETRIC_ALGORITHMS
 
 ISS = "https://idp.example.com"
 
@@ -153,3 +157,91 @@ def test_defaults_are_the_documented_ones() -> None:
     )
     assert "HS256" not in issuer.algorithms and "none" not in issuer.algorithms
     assert issuer.discovery_url == f"{ISS}/.well-known/openid-configuration"
+
+
+# --- collections never accept a bare string ---------------------------------------------------
+# ``audiences=("api")`` is the string "api" (a missing comma), and ``aud in "api"`` would accept
+# the audiences "a", "p" and "pi": the includes() bug of the Express original.
+
+#: A valid instance of each public config class, and a valid value for each collection field.
+_BASES: dict[type, dict[str, Any]] = {
+    IssuerConfig: {"issuer": ISS, "audiences": ("api",)},
+    Requirement: {},
+    Policy: {},
+    AuthnConfig: {"issuers": (IssuerConfig(issuer=ISS, audiences=("api",)),)},
+}
+_VALID_ITEMS: dict[str, st.SearchStrategy[Any]] = {
+    "audiences": st.text(min_size=1),
+    "algorithms": st.sampled_from(sorted(ASYMMETRIC_ALGORITHMS)),
+    "required_claims": st.text(min_size=1),
+    "scopes": st.text(),
+    "roles": st.text(),
+    "public_methods": st.from_regex(r"/[a-z]{1,8}\.v1\.[A-Z][a-z]{0,8}/(\*|[A-Z][a-z]{0,8})", fullmatch=True),
+    "issuers": st.just(_BASES[AuthnConfig]["issuers"][0]),
+}
+
+
+def _collection_fields() -> list[tuple[type, str, type]]:
+    """Every tuple- or frozenset-typed field of the public config, found by introspection, so a
+    collection field added later is covered without touching this test."""
+    found = []
+    for cls in _BASES:
+        for name, hint in typing.get_type_hints(cls).items():
+            origin = typing.get_origin(hint)
+            if origin in (tuple, frozenset) and not name.startswith("_"):
+                found.append((cls, name, origin))
+    return found
+
+
+COLLECTION_FIELDS = _collection_fields()
+
+
+def test_every_collection_field_is_covered() -> None:
+    assert {name for _, name, _ in COLLECTION_FIELDS} == set(_VALID_ITEMS)
+
+
+@pytest.mark.parametrize(("cls", "name"), [(c, n) for c, n, _ in COLLECTION_FIELDS], ids=str)
+@given(text=st.text())
+def test_a_bare_string_is_refused_by_every_collection_field(cls: type, name: str, text: str) -> None:
+    with pytest.raises(ValueError, match="must be a collection of"):
+        cls(**{**_BASES[cls], name: text})
+
+
+@pytest.mark.parametrize(("cls", "name", "origin"), COLLECTION_FIELDS, ids=str)
+@given(data=st.data())
+def test_any_collection_of_valid_items_is_accepted_as_the_declared_type(
+    cls: type, name: str, origin: type, data: st.DataObject
+) -> None:
+    items = data.draw(st.lists(_VALID_ITEMS[name], min_size=1, max_size=3, unique=True))
+    container = data.draw(st.sampled_from([list, tuple, iter]))
+    value = getattr(cls(**{**_BASES[cls], name: container(items)}), name)
+    assert type(value) is origin
+    assert set(value) == set(items)
+
+
+@pytest.mark.parametrize(
+    ("build", "setting"),
+    [
+        (lambda: _issuer(audiences="greeter"), "audience"),
+        (lambda: _issuer(audiences=("api", 7)), "audience"),
+        (lambda: _issuer(algorithms="RS256"), "algorithms"),
+        (lambda: Requirement(scopes="read"), "scopes"),
+        (lambda: Policy(public_methods="/a.B/C"), "public_methods"),
+        (lambda: Policy(requirements={"/a.B/C": "read"}), "requirements"),
+        (lambda: AuthnConfig(issuers=_issuer()), "issuers"),
+        (lambda: AuthnConfig(issuers=(_issuer(),), policy="/a.B/C"), "policy"),
+        (lambda: _issuer(cooldown_s="30"), "cooldown_s"),
+    ],
+    ids=["audience_str", "audience_int", "algorithms_str", "scopes_str", "public_str", "requirement_str",
+         "issuers_bare", "policy_str", "number_as_text"],
+)  # fmt: skip
+def test_wrong_types_fail_at_construction_naming_the_setting(
+    build: Callable[[], object], setting: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{setting}: "):
+        build()
+
+
+def test_the_missing_comma_audience_never_becomes_a_substring_match() -> None:
+    with pytest.raises(ValueError, match="one-element tuple needs a trailing comma"):
+        _issuer(audiences=("greeter"))  # the very mistake under test

@@ -41,15 +41,38 @@ async def test_every_method_needs_a_token_by_default(
         assert await _outcome(authenticator, method, issuer.tokens.issue(now=clock.now)) == "allowed"
 
 
-async def test_grpc_infrastructure_is_public_by_default(
-    issuer: Any, make_authenticator: Any, issuer_config: Any
+INFRA_CALLS = (
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+)
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [Policy(), Policy(public_methods=("/shop.v1.Orders/Ping",))],
+    ids=["default", "with_own_public_methods"],
+)
+async def test_grpc_infrastructure_is_public_by_default_even_beside_custom_public_methods(
+    issuer: Any, make_authenticator: Any, issuer_config: Any, policy: Policy
 ) -> None:
-    authenticator = await make_authenticator(issuer_config(issuer), policy=Policy())
-    assert Policy().public_methods == PUBLIC_GRPC_INFRA_METHODS
-    assert await _outcome(authenticator, "/grpc.health.v1.Health/Check", None) == "public"
-    assert await _outcome(
-        authenticator, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", None
-    ) == ("public")
+    authenticator = await make_authenticator(issuer_config(issuer), policy=policy)
+    assert set(PUBLIC_GRPC_INFRA_METHODS) <= set(policy.public_names)
+    for method in INFRA_CALLS:
+        assert await _outcome(authenticator, method, None) == "public"
+    assert await _outcome(authenticator, "/shop.v1.Orders/Get", None) == "missing_token"
+
+
+async def test_grpc_infrastructure_needs_a_token_when_explicitly_turned_off(
+    issuer: Any, make_authenticator: Any, issuer_config: Any, clock: Any
+) -> None:
+    policy = Policy(public_methods=("/shop.v1.Orders/Ping",), public_grpc_infra=False)
+    authenticator = await make_authenticator(issuer_config(issuer), policy=policy)
+    for method in INFRA_CALLS:
+        assert await _outcome(authenticator, method, None) == "missing_token"
+        assert await _outcome(authenticator, method, issuer.tokens.issue(now=clock.now)) == "allowed"
+    assert await _outcome(authenticator, "/shop.v1.Orders/Ping", None) == "public"
 
 
 @pytest.mark.parametrize(
