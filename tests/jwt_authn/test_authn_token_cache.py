@@ -92,6 +92,34 @@ async def test_cached_tokens_are_dropped_when_their_key_leaves_the_jwks(
     assert caught.value.reason == "unknown_kid"
 
 
+async def test_cached_tokens_are_dropped_when_the_key_material_behind_their_kid_changes(
+    issuer: Any, make_authenticator: Any, issuer_config: Any, clock: Any
+) -> None:
+    """The issuer swaps the key behind an existing kid: a token verified with the old material
+    must be refused like any other token the old material signed, cached or not."""
+    authenticator = await make_authenticator(issuer_config(issuer))
+    method = "/test.v1.Echo/Read"
+    kid = issuer.kid("ES256")
+    old_key = issuer.tokens.keys["ES256"]
+    cached = issuer.tokens.issue(now=clock.now, sub="cached")
+    assert (await authenticator.authenticate([f"Bearer {cached}"], method)).subject == "cached"
+    issuer.tokens.keys["ES256"] = generate_key("ES256", kid=kid)  # same kid, new material
+    key_set = authenticator.key_sets[issuer.url]
+    refreshes = key_set.refresh_successes
+    await asyncio.sleep(0.1)  # past the (tiny) cooldown: an unknown kid makes one on-demand fetch
+    with pytest.raises(Unauthenticated):
+        await authenticator.verify(issuer.tokens.issue(now=clock.now, key=generate_key("ES256", kid="x")))
+    assert key_set.refresh_successes == refreshes + 1
+    assert len(authenticator.token_cache) == 0
+    fresh_with_old_key = issuer.tokens.issue(now=clock.now, key=old_key)
+    for authorization in (f"Bearer {cached}", f"bearer {cached}", f"Bearer {fresh_with_old_key}"):
+        with pytest.raises(Unauthenticated) as caught:
+            await authenticator.authenticate([authorization], method)
+        assert caught.value.reason == "invalid_signature"
+    new = issuer.tokens.issue(now=clock.now, sub="new")
+    assert (await authenticator.authenticate([f"Bearer {new}"], method)).subject == "new"
+
+
 async def test_token_cache_is_a_bounded_lru(
     issuer: Any, make_authenticator: Any, issuer_config: Any, clock: Any
 ) -> None:
