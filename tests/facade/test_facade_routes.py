@@ -183,3 +183,24 @@ async def test_a_non_printable_second_authorization_header_is_400(
     # /health forwards the header too: the same check, not a 500 from grpc-core refusing it.
     async with http.get(f"{facade_url}/health", headers=headers) as response:
         assert response.status == 400
+
+
+def _nested(levels: int) -> object:
+    value: object = "bottom"
+    for _ in range(levels):
+        value = {"x": value}
+    return value
+
+
+@pytest.mark.parametrize(("levels", "status"), [(15, 200), (16, 401), (40, 401)])
+async def test_deeply_nested_claims_get_an_answer_never_a_5xx(
+    facade_url: str, http: aiohttp.ClientSession, issuer: LoopbackIssuer, levels: int, status: int
+) -> None:
+    token = issuer.tokens.issue(claims={"deep": _nested(levels)})
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    async with http.get(f"{facade_url}/secure-route", headers=headers) as response:
+        assert response.status == status
+        if status == 200:
+            assert (await response.json())["claims"]["deep"] == _nested(levels)
+        else:
+            assert 'error_description="malformed claims"' in response.headers["WWW-Authenticate"]

@@ -98,3 +98,35 @@ async def test_unsafe_request_id_is_not_echoed(channel: grpc.aio.Channel) -> Non
     call = _stub(channel).Health(secureroute_pb2.HealthRequest(), metadata=[("x-request-id", "x" * 500)])
     await call
     assert "x-request-id" not in dict(await call.initial_metadata())
+
+
+def _nested(levels: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(levels):
+        value = {"x": value}
+    return value
+
+
+async def test_claims_nested_to_the_limit_come_back_whole(
+    channel: grpc.aio.Channel, issuer: LoopbackIssuer
+) -> None:
+    # 15 objects under the payload: 16 levels, max_claims_depth's default.
+    token = issuer.tokens.issue(claims={"deep": _nested(15)})
+    reply = await _stub(channel).SecureRoute(
+        secureroute_pb2.SecureRouteRequest(), metadata=[("authorization", f"Bearer {token}")]
+    )
+    assert json_format.MessageToDict(reply.claims)["deep"] == _nested(15)
+
+
+@pytest.mark.parametrize("levels", [16, 40, 200])
+async def test_claims_nested_past_the_limit_are_unauthenticated_not_unknown(
+    channel: grpc.aio.Channel, issuer: LoopbackIssuer, levels: int
+) -> None:
+    # 40 levels was past protobuf's Struct decode depth: UNKNOWN, quoting the decoder's error.
+    token = issuer.tokens.issue(claims={"deep": _nested(levels)})
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _stub(channel).SecureRoute(
+            secureroute_pb2.SecureRouteRequest(), metadata=[("authorization", f"Bearer {token}")]
+        )
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert caught.value.details() == "malformed claims"
