@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from jwt_authn.testing import LoopbackIssuer
+from jwt_authn.testing import Fault, LoopbackIssuer
 from secureroute.request_id import RequestIdFilter
 
 
@@ -204,3 +207,24 @@ async def test_deeply_nested_claims_get_an_answer_never_a_5xx(
             assert (await response.json())["claims"]["deep"] == _nested(levels)
         else:
             assert 'error_description="malformed claims"' in response.headers["WWW-Authenticate"]
+
+
+async def test_a_new_kid_while_the_issuer_dribbles_is_a_prompt_401_not_a_504(
+    issuer: LoopbackIssuer,
+    start_service: Any,
+    make_service_settings: Any,
+    start_facade: Any,
+    http: aiohttp.ClientSession,
+) -> None:
+    """The service waits for an on-demand key refresh at most its refresh wait (1 s), well
+    inside the facade's backend deadline (here 3 s), so the caller gets the 401 it is owed."""
+    service = await start_service(make_service_settings(issuer.url, "--cooldown", "0.05"))
+    assert await service.authenticator.wait_ready(timeout_s=10)
+    facade_url = await start_facade(f"127.0.0.1:{service.port}", timeout_s=3.0)
+    issuer.rotate("ES256")
+    issuer.fault = Fault(delay_s=20, only="jwks")  # past the backend deadline, inside the fetch timeout
+    await asyncio.sleep(0.1)  # past the cooldown
+    headers = {"Authorization": f"Bearer {issuer.tokens.issue()}"}
+    async with http.get(f"{facade_url}/secure-route", headers=headers) as response:
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')

@@ -244,6 +244,40 @@ async def test_slow_issuer_costs_at_most_the_fetch_timeout(
     assert authenticator.key_sets[issuer.url].refresh_failures >= 1
 
 
+async def test_a_request_waits_at_most_refresh_wait_s_for_a_slow_key_refresh_which_goes_on_without_it(
+    issuer: Any, make_authenticator: Any, issuer_config: Any, clock: Any, wait_until: Any
+) -> None:
+    """A new kid while the JWKS endpoint dribbles: the caller gets its 401 after refresh_wait_s,
+    not after the whole fetch (which used to turn the facade's 401 into a 504); the fetch
+    finishes in the background and the same token is accepted once it has."""
+    config = issuer_config(issuer, refresh_wait_s=0.05, fetch_timeout_s=30)
+    authenticator = await make_authenticator(config, token_cache_size=0)
+    key_set = authenticator.key_sets[issuer.url]
+    issuer.rotate("ES256")
+    new_token = issuer.tokens.issue(now=clock.now)
+    issuer.fault = Fault(delay_s=1.0, only="jwks")
+    await asyncio.sleep(COOLDOWN_S * 2)
+    # A bound for a hang, not a speed assertion: without refresh_wait_s this waits the 1 s answer
+    # and is accepted; with it the caller is told at once that the kid is unknown.
+    assert await asyncio.wait_for(outcome(authenticator, new_token), 10) == "unknown_kid"
+    assert key_set.refresh_successes == 1  # the slow refresh has not finished
+    issuer.fault = Fault()
+    await wait_until(lambda: key_set.refresh_successes == 2, "the background refresh")
+    assert await outcome(authenticator, new_token) == "accepted"
+    assert key_set.on_demand_refreshes == 1
+
+
+async def test_before_any_key_set_a_slow_issuer_gets_a_prompt_unavailable(
+    issuer: Any, make_authenticator: Any, issuer_config: Any, clock: Any
+) -> None:
+    issuer.fault = Fault(delay_s=30)
+    config = issuer_config(issuer, refresh_wait_s=0.05, fetch_timeout_s=30)
+    authenticator = await make_authenticator(config, ready=False)
+    with pytest.raises(KeySetUnavailable) as caught:
+        await asyncio.wait_for(authenticator.verify(issuer.tokens.issue(now=clock.now)), 10)
+    assert caught.value.reason == "key_set_unavailable"
+
+
 async def test_key_set_older_than_max_staleness_is_not_used(
     issuer: Any, make_authenticator: Any, issuer_config: Any, clock: Any, wait_until: Any
 ) -> None:
