@@ -116,20 +116,26 @@ def _generic_handler(*, aio: bool) -> grpc.GenericRpcHandler:
 # --- servers ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["aio", "sync"])
+@pytest.fixture(params=["aio", "aio-with-def-handlers", "sync"])
 async def start_server(request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Awaitable[int]]]:
-    """``port = await start_server(issuer_config, **authn_config)``: the Echo server, ready."""
+    """``port = await start_server(issuer_config, **authn_config)``: the Echo server, ready.
+
+    Three kinds: a grpc.aio server with ``async def`` handlers; a grpc.aio server with plain
+    ``def`` handlers (run on its migration_thread_pool, outside the call's task); a threaded
+    grpc.server. A one-thread pool in both threaded kinds: a leaked principal would show up."""
     kind: str = request.param
     cleanups: list[Callable[[], Awaitable[None]]] = []
 
     async def start(issuer: IssuerConfig, *, ready: bool = True, **settings: Any) -> int:
         config = AuthnConfig(issuers=(issuer,), policy=POLICY, **settings)
-        if kind == "aio":
+        if kind.startswith("aio"):
             authenticator = Authenticator(config)
             server = grpc.aio.server(
-                interceptors=[AsyncAuthInterceptor(authenticator)], options=recommended_server_options(config)
+                migration_thread_pool=ThreadPoolExecutor(max_workers=1),
+                interceptors=[AsyncAuthInterceptor(authenticator)],
+                options=recommended_server_options(config),
             )
-            server.add_generic_rpc_handlers((_generic_handler(aio=True),))
+            server.add_generic_rpc_handlers((_generic_handler(aio=kind == "aio"),))
             port = server.add_insecure_port("127.0.0.1:0")
             await server.start()
             await authenticator.start()
@@ -223,7 +229,7 @@ async def test_valid_token_reaches_unary_and_streaming_handlers_with_the_princip
         async for r in channel.stream_stream(f"/{SERVICE}/Bidi")(iter([b"a", b"b", b"c"]), metadata=metadata)
     ]
     assert replies == [b"alice"] * 3
-    if start_server.kind == "aio":
+    if start_server.kind == "aio":  # the context.write() style exists for async handlers only
         write_style = channel.unary_stream(f"/{SERVICE}/ServerStreamWrite")(b"hi", metadata=metadata)
         assert [r async for r in write_style] == [b"alice", b"alice"]
 
@@ -344,3 +350,19 @@ async def test_no_key_set_is_unavailable_not_unauthenticated(
 def test_current_principal_outside_a_handler_raises_lookup_error() -> None:
     with pytest.raises(LookupError):
         current_principal()
+
+
+async def test_each_interceptor_refuses_the_other_kind_of_authenticator(
+    issuer: Any, issuer_config: Any
+) -> None:
+    """An async Authenticator in a threaded server ended every call in UNKNOWN with nothing
+    logged; the wrong pairing now fails where it is written."""
+    config = AuthnConfig(issuers=(issuer_config(issuer),))
+    with pytest.raises(TypeError, match="SyncAuthInterceptor needs a SyncAuthenticator"):
+        SyncAuthInterceptor(Authenticator(config))  # type: ignore[arg-type]
+    sync_authenticator = await asyncio.to_thread(SyncAuthenticator, config, timeout_s=5.0)
+    try:
+        with pytest.raises(TypeError, match="AsyncAuthInterceptor needs an Authenticator"):
+            AsyncAuthInterceptor(sync_authenticator)  # type: ignore[arg-type]
+    finally:
+        await asyncio.to_thread(sync_authenticator.close)
