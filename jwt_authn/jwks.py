@@ -44,11 +44,9 @@ class KeySetCache:
         source: KeySource,
         *,
         negative_cache_size: int = 1024,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self._source = source
-        self._monotonic = monotonic
         self._key_set: KeySet | None = None
         self._loaded_at: float | None = None  # monotonic time of the last successful load
         self._last_attempt: float | None = None
@@ -103,13 +101,13 @@ class KeySetCache:
     @property
     def key_set(self) -> KeySet | None:
         """The current key set, or None when none was loaded or it is staler than allowed."""
-        if self._loaded_at is None or self._monotonic() - self._loaded_at > self.config.max_staleness_s:
+        if self._loaded_at is None or time.monotonic() - self._loaded_at > self.config.max_staleness_s:
             return None
         return self._key_set
 
     @property
     def age_s(self) -> float | None:
-        return None if self._loaded_at is None else self._monotonic() - self._loaded_at
+        return None if self._loaded_at is None else time.monotonic() - self._loaded_at
 
     # The request path --------------------------------------------------------------------
 
@@ -158,7 +156,7 @@ class KeySetCache:
         found_at = self._unknown_kids.get(kid)
         if found_at is None:
             return False
-        if self._monotonic() - found_at < self.config.cooldown_s:
+        if time.monotonic() - found_at < self.config.cooldown_s:
             return True
         del self._unknown_kids[kid]
         return False
@@ -166,7 +164,7 @@ class KeySetCache:
     def _remember_unknown(self, kid: str) -> None:
         if self._negative_cache_size == 0:
             return
-        self._unknown_kids[kid] = self._monotonic()
+        self._unknown_kids[kid] = time.monotonic()
         if len(self._unknown_kids) > self._negative_cache_size:
             self._unknown_kids.popitem(last=False)
 
@@ -174,7 +172,7 @@ class KeySetCache:
         """One refresh shared by all callers, at most once per cooldown. True if one ran and
         finished within ``refresh_wait_s``; a slower one goes on in the background."""
         if self._inflight is None:
-            now = self._monotonic()
+            now = time.monotonic()
             if self._last_attempt is not None and now - self._last_attempt < self.config.cooldown_s:
                 return False
             self.on_demand_refreshes += 1
@@ -198,7 +196,7 @@ class KeySetCache:
         return self._inflight
 
     async def _refresh(self) -> bool:
-        self._last_attempt = self._monotonic()
+        self._last_attempt = time.monotonic()
         try:
             fetched = await self._source.fetch()
             if fetched is not None:
@@ -211,7 +209,7 @@ class KeySetCache:
                 self._next_max_age = fetched.max_age_s
             elif self._key_set is None:
                 raise KeySourceError("nothing to load")
-            self._loaded_at = self._monotonic()
+            self._loaded_at = time.monotonic()
         except (KeySourceError, ValueError) as err:
             self.refresh_failures += 1
             log.warning("key set refresh failed for %s: %s", self.config.issuer, err)

@@ -2,9 +2,9 @@
 
 This is the one module that verifies signatures with jwcrypto. It uses jwcrypto's algorithm
 core (``JWA.signing_alg(alg).verify``) on keys imported once per key set, instead of
-``JWT(jwt=..., key=JWKSet)``, which re-parses and deep-copies on every call (about 9x the cost
-of the signature check). The guards that the high-level API would apply are applied here,
-explicitly and stricter:
+``JWT(jwt=..., key=JWKSet)``, which re-parses and deep-copies the key set on every call (costing
+several times the signature check itself; see docs/benchmarks.md). The guards that the
+high-level API would apply are applied here, explicitly and stricter:
 
 - compact JWS only: exactly three segments. Five segments (JWE) are refused before anything
   is decoded, so no decryption or decompression is ever attempted (the reason for jwcrypto's
@@ -73,7 +73,7 @@ def _engine(alg: str) -> Any:
 
 class UnverifiedToken(NamedTuple):
     """A structurally valid token whose signature has not been checked yet. (A NamedTuple: one is
-    built per cold check, at a third of a frozen dataclass's cost.)"""
+    built per cold check, cheaper than a frozen dataclass.)"""
 
     header: Mapping[str, Any]
     #: Freshly decoded for this token and shared with nobody, so a verified principal may wrap
