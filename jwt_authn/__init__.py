@@ -1,4 +1,4 @@
-"""jwt_authn: an embeddable OAuth 2.0 bearer-token guard for gRPC services.
+"""jwt_authn: an embeddable OAuth 2.0 bearer-token guard for gRPC and aiohttp services.
 
 Validates JWT access tokens (RFC 9068) with jwcrypto against the issuer's JWKS (OIDC
 discovery, cached, refreshed, rate limited, surviving issuer outages), and hands the verified
@@ -10,7 +10,7 @@ Usage:
 
     config = AuthnConfig(
         issuers=(IssuerConfig(issuer="https://idp.example.com/", audiences=("orders",)),),
-        policy=Policy(public_methods=(*PUBLIC_GRPC_INFRA_METHODS, "/shop.v1.Orders/Ping")),
+        policy=Policy(public_methods=("/shop.v1.Orders/Ping",)),  # health and reflection too
     )
     authenticator = Authenticator(config)
     server = grpc.aio.server(
@@ -19,6 +19,7 @@ Usage:
     await authenticator.start()
 """
 
+from jwt_authn.aiohttp import authn_middleware, operation
 from jwt_authn.authenticator import Authenticator, challenge
 from jwt_authn.config import (
     DEFAULT_ALGORITHMS,
@@ -52,7 +53,9 @@ __all__ = [
     "SyncAuthInterceptor",
     "SyncAuthenticator",
     "Unauthenticated",
+    "authn_middleware",
     "challenge",
     "current_principal",
+    "operation",
     "recommended_server_options",
 ]

@@ -81,6 +81,12 @@ def _set_names(instance: object, **fields: tuple[str, object]) -> None:
         object.__setattr__(instance, name, _names(value, setting))
 
 
+def check_method_name(name: object, setting: str) -> None:
+    """``name`` is a gRPC full method name, ``/package.Service/Method``, or ``/package.Service/*``."""
+    method_ok = isinstance(name, str) and _METHOD_PATTERN.fullmatch(name) is not None
+    _require(method_ok, setting, f"not a /package.Service/Method name: {name!r}")
+
+
 def _is_loopback_host(host: str) -> bool:
     if host == "localhost":
         return True
@@ -278,8 +284,7 @@ class Policy:
             isinstance(self.requirements, Mapping), "requirements", "must map method names to Requirement"
         )
         for name in (*self.public_methods, *self.requirements):
-            method_ok = isinstance(name, str) and _METHOD_PATTERN.fullmatch(name) is not None
-            _require(method_ok, "policy", f"not a /package.Service/Method name: {name!r}")
+            check_method_name(name, "policy")
         for requirement in self.requirements.values():
             _require(isinstance(requirement, Requirement), "requirements", "values must be Requirement")
         both = set(self.public_names) & set(self.requirements)

@@ -1,7 +1,9 @@
-"""The one table from AuthnError to gRPC status, shared by the sync and async interceptors.
+"""One table per transport from AuthnError to the caller's answer: gRPC status (both gRPC
+interceptors) and HTTP status (the aiohttp middleware), RFC 6750 challenges in both.
 
 Usage:
     code, details, trailers = grpc_rejection(error, realm="")
+    status, text, headers = http_rejection(error, realm="")
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ import grpc
 from jwt_authn.authenticator import challenge
 from jwt_authn.errors import AuthnError, KeySetUnavailable, PermissionDenied, Unauthenticated
 
-__all__ = ["grpc_rejection"]
+__all__ = ["RETRY_AFTER_S", "grpc_rejection", "http_rejection"]
+
+#: Seconds a client should wait before retrying while the keys are unavailable (RFC 9110 §10.2.3).
+RETRY_AFTER_S = 5
+_UNAVAILABLE_TEXT = "authentication keys are unavailable, retry later"
 
 _CODES: dict[type[AuthnError], grpc.StatusCode] = {
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
@@ -27,5 +33,21 @@ def grpc_rejection(
     """Status code, safe details and trailing metadata for ``error``."""
     code = _CODES.get(type(error), grpc.StatusCode.UNAUTHENTICATED)
     if isinstance(error, KeySetUnavailable):
-        return code, "authentication keys are unavailable, retry later", ()
+        return code, _UNAVAILABLE_TEXT, ()
     return code, error.description, (("www-authenticate", challenge(error, realm)),)
+
+
+_HTTP_STATUSES: dict[type[AuthnError], int] = {
+    Unauthenticated: 401,
+    PermissionDenied: 403,
+    KeySetUnavailable: 503,
+}
+
+
+def http_rejection(error: AuthnError, realm: str = "") -> tuple[int, str, dict[str, str]]:
+    """HTTP status, safe text and headers for ``error``: 401 and 403 carry the RFC 6750 §3
+    challenge, 503 a ``Retry-After`` (our issuer being down is not the client's fault)."""
+    status = _HTTP_STATUSES.get(type(error), 401)
+    if isinstance(error, KeySetUnavailable):
+        return status, _UNAVAILABLE_TEXT, {"Retry-After": str(RETRY_AFTER_S)}
+    return status, error.description, {"WWW-Authenticate": challenge(error, realm)}

@@ -6,9 +6,9 @@ down, answering slowly, answering garbage, rotating and removing keys. ``TokenFa
 signs tokens with the issuer's keys (or with any other key, for hostile cases).
 
 Usage:
-    async with LoopbackIssuer() as issuer:
-        config = IssuerConfig(issuer=issuer.url, audiences=("api",))
-        token = issuer.tokens.issue(sub="alice", aud="api", scope="read")
+    async with LoopbackIssuer(audience="orders") as issuer:
+        config = IssuerConfig(issuer=issuer.url, audiences=("orders",))
+        token = issuer.tokens.issue(sub="alice", scope="read")  # aud "orders"
         assert issuer.jwks_fetches == 0
 """
 
@@ -68,7 +68,8 @@ class TokenFactory:
 
     issuer: str
     algorithms: tuple[str, ...] = ("RS256", "PS256", "ES256", "EdDSA")
-    default_audience: str = "secureroute"
+    #: ``aud`` of tokens issued without one: set it to your service's audience.
+    default_audience: str = "api"
     keys: dict[str, jwk.JWK] = field(default_factory=dict)  # alg -> current signing key
 
     def __post_init__(self) -> None:
@@ -140,7 +141,7 @@ class LoopbackIssuer:
         self,
         *,
         algorithms: tuple[str, ...] = ("RS256", "PS256", "ES256", "EdDSA"),
-        audience: str = "secureroute",
+        audience: str = "api",
         cache_control: str | None = None,
         port: int = 0,
     ) -> None:

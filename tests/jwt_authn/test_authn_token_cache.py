@@ -159,7 +159,7 @@ async def test_cached_tokens_of_a_removed_key_without_kid_are_dropped(
     jwks_file.write_text(json.dumps({"keys": [public]}))
     config = IssuerConfig(issuer="https://issuer.test", audiences=("secureroute",), jwks_file=str(jwks_file))
     authenticator = await make_authenticator(config)
-    factory = TokenFactory("https://issuer.test", algorithms=("ES256",))
+    factory = TokenFactory("https://issuer.test", algorithms=("ES256",), default_audience="secureroute")
     token = factory.issue(now=clock.now, key=signing_key, drop=("kid",))
     await authenticator.verify(token)
     assert len(authenticator.token_cache) == 1

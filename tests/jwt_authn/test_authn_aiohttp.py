@@ -1,0 +1,177 @@
+"""The aiohttp adapter through a real aiohttp app on 127.0.0.1 and a real loopback issuer.
+
+One ``Policy`` names the routes like gRPC methods: a public ping, a route needing a scope, and a
+plainly protected one; an unnamed route and a class-based view show the deny-by-default rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from jwt_authn import Authenticator, AuthnConfig, Policy, Requirement, current_principal
+from jwt_authn.aiohttp import authn_middleware, operation
+
+PING, ORDERS, CREATE = "/shop.v1.Orders/Ping", "/shop.v1.Orders/List", "/shop.v1.Orders/Create"
+POLICY = Policy(
+    public_methods=(PING,), requirements={CREATE: Requirement(scopes=frozenset({"orders.write"}))}
+)
+WAIT_S = 10.0
+
+
+def _who() -> str:
+    try:
+        return current_principal().subject
+    except LookupError:
+        return "anonymous"
+
+
+@operation(PING)
+async def ping(request: web.Request) -> web.Response:
+    return web.Response(text=_who())
+
+
+@operation(ORDERS)
+async def list_orders(request: web.Request) -> web.Response:
+    return web.Response(text=_who())
+
+
+@operation(CREATE)
+async def create_order(request: web.Request) -> web.Response:
+    return web.Response(text=_who())
+
+
+async def unnamed(request: web.Request) -> web.Response:
+    return web.Response(text=_who())
+
+
+@operation(ORDERS)
+class OrdersView(web.View):
+    async def get(self) -> web.Response:
+        return web.Response(text=_who())
+
+
+@pytest.fixture
+async def serve(issuer_config: Any) -> AsyncIterator[Callable[..., Awaitable[str]]]:
+    """``base_url = await serve(issuer_or_url, ready=True)``: the guarded app on loopback."""
+    cleanups: list[Callable[[], Awaitable[None]]] = []
+
+    async def start(issuer: Any, *, ready: bool = True) -> str:
+        authenticator = Authenticator(
+            AuthnConfig(issuers=(issuer_config(issuer),), policy=POLICY, realm="shop")
+        )
+        app = web.Application(middlewares=[authn_middleware(authenticator)])
+        app.router.add_get("/ping", ping)
+        app.router.add_get("/orders", list_orders)
+        app.router.add_post("/orders", create_order)
+        app.router.add_get("/orders/{id}", unnamed)
+        app.router.add_view("/view", OrdersView)
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        await authenticator.start()
+        cleanups.extend([runner.cleanup, authenticator.close])
+        if ready:
+            assert await authenticator.wait_ready(WAIT_S)
+        host, port = runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    yield start
+    for cleanup in reversed(cleanups):
+        await cleanup()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT_S)) as session:
+        yield session
+
+
+async def _get(http: aiohttp.ClientSession, url: str, token: str | None = None, method: str = "GET") -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with http.request(method, url, headers=headers) as response:
+        return response.status, await response.text(), response.headers
+
+
+async def test_public_route_needs_no_token_and_sees_no_principal(serve: Any, http: Any, issuer: Any) -> None:
+    url = await serve(issuer)
+    assert (await _get(http, f"{url}/ping"))[:2] == (200, "anonymous")
+    assert (await _get(http, f"{url}/ping", "garbage"))[:2] == (200, "anonymous")
+
+
+async def test_valid_token_reaches_named_unnamed_and_view_routes_with_the_principal(
+    serve: Any, http: Any, issuer: Any
+) -> None:
+    url = await serve(issuer)
+    token = issuer.tokens.issue(sub="alice")
+    for path in ("/orders", "/orders/7", "/view"):
+        assert (await _get(http, f"{url}{path}", token))[:2] == (200, "alice")
+    # The same kept-alive connection, now without a token: nothing of alice is left behind.
+    assert (await _get(http, f"{url}/ping"))[:2] == (200, "anonymous")
+
+
+@pytest.mark.parametrize("path", ["/orders", "/orders/7", "/view"])
+async def test_every_route_not_public_needs_a_token_with_a_bare_challenge(
+    serve: Any, http: Any, issuer: Any, path: str
+) -> None:
+    status, text, headers = await _get(http, f"{(await serve(issuer))}{path}")
+    assert (status, text, headers["WWW-Authenticate"]) == (401, "missing token", 'Bearer realm="shop"')
+
+
+async def test_invalid_token_is_401_with_invalid_token_and_never_echoed(
+    serve: Any, http: Any, issuer: Any
+) -> None:
+    token = issuer.tokens.issue(ttl_s=-600)
+    status, text, headers = await _get(http, f"{(await serve(issuer))}/orders", token)
+    assert status == 401
+    assert (
+        headers["WWW-Authenticate"]
+        == 'Bearer realm="shop", error="invalid_token", error_description="token expired"'
+    )
+    assert token not in text + str(dict(headers))
+
+
+async def test_missing_scope_is_403_with_insufficient_scope(serve: Any, http: Any, issuer: Any) -> None:
+    url = await serve(issuer)
+    status, _, headers = await _get(http, f"{url}/orders", issuer.tokens.issue(scope="orders.read"), "POST")
+    assert status == 403
+    assert 'error="insufficient_scope"' in headers["WWW-Authenticate"]
+    assert 'scope="orders.write"' in headers["WWW-Authenticate"]
+    assert (await _get(http, f"{url}/orders", issuer.tokens.issue(scope="orders.write"), "POST"))[:2] == (
+        200,
+        "alice",
+    )
+
+
+async def test_unknown_routes_and_methods_keep_404_and_405_without_authenticating(
+    serve: Any, http: Any, issuer: Any
+) -> None:
+    url = await serve(issuer)
+    fetches = (issuer.discovery_fetches, issuer.jwks_fetches)
+    assert (await _get(http, f"{url}/nowhere"))[0] == 404
+    assert (await _get(http, f"{url}/nowhere", issuer.tokens.issue()))[0] == 404
+    assert (await _get(http, f"{url}/ping", method="DELETE"))[0] == 405
+    assert (issuer.discovery_fetches, issuer.jwks_fetches) == fetches
+
+
+async def test_no_key_set_is_503_with_retry_after(
+    serve: Any, http: Any, issuer: Any, unused_port: Any
+) -> None:
+    down = f"http://127.0.0.1:{unused_port()}"
+    url = await serve(down, ready=False)
+    status, _, headers = await _get(http, f"{url}/orders", issuer.tokens.issue(claims={"iss": down}))
+    assert (status, headers["Retry-After"]) == (503, "5")
+    assert "WWW-Authenticate" not in headers
+    assert (await _get(http, f"{url}/ping"))[:2] == (200, "anonymous")
+
+
+def test_operation_names_are_checked_and_the_middleware_wants_an_async_authenticator() -> None:
+    with pytest.raises(ValueError, match=r"^operation: "):
+        operation("orders.list")
+    with pytest.raises(TypeError, match="needs an Authenticator"):
+        authn_middleware(object())  # type: ignore[arg-type]
