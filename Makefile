@@ -9,21 +9,22 @@ PROTO := protos/secureroute/v1/secureroute.proto
 EXAMPLE_PROTO := examples/greeter/greeter.proto
 TYPED_PACKAGES := jwt_authn service http_facade secureroute dev_issuer dev_stack examples bench
 
-.PHONY: help install run test lint proto proto-check buf pytest bench fuzz-long soak clean
+.PHONY: help install run test lint proto proto-check buf pytest guard-dist bench fuzz-long soak clean
 
 help:
 	@echo "make run    - start the development issuer, the gRPC service and the HTTP facade together"
 	@echo "make test   - install what the tests need, run every check and the test suite"
 	@echo "make lint   - ruff, mypy, import contracts, buf lint/format, generated-code check"
 	@echo "make proto  - regenerate secureroute/v1/*_pb2* from protos/"
+	@echo "make guard-dist - build the wheels, test the guard installed alone in a new venv"
 	@echo "make bench  - run the side-by-side benchmark"
 	@echo "make fuzz-long - hypothesis with 5,000 examples per property (~10 min)"
 	@echo "make soak   - a 60,000-request mixed load on the live stack"
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml jwt_authn/pyproject.toml examples/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e ./jwt_authn -e ./examples -e '.[dev]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -65,7 +66,11 @@ lint: install buf proto-check
 pytest: install
 	$(BIN)/pytest
 
-test: lint pytest
+# The guard's wheel installed alone in a new venv, its examples' tests run there (outside the checkout).
+guard-dist: $(VENV)/.installed
+	tools/check_guard_dist.sh $(PY)
+
+test: lint pytest guard-dist
 
 bench: install
 	$(PY) -m bench

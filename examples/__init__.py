@@ -1,1 +1,1 @@
-"""Runnable examples of embedding jwt_authn in a gRPC service (see docs/embedding.md)."""
+"""Runnable examples of embedding jwt_authn in a gRPC service (see jwt_authn/README.md)."""

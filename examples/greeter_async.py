@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
+from grpc_reflection.v1alpha import reflection
 
 from examples.greeter import greeter_pb2 as pb
-from examples.greeter.service import authn_config, greeter_handler, parse_args
+from examples.greeter.service import REFLECTED_SERVICES, authn_config, greeter_handler, parse_args
 from jwt_authn import AsyncAuthInterceptor, Authenticator, current_principal, recommended_server_options
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -44,6 +45,7 @@ async def serve(argv: Sequence[str] | None = None) -> None:
         interceptors=[AsyncAuthInterceptor(authenticator)], options=recommended_server_options(config)
     )
     server.add_generic_rpc_handlers((greeter_handler(ping, say_hello, say_goodbye),))
+    reflection.enable_server_reflection(REFLECTED_SERVICES, server)
     port = server.add_insecure_port(args.listen)
     await authenticator.start()  # loads the issuer's keys in the background; returns at once
     await server.start()

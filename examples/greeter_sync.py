@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+from grpc_reflection.v1alpha import reflection
 
 from examples.greeter import greeter_pb2 as pb
-from examples.greeter.service import authn_config, greeter_handler, parse_args
+from examples.greeter.service import REFLECTED_SERVICES, authn_config, greeter_handler, parse_args
 from jwt_authn import SyncAuthenticator, SyncAuthInterceptor, current_principal, recommended_server_options
 
 
@@ -44,6 +45,7 @@ def serve(argv: Sequence[str] | None = None) -> None:
         options=recommended_server_options(config),
     )
     server.add_generic_rpc_handlers((greeter_handler(ping, say_hello, say_goodbye),))
+    reflection.enable_server_reflection(REFLECTED_SERVICES, server)
     port = server.add_insecure_port(args.listen)
     server.start()
 

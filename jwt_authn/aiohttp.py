@@ -19,10 +19,11 @@ Usage:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from jwt_authn.authenticator import Authenticator
 from jwt_authn.config import check_method_name
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 _OPERATION_ATTRIBUTE = "__jwt_authn_operation__"
 HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
-_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def operation(name: str) -> Callable[[HandlerT], HandlerT]:
@@ -58,16 +58,14 @@ def _operation_of(request: web.Request) -> str:
     return f"{request.method} {resource.canonical if resource is not None else request.path}"
 
 
-def authn_middleware(
-    authenticator: Authenticator,
-) -> Callable[[web.Request, _Handler], Awaitable[web.StreamResponse]]:
+def authn_middleware(authenticator: Authenticator) -> Middleware:
     """A middleware requiring a valid bearer token on every non-public route of an aiohttp app."""
     if not isinstance(authenticator, Authenticator):
         raise TypeError(f"authn_middleware needs an Authenticator, not {type(authenticator).__name__}")
     realm = authenticator.config.realm
 
     @web.middleware
-    async def authenticate(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.match_info.http_exception is not None:
             return await handler(request)  # 404 or 405: an unknown route is never authenticated
         name = _operation_of(request)

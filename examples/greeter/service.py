@@ -16,14 +16,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
+from grpc_reflection.v1alpha import reflection
 
 from examples.greeter import greeter_pb2 as pb
-from jwt_authn import PUBLIC_GRPC_INFRA_METHODS, AuthnConfig, IssuerConfig, Policy, Requirement
+from jwt_authn import AuthnConfig, IssuerConfig, Policy, Requirement
 
 __all__ = [
     "FAREWELL_SCOPE",
     "PING",
     "POLICY",
+    "REFLECTED_SERVICES",
     "SAY_GOODBYE",
     "SAY_HELLO",
     "SERVICE",
@@ -39,9 +41,13 @@ SAY_GOODBYE = f"/{SERVICE}/SayGoodbye"
 #: The scope a token needs to call SayGoodbye.
 FAREWELL_SCOPE = "greeter.farewell"
 
-#: Deny by default: SayHello needs any valid token, SayGoodbye a scope, Ping nothing.
+#: What server reflection lists, so ``grpcurl list`` and ``describe`` work without the proto.
+REFLECTED_SERVICES = (pb.DESCRIPTOR.services_by_name["GreeterService"].full_name, reflection.SERVICE_NAME)
+
+#: Deny by default: SayHello needs any valid token, SayGoodbye a scope, Ping nothing (and, as
+#: always unless turned off, gRPC health and reflection).
 POLICY = Policy(
-    public_methods=(*PUBLIC_GRPC_INFRA_METHODS, PING),
+    public_methods=(PING,),
     requirements={SAY_GOODBYE: Requirement(scopes=frozenset({FAREWELL_SCOPE}))},
 )
 

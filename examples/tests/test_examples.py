@@ -1,8 +1,10 @@
 """The runnable examples: ``python -m examples.greeter_async`` and ``python -m examples.greeter_sync``.
 
-Each is started exactly as docs/embedding.md says, as a real process, against a loopback
-issuer; a grpc.aio client checks what is allowed and what is denied, then SIGTERM must stop
-it cleanly.
+Each is started exactly as the guard's README says, as a real process, from a scratch working
+directory (so it runs from the installed copy, not from a checkout), against a loopback issuer;
+a grpc.aio client checks what is allowed and denied and what reflection lists, then SIGTERM
+must stop it cleanly. These tests need only jwt-authn and jwt-authn-examples: CI also runs them
+in a virtual environment holding nothing of the secureroute application.
 """
 
 from __future__ import annotations
@@ -12,28 +14,28 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from examples.greeter import greeter_pb2 as pb
 from examples.greeter.service import FAREWELL_SCOPE, PING, SAY_GOODBYE, SAY_HELLO, SERVICE
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 15.0
 AUDIENCE = "greeter"
 
 
 @pytest.fixture(params=["examples.greeter_async", "examples.greeter_sync"])
 async def greeter(
-    request: pytest.FixtureRequest, issuer: Any
+    request: pytest.FixtureRequest, issuer: Any, tmp_path: Path
 ) -> AsyncIterator[tuple[grpc.aio.Channel, asyncio.subprocess.Process]]:
     """The example running as ``python -m <module>``, and a channel to it."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", request.param,
         "--issuer", issuer.url, "--audience", AUDIENCE, "--listen", "127.0.0.1:0",
-        cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
         assert process.stdout is not None
@@ -81,7 +83,7 @@ async def test_example_allows_and_denies_by_its_policy_and_stops_on_sigterm(
     # Protected: no token, a token for someone else, then a good one.
     denied = await _status(say_hello(pb.SayHelloRequest(name="Bob")))
     assert denied.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert ("www-authenticate", "Bearer") in tuple(denied.trailing_metadata() or ())
+    assert ("www-authenticate", "Bearer") in cast(tuple[tuple[str, str], ...], denied.trailing_metadata())
     other_audience = issuer.tokens.issue(aud="someone-else")
     denied = await _status(say_hello(pb.SayHelloRequest(name="Bob"), other_audience))
     assert denied.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -103,3 +105,15 @@ async def test_example_allows_and_denies_by_its_policy_and_stops_on_sigterm(
 
     process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(process.wait(), WAIT_S) == 0
+
+
+async def test_example_serves_reflection_without_a_token(
+    greeter: tuple[grpc.aio.Channel, asyncio.subprocess.Process],
+) -> None:
+    channel, _ = greeter
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    replies = stub.ServerReflectionInfo(iter([request]))
+    reply = cast(Any, await asyncio.wait_for(replies.read(), WAIT_S))
+    listed = {service.name for service in reply.list_services_response.service}
+    assert listed == {SERVICE, "grpc.reflection.v1alpha.ServerReflection"}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Proves the guard is its own distribution: build the three wheels, install jwt-authn (and its
+# examples) ALONE in a new virtual environment, check that nothing of the application came
+# along, and run the examples' tests and the embedding smoke test there, outside the checkout.
+# Usage: tools/check_guard_dist.sh [python]   (called by `make guard-dist`, part of `make test`)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${1:-python3}
+work=$(mktemp -d)
+trap 'rm -rf "$work" jwt_authn/build examples/build build/lib' EXIT
+
+"$python" -m pip wheel --quiet --no-deps -w "$work/wheels" ./jwt_authn ./examples . 2>&1 | grep -v '^WARNING: Location' || true
+ls "$work"/wheels/jwt_authn-*.whl "$work"/wheels/jwt_authn_examples-*.whl "$work"/wheels/secureroute-*.whl >/dev/null
+
+# The guard's wheel holds the guard and nothing else.
+"$python" - "$work"/wheels/jwt_authn-*.whl <<'PY'
+import sys, zipfile
+names = zipfile.ZipFile(sys.argv[1]).namelist()
+stray = [n for n in names if not n.startswith(("jwt_authn/", "jwt_authn-"))]
+assert not stray, f"the guard's wheel holds more than the guard: {stray}"
+assert "jwt_authn/py.typed" in names, "the guard's wheel lacks py.typed"
+metadata = zipfile.ZipFile(sys.argv[1]).read(next(n for n in names if n.endswith("METADATA"))).decode()
+requires = sorted(line.split(":", 1)[1].split(">")[0].split("<")[0].strip()
+                  for line in metadata.splitlines() if line.startswith("Requires-Dist:"))
+assert requires == ["aiohttp", "grpcio", "jwcrypto"], f"runtime dependencies: {requires}"
+assert "entry_points.txt" not in " ".join(names), "the guard installs no console scripts"
+print("guard wheel: jwt_authn only, depends on", ", ".join(requires))
+PY
+
+"$python" -m venv "$work/venv"
+"$work/venv/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+"$work/venv/bin/python" -m pip install --quiet "$work"/wheels/jwt_authn-*.whl "$work"/wheels/jwt_authn_examples-*.whl \
+    "pytest>=8" "pytest-asyncio>=1.0" "pytest-timeout>=2.3" 2>&1 | grep -v '^WARNING: Location' || true
+
+cp -r examples/tests "$work/tests"
+cd "$work/tests"
+# Run from outside the checkout: only the installed copies can be imported.
+"$work/venv/bin/python" - <<'PY'
+import importlib.util, jwt_authn, examples
+absent = ["service", "http_facade", "secureroute", "dev_issuer", "dev_stack", "prometheus_client", "pydantic"]
+present = [m for m in absent if importlib.util.find_spec(m) is not None]
+assert not present, f"installing the guard brought in {present}"
+assert "site-packages" in jwt_authn.__file__ and "site-packages" in examples.__file__
+print("clean venv: jwt_authn", jwt_authn.__file__.rsplit("site-packages", 1)[0] + "site-packages")
+PY
+"$work/venv/bin/python" -m pytest -q -p no:cacheprovider -o asyncio_mode=auto \
+    -o asyncio_default_fixture_loop_scope=function --timeout=120 .
