@@ -75,14 +75,29 @@ def _health_document(reply: secureroute_pb2.HealthResponse) -> dict[str, Any]:
     return {"message": reply.message}
 
 
+#: Integers a double holds exactly (IEEE 754 binary64: 53 bits of significand).
+_EXACT_INTEGER_LIMIT = 2**53
+
+
+def _json_number(number: float) -> int | float | None:
+    """A ``Struct`` number as JSON. ``Struct`` holds every number as a double, so a token's
+    ``"exp": 1796218210`` arrives as 1796218210.0: a whole number a double holds exactly goes
+    back out as the integer it was. A non-finite number (JSON cannot carry one) becomes null."""
+    if not math.isfinite(number):
+        return None
+    if number.is_integer() and abs(number) <= _EXACT_INTEGER_LIMIT:
+        return int(number)
+    return number
+
+
 def _json_value(value: struct_pb2.Value) -> Any:
     """A ``Value`` as plain JSON data: what ``json_format.MessageToDict`` gives, at half its cost,
-    except that a non-finite number (which JSON cannot carry) becomes null instead of an error."""
+    except for numbers (see ``_json_number``)."""
     kind = value.WhichOneof("kind")
     if kind == "string_value":
         return value.string_value
     if kind == "number_value":
-        return value.number_value if math.isfinite(value.number_value) else None
+        return _json_number(value.number_value)
     if kind == "bool_value":
         return value.bool_value
     if kind == "struct_value":

@@ -51,6 +51,8 @@ async def test_secure_route_as_json(
     assert body["message"] == "Super secret stuff"
     assert body["subject"] == "carol"
     assert body["claims"]["sub"] == "carol"
+    # Integer claims stay integers (Struct holds doubles: they used to come back as 1.7e9 floats).
+    assert type(body["claims"]["exp"]) is int and type(body["claims"]["iat"]) is int
     assert body["claims"]["roles"] == ["admin"]
 
 
