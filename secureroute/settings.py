@@ -345,7 +345,7 @@ def _cli(
     parser.add_argument("--config", metavar="FILE", help=f"TOML file with settings (env {CONFIG_ENV})")
     for row in rows:
         default = "required" if row.required else f"default {show_default(row.info.default)}"
-        text = f"{row.help} (env {row.env}; {default})"
+        text = f"{row.help} (env {row.env}; {default})".replace("%", "%%")  # argparse formats help
         flags = [f"--{n.replace('_', '-')}" for n in row.names()]
         if row.switch:
             parser.add_argument(*flags, dest=row.name, action=argparse.BooleanOptionalAction, help=text)
