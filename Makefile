@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 NODE_BIN := node_modules/.bin
 PROTO := protos/secureroute/v1/secureroute.proto
 EXAMPLE_PROTO := examples/greeter/greeter.proto
-TYPED_PACKAGES := jwt_authn service http_facade secureroute dev_issuer dev_stack examples bench
+TYPED_PACKAGES := jwt_authn service http_facade secureroute dev_issuer dev_stack examples bench tools
 
 .PHONY: help install run test lint proto proto-check buf pytest guard-dist bench fuzz-long soak clean
 
@@ -61,7 +61,7 @@ lint: install buf proto-check
 	$(BIN)/lint-imports
 	$(BIN)/kubernetes-validate --strict --quiet deploy/*.yaml
 	$(BIN)/hadolint Dockerfile
-	$(PY) -m secureroute.settings_doc --check README.md
+	$(PY) -m tools.settings_doc --check README.md
 
 pytest: install
 	$(BIN)/pytest

@@ -64,7 +64,7 @@ def _plan(config: StackConfig) -> list[tuple[str, list[str], Probe]]:
             "service",
             # No drain delay: nothing balances over a dev stack, and the facade stops first.
             [py, "-m", "service", "--listen", config.grpc_address,
-             "--issuer", config.issuer_url, "--audience", AUDIENCE, "--drain-delay", "0"],
+             "--issuer", config.issuer_url, "--audiences", AUDIENCE, "--drain-delay", "0"],
             service_ready(config.grpc_address),
         ),
         (

@@ -34,12 +34,14 @@ _log = logging.getLogger("http_facade")
 
 async def _serve(settings: FacadeSettings, *, reuse_port: bool) -> None:
     ssl_context = None
-    if settings.tls_cert is not None and settings.tls_key is not None:
-        ssl_context = ssl_server_context(ServerTLS(settings.tls_cert, settings.tls_key))
+    if settings.http.tls_cert is not None and settings.http.tls_key is not None:
+        ssl_context = ssl_server_context(ServerTLS(settings.http.tls_cert, settings.http.tls_key))
     runner = QuietErrorsRunner(create_app(settings), shutdown_timeout=settings.grace_period)
     await runner.setup()
     try:
-        addresses = await start_site(runner, settings.listen, ssl_context=ssl_context, reuse_port=reuse_port)
+        addresses = await start_site(
+            runner, settings.http.listen, ssl_context=ssl_context, reuse_port=reuse_port
+        )
         stopping = watch_stop_signals()
         for address in addresses:
             _log.info("%s listening on %s (%s)", PROG, _format(address), "https" if ssl_context else "http")
@@ -58,8 +60,8 @@ def _format(address: object) -> str:
 
 def _supervise(settings: FacadeSettings, argv: Sequence[str]) -> int:
     """Reserve the port and run ``settings.workers`` copies of ourselves sharing one metrics directory."""
-    with reserve_port(settings.listen, "listen") as reserved:
-        listen = ListenAddress(settings.listen.host, reserved.getsockname()[1])
+    with reserve_port(settings.http.listen, "listen") as reserved:
+        listen = ListenAddress(settings.http.listen.host, reserved.getsockname()[1])
         metrics_dir = tempfile.mkdtemp(prefix="secureroute-facade-metrics-")
         try:
             worker_argv = [
@@ -88,8 +90,8 @@ def _supervise(settings: FacadeSettings, argv: Sequence[str]) -> int:
 def _checked_settings(argv: Sequence[str]) -> FacadeSettings:
     """The settings, with the TLS files (ours and the backend's) checked before anything starts."""
     settings = load_facade_settings(argv)
-    if settings.tls_cert is not None and settings.tls_key is not None:
-        check_server_tls(ServerTLS(settings.tls_cert, settings.tls_key))
+    if settings.http.tls_cert is not None and settings.http.tls_key is not None:
+        check_server_tls(ServerTLS(settings.http.tls_cert, settings.http.tls_key))
     backend_credentials(settings)
     return settings
 

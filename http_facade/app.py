@@ -74,7 +74,7 @@ def create_app(settings: FacadeSettings) -> web.Application:
     # Metrics outermost: they see the final status, the router's 404/405 included. The body
     # cap innermost: its 413 still carries the request id and is counted.
     middlewares = [request_id_middleware, body_limit_middleware]
-    if settings.metrics:
+    if settings.http.metrics:
         middlewares.insert(0, metrics_middleware)
     app = web.Application(
         middlewares=middlewares,
@@ -84,7 +84,7 @@ def create_app(settings: FacadeSettings) -> web.Application:
             "logger": _protocol_log,
             # aiohttp arms this timer when a connection opens and after each response; bytes
             # arriving do not re-arm it, so it also bounds how long a request head may take.
-            "keepalive_timeout": settings.keepalive_timeout,
+            "keepalive_timeout": settings.http.keepalive_timeout,
         },
         client_max_size=MAX_BODY_BYTES,
     )
@@ -98,7 +98,7 @@ def create_app(settings: FacadeSettings) -> web.Application:
         )
     )
     add_routes(app)
-    if settings.metrics:
+    if settings.http.metrics:
         app[METRICS_KEY] = FacadeMetrics()
         app.router.add_get("/metrics", serve_metrics)
     return app

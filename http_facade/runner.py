@@ -9,7 +9,7 @@ runner adjusts the ``web.Server`` it builds; a test pins the behaviour.)
 Usage:
     runner = QuietErrorsRunner(create_app(settings), shutdown_timeout=5.0)
     await runner.setup()
-    addresses = await start_site(runner, settings.listen, ssl_context=None, reuse_port=False)
+    addresses = await start_site(runner, settings.http.listen, ssl_context=None, reuse_port=False)
     ...
     await runner.cleanup()
 """

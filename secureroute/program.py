@@ -24,24 +24,14 @@ from typing import Any, Protocol, TypeVar
 
 from secureroute.logs import configure_logging
 from secureroute.settings import SettingsError, exit_bad_settings
+from secureroute.shared_settings import ProcessSettings
 from secureroute.workers import current_worker, die_with_supervisor
 
-__all__ = ["ProgramSettings", "Serve", "run_program", "watch_stop_signals"]
+__all__ = ["Serve", "run_program", "watch_stop_signals"]
 
-
-class ProgramSettings(Protocol):
-    """The process rows every program has (``secureroute.shared_settings.process_rows``)."""
-
-    @property
-    def workers(self) -> int: ...
-    @property
-    def log_level(self) -> str: ...
-    @property
-    def log_format(self) -> str: ...
-
-
-S = TypeVar("S", bound=ProgramSettings)
-S_contra = TypeVar("S_contra", bound=ProgramSettings, contravariant=True)
+# Every program's settings have the process group (workers, logging).
+S = TypeVar("S", bound=ProcessSettings)
+S_contra = TypeVar("S_contra", bound=ProcessSettings, contravariant=True)
 
 
 class Serve(Protocol[S_contra]):

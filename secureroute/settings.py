@@ -1,68 +1,78 @@
-"""Settings for our programs: one declarative table, read from flags, env vars and a TOML file.
+"""Settings of our programs: pydantic models, read from flags, SECUREROUTE_* variables and a TOML file.
 
-Each program declares a frozen dataclass and a table of ``Setting`` rows whose names are the
-dataclass fields. ``load_settings`` resolves every row with the precedence
-flag > environment variable > TOML file (``--config`` / ``SECUREROUTE_CONFIG``) > default,
-parses it with the row's parser, and returns the dataclass. Any bad value raises
-``SettingsError("name: problem")``; the program prints that one line and exits with code 2.
+A program's settings are one ``ProgramSettings`` model composed of sub-models. A sub-model is
+either mixed in (its fields are the program's: ``issuer``, ``workers``) or a field whose name is a
+group (``grpc: GrpcServer``): the group is part of its settings' variables
+(``SECUREROUTE_GRPC_LISTEN``) and, unless the program lists it in ``inline``, of their flags and
+TOML keys (``--grpc-listen``). Each field is declared once, with its type, default, bounds and
+description; the flags, the variables, the TOML keys, ``--help`` and the README table all come
+from it (``settings_of``).
+
+``load`` reads the sources with the precedence flag > variable > TOML file (``--config`` /
+``SECUREROUTE_CONFIG``) > default, and turns any problem into one line naming the setting and
+where its value came from: ``SettingsError("leeway_s: must be ... (from SECUREROUTE_LEEWAY_S)")``.
 
 Usage:
-    @dataclass(frozen=True, kw_only=True)
-    class Settings:
-        listen: ListenAddress
+    class DemoSettings(ProgramSettings):
+        prog: ClassVar[str] = "demo"
+        description: ClassVar[str] = "A demo."
+        listen: Listen = Field(ListenAddress("::", 80), description="where to listen")
 
-    TABLE = (Setting("listen", "DEMO_LISTEN", parse_listen, ListenAddress("::", 80), "where to listen"),)
-    settings = load_settings(Settings, TABLE, prog="demo", description="A demo.", argv=sys.argv[1:])
+    settings = load(DemoSettings, sys.argv[1:])   # SettingsError; --help exits 0
 """
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
-import math
 import os
 import re
 import sys
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, NoReturn, TypeVar
-from urllib.parse import urlsplit
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, NoReturn, TypeVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, PlainValidator
+from pydantic import ValidationError as _ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
     "CONFIG_ENV",
+    "ENV_PREFIX",
     "EXIT_BAD_SETTINGS",
-    "LOG_LEVELS",
+    "Csv",
+    "ExistingFile",
+    "GrpcTarget",
+    "Listen",
     "ListenAddress",
+    "Lower",
+    "OldName",
+    "OptionalListen",
+    "PositiveSeconds",
+    "ProgramSettings",
+    "Seconds",
     "Setting",
     "SettingsError",
+    "SubSettings",
+    "Text",
+    "Upper",
     "exit_bad_settings",
-    "load_settings",
-    "parse_bool",
-    "parse_choice",
-    "parse_csv",
-    "parse_duration",
-    "parse_duration_at_most",
-    "parse_existing_file",
-    "parse_int_between",
+    "load",
     "parse_listen",
-    "parse_log_level",
-    "parse_optional_listen",
-    "parse_optional_str",
-    "parse_positive_duration",
-    "parse_str",
-    "parse_target",
-    "parse_url",
+    "settings_of",
     "show_default",
 ]
 
 #: The conventional exit status for a usage error (argparse and BSD sysexits' EX_USAGE spirit).
 EXIT_BAD_SETTINGS = 2
+ENV_PREFIX = "SECUREROUTE_"
 #: Environment variable naming the optional TOML settings file.
 CONFIG_ENV = "SECUREROUTE_CONFIG"
-LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
-T = TypeVar("T")
+M = TypeVar("M", bound="ProgramSettings")
 
 
 class SettingsError(ValueError):
@@ -81,96 +91,14 @@ class ListenAddress:
 
 
 @dataclass(frozen=True, slots=True)
-class Setting:
-    """One row of a program's settings table.
-
-    ``name`` is the dataclass field, the TOML key, and (with dashes) the ``--flag``.
-    ``default`` is already parsed; ``None`` with ``required=True`` means "must be given".
-    """
+class OldName:
+    """Field metadata: an earlier name that still works as flag, variable and TOML key."""
 
     name: str
-    env: str
-    parse: Callable[[object], Any]
-    default: Any
-    help: str
-    required: bool = False
-    #: Boolean settings become ``--name`` / ``--no-name`` switches instead of taking a value.
-    switch: bool = False
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
 
 
-# Parsers ----------------------------------------------------------------------------------
-# Each takes a raw value (a string from a flag or env var, or a native TOML value) and returns
-# the typed value, raising ValueError with a short problem description (no setting name).
-
-
-def parse_str(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("must be a non-empty string")
-    return value.strip()
-
-
-def parse_csv(value: object) -> tuple[str, ...]:
-    """Comma-separated text, or a TOML list of strings."""
-    if isinstance(value, str):
-        items = [item.strip() for item in value.split(",")]
-    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
-        items = [item.strip() for item in value]
-    else:
-        raise ValueError("must be a comma-separated string or a list of strings")
-    return tuple(item for item in items if item)
-
-
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off", ""})
-
-
-def parse_bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise ValueError(f"must be true or false, not {value!r}")
-
-
-def parse_duration(value: object) -> float:
-    """Seconds, as a number or text (``"2.5"`` or ``"2.5s"``); never negative."""
-    if isinstance(value, bool):
-        raise ValueError("must be a number of seconds")
-    if isinstance(value, str):
-        text = value.strip().removesuffix("s")
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"not a number of seconds: {value!r}") from None
-    if not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError("must be a finite number of seconds")
-    if value < 0:
-        raise ValueError(f"must not be negative, got {value}")
-    return float(value)
-
-
-def parse_positive_duration(value: object) -> float:
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise ValueError("must be greater than zero")
-    return seconds
-
-
-def parse_duration_at_most(limit_s: float) -> Callable[[object], float]:
-    """A parser like ``parse_duration`` that also refuses more than ``limit_s`` seconds."""
-
-    def parse(value: object) -> float:
-        seconds = parse_duration(value)
-        if seconds > limit_s:
-            raise ValueError(f"must be at most {limit_s:g} seconds, got {seconds:g}")
-        return seconds
-
-    return parse
-
+# Value types -------------------------------------------------------------------------------
+# Validators raise ValueError with a short problem (no setting name): ``load`` adds the name.
 
 _HOSTNAME = re.compile(
     r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?"
@@ -203,78 +131,48 @@ def _split_host_port(text: str) -> tuple[str, int]:
 
 def parse_listen(value: object) -> ListenAddress:
     """``host:port`` or ``[ipv6]:port``; port 0 picks a free port."""
+    if isinstance(value, ListenAddress):
+        return value
     if not isinstance(value, str):
         raise ValueError("must be a host:port string")
-    host, port = _split_host_port(value)
-    return ListenAddress(host, port)
+    return ListenAddress(*_split_host_port(value))
 
 
-def parse_target(value: object) -> str:
+def _parse_optional_listen(value: object) -> ListenAddress | None:
+    """``host:port`` like ``parse_listen``, or ``off`` for "do not listen"."""
+    if value is None or value is False:
+        return None
+    if isinstance(value, str) and value.strip().lower() in ("off", "none", "false", "no", "0"):
+        return None
+    return parse_listen(value)
+
+
+def _parse_target(value: object) -> str:
     """A gRPC client target: ``host:port``, ``[ipv6]:port``, or a ``scheme:`` target (``dns:///h:p``)."""
     if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):
         raise ValueError("must be a gRPC target such as localhost:50051")
     text = value.strip()
     if re.match(r"^(dns|unix|unix-abstract|ipv4|ipv6|xds):", text):
         return text
-    _, port = _split_host_port(text)
-    if port == 0:
+    if _split_host_port(text)[1] == 0:
         raise ValueError(f"port 0 is not a reachable port: {text!r}")
     return text
 
 
-def parse_log_level(value: object) -> str:
-    if not isinstance(value, str) or value.strip().upper() not in LOG_LEVELS:
-        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
-    return value.strip().upper()
+def _split_csv(value: object) -> object:
+    """Comma-separated text (flags, variables) or a TOML list, as a tuple of non-empty items."""
+    items = value.split(",") if isinstance(value, str) else value
+    if isinstance(items, list | tuple) and all(isinstance(item, str) for item in items):
+        return tuple(item.strip() for item in items if item.strip())
+    return value
 
 
-def parse_optional_str(value: object) -> str:
-    """Any string, the empty string included (TOML ``realm = ""``)."""
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    return value.strip()
+def _seconds(value: object) -> object:
+    """``"2.5s"`` is 2.5: a duration may carry its unit."""
+    return value.strip().removesuffix("s") if isinstance(value, str) else value
 
 
-def parse_choice(*choices: str) -> Callable[[object], str]:
-    """A parser accepting one of ``choices`` (case-insensitive), returned in lower case."""
-
-    def parse(value: object) -> str:
-        if not isinstance(value, str) or value.strip().lower() not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}")
-        return value.strip().lower()
-
-    return parse
-
-
-def parse_int_between(low: int, high: int) -> Callable[[object], int]:
-    """A parser accepting a whole number from ``low`` to ``high``."""
-
-    def parse(value: object) -> int:
-        if isinstance(value, bool):
-            raise ValueError("must be a whole number")
-        if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,12}\s*", value):
-            value = int(value)
-        if not isinstance(value, int):
-            raise ValueError(f"must be a whole number, not {value!r}")
-        if not low <= value <= high:
-            raise ValueError(f"must be from {low} to {high}, got {value}")
-        return value
-
-    return parse
-
-
-def parse_url(value: object) -> str:
-    """An absolute ``https://`` or ``http://`` URL with a host (jwt_authn decides where http is allowed)."""
-    text = parse_str(value)
-    parts = urlsplit(text)
-    if parts.scheme not in ("https", "http") or not parts.hostname or any(c.isspace() for c in text):
-        raise ValueError(f"not an http(s) URL: {text!r}")
-    return text
-
-
-def parse_existing_file(value: object) -> str:
-    """The path of a readable regular file (certificates, keys, a JWKS)."""
-    path = parse_str(value)
+def _existing_file(path: str) -> str:
     if not os.path.isfile(path):
         raise ValueError(f"no such file: {path!r}")
     if not os.access(path, os.R_OK):
@@ -282,50 +180,111 @@ def parse_existing_file(value: object) -> str:
     return path
 
 
-_OFF = frozenset({"off", "none", "false", "no", "0"})
+Text = Annotated[str, Field(min_length=1), BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)]
+Csv = Annotated[tuple[str, ...], BeforeValidator(_split_csv)]
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False), BeforeValidator(_seconds)]
+PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False), BeforeValidator(_seconds)]
+ExistingFile = Annotated[Text, AfterValidator(_existing_file)]
+Listen = Annotated[ListenAddress, PlainValidator(parse_listen)]
+OptionalListen = Annotated[ListenAddress | None, PlainValidator(_parse_optional_listen)]
+GrpcTarget = Annotated[str, PlainValidator(_parse_target)]
+#: A word from a fixed list, whatever its case (``"json"``, ``"INFO"``).
+Upper = BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v)
+Lower = BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v)
 
 
-def parse_optional_listen(value: object) -> ListenAddress | None:
-    """``host:port`` like ``parse_listen``, or ``off`` for "do not listen"."""
-    if isinstance(value, bool) and not value:
-        return None
-    if isinstance(value, str) and value.strip().lower() in _OFF:
-        return None
-    return parse_listen(value)
+# Models ------------------------------------------------------------------------------------
 
 
-# Loading ----------------------------------------------------------------------------------
+class SubSettings(BaseModel):
+    """A group of settings composed into programs (mixed in, or as a group field)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing usage and exiting, so errors stay one line."""
-
-    def error(self, message: str) -> NoReturn:
-        raise SettingsError(f"arguments: {message}")
+#: The sources ``load`` is reading, for ``settings_customise_sources`` (empty: keyword arguments only).
+_LOADING: ContextVar[tuple[PydanticBaseSettingsSource, ...]] = ContextVar("_LOADING", default=())
 
 
-def _build_parser(table: Sequence[Setting], prog: str, description: str) -> _Parser:
-    parser = _Parser(
-        prog=prog,
-        # No prefix matching: "--aud" silently meaning "--audience" today breaks when a flag is added.
-        allow_abbrev=False,
-        description=description,
-        epilog="Precedence: flag > environment variable > --config TOML file (keys are the setting "
-        "names with underscores) > default. Durations are seconds.",
-    )
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        help=f"TOML file with settings (env {CONFIG_ENV})",
-    )
-    for row in table:
-        default = "" if row.required else f"; default {show_default(row.default)}"
-        text = f"{row.help} (env {row.env}{default})"
-        if row.switch:
-            parser.add_argument(row.flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+class ProgramSettings(BaseSettings):
+    """A program's settings. Built directly (``Cls(issuer=...)``) it reads nothing but its arguments."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+
+    #: The program's name in ``--help`` and in error lines.
+    prog: ClassVar[str]
+    description: ClassVar[str]
+    #: Groups whose flags and TOML keys drop the group's name (the service's ``--listen``).
+    inline: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, *_LOADING.get())
+
+
+# The settings table, derived from a model --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting of a program, as operators see it."""
+
+    #: Where the value lives in the model: ``("issuer",)`` or ``("grpc", "listen")``.
+    path: tuple[str, ...]
+    #: The TOML key, and (with dashes) the flag.
+    name: str
+    env: str
+    info: FieldInfo
+    old_name: str | None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def switch(self) -> bool:
+        """Booleans are ``--name`` / ``--no-name`` switches."""
+        return self.info.annotation is bool
+
+    @property
+    def required(self) -> bool:
+        return self.info.is_required()
+
+    @property
+    def help(self) -> str:
+        return self.info.description or ""
+
+    def names(self) -> tuple[str, ...]:
+        """The name, then the old one if any."""
+        return (self.name,) if self.old_name is None else (self.name, self.old_name)
+
+    def envs(self) -> tuple[str, ...]:
+        return tuple(self.env.removesuffix(self.name.upper()) + n.upper() for n in self.names())
+
+
+def _leaves(cls: type[BaseModel]) -> Iterator[tuple[tuple[str, ...], FieldInfo]]:
+    for name, info in cls.model_fields.items():
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            yield from (((name, leaf), sub) for leaf, sub in info.annotation.model_fields.items())
         else:
-            parser.add_argument(row.flag, metavar=row.name.upper(), default=None, help=text)
-    return parser
+            yield (name,), info
+
+
+def settings_of(cls: type[ProgramSettings]) -> tuple[Setting, ...]:
+    """Every setting of ``cls``: its groups' first (the listeners), then in field order."""
+    rows = []
+    for path, info in _leaves(cls):
+        name = path[-1] if path[0] in cls.inline else "_".join(path)
+        old = next((m.name for m in info.metadata if isinstance(m, OldName)), None)
+        rows.append(Setting(path, name, (ENV_PREFIX + "_".join(path)).upper(), info, old))
+    return tuple(sorted(rows, key=lambda row: len(row.path) == 1))
 
 
 def show_default(value: object) -> str:
@@ -341,62 +300,131 @@ def show_default(value: object) -> str:
     return str(value)
 
 
-def _read_toml(path: str) -> dict[str, Any]:
+# Sources -----------------------------------------------------------------------------------
+
+
+class _Source(PydanticBaseSettingsSource):
+    """Values of one source, keyed like the model, and where each came from (for error lines)."""
+
+    def __init__(self, cls: type[ProgramSettings], found: Mapping[Setting, tuple[object, str]]) -> None:
+        super().__init__(cls)
+        self.found = found
+        self.origin = {row.path: where for row, (_, where) in found.items()}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ below answers for every field at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for row, (value, _) in self.found.items():
+            if len(row.path) == 1:
+                values[row.path[0]] = value
+            else:
+                values.setdefault(row.path[0], {})[row.path[1]] = value
+        return values
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, so errors stay one line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise SettingsError(f"arguments: {message}")
+
+
+def _cli(
+    cls: type[ProgramSettings], rows: Sequence[Setting], argv: Sequence[str]
+) -> tuple[_Source, str | None]:
+    parser = _Parser(
+        prog=cls.prog,
+        # No prefix matching: "--aud" silently meaning "--audience" today breaks when a flag is added.
+        allow_abbrev=False,
+        description=cls.description,
+        epilog="Precedence: flag > environment variable > --config TOML file (keys are the setting "
+        "names with underscores) > default. Durations are seconds.",
+    )
+    parser.add_argument("--config", metavar="FILE", help=f"TOML file with settings (env {CONFIG_ENV})")
+    for row in rows:
+        default = "required" if row.required else f"default {show_default(row.info.default)}"
+        text = f"{row.help} (env {row.env}; {default})".replace("%", "%%")  # argparse formats help
+        flags = [f"--{n.replace('_', '-')}" for n in row.names()]
+        if row.switch:
+            parser.add_argument(*flags, dest=row.name, action=argparse.BooleanOptionalAction, help=text)
+        else:
+            parser.add_argument(*flags, dest=row.name, metavar=row.name.upper(), help=text)
+    args = vars(parser.parse_args(argv))
+    found = {}
+    for row in rows:
+        if args[row.name] is not None:
+            given = [f for f in (f"--{n.replace('_', '-')}" for n in row.names()) if _used(f, argv, row)]
+            found[row] = (args[row.name], given[-1] if given else row.flag)
+    return _Source(cls, found), args["config"]
+
+
+def _used(flag: str, argv: Sequence[str], row: Setting) -> bool:
+    spellings = (flag, f"--no-{flag[2:]}") if row.switch else (flag,)
+    return any(arg in spellings or arg.startswith(f"{flag}=") for arg in argv)
+
+
+def _env(cls: type[ProgramSettings], rows: Sequence[Setting], environ: Mapping[str, str]) -> _Source:
+    found = {}
+    for row in rows:
+        # An empty variable counts as unset, as shells and compose files often export "".
+        name = next((env for env in row.envs() if environ.get(env, "") != ""), None)
+        if name is not None:
+            found[row] = (environ[name], name)
+    return _Source(cls, found)
+
+
+def _toml(cls: type[ProgramSettings], rows: Sequence[Setting], path: str | None) -> _Source:
+    if not path:
+        return _Source(cls, {})
     try:
         with open(path, "rb") as file:
-            return tomllib.load(file)
+            table = tomllib.load(file)
     except OSError as err:
         raise SettingsError(f"config: cannot read {path!r}: {err.strerror}") from None
     except tomllib.TOMLDecodeError as err:
         raise SettingsError(f"config: {path!r} is not valid TOML: {err}") from None
-
-
-def load_settings(
-    cls: type[T],
-    table: Sequence[Setting],
-    *,
-    prog: str,
-    description: str,
-    argv: Sequence[str] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> T:
-    """Resolve every row of ``table`` and build ``cls``. Raises ``SettingsError``; ``--help`` exits 0."""
-    if not is_dataclass(cls) or {f.name for f in fields(cls)} != {row.name for row in table}:
-        raise TypeError(f"{cls.__name__} fields must match its settings table")  # a programming error
-    environ = os.environ if environ is None else environ
-    args = vars(_build_parser(table, prog, description).parse_args(sys.argv[1:] if argv is None else argv))
-
-    config_path = args.pop("config") or environ.get(CONFIG_ENV) or None
-    from_file = _read_toml(config_path) if config_path else {}
-    unknown = sorted(set(from_file) - {row.name for row in table})
+    by_name = {name: row for row in rows for name in row.names()}
+    unknown = sorted(set(table) - set(by_name))
     if unknown:
-        raise SettingsError(f"config: unknown setting(s) in {config_path!r}: {', '.join(unknown)}")
+        raise SettingsError(f"config: unknown setting(s) in {path!r}: {', '.join(unknown)}")
+    return _Source(cls, {by_name[key]: (value, f"key {key} of {path}") for key, value in table.items()})
 
-    values: dict[str, Any] = {}
-    for row in table:
-        raw: object
-        if args[row.name] is not None:
-            raw, source = args[row.name], row.flag
-        elif environ.get(row.env, "") != "":
-            # An empty env var counts as unset, as shells and compose files often export "".
-            raw, source = environ[row.env], row.env
-        elif row.name in from_file:
-            raw, source = from_file[row.name], str(config_path)
-        elif row.required:
-            raise SettingsError(f"{row.name}: required (set {row.flag} or {row.env})")
-        else:
-            values[row.name] = row.default
-            continue
-        try:
-            values[row.name] = row.parse(raw)
-        except ValueError as err:
-            raise SettingsError(f"{row.name}: {err} (from {source})") from None
+
+def load(cls: type[M], argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> M:
+    """Read ``cls`` from flags, variables and the TOML file. Raises ``SettingsError``; ``--help`` exits 0."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    environ = os.environ if environ is None else environ
+    rows = settings_of(cls)
+    cli, config_path = _cli(cls, rows, argv)
+    sources = (cli, _env(cls, rows, environ), _toml(cls, rows, config_path or environ.get(CONFIG_ENV)))
+    token = _LOADING.set(sources)
     try:
-        return cls(**values)
-    except SettingsError:
-        raise
-    except ValueError as err:  # a check across settings, in the dataclass's __post_init__
-        raise SettingsError(str(err)) from None
+        return cls()
+    except _ValidationError as err:
+        raise _one_line(cls, rows, sources, err) from None
+    finally:
+        _LOADING.reset(token)
+
+
+def _one_line(
+    cls: type[ProgramSettings], rows: Sequence[Setting], sources: Sequence[_Source], err: _ValidationError
+) -> SettingsError:
+    """The first problem, as ``name: problem (from where)``."""
+    first = err.errors(include_url=False)[0]
+    path = tuple(str(part) for part in first["loc"])
+    problem = first["msg"].removeprefix("Value error, ")
+    row = next((r for r in rows if r.path == path[:2] or r.path == path[:1]), None)
+    if row is None:
+        # A check across settings (a model validator): its message starts with the setting's name,
+        # which a group not inlined prefixes with its own.
+        group = path[0] if path and path[0] not in cls.inline else ""
+        return SettingsError(f"{group}_{problem}" if group else problem)
+    if first["type"] == "missing":
+        return SettingsError(f"{row.name}: required (set {row.flag} or {row.env})")
+    where = next((s.origin[row.path] for s in sources if row.path in s.origin), "the default")
+    return SettingsError(f"{row.name}: {problem} (from {where})")
 
 
 def exit_bad_settings(prog: str, error: Exception) -> NoReturn:

@@ -1,89 +1,67 @@
-"""Settings rows both programs share: logging, workers, shutdown grace, TLS listeners.
-
-Each program's table is built from these rows plus its own, so a knob means the same thing
-(and is spelled the same way) in the service and the facade.
+"""Settings groups both programs share: the process (workers, grace, logs) and a TLS listener.
 
 Usage:
-    TABLE = (Setting("listen", ...), *process_rows(grace_default=10.0, grace_help="..."),
-             *server_tls_rows("SECUREROUTE_GRPC_", client_ca=True))
+    class Settings(ProcessSettings, ProgramSettings): ...
+    class HttpServer(ServerTLSSettings): listen: Listen = ...
 """
 
 from __future__ import annotations
 
-from secureroute.logs import LOG_FORMATS
-from secureroute.settings import (
-    Setting,
-    SettingsError,
-    parse_choice,
-    parse_duration,
-    parse_existing_file,
-    parse_int_between,
-    parse_log_level,
-)
+from typing import Annotated, Literal, Self
 
-__all__ = ["MAX_WORKERS", "check_together", "process_rows", "server_tls_rows"]
+from pydantic import Field, model_validator
+
+from secureroute.settings import ExistingFile, Lower, Seconds, SubSettings, Upper
+
+__all__ = ["MAX_WORKERS", "ProcessSettings", "ServerTLSSettings", "check_pair"]
 
 #: More processes than this on one host is a configuration mistake (scale with more hosts/pods).
 MAX_WORKERS = 64
 
 
-def process_rows(*, grace_default: float, grace_help: str) -> tuple[Setting, ...]:
-    """workers, grace_period, log_level, log_format."""
-    return (
-        Setting(
-            "workers",
-            "SECUREROUTE_WORKERS",
-            parse_int_between(1, MAX_WORKERS),
-            # One process: in Kubernetes, scale with replicas; on a VM, set about one per core.
-            1,
-            "processes sharing the port (SO_REUSEPORT), each with its own key-set cache; "
-            "crashed workers are restarted",
-        ),
-        Setting("grace_period", "SECUREROUTE_GRACE_PERIOD", parse_duration, grace_default, grace_help),
-        Setting(
-            "log_level", "SECUREROUTE_LOG_LEVEL", parse_log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"
-        ),
-        Setting(
-            "log_format",
-            "SECUREROUTE_LOG_FORMAT",
-            parse_choice(*LOG_FORMATS),
-            # JSON lines for log collectors, text for people: auto tells them apart by the terminal.
-            "auto",
-            "auto (JSON lines unless stderr is a terminal), json or text",
-        ),
+class ProcessSettings(SubSettings):
+    """What every program has: workers, shutdown grace, logging."""
+
+    workers: int = Field(
+        # One process: in Kubernetes, scale with replicas; on a VM, set about one per core.
+        1,
+        ge=1,
+        le=MAX_WORKERS,
+        description="processes sharing the port (SO_REUSEPORT), each with its own key-set cache; "
+        "crashed workers are restarted",
+    )
+    grace_period: Seconds = Field(
+        # Well inside Kubernetes' default 30 s terminationGracePeriodSeconds.
+        10.0,
+        description="on SIGTERM/SIGINT, how long in-flight RPCs may still run, seconds",
+    )
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], Upper] = Field(
+        "INFO", description="DEBUG, INFO, WARNING or ERROR"
+    )
+    # JSON lines for log collectors, text for people: auto tells them apart by the terminal.
+    log_format: Annotated[Literal["auto", "json", "text"], Lower] = Field(
+        "auto", description="auto (JSON lines unless stderr is a terminal), json or text"
     )
 
 
-def server_tls_rows(env_prefix: str, *, client_ca: bool) -> tuple[Setting, ...]:
-    """tls_cert, tls_key[, tls_client_ca]: a TLS listener (plaintext when unset)."""
-    rows = (
-        Setting(
-            "tls_cert",
-            f"{env_prefix}TLS_CERT",
-            parse_existing_file,
-            None,
-            "PEM certificate chain; with tls_key, serve TLS instead of plaintext",
-        ),
-        Setting("tls_key", f"{env_prefix}TLS_KEY", parse_existing_file, None, "PEM private key of tls_cert"),
+class ServerTLSSettings(SubSettings):
+    """A listener's certificate and key: TLS when both are set, plaintext when neither is."""
+
+    tls_cert: ExistingFile | None = Field(
+        None, description="PEM certificate chain; with tls_key, serve TLS instead of plaintext"
     )
-    if not client_ca:
-        return rows
-    return (
-        *rows,
-        Setting(
-            "tls_client_ca",
-            f"{env_prefix}TLS_CLIENT_CA",
-            parse_existing_file,
-            None,
-            "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)",
-        ),
-    )
+    tls_key: ExistingFile | None = Field(None, description="PEM private key of tls_cert")
+
+    @model_validator(mode="after")
+    def _check_pair(self) -> Self:
+        check_pair(self, "tls_cert", "tls_key")
+        return self
 
 
-def check_together(settings: object, first: str, second: str) -> None:
-    """Raise ``SettingsError`` when exactly one of two settings that go in pairs is set."""
+def check_pair(settings: object, first: str, second: str) -> None:
+    """Raise ``ValueError`` when exactly one of two settings that go in pairs is set."""
     one, other = getattr(settings, first), getattr(settings, second)
     if (one is None) != (other is None):
         missing = second if other is None else first
         given = first if other is None else second
-        raise SettingsError(f"{missing}: required when {given} is set")
+        raise ValueError(f"{missing}: required when {given} is set")

@@ -29,7 +29,7 @@ import socket
 import stat
 from dataclasses import dataclass
 
-from secureroute.settings import SettingsError, parse_str
+from secureroute.settings import SettingsError
 
 __all__ = ["BoundSocketFile", "check_unix_bindable", "parse_unix_socket_path"]
 
@@ -41,7 +41,9 @@ _PROBE_TIMEOUT_S = 1.0
 
 def parse_unix_socket_path(value: object) -> str:
     """An absolute path that fits a ``sockaddr_un``; the file system is checked later, before the bind."""
-    path = parse_str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    path = value.strip()
     if not os.path.isabs(path):
         # A relative path would depend on the directory the process happens to start in.
         raise ValueError(f"must be an absolute path, not {path!r}")

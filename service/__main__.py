@@ -36,9 +36,9 @@ async def _serve(settings: ServiceSettings, *, reuse_port: bool) -> None:
     await app.start()
     stopping = watch_stop_signals()
     # Tests and operators read the bound port from this line (useful with port 0).
-    _log.info("%s listening on %s port %d", PROG, settings.listen.host, app.port)
-    if settings.listen_unix is not None:
-        _log.info("%s listening on unix:%s", PROG, settings.listen_unix)
+    _log.info("%s listening on %s port %d", PROG, settings.grpc.listen.host, app.port)
+    if settings.grpc.listen_unix is not None:
+        _log.info("%s listening on unix:%s", PROG, settings.grpc.listen_unix)
     if settings.metrics_listen is not None and app.metrics_port is not None:
         metrics_address = ListenAddress(settings.metrics_listen.host, app.metrics_port)
         _log.info("metrics on http://%s/metrics", metrics_address)
@@ -54,9 +54,9 @@ async def _serve(settings: ServiceSettings, *, reuse_port: bool) -> None:
 
 def _supervise(settings: ServiceSettings, argv: Sequence[str]) -> int:
     """Reserve the port, check the metrics ports, run ``settings.workers`` copies of ourselves."""
-    reserved = reserve_port(settings.listen, "listen")
+    reserved = reserve_port(settings.grpc.listen, "listen")
     with reserved:
-        listen = ListenAddress(settings.listen.host, reserved.getsockname()[1])
+        listen = ListenAddress(settings.grpc.listen.host, reserved.getsockname()[1])
         metrics = settings.metrics_listen
         if metrics is not None and metrics.port != 0:
             if metrics.port + settings.workers - 1 > 65535:
@@ -87,8 +87,10 @@ def _checked_settings(argv: Sequence[str]) -> ServiceSettings:
     """The settings, with the jwt_authn config and the TLS files checked before anything starts."""
     settings = load_service_settings(argv)
     authn_config(settings)  # build_server makes it again: it is cheap, and the same every time
-    if settings.tls_cert is not None and settings.tls_key is not None:
-        check_server_tls(ServerTLS(settings.tls_cert, settings.tls_key, settings.tls_client_ca))
+    if settings.grpc.tls_cert is not None and settings.grpc.tls_key is not None:
+        check_server_tls(
+            ServerTLS(settings.grpc.tls_cert, settings.grpc.tls_key, settings.grpc.tls_client_ca)
+        )
     return settings
 
 

@@ -14,7 +14,7 @@ Limits (settings): ``max_concurrent_rpcs`` across the server (more are RESOURCE_
 ``max_concurrent_streams`` per connection, ``max_connection_idle`` before a GOAWAY.
 
 Usage:
-    app = build_server(settings)           # settings.listen may be 127.0.0.1:0
+    app = build_server(settings)           # settings.grpc.listen may be 127.0.0.1:0
     await app.start()
     print(app.port, app.metrics_port)
     await app.stop()
@@ -109,16 +109,16 @@ class SecureRouteServer:
 
 
 def _limit_options(settings: ServiceSettings) -> list[tuple[str, int]]:
-    options = [("grpc.max_concurrent_streams", settings.max_concurrent_streams)]
-    if settings.max_connection_idle > 0:
-        options.append(("grpc.max_connection_idle_ms", round(settings.max_connection_idle * 1000)))
+    options = [("grpc.max_concurrent_streams", settings.grpc.max_concurrent_streams)]
+    if settings.grpc.max_connection_idle > 0:
+        options.append(("grpc.max_connection_idle_ms", round(settings.grpc.max_connection_idle * 1000)))
     return options
 
 
 def _server_tls(settings: ServiceSettings) -> ServerTLS | None:
-    if settings.tls_cert is None or settings.tls_key is None:
+    if settings.grpc.tls_cert is None or settings.grpc.tls_key is None:
         return None
-    return ServerTLS(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+    return ServerTLS(settings.grpc.tls_cert, settings.grpc.tls_key, settings.grpc.tls_client_ca)
 
 
 def _add_port(
@@ -145,11 +145,11 @@ def build_server(
     tls = _server_tls(settings)
     credentials = grpc_server_credentials(tls) if tls is not None else None
     if not reuse_port:
-        check_bindable(settings.listen, "listen")
+        check_bindable(settings.grpc.listen, "listen")
     if settings.metrics_listen is not None:
         check_bindable(settings.metrics_listen, "metrics_listen")
-    if settings.listen_unix is not None:
-        check_unix_bindable(settings.listen_unix, "listen_unix")
+    if settings.grpc.listen_unix is not None:
+        check_unix_bindable(settings.grpc.listen_unix, "listen_unix")
     metrics = ServiceMetrics()
     authenticator = Authenticator(config, observer=metrics)
     metrics.watch(authenticator)
@@ -163,7 +163,7 @@ def build_server(
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
         # Calls past this are answered RESOURCE_EXHAUSTED before any interceptor runs.
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+        maximum_concurrent_rpcs=settings.grpc.max_concurrent_rpcs,
     )
     secureroute_pb2_grpc.add_SecureRouteServiceServicer_to_server(  # type: ignore[no-untyped-call]
         SecureRouteServicer(), server
@@ -179,11 +179,11 @@ def build_server(
         ),
         server,
     )
-    port = _add_port(server, str(settings.listen), credentials, "listen")
+    port = _add_port(server, str(settings.grpc.listen), credentials, "listen")
     unix_socket = None
-    if settings.listen_unix is not None:
-        _add_port(server, f"unix:{settings.listen_unix}", credentials, "listen_unix")
-        unix_socket = BoundSocketFile.of(settings.listen_unix)
+    if settings.grpc.listen_unix is not None:
+        _add_port(server, f"unix:{settings.grpc.listen_unix}", credentials, "listen_unix")
+        unix_socket = BoundSocketFile.of(settings.grpc.listen_unix)
     metrics_server = (
         None
         if settings.metrics_listen is None

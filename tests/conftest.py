@@ -213,7 +213,7 @@ async def start_facade() -> AsyncIterator[Callable[..., Awaitable[str]]]:
         runner = QuietErrorsRunner(create_app(settings), shutdown_timeout=0.5)
         await runner.setup()
         runners.append(runner)
-        site = web.TCPSite(runner, settings.listen.host, settings.listen.port)
+        site = web.TCPSite(runner, settings.http.listen.host, settings.http.listen.port)
         await site.start()
         host, port = runner.addresses[0][:2]
         return f"http://{host}:{port}"

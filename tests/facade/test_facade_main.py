@@ -12,8 +12,8 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 
-from http_facade.settings import FACADE_SETTINGS, load_facade_settings
-from secureroute.settings import ListenAddress
+from http_facade.settings import FacadeSettings, load_facade_settings
+from secureroute.settings import ListenAddress, settings_of
 
 WAIT_S = 15.0
 
@@ -24,18 +24,18 @@ AssertBadSetting = Callable[..., None]
 def test_help_explains_every_setting(run_main: RunMain) -> None:
     result = run_main("http_facade", "--help")
     assert result.returncode == 0
-    for row in FACADE_SETTINGS:
+    for row in settings_of(FacadeSettings):
         assert row.flag in result.stdout and row.env in result.stdout
 
 
 def test_defaults() -> None:
     settings = load_facade_settings([], environ={})
-    assert settings.listen == ListenAddress("0.0.0.0", 3000)  # noqa: S104
+    assert settings.http.listen == ListenAddress("0.0.0.0", 3000)  # noqa: S104
     assert settings.backend == "localhost:50051"
     assert settings.backend_timeout == 5.0
     env = {"SECUREROUTE_BACKEND": "dns:///svc:50051", "SECUREROUTE_BACKEND_TIMEOUT": "2.5s"}
     settings = load_facade_settings(["--listen", "[::1]:8080"], environ=env)
-    assert settings.listen == ListenAddress("::1", 8080)
+    assert settings.http.listen == ListenAddress("::1", 8080)
     assert settings.backend == "dns:///svc:50051"
     assert settings.backend_timeout == 2.5
 

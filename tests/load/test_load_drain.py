@@ -43,13 +43,13 @@ from load_stack import (
 
 from jwt_authn.testing import LoopbackIssuer
 from secureroute.v1 import secureroute_pb2_grpc
-from service.settings import SERVICE_SETTINGS
+from service.settings import ServiceRuntime
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 GRACE_S = 3.0
 #: The service's default drain delay: the test runs the service as deployed.
-DRAIN_DELAY_S = next(row.default for row in SERVICE_SETTINGS if row.name == "drain_delay")
+DRAIN_DELAY_S = ServiceRuntime.model_fields["drain_delay"].default
 GRPC_CLIENTS = 100
 HTTP_CLIENTS = 50
 

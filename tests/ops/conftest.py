@@ -262,12 +262,12 @@ async def serve_facade() -> AsyncIterator[Callable[..., Coroutine[Any, Any, str]
     async def start(*flags: str) -> str:
         settings = load_facade_settings(["--listen", "127.0.0.1:0", *flags], environ={})
         context = None
-        if settings.tls_cert is not None and settings.tls_key is not None:
-            context = ssl_server_context(ServerTLS(settings.tls_cert, settings.tls_key))
+        if settings.http.tls_cert is not None and settings.http.tls_key is not None:
+            context = ssl_server_context(ServerTLS(settings.http.tls_cert, settings.http.tls_key))
         runner = QuietErrorsRunner(create_app(settings), shutdown_timeout=0.5)
         await runner.setup()
         runners.append(runner)
-        host, port = (await start_site(runner, settings.listen, ssl_context=context))[0][:2]
+        host, port = (await start_site(runner, settings.http.listen, ssl_context=context))[0][:2]
         return f"{'https' if context else 'http'}://{host}:{port}"
 
     yield start

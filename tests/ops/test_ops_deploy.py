@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from http_facade.settings import FACADE_SETTINGS, load_facade_settings
+from http_facade.settings import FacadeSettings, load_facade_settings
+from secureroute.settings import settings_of
 from service.health import SECURE_ROUTE_SERVICE
-from service.settings import SERVICE_SETTINGS, authn_config, load_service_settings
+from service.settings import ServiceSettings, authn_config, load_service_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -79,13 +80,13 @@ def test_dockerfile_runs_as_a_user_and_offers_both_programs() -> None:
 
 def test_configmaps_hold_valid_settings_only() -> None:
     service_env = _named("ConfigMap", "secureroute-service")["data"]
-    assert set(service_env) <= {row.env for row in SERVICE_SETTINGS}
+    assert set(service_env) <= {env for row in settings_of(ServiceSettings) for env in row.envs()}
     settings = load_service_settings([], environ=service_env)
     authn_config(settings)  # the whole chain accepts it
     assert settings.metrics_listen is not None and settings.metrics_listen.port == 9464
     facade_env = _named("ConfigMap", "secureroute-facade")["data"]
-    assert set(facade_env) <= {row.env for row in FACADE_SETTINGS}
-    assert load_facade_settings([], environ=facade_env).listen.port == 3000
+    assert set(facade_env) <= {env for row in settings_of(FacadeSettings) for env in row.envs()}
+    assert load_facade_settings([], environ=facade_env).http.listen.port == 3000
 
 
 def test_grpc_probes_use_the_health_service() -> None:

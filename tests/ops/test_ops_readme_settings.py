@@ -8,29 +8,28 @@ from pathlib import Path
 
 import pytest
 
-from http_facade.settings import FACADE_SETTINGS
-from secureroute.settings_doc import BEGIN, END, render_tables, replace_tables
-from service.settings import SERVICE_SETTINGS
+from secureroute.settings import settings_of
+from tools.settings_doc import BEGIN, END, PROGRAMS, render_tables, replace_tables
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_readme_tables_are_current() -> None:
     text = README.read_text(encoding="utf-8")
-    assert replace_tables(text) == text, "run: python -m secureroute.settings_doc --write README.md"
+    assert replace_tables(text) == text, "run: python -m tools.settings_doc --write README.md"
 
 
 def test_every_setting_is_in_the_readme() -> None:
     text = README.read_text(encoding="utf-8")
     table = text[text.index(BEGIN) : text.index(END)]
-    for row in (*SERVICE_SETTINGS, *FACADE_SETTINGS):
+    for row in (row for cls in PROGRAMS for row in settings_of(cls)):
         assert f"`{row.env}`" in table and f"`{row.flag}`" in table
 
 
 def test_check_mode_fails_on_a_stale_copy(tmp_path: Path) -> None:
     stale = tmp_path / "README.md"
     stale.write_text(f"intro\n{BEGIN}\nold table\n{END}\noutro\n", encoding="utf-8")
-    command = [sys.executable, "-m", "secureroute.settings_doc"]
+    command = [sys.executable, "-m", "tools.settings_doc"]
     assert subprocess.run([*command, "--check", str(stale)], capture_output=True, check=False).returncode == 1
     assert subprocess.run([*command, "--write", str(stale)], check=False).returncode == 0
     assert stale.read_text(encoding="utf-8") == f"intro\n{render_tables()}\noutro\n"

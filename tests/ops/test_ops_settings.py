@@ -7,15 +7,16 @@ stderr naming the setting, never a traceback.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from http_facade.settings import FACADE_SETTINGS, load_facade_settings
-from jwt_authn.config import IssuerConfig
-from secureroute.authn_settings import AUTHN_SETTINGS
-from secureroute.settings import ListenAddress
-from service.settings import SERVICE_SETTINGS, authn_config, load_service_settings
+from http_facade.settings import FacadeSettings, load_facade_settings
+from jwt_authn.config import AuthnConfig, IssuerConfig
+from secureroute.authn_settings import AuthnSettings
+from secureroute.settings import ListenAddress, settings_of
+from service.settings import authn_config, load_service_settings
 
 ISSUER = "https://idp.example.com/"
 BASE = ("--issuer", ISSUER, "--audience", "secureroute", "--listen", "127.0.0.1:0")
@@ -34,11 +35,11 @@ AssertBadSetting = Callable[..., None]
         pytest.param(
             ("--issuer", "http://idp.example.com/", "--audience", "a"), {}, "issuer", id="http-issuer"
         ),
-        pytest.param((*BASE, "--refresh-interval", "-1"), {}, "refresh_interval", id="negative-refresh"),
-        pytest.param((*BASE, "--cooldown", "0"), {}, "cooldown", id="zero-cooldown"),
-        pytest.param((*BASE, "--max-staleness=-3s"), {}, "max_staleness", id="negative-staleness"),
-        pytest.param((*BASE, "--fetch-timeout", "soon"), {}, "fetch_timeout", id="bad-fetch-timeout"),
-        pytest.param((*BASE, "--leeway", "301"), {}, "leeway", id="leeway-too-large"),
+        pytest.param((*BASE, "--refresh-interval-s", "-1"), {}, "refresh_interval_s", id="negative-refresh"),
+        pytest.param((*BASE, "--cooldown-s", "0"), {}, "cooldown_s", id="zero-cooldown"),
+        pytest.param((*BASE, "--max-staleness-s=-3s"), {}, "max_staleness_s", id="negative-staleness"),
+        pytest.param((*BASE, "--fetch-timeout-s", "soon"), {}, "fetch_timeout_s", id="bad-fetch-timeout"),
+        pytest.param((*BASE, "--leeway-s", "301"), {}, "leeway_s", id="leeway-too-large"),
         pytest.param((*BASE, "--algorithms", "RS256,XS999"), {}, "algorithms", id="unknown-algorithm"),
         pytest.param((*BASE, "--token-cache-size", "-1"), {}, "token_cache_size", id="negative-cache"),
         pytest.param((*BASE, "--max-token-bytes", "12"), {}, "max_token_bytes", id="tiny-token-cap"),
@@ -49,7 +50,12 @@ AssertBadSetting = Callable[..., None]
         pytest.param((*BASE, "--log-format", "xml"), {}, "log_format", id="bad-log-format"),
         pytest.param((*BASE, "--metrics-listen", "9464"), {}, "metrics_listen", id="metrics-no-host"),
         pytest.param((*BASE, "--tls-cert", "/no/such/cert.pem"), {}, "tls_cert", id="missing-cert-file"),
-        pytest.param(BASE, {"SECUREROUTE_REQUIRE_AT_JWT": "perhaps"}, "require_at_jwt", id="bad-bool-env"),
+        pytest.param(
+            BASE,
+            {"SECUREROUTE_REQUIRE_ACCESS_TOKEN_TYPE": "perhaps"},
+            "require_access_token_type",
+            id="bad-bool-env",
+        ),
         pytest.param(BASE, {"SECUREROUTE_WORKERS": "-2"}, "workers", id="negative-workers-env"),
         pytest.param((*BASE, "--max-concurrent-rpcs", "0"), {}, "max_concurrent_rpcs", id="zero-rpcs"),
         pytest.param(
@@ -144,18 +150,18 @@ def test_every_authn_knob_reaches_jwt_authn(tmp_path: Path) -> None:
             "--allow-insecure-http",
             "--algorithms",
             "ES256",
-            "--leeway",
+            "--leeway-s",
             "12",
-            "--require-at-jwt",
+            "--require-access-token-type",
             "--roles-claim",
             "realm_access.roles",
-            "--fetch-timeout",
+            "--fetch-timeout-s",
             "2",
-            "--refresh-interval",
+            "--refresh-interval-s",
             "120",
-            "--cooldown",
+            "--cooldown-s",
             "7",
-            "--max-staleness",
+            "--max-staleness-s",
             "3600",
             "--token-cache-size",
             "5",
@@ -183,10 +189,10 @@ def test_every_authn_knob_reaches_jwt_authn(tmp_path: Path) -> None:
         max_staleness_s=3600.0,
     )
     assert (config.token_cache_size, config.max_token_bytes, config.realm) == (5, 4096, "secureroute")
-    # Every row of the shared table is a field of the service's settings, and of nothing else.
-    names = {row.name for row in AUTHN_SETTINGS}
-    assert names <= {row.name for row in SERVICE_SETTINGS}
-    assert not names & {row.name for row in FACADE_SETTINGS}
+    # Every bearer-token setting is a field of jwt_authn's config, so none is silently dropped.
+    config_fields = {f.name for cls in (IssuerConfig, AuthnConfig) for f in fields(cls)}
+    assert set(AuthnSettings.model_fields) <= config_fields
+    assert not set(AuthnSettings.model_fields) & {row.name for row in settings_of(FacadeSettings)}
 
 
 def test_defaults_come_from_jwt_authn() -> None:
@@ -203,7 +209,7 @@ def test_new_knobs_follow_the_precedence(tmp_path: Path) -> None:
     settings = load_facade_settings(["--workers", "4"], environ=env)
     assert settings.workers == 4  # flag
     assert settings.log_format == "json"  # env beats TOML
-    assert settings.backend_tls is True and settings.metrics is False  # TOML beats the defaults
+    assert settings.backend_tls is True and settings.http.metrics is False  # TOML beats the defaults
     service = load_service_settings(
         ["--issuer", ISSUER, "--audience", "a"], environ={"SECUREROUTE_METRICS_LISTEN": "127.0.0.1:9464"}
     )
@@ -221,9 +227,9 @@ def test_limit_knobs_follow_the_precedence(tmp_path: Path) -> None:
     service = load_service_settings(
         ["--issuer", ISSUER, "--audience", "a", "--max-concurrent-streams", "16"], environ=env
     )
-    assert service.max_concurrent_streams == 16  # flag
-    assert service.max_concurrent_rpcs == 70  # env beats TOML
-    assert service.max_connection_idle == 60.0 and service.drain_delay == 2.5  # TOML
+    assert service.grpc.max_concurrent_streams == 16  # flag
+    assert service.grpc.max_concurrent_rpcs == 70  # env beats TOML
+    assert service.grpc.max_connection_idle == 60.0 and service.drain_delay == 2.5  # TOML
     assert (
         load_service_settings(
             ["--issuer", ISSUER, "--audience", "a", "--drain-delay", "0"], environ={}
@@ -231,5 +237,5 @@ def test_limit_knobs_follow_the_precedence(tmp_path: Path) -> None:
         == 0
     )
     facade = load_facade_settings([], environ={"SECUREROUTE_HTTP_KEEPALIVE_TIMEOUT": "30s"})
-    assert facade.keepalive_timeout == 30.0
-    assert load_facade_settings([], environ={}).keepalive_timeout == 75.0
+    assert facade.http.keepalive_timeout == 30.0
+    assert load_facade_settings([], environ={}).http.keepalive_timeout == 75.0

@@ -51,9 +51,9 @@ async def _watching(channel: grpc.aio.Channel, count: int) -> AsyncIterator[list
 
 def test_defaults() -> None:
     settings = load_service_settings(["--issuer", "https://idp.example.com/", "--audience", "a"], environ={})
-    assert settings.max_concurrent_rpcs == 1000
-    assert settings.max_concurrent_streams == 512
-    assert settings.max_connection_idle == 300.0
+    assert settings.grpc.max_concurrent_rpcs == 1000
+    assert settings.grpc.max_concurrent_streams == 512
+    assert settings.grpc.max_connection_idle == 300.0
     assert settings.drain_delay == 1.0
 
 

@@ -17,8 +17,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from jwt_authn.testing import LoopbackIssuer
-from secureroute.settings import ListenAddress, SettingsError
-from service.settings import SERVICE_SETTINGS, authn_config, load_service_settings
+from secureroute.settings import ListenAddress, SettingsError, settings_of
+from service.settings import ServiceSettings, authn_config, load_service_settings
 
 WAIT_S = 15.0
 ISSUER = "https://idp.example.com/"
@@ -31,7 +31,7 @@ AssertBadSetting = Callable[..., None]
 def test_help_explains_every_setting(run_main: RunMain) -> None:
     result = run_main("service", "--help")
     assert result.returncode == 0
-    for row in SERVICE_SETTINGS:
+    for row in settings_of(ServiceSettings):
         assert row.flag in result.stdout
         assert row.env in result.stdout
     assert "--config" in result.stdout and "SECUREROUTE_CONFIG" in result.stdout
@@ -57,14 +57,14 @@ BASE = ("--issuer", ISSUER, "--audience", "secureroute", "--listen", "127.0.0.1:
         pytest.param((*BASE, "--listen", "::1:50051"), {}, "listen", id="listen-unbracketed-ipv6"),
         pytest.param((*BASE, "--jwks-uri", "ftp://keys.example.com/jwks"), {}, "jwks_uri", id="bad-url"),
         pytest.param((*BASE, "--jwks-file", "/no/such/jwks.json"), {}, "jwks_file", id="missing-file"),
-        pytest.param((*BASE, "--leeway", "-1"), {}, "leeway", id="negative-leeway"),
+        pytest.param((*BASE, "--leeway-s", "-1"), {}, "leeway_s", id="negative-leeway"),
         pytest.param((*BASE, "--grace-period", "-5"), {}, "grace_period", id="negative-grace"),
         pytest.param((*BASE, "--grace-period", "soon"), {}, "grace_period", id="not-a-duration"),
         pytest.param((*BASE, "--algorithms", "RS256,HS256"), {}, "algorithms", id="hmac-algorithm"),
         pytest.param((*BASE, "--algorithms", "none"), {}, "algorithms", id="none-algorithm"),
         pytest.param((*BASE, "--log-level", "chatty"), {}, "log_level", id="bad-log-level"),
         pytest.param((*BASE, "--bogus"), {}, "arguments", id="unknown-flag"),
-        pytest.param(BASE, {"SECUREROUTE_LEEWAY": "abc"}, "leeway", id="bad-env-var"),
+        pytest.param(BASE, {"SECUREROUTE_LEEWAY_S": "abc"}, "leeway_s", id="bad-env-var"),
         pytest.param(BASE, {"SECUREROUTE_ALLOW_ANY_AUDIENCE": "maybe"}, "allow_any_audience", id="bad-bool"),
         pytest.param(BASE, {"SECUREROUTE_CONFIG": "/no/such/config.toml"}, "config", id="missing-config"),
     ],
@@ -94,19 +94,19 @@ def test_bad_toml_exits_2(tmp_path: Path, run_main: RunMain) -> None:
 def test_precedence_flag_env_toml_default(tmp_path: Path) -> None:
     config = tmp_path / "service.toml"
     config.write_text(
-        f'issuer = "{ISSUER}"\naudience = ["from-toml", "second"]\nleeway = 5\ngrace_period = 3\n'
+        f'issuer = "{ISSUER}"\naudience = ["from-toml", "second"]\nleeway_s = 5\ngrace_period = 3\n'
         'listen = "127.0.0.1:7000"\n'
     )
     env = {
         "SECUREROUTE_CONFIG": str(config),
-        "SECUREROUTE_LEEWAY": "7",
+        "SECUREROUTE_LEEWAY_S": "7",
         "SECUREROUTE_GRPC_LISTEN": "127.0.0.1:7001",
     }
     settings = load_service_settings(["--listen", "127.0.0.1:7002"], environ=env)
-    assert settings.listen == ListenAddress("127.0.0.1", 7002)  # flag beats env and TOML
-    assert settings.leeway == 7.0  # env beats TOML
+    assert settings.grpc.listen == ListenAddress("127.0.0.1", 7002)  # flag beats env and TOML
+    assert settings.leeway_s == 7.0  # env beats TOML
     assert settings.grace_period == 3.0  # TOML beats default
-    assert settings.audience == ("from-toml", "second")  # TOML lists are fine
+    assert settings.audiences == ("from-toml", "second")  # TOML lists are fine
     assert settings.log_level == "INFO"  # default
     assert settings.issuer == ISSUER
 
@@ -115,10 +115,10 @@ def test_defaults_and_comma_separated_values() -> None:
     settings = load_service_settings(
         ["--issuer", ISSUER, "--audience", "a, b", "--algorithms", "ES256,EdDSA"], environ={}
     )
-    assert settings.listen == ListenAddress("::", 50051)
-    assert str(settings.listen) == "[::]:50051"
+    assert settings.grpc.listen == ListenAddress("::", 50051)
+    assert str(settings.grpc.listen) == "[::]:50051"
     assert settings.grace_period == 10.0
-    assert settings.audience == ("a", "b")
+    assert settings.audiences == ("a", "b")
     config = authn_config(settings)
     assert config.issuers[0].algorithms == ("ES256", "EdDSA")
     assert "/secureroute.v1.SecureRouteService/Health" in config.policy.public_methods

@@ -1,0 +1,161 @@
+"""Every setting of both programs works from each source: a flag, an environment variable, a TOML key.
+
+The settings come from the models (``settings_of``), so a new setting is tested here without a
+new line; only a value for it may be needed in ``_SAMPLES`` (the test says so when it is).
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from http_facade.settings import FacadeSettings
+from secureroute.settings import ProgramSettings, Setting, SettingsError, load, settings_of
+from service.settings import ServiceSettings
+
+ISSUER = "https://idp.example.com/"
+PROGRAMS: tuple[type[ProgramSettings], ...] = (ServiceSettings, FacadeSettings)
+CASES = [
+    pytest.param(cls, row, source, id=f"{cls.prog}-{row.name}-{source}")
+    for cls in PROGRAMS
+    for row in settings_of(cls)
+    for source in ("flag", "env", "toml")
+]
+#: Values that differ from the default, by setting name; files are made in the test's directory.
+_SAMPLES = {
+    "issuer": "https://other.example.com/",
+    "audiences": "a,b",
+    "algorithms": "ES256,EdDSA",
+    "jwks_uri": "https://keys.example.com/jwks",
+    "roles_claim": "realm_access.roles",
+    "realm": "api",
+    "listen": "127.0.0.1:1234",
+    "metrics_listen": "127.0.0.1:9464",
+    "listen_unix": "/run/secureroute/grpc.sock",
+    "log_level": "DEBUG",
+    "log_format": "text",
+    "backend": "dns:///svc:50051",
+    "backend_server_name": "svc.example.com",
+}
+_FILES = {"jwks_file", "tls_cert", "tls_key", "tls_client_ca", "backend_ca", "backend_client_cert"}
+_FILES |= {"backend_client_key"}
+#: Settings that only make sense with others (given as flags).
+_COMPANIONS = {
+    "tls_cert": ("tls_key",),
+    "tls_key": ("tls_cert",),
+    "tls_client_ca": ("tls_cert", "tls_key"),
+    "backend_ca": ("backend_tls",),
+    "backend_server_name": ("backend_tls",),
+    "backend_client_cert": ("backend_client_key", "backend_tls"),
+    "backend_client_key": ("backend_client_cert", "backend_tls"),
+}
+
+
+def _sample(row: Setting, tmp_path: Path) -> str:
+    if row.name in _FILES:
+        path = tmp_path / f"{row.name}.pem"
+        path.write_text("x")
+        return str(path)
+    if row.name in _SAMPLES:
+        return _SAMPLES[row.name]
+    default = row.info.default
+    if isinstance(default, bool):
+        return str(not default).lower()
+    if isinstance(default, int | float):
+        upper = next((m.le for m in row.info.metadata if getattr(m, "le", None) is not None), None)
+        return str(default - 1 if upper is not None and default + 1 > upper else default + 1)
+    raise AssertionError(f"add a sample value for {row.name} to _SAMPLES")
+
+
+def _toml_value(row: Setting, text: str) -> str:
+    """The sample as TOML writes it natively: booleans, numbers and lists unquoted."""
+    if row.switch or text.replace(".", "", 1).isdigit():
+        return text
+    if typing.get_origin(row.info.annotation) is tuple:
+        return json.dumps(text.split(","))
+    return json.dumps(text)
+
+
+def _value(settings: BaseModel, row: Setting) -> object:
+    value: object = settings
+    for part in row.path:
+        value = getattr(value, part)
+    return value
+
+
+@pytest.mark.parametrize(("cls", "row", "source"), CASES)
+def test_each_setting_works_from_each_source(
+    cls: type[ProgramSettings], row: Setting, source: str, tmp_path: Path
+) -> None:
+    rows = {r.name: r for r in settings_of(cls)}
+    text = _sample(row, tmp_path)
+    argv: list[str] = []
+    for name in _COMPANIONS.get(row.name, ()):
+        companion = rows[name]
+        argv += [companion.flag] if companion.switch else [companion.flag, _sample(companion, tmp_path)]
+    if "issuer" in rows and row.name != "issuer":
+        argv += ["--issuer", ISSUER]
+    flag = [f"--{'' if text == 'true' else 'no-'}{row.flag[2:]}"] if row.switch else [row.flag, text]
+    environ: dict[str, str] = {}
+    if source == "env":
+        environ[row.env] = text
+    elif source == "toml":
+        config = tmp_path / "settings.toml"
+        config.write_text(f"{row.name} = {_toml_value(row, text)}\n")
+        environ["SECUREROUTE_CONFIG"] = str(config)
+    loaded = _value(load(cls, [*argv, *flag] if source == "flag" else argv, environ), row)
+    # The same value whichever source gave it, and not the default (so the source was read).
+    assert loaded == _value(load(cls, [*argv, *flag], {}), row) != row.info.default
+
+
+@pytest.mark.parametrize("source", ["flag", "env", "toml"])
+def test_the_old_audience_name_still_works(source: str, tmp_path: Path) -> None:
+    argv, environ = ["--issuer", ISSUER], {}
+    if source == "flag":
+        argv += ["--audience", "a,b"]
+    elif source == "env":
+        environ["SECUREROUTE_AUDIENCE"] = "a,b"
+    else:
+        (tmp_path / "s.toml").write_text('audience = ["a", "b"]\n')
+        environ["SECUREROUTE_CONFIG"] = str(tmp_path / "s.toml")
+    assert load(ServiceSettings, argv, environ).audiences == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "toml", "line"),
+    [
+        (
+            ["--leeway-s", "x"],
+            {},
+            "",
+            "leeway_s: Input should be a valid number, unable to parse string as a number (from --leeway-s)",
+        ),
+        (
+            [],
+            {"SECUREROUTE_GRPC_MAX_CONCURRENT_RPCS": "0"},
+            "",
+            "max_concurrent_rpcs: Input should be greater "
+            "than or equal to 1 (from SECUREROUTE_GRPC_MAX_CONCURRENT_RPCS)",
+        ),
+        ([], {}, "cooldown_s = -1", "cooldown_s: Input should be greater than 0 (from key cooldown_s of "),
+        (
+            ["--audience", "a"],
+            {},
+            "workers = 2\nlisten_unix = '/run/x.sock'",
+            "listen_unix: cannot be shared",
+        ),
+    ],
+)
+def test_a_bad_value_names_the_setting_and_its_source(
+    argv: list[str], environ: dict[str, str], toml: str, line: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "s.toml"
+    config.write_text(toml + "\n")
+    with pytest.raises(SettingsError) as caught:
+        load(ServiceSettings, ["--issuer", ISSUER, *argv], {**environ, "SECUREROUTE_CONFIG": str(config)})
+    assert str(caught.value).startswith(line)
+    assert "\n" not in str(caught.value)
