@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from jwt_authn.config import PUBLIC_GRPC_INFRA_METHODS, AuthnConfig, IssuerConfig, Policy
+from jwt_authn.config import AuthnConfig, IssuerConfig, Policy
 from secureroute.settings import Csv, ExistingFile, OldName, PositiveSeconds, Seconds, SubSettings, Text
 
 __all__ = ["AuthnSettings", "authn_config"]
@@ -82,6 +82,12 @@ class AuthnSettings(SubSettings):
         _default("cooldown_s"),
         description="least time between two refreshes caused by unknown key ids, seconds",
     )
+    # Well below any caller's deadline (the facade's backend timeout is 5 s): a slow issuer costs
+    # a prompt 401, and the fetch goes on in the background.
+    refresh_wait_s: PositiveSeconds = Field(
+        _default("refresh_wait_s"),
+        description="longest a request waits for a key refresh caused by an unknown key id, seconds",
+    )
     # 24 h: the last good key set outlives an issuer outage, but not forever.
     max_staleness_s: PositiveSeconds = Field(
         _default("max_staleness_s"),
@@ -97,6 +103,13 @@ class AuthnSettings(SubSettings):
     max_token_bytes: int = Field(
         _default("max_token_bytes"), description="largest token accepted before any parsing, bytes"
     )
+    # Real tokens nest 3 levels; 16 keeps every accepted claim set renderable as a protobuf Struct.
+    max_claims_depth: int = Field(
+        _default("max_claims_depth"),
+        ge=1,
+        le=32,
+        description="deepest nesting of objects and arrays in a token's claims; deeper tokens are refused",
+    )
     realm: str = Field(
         _default("realm"),
         description="realm of the WWW-Authenticate challenge (RFC 6750 §3); empty leaves it out",
@@ -111,11 +124,11 @@ def _matching(cls: type[Any], values: dict[str, Any]) -> dict[str, Any]:
 def authn_config(settings: AuthnSettings, *, public_methods: tuple[str, ...] = ()) -> AuthnConfig:
     """The jwt_authn config for ``settings``. Raises ``ValueError("setting: problem")``.
 
-    ``public_methods`` are added to gRPC's health and reflection services, which are always public.
+    ``public_methods`` are public beside gRPC's health and reflection services (jwt_authn's default).
     """
     values = {name: getattr(settings, name) for name in AuthnSettings.model_fields}
     return AuthnConfig(
         issuers=(IssuerConfig(**_matching(IssuerConfig, values)),),
-        policy=Policy(public_methods=(*PUBLIC_GRPC_INFRA_METHODS, *public_methods)),
+        policy=Policy(public_methods=public_methods),
         **_matching(AuthnConfig, values),
     )

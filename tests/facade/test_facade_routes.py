@@ -220,7 +220,7 @@ async def test_a_new_kid_while_the_issuer_dribbles_is_a_prompt_401_not_a_504(
 ) -> None:
     """The service waits for an on-demand key refresh at most its refresh wait (1 s), well
     inside the facade's backend deadline (here 3 s), so the caller gets the 401 it is owed."""
-    service = await start_service(make_service_settings(issuer.url, "--cooldown", "0.05"))
+    service = await start_service(make_service_settings(issuer.url, "--cooldown-s", "0.05"))
     assert await service.authenticator.wait_ready(timeout_s=10)
     facade_url = await start_facade(f"127.0.0.1:{service.port}", timeout_s=3.0)
     issuer.rotate("ES256")
