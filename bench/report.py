@@ -63,88 +63,44 @@ def _ratio(
     )
 
 
-_SPLIT_INFO = "none: the split deployment, measured as information"
+_SPLIT = "none: the split deployment, measured as information"
 _CEILING = "the row above's reach whatever authentication costs"
-#: (target, our scenario, the reference scenario, goal: "≥ x" as a float, or None for information).
+_EXPRESS_WARM, _EXPRESS_COLD = "express /secure-route warm", "express /secure-route cold"
+# fmt: off
+#: (target, our scenario, the reference scenario, goal: a float is "≥ goal", a text is information).
 LOAD_TARGETS: tuple[tuple[str, str, str, float | str], ...] = (
-    (
-        "gRPC guard on / off, SecureRoute reused token, req/s (h2load)",
-        "service SecureRoute warm",
-        "guard-off SecureRoute warm",
-        0.95,
-    ),
-    (
-        "gRPC guard on / off, SecureRoute fresh tokens on both sides, req/s (h2grpc)",
-        "service SecureRoute cold",
-        "guard-off SecureRoute cold",
-        0.85,
-    ),
-    (
-        "gRPC SecureRoute / Python peer (grpc.aio + PyJWT), reused token, req/s (h2load)",
-        "service SecureRoute warm",
-        "pyjwt SecureRoute warm",
-        2.5,
-    ),
-    (
-        "gRPC SecureRoute / Python peer, fresh tokens, req/s (h2grpc)",
-        "service SecureRoute cold",
-        "pyjwt SecureRoute cold",
-        2.0,
-    ),
+    ("gRPC guard on / off, SecureRoute reused token, req/s (h2load)",
+     "service SecureRoute warm", "guard-off SecureRoute warm", 0.95),
+    ("gRPC guard on / off, SecureRoute fresh tokens on both sides, req/s (h2grpc)",
+     "service SecureRoute cold", "guard-off SecureRoute cold", 0.85),
+    ("gRPC SecureRoute / Python peer (grpc.aio + PyJWT), reused token, req/s (h2load)",
+     "service SecureRoute warm", "pyjwt SecureRoute warm", 2.5),
+    ("gRPC SecureRoute / Python peer, fresh tokens, req/s (h2grpc)",
+     "service SecureRoute cold", "pyjwt SecureRoute cold", 2.0),
     ("gRPC Health / Python peer's Health, req/s (h2load)", "service Health", "pyjwt Health", 1.0),
-    (
-        "gRPC SecureRoute warm (h2load) / Express /secure-route warm, req/s",
-        "service SecureRoute warm",
-        "express /secure-route warm",
-        2.0,
-    ),
-    (
-        "ceiling of the row above: gRPC Health (no authentication) / Express /secure-route warm, req/s",
-        "service Health",
-        "express /secure-route warm",
-        _CEILING,
-    ),
-    (
-        "split facade /secure-route warm / Express /secure-route warm, req/s",
-        "facade /secure-route warm",
-        "express /secure-route warm",
-        _SPLIT_INFO,
-    ),
-    (
-        "ceiling of the row above: facade /health (no authentication) / Express /secure-route warm, req/s",
-        "facade /health",
-        "express /secure-route warm",
-        _CEILING,
-    ),
-    (
-        "split facade /secure-route cold / Express /secure-route cold, req/s",
-        "facade /secure-route cold",
-        "express /secure-route cold",
-        _SPLIT_INFO,
-    ),
-    (
-        "ceiling of the row above: facade /health (no authentication) / Express /secure-route cold, req/s",
-        "facade /health",
-        "express /secure-route cold",
-        _CEILING,
-    ),
-    (
-        "lever: facade over a Unix socket / over TCP, /secure-route warm, req/s",
-        f"{http_section.UNIX_FACADE} /secure-route warm",
-        "facade /secure-route warm",
-        "> 1 if the lever pays (section 3 and 4)",
-    ),
+    ("gRPC SecureRoute warm (h2load) / Express /secure-route warm, req/s",
+     "service SecureRoute warm", _EXPRESS_WARM, 2.0),
+    ("ceiling of the row above: gRPC Health (no authentication) / Express /secure-route warm, req/s",
+     "service Health", _EXPRESS_WARM, _CEILING),
+    ("split facade /secure-route warm / Express /secure-route warm, req/s",
+     "facade /secure-route warm", _EXPRESS_WARM, _SPLIT),
+    ("ceiling of the row above: facade /health (no authentication) / Express /secure-route warm, req/s",
+     "facade /health", _EXPRESS_WARM, _CEILING),
+    ("split facade /secure-route cold / Express /secure-route cold, req/s",
+     "facade /secure-route cold", _EXPRESS_COLD, _SPLIT),
+    ("ceiling of the row above: facade /health (no authentication) / Express /secure-route cold, req/s",
+     "facade /health", _EXPRESS_COLD, _CEILING),
+    ("lever: facade over a Unix socket / over TCP, /secure-route warm, req/s",
+     f"{http_section.UNIX_FACADE} /secure-route warm", "facade /secure-route warm",
+     "> 1 if the lever pays (section 3 and 4)"),
 )
 
 
-def _target(
-    name: str, value: float | None, goal: float, unit: str, *, at_most: bool, shown: str = ""
-) -> Target:
+def _target(name: str, value: float | None, goal: float, unit: str, *, at_most: bool,
+            shown: str = "") -> Target:
     passed = None if value is None else (value <= goal if at_most else value >= goal)
-    digits = 1 if unit == " %" else 2
-    return Target(
-        name, value, f"{'≤' if at_most else '≥'} {goal:g}{unit}", passed, shown or _fmt(value, digits, unit)
-    )
+    return Target(name, value, f"{'≤' if at_most else '≥'} {goal:g}{unit}", passed,
+                  shown or _fmt(value, 1 if unit == " %" else 2, unit))
 
 
 def _storm_ratio(rounds: Sequence[StormRound], top: str, bottom: str) -> float | None:
@@ -156,81 +112,65 @@ def targets(results: BenchResults) -> list[Target]:
     rows = []
     for alg, goal in (("RS256", 2.5), ("ES256", 1.5)):
         row = results.validation.get(alg)
-        value = (
-            median_of(ratio_of(c, r) for c, r in zip(row["cold"], row["raw"], strict=True)) if row else None
-        )
-        rows.append(
-            _target(f"{alg} cold validation / raw cryptography verify", value, goal, "x", at_most=True)
-        )
+        pairs = zip(row["cold"], row["raw"], strict=True) if row else ()
+        value = median_of(ratio_of(cold, raw) for cold, raw in pairs)
+        rows.append(_target(f"{alg} cold validation / raw cryptography verify", value, goal, "x",
+                            at_most=True))
     # The cache hit is one code path whatever the algorithm: the spread between algorithms is noise.
     per_alg = [v for v in (median_of(row["warm"]) for row in results.validation.values()) if v]
     warm = median_of(per_alg)
     spread = f" ({_fmt(min(per_alg))} to {_fmt(max(per_alg))})" if per_alg else ""
-    rows.append(
-        _target(
-            "warm validation (cache hit), median over the algorithms",
-            warm,
-            2.0,
-            " µs",
-            at_most=True,
-            shown=_fmt(warm, 2, " µs") + spread,
-        )
-    )
+    rows.append(_target("warm validation (cache hit), median over the algorithms", warm, 2.0, " µs",
+                        at_most=True, shown=_fmt(warm, 2, " µs") + spread))
     merged = results.rounds()
     for name, top, bottom, aim in LOAD_TARGETS:
         value = _ratio(merged, top, bottom)
-        if isinstance(aim, str):
-            rows.append(Target(name, value, aim, None, _fmt(value, 2, "x"), informative=True))
-        else:
-            rows.append(_target(name, value, aim, "x", at_most=False))
+        informative = Target(name, value, str(aim), None, _fmt(value, 2, "x"), informative=True)
+        rows.append(informative if isinstance(aim, str) else _target(name, value, aim, "x", at_most=False))
     health, secure = grpc_section.HALF_LOAD
-    added = [
-        (r[secure].p99_us - r[health].p99_us) / 1000 for r in results.grpc if secure in r and health in r
-    ]
+    added = [(r[secure].p99_us - r[health].p99_us) / 1e3 for r in results.grpc if {secure, health} <= set(r)]
     added = [v for v in added if not math.isnan(v)]
     shown = _fmt(median_of(added), 2, " ms")
     if len(added) > 1:  # the spread says whether the median is a measurement or the machine's noise
         shown += f" (rounds {min(added):+.2f} to {max(added):+.2f})"
-    rows.append(
-        _target(
-            "p99 latency added by authentication at half the saturating load (gRPC, reused token; "
-            "SecureRoute and Health in one window)",
-            median_of(added),
-            1.0,
-            " ms",
-            at_most=True,
-            shown=shown,
-        )
-    )
-    memory = results.memory
+    rows.append(_target("p99 latency added by authentication at half the saturating load (gRPC, reused "
+                        "token; "
+                        "SecureRoute and Health in one window)", median_of(added), 1.0, " ms", at_most=True,
+                        shown=shown))
     for process in ("service", "facade"):
-        growth = memory.growth(process) if memory else None
-        percent = None if growth is None else growth * 100
-        name = f"{process} RSS growth from one step of distinct tokens to two (section 6)"
-        rows.append(_target(name, percent, 10.0, " %", at_most=True))
-    storm = results.storm
-    worst = max((s.discovery_fetches + s.jwks_fetches for s in storm), default=None)
-    rows.append(
-        Target(
-            "issuer fetches per storm of unknown kids (worst round; section 5)",
-            worst,
-            "≤ 2 (one refresh: discovery + JWKS)",
-            None if worst is None else worst <= 2,
-            str(worst) if worst is not None else "n/a",
-        )
-    )
-    ratio = _storm_ratio(storm, "storm", "rejection control") if storm else None
-    rows.append(
-        _target(
-            "valid calls' p99 during the unknown-kid storm / during a same-size burst of cheap "
-            "rejections (section 5)",
-            ratio,
-            1.2,
-            "x",
-            at_most=True,
-        )
-    )
+        growth = results.memory.growth(process) * 100 if results.memory else None
+        rows.append(_target(f"{process} RSS growth from one step of distinct tokens to two (section 6)",
+                            growth, 10.0, " %", at_most=True))
+    worst = max((s.discovery_fetches + s.jwks_fetches for s in results.storm), default=None)
+    rows.append(Target("issuer fetches per storm of unknown kids (worst round; section 5)", worst,
+                       "≤ 2 (one refresh: discovery + JWKS)", None if worst is None else worst <= 2,
+                       "n/a" if worst is None else str(worst)))
+    ratio = _storm_ratio(results.storm, "storm", "rejection control") if results.storm else None
+    rows.append(_target("valid calls' p99 during the unknown-kid storm / during a same-size burst of cheap "
+                        "rejections (section 5)", ratio, 1.2, "x", at_most=True))
     return rows
+
+
+_GRPC_RATIOS = (
+    ("guard on / off, SecureRoute reused token (h2load)",
+     "service SecureRoute warm", "guard-off SecureRoute warm"),
+    ("guard on / off, SecureRoute fresh tokens (h2grpc)",
+     "service SecureRoute cold", "guard-off SecureRoute cold"),
+    ("ours / Python peer, Health (h2load)", "service Health", "pyjwt Health"),
+    ("ours / Python peer, SecureRoute reused token (h2load)",
+     "service SecureRoute warm", "pyjwt SecureRoute warm"),
+    ("ours / Python peer, SecureRoute fresh tokens (h2grpc)",
+     "service SecureRoute cold", "pyjwt SecureRoute cold"),
+    ("SecureRoute cold / warm (h2grpc)", "service SecureRoute cold", "service SecureRoute warm (h2grpc)"),
+)
+_GRPC_VS_EXPRESS = (
+    ("gRPC SecureRoute warm (h2load) / Express /secure-route warm",
+     "service SecureRoute warm", _EXPRESS_WARM),
+    ("gRPC SecureRoute cold (h2grpc) / Express /secure-route cold",
+     "service SecureRoute cold", _EXPRESS_COLD),
+    ("gRPC Health (h2load) / Express /health", "service Health", "express /health"),
+)
+# fmt: on
 
 
 def _verdict(target: Target) -> str:
@@ -343,37 +283,7 @@ def _grpc(results: BenchResults) -> list[str]:
         "",
         *_load_table(results.grpc, grpc_section.SCENARIOS),
         "",
-        *_ratio_rows(
-            results.grpc,
-            (
-                (
-                    "guard on / off, SecureRoute reused token (h2load)",
-                    "service SecureRoute warm",
-                    "guard-off SecureRoute warm",
-                ),
-                (
-                    "guard on / off, SecureRoute fresh tokens (h2grpc)",
-                    "service SecureRoute cold",
-                    "guard-off SecureRoute cold",
-                ),
-                ("ours / Python peer, Health (h2load)", "service Health", "pyjwt Health"),
-                (
-                    "ours / Python peer, SecureRoute reused token (h2load)",
-                    "service SecureRoute warm",
-                    "pyjwt SecureRoute warm",
-                ),
-                (
-                    "ours / Python peer, SecureRoute fresh tokens (h2grpc)",
-                    "service SecureRoute cold",
-                    "pyjwt SecureRoute cold",
-                ),
-                (
-                    "SecureRoute cold / warm (h2grpc)",
-                    "service SecureRoute cold",
-                    "service SecureRoute warm (h2grpc)",
-                ),
-            ),
-        ),
+        *_ratio_rows(results.grpc, _GRPC_RATIOS),
     ]
     if results.pieces:
         lines += [
@@ -449,22 +359,7 @@ def _http(results: BenchResults) -> list[str]:
     ]
     if results.grpc:
         lines += ["", "Our gRPC server (no facade) against Express, same token, per round:", ""]
-        lines += _ratio_rows(
-            results.rounds(),
-            (
-                (
-                    "gRPC SecureRoute warm (h2load) / Express /secure-route warm",
-                    "service SecureRoute warm",
-                    "express /secure-route warm",
-                ),
-                (
-                    "gRPC SecureRoute cold (h2grpc) / Express /secure-route cold",
-                    "service SecureRoute cold",
-                    "express /secure-route cold",
-                ),
-                ("gRPC Health (h2load) / Express /health", "service Health", "express /health"),
-            ),
-        )
+        lines += _ratio_rows(results.rounds(), _GRPC_VS_EXPRESS)
     return lines
 
 
