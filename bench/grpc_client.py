@@ -8,6 +8,7 @@ status code.
 
 Usage:
     python -m bench.grpc_client --target 127.0.0.1:50051 --tokens storm.txt --start-at 1767000000.5
+    report = fire(port, Path("storm.txt"), start_at=time.time() + 2)    # from the driver
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ import argparse
 import asyncio
 import collections
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
 
-__all__ = ["main"]
+__all__ = ["fire", "main"]
 
 _SERVICE = "/secureroute.v1.SecureRouteService/"
 _EMPTY_MESSAGE = b""
@@ -74,6 +78,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     with open(args.tokens, encoding="ascii") as lines:
         tokens = [line.strip() for line in lines if line.strip()]
     print(json.dumps(asyncio.run(_burst(args, tokens))))
+
+
+def fire(port: int, tokens: Path, *, start_at: float | None = None) -> dict[str, Any]:
+    """One burst in a child process: every token of ``tokens`` at once (at ``start_at``); its report."""
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.grpc_client",
+        "--target",
+        f"127.0.0.1:{port}",
+        "--tokens",
+        str(tokens),
+    ]
+    if start_at is not None:
+        argv += ["--start-at", f"{start_at:.6f}"]
+    burst = subprocess.run(  # noqa: S603
+        argv,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=120,
+        check=True,
+    )
+    report: dict[str, Any] = json.loads(burst.stdout.strip().splitlines()[-1])
+    return report
 
 
 if __name__ == "__main__":

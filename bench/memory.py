@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench import wrk
 from bench.context import BenchContext
-from bench.http_load import wrk
-from bench.procfs import rss_kib
+from bench.measure import rss_kib
 
 __all__ = ["MemoryFigures", "run_memory"]
 
@@ -40,8 +40,7 @@ class MemoryFigures:
 
 
 def _rss(ctx: BenchContext) -> dict[str, int]:
-    assert ctx.service is not None and ctx.facade is not None
-    return {"service": rss_kib(ctx.service.pid), "facade": rss_kib(ctx.facade.pid)}
+    return {process: rss_kib(ctx.servers[process].pid) for process in _PROCESSES}
 
 
 def _send_all(ctx: BenchContext, tokens: list[str], rate: float, name: str) -> tuple[int, int, float]:
@@ -51,16 +50,15 @@ def _send_all(ctx: BenchContext, tokens: list[str], rate: float, name: str) -> t
     the rate seen so far; tokens a run did not reach go to the next one (a few in flight at the
     end of a timed-out run may be sent twice: a handful of cache hits among tens of thousands).
     """
-    assert ctx.service is not None and ctx.facade is not None
-    url = f"http://127.0.0.1:{ctx.facade.port}/secure-route"
-    pids = [ctx.facade.pid, ctx.service.pid]
+    url = f"http://127.0.0.1:{ctx.servers['facade'].port}/secure-route"
+    pids = [ctx.servers["facade"].pid, ctx.servers["service"].pid]
     remaining, sent, failed = tokens, 0, 0
     for attempt in range(_MAX_ATTEMPTS):
         if not remaining:
             break
         seconds = max(3.0, len(remaining) / max(rate, 50.0) * 1.1)
         path = ctx.token_file(f"memory-{name}-{attempt}", remaining)
-        run = wrk(ctx, url, path, pids=pids, duration_s=seconds)
+        run = wrk.run(ctx, url, path, pids=pids, duration_s=seconds)
         # Out of tokens: every one was sent (wrk drops the last few responses when it stops).
         done = len(remaining) if run.tokens_exhausted else min(run.requests, len(remaining))
         sent, failed = sent + done, failed + run.errors

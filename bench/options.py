@@ -50,6 +50,8 @@ class BenchOptions:
     install: bool = True
     #: Log level of the service and facade under load.
     log_level: str = "WARNING"
+    #: A smoke run (``--quick``): the report says its figures are not to be quoted.
+    smoke: bool = False
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -71,9 +73,11 @@ class BenchOptions:
         """One short round of everything: a smoke run, not figures to quote."""
         return cls(
             rounds=1,
-            load_duration_s=2.0,
+            load_duration_s=1.0,
             warmup_s=0.5,
-            validation_tokens=200,
+            validation_tokens=100,
             warm_iterations=5_000,
-            memory_step_requests=3_000,
+            storm_requests=200,
+            memory_step_requests=2_000,
+            smoke=True,
         )

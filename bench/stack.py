@@ -1,27 +1,29 @@
-"""The system under test as real processes on loopback: the gRPC service, the HTTP facade, the Express peer.
+"""The system under test as real processes on loopback, beside the issuer they all trust.
 
-Each server is started the way an operator starts it (``python -m service``, ``python -m
-http_facade``, ``node server.js``) on a free 127.0.0.1 port, and is only handed out once it
-answers: the service once its Health reports SERVING (its key set is loaded), the HTTP
-servers once ``/health`` answers 200. Logs go to files, never to a pipe that could fill.
-A second facade can reach the service over its Unix socket (``--listen-unix``) instead.
+A jwt_authn ``LoopbackIssuer`` serves discovery and JWKS from a thread of the driver (so the storm
+can read its fetch counters). Each server is started the way an operator starts it (``python -m
+service``, ``python -m http_facade``, ``node server.js``, ``python -m bench.peers.pyjwt_grpc``) on
+a free 127.0.0.1 port and handed out once it answers: a gRPC server once SecureRoute answers OK to
+``ready_token`` (its keys are loaded), an HTTP server once ``/health`` answers 200. Logs go to
+files, never to a pipe that could fill. Every server is stopped on exit.
 
 Usage:
     with Stack(workdir) as stack:
-        socket_path = stack.unix_socket_path("grpc.sock")   # short enough for sockaddr_un
-        service = stack.start_service(issuer.url, "--listen-unix", str(socket_path))
-        facade = stack.start_facade(service.port)
-        facade_unix = stack.start_facade(f"unix:{socket_path}", name="facade-unix")
-        express = stack.start_express(issuer.url)
+        stack.ready_token = mint.one("RS256")          # signed with stack.keys
+        service = stack.start_grpc("service", stack.service_argv())
+        facade = stack.start_http("facade", [sys.executable, "-m", "http_facade", "--backend", ...])
+        print(stack.issuer_url, stack.fetches())
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -31,21 +33,22 @@ from pathlib import Path
 from types import TracebackType
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from jwcrypto import jwk
 
-from bench.tools import EXPRESS_DIR
+from jwt_authn.testing import LoopbackIssuer
 from secureroute.unix_socket import parse_unix_socket_path
 
-__all__ = ["AUDIENCE", "REPO_ROOT", "Server", "Stack", "free_port", "http_get", "supports_flag"]
+__all__ = ["AUDIENCE", "REPO_ROOT", "Server", "Stack", "http_get"]
 
+#: The audience every server expects and every token carries.
 AUDIENCE = "secureroute"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-_SERVICE_NAME = "secureroute.v1.SecureRouteService"
 _START_TIMEOUT_S = 60.0
+#: Replaced by the bound port in every argv (each server listens on its own free port).
+PORT = "{port}"
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
+def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -62,14 +65,6 @@ def http_get(url: str, token: str | None = None, timeout_s: float = 5.0) -> tupl
             return int(response.status), response.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
-
-
-def supports_flag(module: str, flag: str) -> bool:
-    """Whether ``python -m module --help`` lists ``flag`` (e.g. ``--workers``)."""
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=REPO_ROOT, check=False
-    )
-    return flag in result.stdout
 
 
 @dataclass(slots=True)
@@ -106,110 +101,121 @@ class Server:
 
 
 class Stack:
-    """Starts servers, and stops every one of them on exit."""
+    """The issuer (on a thread), and every server started through it."""
 
-    def __init__(self, workdir: Path, *, log_level: str = "WARNING") -> None:
+    def __init__(
+        self, workdir: Path, *, log_level: str = "WARNING", algorithms: tuple[str, ...] = ("RS256",)
+    ):
         self._workdir = workdir
         self._log_level = log_level
-        self.servers: list[Server] = []
-        #: Directories made for socket paths the workdir could not hold; removed on exit.
+        self._issuer = LoopbackIssuer(algorithms=algorithms, audience=AUDIENCE)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="bench-issuer", daemon=True)
+        self._servers: list[Server] = []
         self._socket_dirs: list[Path] = []
+        #: A valid token: a gRPC server is ready once SecureRoute answers OK to it.
+        self.ready_token = ""
 
     def __enter__(self) -> Stack:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._issuer.start(), self._loop).result(timeout=120)
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self.stop_all()
-
-    def stop_all(self) -> None:
-        for server in reversed(self.servers):
+        for server in reversed(self._servers):
             server.stop()
-        self.servers.clear()
         for directory in self._socket_dirs:
             shutil.rmtree(directory, ignore_errors=True)
-        self._socket_dirs.clear()
+        asyncio.run_coroutine_threadsafe(self._issuer.stop(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()
+
+    @property
+    def issuer_url(self) -> str:
+        return self._issuer.url
+
+    @property
+    def keys(self) -> dict[str, jwk.JWK]:
+        """The issuer's current private signing key of each algorithm."""
+        return dict(self._issuer.tokens.keys)
+
+    def fetches(self) -> tuple[int, int]:
+        """(discovery documents served, JWKS documents served) so far."""
+        return self._issuer.discovery_fetches, self._issuer.jwks_fetches
 
     def unix_socket_path(self, name: str) -> Path:
         """``workdir/name``, or ``name`` in a fresh short directory under /tmp when that path is too
         long for a Unix socket address (sockaddr_un holds 107 bytes; ``--workdir`` may be deep)."""
-        candidate = (self._workdir / name).absolute()
         try:
-            return Path(parse_unix_socket_path(str(candidate)))
+            return Path(parse_unix_socket_path(str((self._workdir / name).absolute())))
         except ValueError:
-            # /tmp itself, not $TMPDIR: that may be as deep as the workdir.
-            directory = Path(tempfile.mkdtemp(prefix="srb-", dir="/tmp"))
+            directory = Path(
+                tempfile.mkdtemp(prefix="srb-", dir="/tmp")
+            )  # /tmp, not $TMPDIR: that may be as deep
             self._socket_dirs.append(directory)
             return Path(parse_unix_socket_path(str(directory / name)))
 
-    def _spawn(self, name: str, argv: Sequence[str], port: int, cwd: Path = REPO_ROOT) -> Server:
+    def service_argv(self, *extra: str, launcher: Sequence[str] = ("service",)) -> list[str]:
+        """``python -m service`` (or a bench variant of it, ``launcher``) trusting the issuer."""
+        return [
+            sys.executable, "-m", *launcher, "--listen", f"127.0.0.1:{PORT}", "--issuer", self.issuer_url,
+            "--audience", AUDIENCE, "--grace-period", "1", "--log-level", self._log_level, *extra,
+        ]  # fmt: skip
+
+    def facade_argv(self, backend: str, *extra: str) -> list[str]:
+        return [
+            sys.executable, "-m", "http_facade", "--listen", f"127.0.0.1:{PORT}", "--backend", backend,
+            "--log-level", self._log_level, *extra,
+        ]  # fmt: skip
+
+    def _spawn(self, name: str, argv: Sequence[str], cwd: Path) -> Server:
+        port = _free_port()
         log_path = self._workdir / f"{name}-{port}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(  # noqa: S603
-                list(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-            )
+                [part.replace(PORT, str(port)) for part in argv],
+                cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         server = Server(name, process, port, log_path)
-        self.servers.append(server)
+        self._servers.append(server)
         return server
 
-    def start_service(
-        self, issuer_url: str, *extra: str, launcher: Sequence[str] = ("service",), name: str = "service"
-    ) -> Server:
-        """The service; ``launcher`` is the module to run and its own arguments before the service's
-        (``bench.timed_service`` runs the same service with timers)."""
-        port = free_port()
-        argv = [sys.executable, "-m", *launcher, "--listen", f"127.0.0.1:{port}", "--issuer", issuer_url]
-        argv += ["--audience", AUDIENCE, "--grace-period", "1", "--log-level", self._log_level, *extra]
-        server = self._spawn(name, argv, port)
-        _wait_serving(server)
-        return server
+    def start_grpc(self, name: str, argv: Sequence[str], cwd: Path = REPO_ROOT) -> Server:
+        """Start a gRPC server; return it once SecureRoute answers OK to ``ready_token``."""
+        server = self._spawn(name, argv, cwd)
+        call = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+        secure_route = call.unary_unary(
+            "/secureroute.v1.SecureRouteService/SecureRoute",
+            request_serializer=None,
+            response_deserializer=None,
+        )
+        metadata = (("authorization", f"Bearer {self.ready_token}"),)
+        try:
+            deadline = time.monotonic() + _START_TIMEOUT_S
+            while time.monotonic() < deadline:
+                server.check_alive()
+                try:
+                    secure_route(b"", metadata=metadata, timeout=2)
+                    return server
+                except grpc.RpcError:
+                    time.sleep(0.1)
+        finally:
+            call.close()
+        raise RuntimeError(f"{name} did not answer SecureRoute:\n{server.log_tail()}")
 
-    def start_facade(self, backend: int | str, *extra: str, name: str = "facade") -> Server:
-        """A facade whose backend is the service's loopback port, or a gRPC target (``unix:PATH``)."""
-        port = free_port()
-        target = f"127.0.0.1:{backend}" if isinstance(backend, int) else backend
-        argv = [sys.executable, "-m", "http_facade", "--listen", f"127.0.0.1:{port}"]
-        argv += ["--backend", target, "--log-level", self._log_level, *extra]
-        server = self._spawn(name, argv, port)
-        _wait_http(server)
-        return server
-
-    def start_express(self, node: str, issuer_url: str) -> Server:
-        port = free_port()
-        argv = [node, "server.js", "--listen", f"127.0.0.1:{port}", "--issuer", issuer_url]
-        argv += ["--audience", AUDIENCE]
-        server = self._spawn("express", argv, port, cwd=EXPRESS_DIR)
-        _wait_http(server)
-        return server
-
-
-def _wait_serving(server: Server) -> None:
-    """Until the service's Health says SERVING for SecureRouteService (its keys are loaded)."""
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+    def start_http(self, name: str, argv: Sequence[str], cwd: Path = REPO_ROOT) -> Server:
+        """Start an HTTP server; return it once ``/health`` answers 200."""
+        server = self._spawn(name, argv, cwd)
+        deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             server.check_alive()
             try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(service=_SERVICE_NAME), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
+                if http_get(f"http://127.0.0.1:{server.port}/health", timeout_s=1)[0] == 200:
+                    return server
+            except OSError:
                 pass
             time.sleep(0.1)
-    raise RuntimeError(f"{server.name} did not become ready:\n{server.log_tail()}")
-
-
-def _wait_http(server: Server) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        server.check_alive()
-        try:
-            status, _ = http_get(f"http://127.0.0.1:{server.port}/health", timeout_s=1)
-            if status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{server.name} did not answer /health:\n{server.log_tail()}")
+        raise RuntimeError(f"{name} did not answer /health:\n{server.log_tail()}")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +36,7 @@ from jwcrypto import jwk, jwt
 
 from bench.options import BenchOptions
 from jwt_authn import Authenticator, AuthnConfig, IssuerConfig
-from jwt_authn.testing import generate_key, sign_compact
+from jwt_authn.testing import TokenFactory
 
 __all__ = ["ALGORITHMS", "METRICS", "make_case", "run_validation"]
 
@@ -90,25 +89,11 @@ class _Case:
 
     def __init__(self, alg: str, count: int) -> None:
         self.alg = alg
-        key = generate_key(alg, kid=f"bench-{alg.lower()}")
+        factory = TokenFactory(issuer=_ISSUER, algorithms=(alg,))
+        key = factory.keys[alg]
         self.jwks: dict[str, Any] = {"keys": [key.export_public(as_dict=True)]}
-        now = int(time.time())
-        header = {"alg": alg, "typ": "at+jwt", "kid": key.get("kid")}
         self.tokens = [
-            sign_compact(
-                header,
-                {
-                    "iss": _ISSUER,
-                    "sub": f"bench-user-{i}",
-                    "aud": _AUDIENCE,
-                    "iat": now,
-                    "exp": now + 4 * 3600,
-                    "jti": uuid.uuid4().hex,
-                    "client_id": "bench",
-                    "scope": "read",
-                },
-                key,
-            )
+            factory.issue(sub=f"bench-user-{i}", aud=_AUDIENCE, scope="read", alg=alg, ttl_s=4 * 3600)
             for i in range(count)
         ]
         self.verify_raw, prepare = _raw_verifier(alg, key)

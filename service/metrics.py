@@ -3,7 +3,8 @@
 The request path pays plain dict and list increments: per RPC one count by method and code and
 one latency bucket (found by bisection) by method, plus one count per authentication outcome;
 collectors turn them into Prometheus families when Prometheus scrapes. (prometheus_client's own
-Counter and Histogram take a lock per update: about 4.8 µs a call inside the busy server.)
+Counter and Histogram take a lock per update, several times the cost of a dict increment:
+docs/benchmarks.md, section 2, measures both.)
 Everything runs on the service's one event loop thread, scrapes included (metrics_server.py),
 so no update needs a lock. Cache and key-set figures are not pushed at all:
 ``AuthnStateCollector`` reads the authenticator's plain counters at scrape time.
