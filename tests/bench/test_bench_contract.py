@@ -72,7 +72,10 @@ def test_a_validation_only_run_writes_every_section_and_says_what_it_skipped(tmp
 def test_a_quick_run_measures_every_target_with_no_failed_call(tmp_path: Path) -> None:
     text = _bench(tmp_path, timeout_s=580)
     committed = COMMITTED.read_text(encoding="utf-8")
-    assert _headings(text) == _headings(committed)
+    # Notes depend on the machine (a tool's version, a peer not installed): every other section is fixed.
+    assert [h for h in _headings(text) if h != "## Notes"] == [
+        h for h in _headings(committed) if h != "## Notes"
+    ]
     measured = _targets(text)
     assert list(measured) == list(_targets(committed))
     unmeasured = [
