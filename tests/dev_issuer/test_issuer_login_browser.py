@@ -18,11 +18,11 @@ import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from issuer_helpers import Answer, Callback, RunningIssuer, pkce_pair
-from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_playwright
+from issuer_helpers import Answer, Callback, RunningIssuer, code_request_url, pkce_pair
+from playwright.async_api import Browser, ConsoleMessage, Error, Page, Response, async_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -109,25 +109,18 @@ async def page(browser: Browser) -> AsyncIterator[tuple[Page, Console]]:
     await context.close()
 
 
-def _authorize(issuer: RunningIssuer, redirect_uri: str, challenge: str) -> str:
-    query = {
-        "response_type": "code",
-        "client_id": "postman",
-        "redirect_uri": redirect_uri,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "scope": "openid read",
-        "state": STATE,
-    }
-    return f"{issuer.url}/authorize?{urlencode(query)}"
+async def _open_login(tab: Page, issuer: RunningIssuer, redirect_uri: str) -> tuple[str, Response | None]:
+    """Go to the login page as the postman client asking for a code; returns the PKCE verifier."""
+    verifier, challenge = pkce_pair()
+    url = code_request_url(issuer, challenge, redirect_uri, scope="openid read", state=STATE)
+    return verifier, await tab.goto(url)
 
 
 async def test_sign_in_in_chromium_lands_on_the_client_with_a_code_that_redeems(
     issuer: RunningIssuer, callback: Callback, page: tuple[Page, Console], post_token: PostToken
 ) -> None:
     tab, console = page
-    verifier, challenge = pkce_pair()
-    response = await tab.goto(_authorize(issuer, callback.url, challenge))
+    verifier, response = await _open_login(tab, issuer, callback.url)
     assert response is not None and response.status == 200
     assert "development issuer" in (await tab.title()).lower()
     viewport = tab.locator('meta[name="viewport"]')
@@ -165,8 +158,7 @@ async def test_deny_in_chromium_returns_access_denied(
     issuer: RunningIssuer, callback: Callback, page: tuple[Page, Console]
 ) -> None:
     tab, console = page
-    _, challenge = pkce_pair()
-    await tab.goto(_authorize(issuer, callback.url, challenge))
+    await _open_login(tab, issuer, callback.url)
     await tab.get_by_role("button", name="Deny").click()  # formnovalidate: no username needed
     await tab.wait_for_url(f"{callback.url}?**")
     landed: dict[str, Any] = parse_qs(urlsplit(tab.url).query)
@@ -178,9 +170,8 @@ async def test_an_unregistered_redirect_uri_shows_an_error_page_in_chromium(
     issuer: RunningIssuer, callback: Callback, page: tuple[Page, Console]
 ) -> None:
     tab, console = page
-    _, challenge = pkce_pair()
     unregistered = callback.url.replace("/callback", "/not-registered")
-    response = await tab.goto(_authorize(issuer, unregistered, challenge))
+    _, response = await _open_login(tab, issuer, unregistered)
     assert response is not None and response.status == 400
     assert tab.url.startswith(issuer.url)  # shown here, never redirected
     assert "development issuer" in (await tab.title()).lower()
@@ -193,8 +184,7 @@ async def test_a_rejected_username_stays_in_the_field_tied_to_its_error(
     issuer: RunningIssuer, callback: Callback, page: tuple[Page, Console]
 ) -> None:
     tab, console = page
-    _, challenge = pkce_pair()
-    await tab.goto(_authorize(issuer, callback.url, challenge))
+    await _open_login(tab, issuer, callback.url)
     # A browser without the pattern check (or a person who turned it off) posts anyway: the server
     # must refuse, keep what was typed, and say which field is wrong.
     ARTIFACTS.mkdir(exist_ok=True)
@@ -220,8 +210,7 @@ async def test_the_login_page_is_laid_out_for_a_phone(
     context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     try:
         tab = await context.new_page()
-        _, challenge = pkce_pair()
-        await tab.goto(_authorize(issuer, callback.url, challenge))
+        await _open_login(tab, issuer, callback.url)
         assert await tab.evaluate("window.innerWidth") == 390
         assert await tab.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
