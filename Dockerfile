@@ -4,28 +4,39 @@
 #       -e SECUREROUTE_AUDIENCE=secureroute secureroute                     # the gRPC service (default)
 #   docker run --rm -p 3000:3000 -e SECUREROUTE_BACKEND=service:50051 secureroute secureroute-facade
 # Settings come from SECUREROUTE_* variables, flags, or a TOML file (--config); see README "Operating it".
+#
+# Build arguments (`make image` uses both; see README "The container image"):
+#   BASE_IMAGE  any image with python3.11+ and its venv module as `python` (default: the official one)
+#   WHEELHOUSE  a directory inside the build context holding wheels of every dependency and of the
+#               build backend (setuptools, wheel): no package index is used (builds without
+#               network); empty: dependencies come from the index
+ARG BASE_IMAGE=python:3.11.11-slim-bookworm
 
-# Build stage: install the package and its dependencies into a virtual environment.
-FROM python:3.11.11-slim-bookworm AS build
+# Build stage: install the guard (its own distribution, ./jwt_authn), the application and their
+# dependencies into a virtual environment.
+FROM ${BASE_IMAGE} AS build
+ARG WHEELHOUSE=""
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/secureroute
-COPY pyproject.toml README.md ./
-COPY jwt_authn ./jwt_authn
-COPY secureroute ./secureroute
-COPY service ./service
-COPY http_facade ./http_facade
+# .dockerignore keeps the context to the packaged sources (and build/wheelhouse, when made).
+COPY . ./
 # A regular (not editable) install: the runtime stage needs no sources.
-RUN /opt/secureroute/bin/pip install --no-cache-dir .
+RUN if [ -n "$WHEELHOUSE" ]; then \
+        /opt/secureroute/bin/pip install --no-cache-dir --no-index --find-links "$WHEELHOUSE" ./jwt_authn .; \
+    else \
+        /opt/secureroute/bin/pip install --no-cache-dir ./jwt_authn .; \
+    fi
 
 # Runtime stage: the interpreter, the virtual environment, and a user without privileges.
-FROM python:3.11.11-slim-bookworm
+FROM ${BASE_IMAGE}
 RUN groupadd --system --gid 10001 secureroute \
     && useradd --system --uid 10001 --gid secureroute --no-create-home --shell /usr/sbin/nologin secureroute
 COPY --from=build /opt/secureroute /opt/secureroute
-ENV PATH=/opt/secureroute/bin:$PATH \
+# PATH spelled out: an image brought in with `podman import` may carry no PATH to extend.
+ENV PATH=/opt/secureroute/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     SECUREROUTE_LOG_FORMAT=json
@@ -36,4 +47,6 @@ EXPOSE 50051 3000 9464
 # Both programs handle SIGTERM themselves (drain, then exit 0), also as PID 1; with --workers they
 # reap their own children, so no init shim is needed.
 STOPSIGNAL SIGTERM
+# The default program: the gRPC service. When the one program (gRPC and HTTP in one process) lands,
+# this line becomes its entry point; everything else, `make image-test` included, stays.
 CMD ["secureroute-service"]

@@ -9,7 +9,14 @@ PROTO := protos/secureroute/v1/secureroute.proto
 EXAMPLE_PROTO := examples/greeter/greeter.proto
 TYPED_PACKAGES := jwt_authn service http_facade secureroute dev_issuer dev_stack examples bench tools
 
+# The container image (make image, make image-test): see README "The container image".
+IMAGE ?= localhost/secureroute:dev
+BASE_IMAGE ?= localhost/secureroute-base:bookworm
+WHEELHOUSE := build/wheelhouse
+IMAGE_TOOLS := podman buildah mmdebstrap
+
 .PHONY: help install run test lint proto proto-check buf pytest guard-dist bench fuzz-long soak clean
+.PHONY: image image-test image-tools image-base
 
 help:
 	@echo "make run    - start the development issuer, the gRPC service and the HTTP facade together"
@@ -20,11 +27,21 @@ help:
 	@echo "make bench  - run the side-by-side benchmark"
 	@echo "make fuzz-long - hypothesis with 5,000 examples per property (~10 min)"
 	@echo "make soak   - a 60,000-request mixed load on the live stack"
+	@echo "make image  - build the container image with podman (base image and wheels made locally)"
+	@echo "make image-test - build it, run both programs from it, call them, stop them (~1 min)"
 
-$(VENV)/.installed: pyproject.toml jwt_authn/pyproject.toml examples/pyproject.toml
+# Two stamps: what running needs (the runtime dependencies and grpcurl, the client the stack's
+# banner prints commands for) and, on top, what the checks and tests need (the [dev] extra, npm).
+# The guard (./jwt_authn) is a distribution of its own that the application depends on.
+$(VENV)/.runtime-installed: pyproject.toml jwt_authn/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ./jwt_authn -e ./examples -e '.[dev]'
+	$(PY) -m pip install --quiet -e ./jwt_authn -e '.[client]'
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.runtime-installed examples/pyproject.toml
+	$(PY) -m pip install --quiet -e ./examples -e '.[dev]'
+
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -33,7 +50,8 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed node_modules/.installed
 
-run: install
+# Only what running needs: no [dev] extra, no npm tools. Offline once installed.
+run: $(VENV)/.runtime-installed
 	$(PY) -m dev_stack
 
 proto: $(VENV)/.installed
@@ -81,5 +99,35 @@ fuzz-long: install
 soak: install
 	SECUREROUTE_LOAD_REQUESTS=60000 SECUREROUTE_LOAD_CLIENTS=200 $(BIN)/pytest tests/load/test_load_mixed.py --timeout=0 -s
 
+# podman, buildah and mmdebstrap from Debian's packages when missing (root and apt-get only).
+image-tools:
+	@missing=$$(for tool in $(IMAGE_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done); \
+	if [ -n "$$missing" ]; then \
+		echo "apt-get install" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+# A Debian bookworm base with Python, made locally (no image registry needed); built once.
+image-base: image-tools
+	set -o pipefail; podman image exists $(BASE_IMAGE) || { \
+		mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,python-is-python3,passwd \
+			bookworm - | podman import --quiet \
+			--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - $(BASE_IMAGE); }
+
+# Wheels of every dependency and of the build backend, made on the host: pip cannot reach the
+# package index inside the build.
+$(WHEELHOUSE)/.made: pyproject.toml jwt_authn/pyproject.toml $(VENV)/.runtime-installed
+	rm -rf $(WHEELHOUSE)
+	$(PY) -m pip wheel --quiet --wheel-dir $(WHEELHOUSE) ./jwt_authn . 'setuptools>=77' wheel
+	rm -f $(WHEELHOUSE)/secureroute-*.whl
+	touch $@
+
+image: image-base $(WHEELHOUSE)/.made
+	podman build --quiet --isolation chroot --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+		--build-arg WHEELHOUSE=$(WHEELHOUSE) --tag $(IMAGE) .
+
+image-test: image install
+	SECUREROUTE_TEST_IMAGE=$(IMAGE) $(BIN)/pytest tests/image -s -q
+
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache $(WHEELHOUSE)

@@ -17,6 +17,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -33,8 +34,6 @@ __all__ = ["bind_socket", "create_app", "start_site", "url_for"]
 _log = logging.getLogger("dev_issuer")
 #: Form bodies here are a few hundred bytes; 64 KiB leaves room and bounds hostile ones.
 _MAX_BODY_BYTES = 64 * 1024
-#: Verifiers may cache discovery and keys this long (jwt_authn clamps to at least 60 s anyway).
-_PUBLIC_CACHE = {"Cache-Control": "public, max-age=60"}
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -71,12 +70,18 @@ async def _discovery(request: web.Request) -> web.Response:
         "scopes_supported": list(config.scopes_supported),
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "roles"],
     }
-    return web.json_response(document, headers=_PUBLIC_CACHE)
+    return web.json_response(document, headers=_public_cache(config))
+
+
+def _public_cache(config: IssuerConfig) -> dict[str, str]:
+    """Verifiers may cache discovery and keys this long; a rotated-in key waits as long to sign."""
+    return {"Cache-Control": f"public, max-age={config.jwks_max_age_s}"}
 
 
 async def _jwks(request: web.Request) -> web.Response:
+    state = request.app[STATE]
     return web.json_response(
-        request.app[STATE].keys.jwks(), content_type="application/jwk-set+json", headers=_PUBLIC_CACHE
+        state.keys.jwks(), content_type="application/jwk-set+json", headers=_public_cache(state.config)
     )
 
 
@@ -88,7 +93,8 @@ def _is_loopback_peer(request: web.Request) -> bool:
 
 
 async def _rotate(request: web.Request) -> web.Response:
-    """Publish a new key per algorithm; the old ones stay for the grace period."""
+    """Publish a new key per algorithm, signing after the JWKS max-age (``?immediate=true``: at once);
+    the old ones sign until then and stay published for the grace period after that."""
     # Loopback callers only, even when the issuer listens wider. A browser page could still post
     # here cross-site from the developer's machine, and browsers always send Origin then: refuse it.
     if not _is_loopback_peer(request) or "Origin" in request.headers:
@@ -99,21 +105,33 @@ async def _rotate(request: web.Request) -> web.Response:
             },
             status=403,
         )
+    immediate = request.query.get("immediate", "false")
+    if immediate not in ("true", "false"):
+        return web.json_response(
+            {"error": "invalid_request", "error_description": "immediate must be true or false"}, status=400
+        )
     state = request.app[STATE]
     now = state.config.clock()
     # RSA key generation blocks for a while: keep the event loop serving meanwhile.
     new_keys = await asyncio.gather(
         *(asyncio.to_thread(generate_key, alg, now=now) for alg in SIGNING_ALGORITHMS)
     )
-    rotation = state.keys.rotate(list(new_keys))
+    # Real issuers publish a key before signing with it: a verifier that fetched the JWKS just
+    # before the rotation keeps it for max-age, and a token with the new kid would be refused
+    # (unknown kid) until its next refresh. "immediate" is for tests that need the new key now.
+    delay_s = 0 if immediate == "true" else state.config.jwks_max_age_s
+    rotation = state.keys.rotate(list(new_keys), publish_delay_s=delay_s)
+    at = time.strftime("%H:%M:%S", time.localtime(now + delay_s))
+    when = "at once" if delay_s == 0 else f"from {at} (in {delay_s} s, the JWKS max-age)"
     _log.warning(
-        "rotated signing keys: new %s; retiring %s",
+        "rotated signing keys: published %s, signing %s; retiring %s",
         ", ".join(k.kid for k in rotation.added),
+        when,
         ", ".join(k.kid for k in rotation.retiring) or "none",
     )
     return web.json_response(
         {
-            "added": [{"kid": k.kid, "alg": k.alg} for k in rotation.added],
+            "added": [{"kid": k.kid, "alg": k.alg, "signs_from": k.signs_from} for k in rotation.added],
             "retiring": [{"kid": k.kid, "alg": k.alg, "remove_at": k.remove_at} for k in rotation.retiring],
         },
         headers={"Cache-Control": "no-store"},

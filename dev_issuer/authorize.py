@@ -148,8 +148,10 @@ async def authorize_post(request: web.Request) -> web.Response:
             state.config,
             pending,
             login_id=login_id,
+            # Kept so the person can correct it; escaped on output, and never becomes a subject.
+            username=username,
             roles=tuple(r for r in roles if r in state.config.roles_offered),
-            error="Username: 1-128 characters of letters, digits and . _ @ + : | -",
+            username_error="Username: 1-128 characters of letters, digits and . _ @ + : | -",
         )
     unknown = [r for r in roles if r not in state.config.roles_offered]
     if unknown:

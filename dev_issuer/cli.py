@@ -1,7 +1,10 @@
 """Command line: ``serve`` the issuer, print a ``token``, ``rotate`` the keys.
 
+``serve`` takes its settings from flags, else from the TOML file named by ``--config`` (keys named
+like the flags: ``listen``, ``scopes = ["greeter.farewell"]``, ...), else the defaults.
+
 Usage:
-    python -m dev_issuer serve --listen 127.0.0.1:8080 --state-dir .dev-state/issuer
+    python -m dev_issuer serve --listen 127.0.0.1:8080 --state-dir .dev-state/issuer --scope greeter.farewell
     grpcurl -H "authorization: Bearer $(python -m dev_issuer token --sub alice --role admin)" ...
     python -m dev_issuer rotate --url http://127.0.0.1:8080
 """
@@ -14,11 +17,20 @@ import json
 import logging
 import signal
 import sys
+import tomllib
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from dev_issuer.app import bind_socket, create_app, start_site, url_for
-from dev_issuer.config import SIGNING_ALGORITHMS, IssuerConfig, check_bind_host, parse_listen
+from dev_issuer.config import (
+    DEFAULT_SCOPES,
+    SIGNING_ALGORITHMS,
+    IssuerConfig,
+    check_bind_host,
+    parse_listen,
+)
 from dev_issuer.keys import KeyStoreError
 from dev_issuer.token_client import (
     DEV_CLIENT_ID,
@@ -31,7 +43,76 @@ from dev_issuer.token_client import (
 __all__ = ["main"]
 
 _DEFAULT_URL = "http://127.0.0.1:8080"
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _log = logging.getLogger("dev_issuer")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _ServeSettings:
+    """``serve``'s settings; each is a flag (``--rotation-grace``) and a TOML key (``rotation_grace``)."""
+
+    listen: str = "127.0.0.1:8080"
+    issuer_url: str | None = None
+    state_dir: Path = Path(".dev-state/issuer")
+    audience: str = "secureroute"
+    ttl: int = 3600
+    rotation_grace: float = 600.0
+    #: Scopes supported on top of DEFAULT_SCOPES (the flag is --scope, repeated).
+    scopes: tuple[str, ...] = ()
+    allow_non_loopback: bool = False
+    log_level: str = "INFO"
+
+
+_FILE_TYPES: dict[str, tuple[type, ...]] = {
+    "listen": (str,),
+    "issuer_url": (str,),
+    "state_dir": (str,),
+    "audience": (str,),
+    "ttl": (int,),
+    "rotation_grace": (int, float),
+    "scopes": (list,),
+    "allow_non_loopback": (bool,),
+    "log_level": (str,),
+}
+
+
+def _read_settings_file(path: Path) -> dict[str, Any]:
+    """The TOML file's keys, checked: an unknown key or a wrong type is a bad setting (exit 2)."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"config: cannot read {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"config: {path} is not valid TOML: {exc}") from None
+    for key, value in document.items():
+        if key not in _FILE_TYPES:
+            raise ValueError(f"config: unknown key {key!r} in {path}; known: {', '.join(_FILE_TYPES)}")
+        wrong_bool = isinstance(value, bool) and bool not in _FILE_TYPES[key]
+        if wrong_bool or not isinstance(value, _FILE_TYPES[key]):
+            raise ValueError(f"{key}: wrong type in {path}: {type(value).__name__}")
+        if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            raise ValueError(f"scopes: must be a list of strings in {path}")
+    return document
+
+
+def _serve_settings(args: argparse.Namespace) -> _ServeSettings:
+    """Flags first, then the TOML file, then the defaults."""
+    from_file = _read_settings_file(args.config) if args.config is not None else {}
+    chosen: dict[str, Any] = {}
+    for field in fields(_ServeSettings):
+        flag_value = getattr(args, field.name)
+        if flag_value is not None and flag_value is not False and flag_value != []:
+            chosen[field.name] = flag_value
+        elif field.name in from_file:
+            chosen[field.name] = from_file[field.name]
+    if "scopes" in chosen:
+        chosen["scopes"] = tuple(chosen["scopes"])
+    if "state_dir" in chosen:
+        chosen["state_dir"] = Path(chosen["state_dir"])
+    settings = _ServeSettings(**chosen)
+    if settings.log_level not in _LOG_LEVELS:
+        raise ValueError(f"log_level: one of {', '.join(_LOG_LEVELS)}, got {settings.log_level!r}")
+    return settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,23 +122,38 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the issuer")
-    serve.add_argument(
-        "--listen", default="127.0.0.1:8080", help="host:port to bind (default 127.0.0.1:8080)"
+    serve = commands.add_parser(
+        "serve",
+        help="run the issuer",
+        description="Flags win over the TOML file (--config), which wins over the defaults.",
     )
-    serve.add_argument("--issuer-url", help="the issuer identifier (default http://<listen address>)")
-    serve.add_argument("--state-dir", type=Path, default=Path(".dev-state/issuer"), help="where keys persist")
-    serve.add_argument("--audience", default="secureroute", help="aud when a request names none")
-    serve.add_argument("--ttl", type=int, default=3600, help="access-token lifetime, seconds (1..86400)")
     serve.add_argument(
-        "--rotation-grace", type=float, default=600.0, help="seconds a rotated-out key stays published"
+        "--config", type=Path, help="a TOML file whose keys are the flags' names with underscores"
+    )
+    serve.add_argument("--listen", help="host:port to bind (default 127.0.0.1:8080)")
+    serve.add_argument("--issuer-url", help="the issuer identifier (default http://<listen address>)")
+    serve.add_argument("--state-dir", type=Path, help="where keys persist (default .dev-state/issuer)")
+    serve.add_argument("--audience", help="aud when a request names none (default secureroute)")
+    serve.add_argument("--ttl", type=int, help="access-token lifetime, seconds (1..86400; default 3600)")
+    serve.add_argument(
+        "--rotation-grace",
+        type=float,
+        help="seconds a rotated-out key stays published after it stopped signing (default 600)",
+    )
+    serve.add_argument(
+        "--scope",
+        dest="scopes",
+        action="append",
+        metavar="NAME",
+        help=f"also support this scope; repeat for more (always supported: {' '.join(DEFAULT_SCOPES)})",
     )
     serve.add_argument(
         "--allow-non-loopback",
         action="store_true",
+        default=None,
         help="allow binding beyond loopback (anyone could mint tokens)",
     )
-    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument("--log-level", choices=_LOG_LEVELS, help="default INFO")
 
     token = commands.add_parser("token", help="print a fresh access token from a running issuer")
     token.add_argument("--issuer-url", default=_DEFAULT_URL, help=f"default {_DEFAULT_URL}")
@@ -71,29 +167,36 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--alg", choices=SIGNING_ALGORITHMS, help="signing algorithm (dev-only)")
 
     rotate = commands.add_parser(
-        "rotate", help="publish new signing keys; old ones leave after the grace period"
+        "rotate",
+        help="publish new signing keys; they sign after the JWKS max-age, the old ones leave after the grace",
     )
     rotate.add_argument("--url", default=_DEFAULT_URL, help=f"the issuer's base URL (default {_DEFAULT_URL})")
+    rotate.add_argument(
+        "--immediate",
+        action="store_true",
+        help="sign with the new keys at once (verifiers that cached the JWKS refuse them until they refresh)",
+    )
     return parser
 
 
-async def _serve(args: argparse.Namespace) -> int:
-    host, port = parse_listen(args.listen)
-    check_bind_host(host, allow_non_loopback=args.allow_non_loopback)
-    if args.issuer_url is None and host in ("0.0.0.0", "::"):  # noqa: S104 - we are rejecting it
+async def _serve(settings: _ServeSettings) -> int:
+    host, port = parse_listen(settings.listen)
+    check_bind_host(host, allow_non_loopback=settings.allow_non_loopback)
+    if settings.issuer_url is None and host in ("0.0.0.0", "::"):  # noqa: S104 - we are rejecting it
         raise ValueError("issuer_url: set --issuer-url when listening on a wildcard address")
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
-        raise ValueError(f"listen: cannot bind {args.listen}: {exc.strerror}") from None
-    issuer_url = args.issuer_url or url_for(host, sock.getsockname()[1])
+        raise ValueError(f"listen: cannot bind {settings.listen}: {exc.strerror}") from None
+    issuer_url = settings.issuer_url or url_for(host, sock.getsockname()[1])
     try:
         config = IssuerConfig(
             issuer_url=issuer_url,
-            state_dir=args.state_dir,
-            default_audience=args.audience,
-            token_ttl_s=args.ttl,
-            rotation_grace_s=args.rotation_grace,
+            state_dir=settings.state_dir,
+            default_audience=settings.audience,
+            token_ttl_s=settings.ttl,
+            rotation_grace_s=settings.rotation_grace,
+            scopes_supported=tuple(dict.fromkeys((*DEFAULT_SCOPES, *settings.scopes))),
         )
         runner = await start_site(create_app(config), sock)
     except BaseException:
@@ -117,10 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
+            settings = _serve_settings(args)
             logging.basicConfig(
-                level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+                level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
             )
-            return asyncio.run(_serve(args))
+            return asyncio.run(_serve(settings))
         if args.command == "token":
             token = fetch_token(
                 args.issuer_url,
@@ -135,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(token)  # stdout carries only the token, for $(...)
             return 0
-        print(json.dumps(rotate_keys(args.url), indent=2))
+        print(json.dumps(rotate_keys(args.url, immediate=args.immediate), indent=2))
         return 0
     except (ValueError, KeyStoreError) as exc:
         print(f"dev_issuer: error: {exc}", file=sys.stderr)

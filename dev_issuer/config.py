@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "DEFAULT_CLIENTS",
+    "DEFAULT_SCOPES",
     "LOOPBACK_CALLBACK",
     "POSTMAN_BROWSER_CALLBACK",
     "POSTMAN_CALLBACK",
@@ -42,6 +43,9 @@ POSTMAN_BROWSER_CALLBACK = "https://oauth.pstmn.io/v1/browser-callback"
 LOOPBACK_CALLBACK = "http://127.0.0.1/callback"
 #: The algorithms the issuer holds a key for (one RSA-2048 and one P-256 key).
 SIGNING_ALGORITHMS: tuple[str, ...] = ("RS256", "ES256")
+
+#: The scopes every issuer supports; ``serve --scope`` and the TOML file's ``scopes`` add more.
+DEFAULT_SCOPES: tuple[str, ...] = ("openid", "profile", "email", "read", "write", "admin")
 
 #: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 SCOPE_TOKEN_PATTERN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")
@@ -157,13 +161,17 @@ class IssuerConfig:
     code_ttl_s: float = 60.0
     #: How long the login page stays valid, seconds.
     login_ttl_s: float = 600.0
-    #: How long a rotated-out key stays published, seconds (10 min: longer than a verifier's JWKS cache).
+    #: How long a rotated-out key stays published after it stopped signing, seconds (10 min: longer than
+    #: a verifier's JWKS cache).
     rotation_grace_s: float = 600.0
+    #: The max-age of the JWKS and discovery documents (Cache-Control), seconds; a rotated-in key
+    #: signs only this long after it was published. 60 s: jwt_authn's shortest routine refresh.
+    jwks_max_age_s: int = 60
     #: Algorithm of the key that signs when a request does not choose.
     default_algorithm: str = "RS256"
     clients: tuple[ClientConfig, ...] = DEFAULT_CLIENTS
     #: Scopes a client may ask for; anything else is ``invalid_scope``.
-    scopes_supported: tuple[str, ...] = ("openid", "profile", "email", "read", "write", "admin")
+    scopes_supported: tuple[str, ...] = DEFAULT_SCOPES
     #: Roles offered as checkboxes on the login page.
     roles_offered: tuple[str, ...] = ("admin", "editor", "viewer")
     #: Wall clock, injectable for tests (code expiry, key grace periods, token times).
@@ -190,6 +198,7 @@ class IssuerConfig:
         _require(0 < self.code_ttl_s <= 600, "code_ttl", "must be in (0, 600] s (RFC 6749 §4.1.2)")
         _require(0 < self.login_ttl_s <= 3600, "login_ttl", "must be in (0, 3600] s")
         _require(self.rotation_grace_s >= 0, "rotation_grace", "must not be negative")
+        _require(0 <= self.jwks_max_age_s <= 86_400, "jwks_max_age", "must be 0..86400 s")
         _require(
             self.default_algorithm in SIGNING_ALGORITHMS,
             "algorithm",
@@ -197,10 +206,11 @@ class IssuerConfig:
         )
         ids = [c.client_id for c in self.clients]
         _require(bool(ids) and len(set(ids)) == len(ids), "clients", "at least one, each client_id once")
+        bad_scopes = [s for s in self.scopes_supported if not SCOPE_TOKEN_PATTERN.fullmatch(s)]
         _require(
-            all(SCOPE_TOKEN_PATTERN.fullmatch(s) for s in self.scopes_supported),
+            not bad_scopes,
             "scopes",
-            "invalid scope token (RFC 6749 §3.3)",
+            f'not a scope token (RFC 6749 §3.3: 1-128 printable ASCII, no space, " or \\): {bad_scopes!r}',
         )
         _require(
             all(ROLE_PATTERN.fullmatch(r) for r in self.roles_offered),

@@ -1,9 +1,11 @@
 """The issuer's signing keys: generated once, kept on disk owner-only, rotated on demand.
 
-One current key per algorithm (RS256: RSA-2048, ES256: P-256) signs. ``rotate()`` adds a new
-current key per algorithm and schedules the old ones for removal after a grace period, so
-verifiers that cached the old JWKS, and tokens already issued, keep working for a while.
-Removal is applied whenever the store is read, against the injected clock.
+One current key per algorithm (RS256: RSA-2048, ES256: P-256) signs. ``rotate()`` works the way
+real issuers do: it publishes a new key per algorithm at once, but the new key signs only after
+``publish_delay_s`` (the JWKS max-age the issuer announces), so every verifier that follows the
+max-age has it before the first token signed with it arrives (no ``unknown kid`` window). The
+old keys keep signing until then and stay published for the grace period after that, for the
+tokens they signed. Removal is applied whenever the store is read, against the injected clock.
 
 The state file holds private keys: the directory is 0700 and the file 0600, written
 atomically so a crash never leaves half a key set.
@@ -11,7 +13,7 @@ atomically so a crash never leaves half a key set.
 Usage:
     store = KeyStore.open(Path(".dev-state/issuer"), clock=time.time, grace_s=600)
     key = store.signing_key("RS256")
-    store.rotate()
+    store.rotate(publish_delay_s=60)  # published now, signing in 60 s
     document = store.jwks()          # public keys only
 """
 
@@ -56,6 +58,12 @@ class SigningKey:
     created_at: float
     #: When the key leaves the JWKS; None while it is the current key for its algorithm.
     remove_at: float | None = None
+    #: When the key starts signing (published before that); None: from ``created_at``.
+    signs_from: float | None = None
+
+    @property
+    def signing_since(self) -> float:
+        return self.created_at if self.signs_from is None else self.signs_from
 
     def public_jwk(self) -> dict[str, Any]:
         """The public half with ``kid``, ``alg`` and ``use=sig``: never a private parameter."""
@@ -108,11 +116,16 @@ class KeyStore:
         return self._dir / _STATE_FILE
 
     def signing_key(self, alg: str) -> SigningKey:
-        """The newest current key for ``alg``: every token is signed with it."""
+        """The key for ``alg`` that signed last to start signing: every token is signed with it.
+
+        After a rotation that is the old key until the new one's ``signs_from``."""
         self._purge()
-        key = self._current(alg)
-        if key is None:  # open() guarantees one per algorithm; rotate() keeps it so
-            raise KeyStoreError(f"no current {alg} key")
+        now = self._clock()
+        started = [k for k in self._keys if k.alg == alg and k.signing_since <= now]
+        # On a tie (an immediate rotation within the same clock tick) the new key, not yet retiring, wins.
+        key = max(started, key=lambda k: (k.signing_since, k.remove_at is None, k.created_at), default=None)
+        if key is None:  # open() guarantees one per algorithm; rotate() keeps the old one signing
+            raise KeyStoreError(f"no {alg} key that may sign yet")
         return key
 
     def published(self) -> tuple[SigningKey, ...]:
@@ -124,17 +137,19 @@ class KeyStore:
         """The JWKS document (RFC 7517 §5): public keys only."""
         return {"keys": [k.public_jwk() for k in self.published()]}
 
-    def rotate(self, new_keys: list[SigningKey] | None = None) -> Rotation:
-        """Make a new current key per algorithm; the old ones leave after the grace period.
+    def rotate(self, new_keys: list[SigningKey] | None = None, *, publish_delay_s: float) -> Rotation:
+        """Publish a new current key per algorithm, signing from ``publish_delay_s`` on (0: at once);
+        the old ones sign until then and leave the grace period after it.
 
         ``new_keys`` lets a caller generate the keys off the event loop (RSA generation blocks).
         """
         now = self._clock()
-        added = tuple(new_keys) if new_keys else tuple(generate_key(a, now=now) for a in SIGNING_ALGORITHMS)
+        generated = new_keys or [generate_key(a, now=now) for a in SIGNING_ALGORITHMS]
+        added = tuple(replace(k, signs_from=now + publish_delay_s) for k in generated)
         retiring = []
         for i, key in enumerate(self._keys):
             if key.remove_at is None and any(a.alg == key.alg for a in added):
-                self._keys[i] = replace(key, remove_at=now + self._grace_s)
+                self._keys[i] = replace(key, remove_at=now + publish_delay_s + self._grace_s)
                 retiring.append(self._keys[i])
         self._keys.extend(added)
         self._save()
@@ -163,6 +178,7 @@ class KeyStore:
                     "alg": k.alg,
                     "created_at": k.created_at,
                     "remove_at": k.remove_at,
+                    "signs_from": k.signs_from,
                     "jwk": k.jwk.export_private(as_dict=True),
                 }
                 for k in self._keys
@@ -222,6 +238,7 @@ def _load(path: Path) -> list[SigningKey]:
             if entry["alg"] not in SIGNING_ALGORITHMS or not jwk.has_private:
                 raise ValueError(f"bad key entry {entry.get('kid')!r}")
             remove_at = entry["remove_at"]
+            signs_from = entry.get("signs_from")  # absent in files written before delayed rotation
             keys.append(
                 SigningKey(
                     kid=str(entry["kid"]),
@@ -229,6 +246,7 @@ def _load(path: Path) -> list[SigningKey]:
                     jwk=jwk,
                     created_at=float(entry["created_at"]),
                     remove_at=None if remove_at is None else float(remove_at),
+                    signs_from=None if signs_from is None else float(signs_from),
                 )
             )
     except Exception as exc:  # any corruption: one clear message instead of a traceback

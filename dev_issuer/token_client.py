@@ -91,9 +91,12 @@ def fetch_token(
     return token
 
 
-def rotate_keys(issuer_url: str, *, timeout_s: float = 30.0) -> dict[str, Any]:
-    """Ask the issuer (on loopback) to rotate its signing keys; returns its summary (kids only)."""
-    answer = _request(issuer_url.rstrip("/") + "/admin/rotate", data=b"", timeout_s=timeout_s)
+def rotate_keys(issuer_url: str, *, immediate: bool = False, timeout_s: float = 30.0) -> dict[str, Any]:
+    """Ask the issuer (on loopback) to rotate its signing keys; returns its summary (kids only).
+
+    The new keys sign after the JWKS max-age, or at once with ``immediate``."""
+    query = "?immediate=true" if immediate else ""
+    answer = _request(issuer_url.rstrip("/") + "/admin/rotate" + query, data=b"", timeout_s=timeout_s)
     if not isinstance(answer, dict):
         raise IssuerRequestError("unexpected answer from /admin/rotate")
     return answer

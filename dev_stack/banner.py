@@ -65,7 +65,7 @@ def ready_banner(config: StackConfig, *, token: str, secure_route_status: str) -
    curl -i {config.http_url}/health
    curl -i -H "Authorization: Bearer $TOKEN" {config.http_url}/secure-route
 
- Rotate the issuer's signing keys:
+ Rotate the issuer's signing keys (published at once, signing after the 60 s JWKS max-age):
    {python} -m dev_issuer rotate --url {config.issuer_url}
 
  Postman: import {ROOT / "postman"}/secureroute.postman_collection.json

@@ -174,6 +174,14 @@ class KeySetCache:
         if self._inflight is None:
             now = time.monotonic()
             if self._last_attempt is not None and now - self._last_attempt < self.config.cooldown_s:
+                if log.isEnabledFor(logging.DEBUG):
+                    wait_s = self._last_attempt + self.config.cooldown_s - now
+                    log.debug(
+                        "key set refresh for %s skipped (cooldown); next allowed at %s, in %.1f s",
+                        self.config.issuer,
+                        time.strftime("%H:%M:%S", time.gmtime(time.time() + wait_s)) + "Z",
+                        wait_s,
+                    )
                 return False
             self.on_demand_refreshes += 1
         # shield: neither this caller's deadline nor its cancellation (a client hanging up) may

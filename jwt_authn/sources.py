@@ -12,6 +12,7 @@ Usage:
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -70,6 +71,20 @@ def _max_age(cache_control: str | None) -> float | None:
     return float(match.group(1)) if match else None
 
 
+def _cause(err: aiohttp.ClientError) -> str:
+    """What went wrong, in words an operator can act on ("connection refused by 127.0.0.1:8080")."""
+    if isinstance(err, aiohttp.ClientConnectorError):
+        where = f"{err.host}:{err.port}"
+        if err.os_error.errno == errno.ECONNREFUSED:
+            return f"connection refused by {where}"
+        return f"cannot connect to {where} ({err.os_error.strerror or type(err.os_error).__name__})"
+    if isinstance(err, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection before answering"
+    # Other client errors carry a short message (a malformed answer, a payload error); no token is
+    # ever part of a key-set fetch, so the text is safe to log.
+    return f"{type(err).__name__}: {str(err)[:200]}" if str(err) else type(err).__name__
+
+
 async def get_json(session: aiohttp.ClientSession, url: str, config: IssuerConfig, what: str) -> Fetched:
     """GET ``url`` and parse one strict JSON object, within every limit of ``config``."""
     try:
@@ -94,7 +109,7 @@ async def get_json(session: aiohttp.ClientSession, url: str, config: IssuerConfi
     except TimeoutError:
         raise KeySourceError(f"{what}: no answer within {config.fetch_timeout_s:g} s") from None
     except aiohttp.ClientError as err:
-        raise KeySourceError(f"{what}: {type(err).__name__}") from None
+        raise KeySourceError(f"{what}: {_cause(err)}") from None
     try:
         return Fetched(loads_object(bytes(body), what=what), max_age)
     except StrictJSONError as err:

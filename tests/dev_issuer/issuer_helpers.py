@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -83,3 +84,20 @@ def login_id_in(html: str) -> str:
     found = _LOGIN_ID.search(html)
     assert found, "no login form in the page"
     return found.group(1)
+
+
+def authorize_url(issuer: RunningIssuer, **params: str) -> str:
+    return f"{issuer.url}/authorize?{urlencode(params)}"
+
+
+def code_request_url(issuer: RunningIssuer, challenge: str, redirect_uri: str, /, **params: str) -> str:
+    """``/authorize`` asking for a code for the postman client, with an S256 PKCE challenge;
+    ``params`` add query fields or replace these."""
+    query = {
+        "response_type": "code",
+        "client_id": "postman",
+        "redirect_uri": redirect_uri,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    return authorize_url(issuer, **{**query, **params})

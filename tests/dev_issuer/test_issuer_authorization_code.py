@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
@@ -19,7 +19,9 @@ from issuer_helpers import (
     Callback,
     FakeClock,
     RunningIssuer,
+    authorize_url,
     basic,
+    code_request_url,
     login_id_in,
     pkce_pair,
 )
@@ -27,23 +29,6 @@ from issuer_helpers import (
 PostToken = Callable[..., Awaitable[Answer]]
 Verify = Callable[..., Awaitable[tuple[dict[str, Any], dict[str, Any]]]]
 STATE = "xyz-ABC_123.~ state with spaces & symbols ?="
-
-
-def authorize_url(issuer: RunningIssuer, **params: str) -> str:
-    return f"{issuer.url}/authorize?{urlencode(params)}"
-
-
-def code_request_url(issuer: RunningIssuer, challenge: str, redirect_uri: str, /, **params: str) -> str:
-    """``/authorize`` asking for a code for the postman client, with an S256 PKCE challenge;
-    ``params`` add query fields or replace these."""
-    query = {
-        "response_type": "code",
-        "client_id": "postman",
-        "redirect_uri": redirect_uri,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    }
-    return authorize_url(issuer, **{**query, **params})
 
 
 @dataclass(frozen=True)

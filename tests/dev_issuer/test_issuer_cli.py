@@ -47,8 +47,30 @@ async def run_cli(*args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[ServedIssuer]:
-    """``python -m dev_issuer serve --listen 127.0.0.1:0``; the URL is read from its log."""
+async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[ServedIssuer]]]:
+    """``await serve(*extra_flags)``: ``python -m dev_issuer serve --listen 127.0.0.1:0 ...``."""
+    started: list[ServedIssuer] = []
+
+    async def start(*extra: str) -> ServedIssuer:
+        issuer = await _serve(tmp_path / f"state{len(started)}", *extra)
+        started.append(issuer)
+        return issuer
+
+    yield start
+    for issuer in started:
+        if issuer.process.returncode is None:
+            issuer.process.kill()
+            await issuer.process.wait()
+        await issuer.log_complete
+
+
+@pytest.fixture
+async def served(serve: Callable[..., Awaitable[ServedIssuer]]) -> ServedIssuer:
+    return await serve()
+
+
+async def _serve(state_dir: Path, *extra: str) -> ServedIssuer:
+    """The issuer as a real process; the URL is read from its log."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -57,7 +79,8 @@ async def served(tmp_path: Path) -> AsyncIterator[ServedIssuer]:
         "--listen",
         "127.0.0.1:0",
         "--state-dir",
-        str(tmp_path / "state"),
+        str(state_dir),
+        *extra,
         cwd=ROOT,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -78,11 +101,7 @@ async def served(tmp_path: Path) -> AsyncIterator[ServedIssuer]:
             log.append(line.decode())
 
     draining = asyncio.create_task(drain())
-    yield ServedIssuer(url=url, process=process, log=log, log_complete=draining)
-    if process.returncode is None:
-        process.kill()
-        await process.wait()
-    await draining
+    return ServedIssuer(url=url, process=process, log=log, log_complete=draining)
 
 
 async def test_serve_token_rotate_and_sigterm(served: ServedIssuer, verify: Verify) -> None:
@@ -108,13 +127,23 @@ async def test_serve_token_rotate_and_sigterm(served: ServedIssuer, verify: Veri
     assert (claims["sub"], claims["scope"], claims["roles"]) == ("alice", "read write", ["admin"])
     assert claims["exp"] - claims["iat"] == 600
 
+    # A rotation publishes the new keys at once but keeps signing with the old ones for the JWKS
+    # max-age (60 s), so verifiers that cached the JWKS never meet an unknown kid...
     code, stdout, stderr = await run_cli("rotate", "--url", served.url)
     assert code == 0, stderr
+    published = json.loads(stdout)
+    assert {k["alg"] for k in published["added"]} == {"RS256", "ES256"}
+    code, stdout, _ = await run_cli("token", "--issuer-url", served.url, "--alg", "ES256")
+    header, _ = await verify(served.url, stdout.strip())
+    assert header["kid"] in {k["kid"] for k in published["retiring"]}
+    # ...and --immediate signs with the new keys at once.
+    code, stdout, stderr = await run_cli("rotate", "--url", served.url, "--immediate")
+    assert code == 0, stderr
     summary = json.loads(stdout)
-    assert {k["alg"] for k in summary["added"]} == {"RS256", "ES256"}
     code, stdout, _ = await run_cli("token", "--issuer-url", served.url, "--alg", "ES256")
     header, _ = await verify(served.url, stdout.strip())
     assert header["kid"] in {k["kid"] for k in summary["added"]}
+    assert any("signing from" in line and "(in 60 s, the JWKS max-age)" in line for line in served.log)
 
     served.process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(served.process.wait(), WAIT_S) == 0
@@ -131,6 +160,56 @@ async def test_token_command_reports_refusals_on_stderr(served: ServedIssuer) ->
     code, stdout, stderr = await run_cli("token", "--issuer-url", served.url, "--scope", "root")
     assert (code, stdout) == (1, "")
     assert "invalid_scope" in stderr
+
+
+async def test_serve_scope_adds_scopes_and_token_asks_for_them_on_an_audience(
+    serve: Callable[..., Awaitable[ServedIssuer]], verify: Verify
+) -> None:
+    # The Greeter example's scopes, so it can be tried end to end with the issuer's tokens.
+    served = await serve("--scope", "greeter.hello", "--scope", "greeter.farewell")
+    code, stdout, stderr = await run_cli(
+        "token", "--issuer-url", served.url, "--audience", "greeter", "--scope", "greeter.farewell read"
+    )
+    assert code == 0, stderr
+    _, claims = await verify(served.url, stdout.strip(), audience="greeter")
+    assert (claims["aud"], claims["scope"]) == ("greeter", "greeter.farewell read")
+    code, _, stderr = await run_cli("token", "--issuer-url", served.url, "--scope", "greeter.other")
+    assert code == 1 and "invalid_scope" in stderr and "greeter.farewell" in stderr
+
+
+async def test_serve_reads_scopes_from_the_toml_file_and_flags_win(
+    serve: Callable[..., Awaitable[ServedIssuer]], tmp_path: Path, verify: Verify
+) -> None:
+    config = tmp_path / "issuer.toml"
+    config.write_text('scopes = ["greeter.farewell"]\naudience = "greeter"\nttl = 120\n')
+    served = await serve("--config", str(config), "--ttl", "300")
+    code, stdout, stderr = await run_cli("token", "--issuer-url", served.url, "--scope", "greeter.farewell")
+    assert code == 0, stderr
+    _, claims = await verify(served.url, stdout.strip(), audience="greeter")
+    assert claims["scope"] == "greeter.farewell"
+    assert claims["exp"] - claims["iat"] == 300  # the flag over the file's 120
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('scope = ["x"]\n', "unknown key 'scope'"),
+        ('scopes = "greeter.farewell"\n', "scopes: wrong type"),
+        ("scopes = [1]\n", "scopes: must be a list of strings"),
+        ('scopes = ["has space"]\n', "scopes: not a scope token"),
+        ("ttl = true\n", "ttl: wrong type"),
+        ('log_level = "LOUD"\n', "log_level: one of"),
+        ("ttl = \n", "not valid TOML"),
+    ],
+)
+def test_a_bad_toml_file_exits_2_naming_the_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
+    config = tmp_path / "issuer.toml"
+    config.write_text(content)
+    argv = ["serve", "--listen", "127.0.0.1:0", "--state-dir", str(tmp_path / "s"), "--config", str(config)]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
 
 
 async def test_token_command_reports_an_issuer_that_is_down(unused_port: Callable[[], int]) -> None:

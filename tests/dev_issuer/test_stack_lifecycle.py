@@ -104,10 +104,12 @@ def _secure_route_status(http_url: str, token: str) -> int:
 def test_key_rotation_against_the_running_service(tmp_path: Path, run_command: RunCommand) -> None:
     """Rotate while the stack runs: old tokens keep working (grace period) and the service accepts
     the new key by itself, without a restart. It refreshes its key set on an unknown kid at most
-    once per cooldown (30 s) and routinely every JWKS max-age (60 s, clamped): so within ~60 s."""
+    once per cooldown (30 s) and routinely every JWKS max-age (60 s, clamped): so within ~60 s.
+    --immediate signs with the new key at once, so the service meets a kid it has not fetched yet
+    (a plain rotate waits the max-age first; tests/dev_issuer/test_issuer_rotation.py)."""
     with LiveStack(tmp_path) as stack:
         old_token = stack.token
-        rotate = [sys.executable, "-m", "dev_issuer", "rotate", "--url", stack.issuer_url]
+        rotate = [sys.executable, "-m", "dev_issuer", "rotate", "--url", stack.issuer_url, "--immediate"]
         completed = run_command(rotate, timeout_s=60, check=True)
         new_kids = {k["kid"] for k in json.loads(completed.stdout)["added"]}
         new_token = fetch_token(stack.issuer_url, sub="bob")

@@ -8,6 +8,8 @@ Observed through the issuer's fetch counters and the cache's own counters
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from typing import Any
 
 import pytest
@@ -138,6 +140,18 @@ async def test_on_demand_refresh_respects_the_cooldown(
     assert authenticator.key_sets[issuer.url].on_demand_refreshes == 0
 
 
+async def test_a_refresh_skipped_by_the_cooldown_is_logged_at_debug_with_the_next_allowed_time(
+    issuer: Any, make_authenticator: Any, issuer_config: Any, clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    authenticator = await make_authenticator(issuer_config(issuer, cooldown_s=60))
+    with caplog.at_level(logging.DEBUG, logger="jwt_authn.jwks"):
+        assert await outcome(authenticator, _stranger(issuer, clock.now)) == "unknown_kid"
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert [r.levelno for r in caplog.records if "skipped" in r.getMessage()] == [logging.DEBUG], skipped
+    assert f"refresh for {issuer.url} skipped (cooldown)" in skipped[0]
+    assert re.search(r"next allowed at \d\d:\d\d:\d\dZ, in (59|60)\.\d s$", skipped[0]), skipped[0]
+
+
 async def test_kid_still_unknown_after_a_refresh_is_rejected_without_waiting_for_a_fetch(
     issuer: Any, make_authenticator: Any, issuer_config: Any, clock: Any
 ) -> None:
@@ -207,6 +221,20 @@ async def test_issuer_outage_after_warm_up_keeps_valid_tokens_working(
     assert await outcome(authenticator, _stranger(issuer, clock.now)) == "unknown_kid"
     assert key_set.refresh_failures == 1  # the on-demand refresh met the outage
     assert await outcome(authenticator, issuer.tokens.issue(now=clock.now)) == "accepted"
+
+
+async def test_a_failed_refresh_names_its_cause(
+    issuer: Any, make_authenticator: Any, issuer_config: Any, clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    authenticator = await make_authenticator(issuer_config(issuer))
+    await issuer.stop()
+    await asyncio.sleep(COOLDOWN_S * 2)
+    with caplog.at_level(logging.WARNING, logger="jwt_authn.jwks"):
+        assert await outcome(authenticator, _stranger(issuer, clock.now)) == "unknown_kid"
+    failed = [r.getMessage() for r in caplog.records if "refresh failed" in r.getMessage()]
+    assert failed == [
+        f"key set refresh failed for {issuer.url}: discovery: connection refused by 127.0.0.1:{issuer.port}"
+    ]
 
 
 async def test_issuer_down_at_start_is_unavailable_then_recovers_without_restart(
