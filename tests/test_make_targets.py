@@ -27,7 +27,7 @@ def _dry_run(target: str, venv: Path) -> str:
 
 def test_make_run_installs_only_what_running_needs(tmp_path: Path) -> None:
     commands = _dry_run("run", tmp_path / "venv")
-    assert "pip install --quiet -e '.[client]'" in commands
+    assert "pip install --quiet -e ./jwt_authn -e '.[client]'" in commands
     assert "[dev]" not in commands and "npm" not in commands, commands
     assert commands.rstrip().endswith("-m dev_stack")
 
@@ -41,4 +41,4 @@ def test_make_run_installs_nothing_once_installed(tmp_path: Path) -> None:
 
 def test_make_test_installs_the_dev_extra(tmp_path: Path) -> None:
     commands = _dry_run("pytest", tmp_path / "venv")
-    assert "pip install --quiet -e '.[dev]'" in commands
+    assert "pip install --quiet -e ./examples -e '.[dev]'" in commands
