@@ -32,7 +32,7 @@ from jwt_authn.config import (
 from jwt_authn.errors import AuthnError, KeySetUnavailable, PermissionDenied, Unauthenticated
 from jwt_authn.grpc_aio import AsyncAuthInterceptor, recommended_server_options
 from jwt_authn.grpc_sync import SyncAuthenticator, SyncAuthInterceptor
-from jwt_authn.observer import OUTCOME_OK, AuthnObserver
+from jwt_authn.observer import OUTCOME_OK, AuthnObserver, AuthnVerdict, TracingObserver
 from jwt_authn.principal import Principal, current_principal
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "AuthnConfig",
     "AuthnError",
     "AuthnObserver",
+    "AuthnVerdict",
     "IssuerConfig",
     "KeySetUnavailable",
     "PermissionDenied",
@@ -52,6 +53,7 @@ __all__ = [
     "Requirement",
     "SyncAuthInterceptor",
     "SyncAuthenticator",
+    "TracingObserver",
     "Unauthenticated",
     "authn_middleware",
     "challenge",

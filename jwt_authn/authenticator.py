@@ -27,7 +27,7 @@ from jwt_authn.config import AuthnConfig, IssuerConfig, Requirement
 from jwt_authn.errors import AuthnError, KeySetUnavailable, PermissionDenied, Unauthenticated
 from jwt_authn.extractor import extract_bearer, max_authorization_length
 from jwt_authn.jwks import KeySetCache
-from jwt_authn.observer import OUTCOME_OK, AuthnObserver
+from jwt_authn.observer import MAX_VERDICT_KID_CHARS, OUTCOME_OK, AuthnObserver, AuthnVerdict, TracingObserver
 from jwt_authn.principal import Principal
 from jwt_authn.sources import key_source_for
 from jwt_authn.token_cache import TokenCache, VerifiedToken
@@ -88,6 +88,20 @@ def _check_requirement(principal: Principal, method: str, requirement: Requireme
         raise PermissionDenied("insufficient_role", f"{method} needs roles")
 
 
+def _verdict(error: AuthnError, entry: VerifiedToken | None) -> AuthnVerdict:
+    """What a trace may say about ``error``; ``entry`` is the verified token a policy refused."""
+    if isinstance(error, PermissionDenied):
+        result = "permission_denied"
+    elif isinstance(error, KeySetUnavailable):
+        result = "key_set_unavailable"
+    else:
+        result = "unauthenticated"
+    if entry is not None:
+        return AuthnVerdict(result, error.reason, entry.issuer, entry.key_id, entry.principal.subject)
+    kid = error.key_id[:MAX_VERDICT_KID_CHARS] if error.key_id is not None else None
+    return AuthnVerdict(result, error.reason, error.issuer, kid)
+
+
 def challenge(error: AuthnError | None, realm: str = "") -> str:
     """The RFC 6750 §3 ``WWW-Authenticate`` value for ``error`` (or a bare challenge)."""
     params = [f'realm="{realm}"'] if realm else []
@@ -112,13 +126,17 @@ class Authenticator:
         self.config = config
         #: Told every outcome of ``authenticate`` (for metrics); None tells nobody.
         self.observer = observer
+        # Decided once: a TracingObserver is also told verdicts and key fetches (observer.py).
+        tracing = observer if isinstance(observer, TracingObserver) else None
+        self._on_verdict = tracing.on_verdict if tracing is not None else None
         self._session = session
         self._owns_session = session is None
         self.key_sets: dict[str, KeySetCache] = {
             issuer.issuer: KeySetCache(
                 issuer,
-                key_source_for(issuer, self._get_session),
+                key_source_for(issuer, self._get_session, tracing),
                 negative_cache_size=config.negative_kid_cache_size,
+                observer=tracing,
             )
             for issuer in config.issuers
         }
@@ -195,28 +213,39 @@ class Authenticator:
         access = self.config.policy.access(method)
         if access.public:
             return None
+        entry: VerifiedToken | None = None
         try:
-            principal = await self._verify_authorization(authorization_values)
-            _check_requirement(principal, method, access.requirement)
+            entry = await self._verify_authorization(authorization_values)
+            _check_requirement(entry.principal, method, access.requirement)
         except AuthnError as error:
             if self.observer is not None:
                 self.observer.on_outcome(error.reason)
+                if self._on_verdict is not None:
+                    self._on_verdict(_verdict(error, entry))
             raise
+        principal = entry.principal
         if self.observer is not None:
             self.observer.on_outcome(OUTCOME_OK)
+            if self._on_verdict is not None:
+                self._on_verdict(
+                    AuthnVerdict(OUTCOME_OK, OUTCOME_OK, entry.issuer, entry.key_id, principal.subject)
+                )
         return principal
 
     async def verify(self, token: str) -> Principal:
         """Validate one token (signature and claims) and return whom it speaks for."""
+        return (await self._verify_token(token)).principal
+
+    async def _verify_token(self, token: str) -> VerifiedToken:
         if len(token) > self.config.max_token_bytes:
             raise Unauthenticated("token_too_large", f"token of {len(token)} bytes")
         now, key = self.config.clock(), self.token_cache.digest(token)
-        principal = self._remembered(key, now)
-        if principal is None:
-            principal = await self._verify_new(token, key, now)
-        return principal
+        entry = self._remembered(key, now)
+        if entry is None:
+            entry = await self._verify_new(token, key, now)
+        return entry
 
-    async def _verify_authorization(self, authorization_values: Sequence[str]) -> Principal:
+    async def _verify_authorization(self, authorization_values: Sequence[str]) -> VerifiedToken:
         """``verify`` for a call's ``authorization`` values, its cache keyed by the value as sent.
 
         A value met before (``Bearer <token>``, spelled as the caller spells it) was extracted
@@ -230,29 +259,33 @@ class Authenticator:
             # ASCII only: a bearer value is, and anything else is extract_bearer's to refuse.
             if len(value) <= max_authorization_length(max_token_bytes) and value.isascii():
                 now, key = self.config.clock(), self.token_cache.digest(value)
-                principal = self._remembered(key, now)
-                if principal is None:
+                entry = self._remembered(key, now)
+                if entry is None:
                     token = extract_bearer(authorization_values, max_token_bytes=max_token_bytes)
-                    principal = await self._verify_new(token, key, now)
-                return principal
+                    entry = await self._verify_new(token, key, now)
+                return entry
         # None, several, or an oversized value: extract_bearer raises the matching error.
-        return await self.verify(extract_bearer(authorization_values, max_token_bytes=max_token_bytes))
+        return await self._verify_token(extract_bearer(authorization_values, max_token_bytes=max_token_bytes))
 
-    def _remembered(self, key: bytes, now: float) -> Principal | None:
-        """The principal of a verified token in the cache under ``key``, still valid at ``now``."""
+    def _remembered(self, key: bytes, now: float) -> VerifiedToken | None:
+        """The verified token in the cache under ``key``, still valid at ``now``."""
         cached = self.token_cache.get(key)
         if cached is None:
             return None
+        error: AuthnError
         if now > cached.valid_until:
-            raise Unauthenticated("token_expired", "exp is in the past")
-        if now < cached.valid_from:
-            raise Unauthenticated("token_not_yet_valid", "nbf is in the future")
-        if self.key_sets[cached.issuer].key_set is None:
+            error = Unauthenticated("token_expired", "exp is in the past")
+        elif now < cached.valid_from:
+            error = Unauthenticated("token_not_yet_valid", "nbf is in the future")
+        elif self.key_sets[cached.issuer].key_set is None:
             # The key set went staler than max_staleness_s: a cached token is no better.
-            raise KeySetUnavailable("key_set_unavailable", f"key set for {cached.issuer} is too stale")
-        return cached.principal
+            error = KeySetUnavailable("key_set_unavailable", f"key set for {cached.issuer} is too stale")
+        else:
+            return cached
+        error.issuer, error.key_id = cached.issuer, cached.key_id
+        raise error
 
-    async def _verify_new(self, token: str, key: bytes, now: float) -> Principal:
+    async def _verify_new(self, token: str, key: bytes, now: float) -> VerifiedToken:
         """The full check of a token the cache does not hold; remembered under ``key`` if it passes."""
         unverified = parse_token(token, max_claims_depth=self.config.max_claims_depth)
         issuer = unverified.claims.get("iss")
@@ -261,17 +294,22 @@ class Authenticator:
             # Decided before any key lookup: an unknown issuer never causes a fetch.
             raise Unauthenticated("issuer_mismatch", "iss is not a configured issuer")
         config = key_set.config
-        check_header(unverified, config)
         kid, alg, limit = unverified.kid, unverified.alg, self.config.max_keys_without_kid
-        # The fast lane first: a known kid costs no coroutine; anything else gets the full decision.
-        keys = key_set.known_candidates(kid, alg, limit=limit) or await key_set.candidates(
-            kid, alg, limit=limit
+        try:
+            check_header(unverified, config)
+            # The fast lane first: a known kid costs no coroutine; anything else gets the full decision.
+            keys = key_set.known_candidates(kid, alg, limit=limit) or await key_set.candidates(
+                kid, alg, limit=limit
+            )
+            key_id = verify_signature(unverified, keys)
+            claims = unverified.claims
+            window = check_claims(claims, config, now=now)
+        except AuthnError as error:
+            # For observers (traces): the issuer is a configured one; the kid is the caller's text.
+            error.issuer, error.key_id = config.issuer, kid
+            raise
+        entry = VerifiedToken(
+            _principal(claims, config), config.issuer, key_id, window.valid_from, window.valid_until
         )
-        key_id = verify_signature(unverified, keys)
-        claims = unverified.claims
-        window = check_claims(claims, config, now=now)
-        principal = _principal(claims, config)
-        self.token_cache.put(
-            key, VerifiedToken(principal, config.issuer, key_id, window.valid_from, window.valid_until)
-        )
-        return principal
+        self.token_cache.put(key, entry)
+        return entry

@@ -26,6 +26,11 @@ class AuthnError(Exception):
 
     #: RFC 6750 §3.1 error code for the ``WWW-Authenticate`` challenge ("" = none).
     bearer_error: str = "invalid_token"
+    #: For observers: the configured issuer the token named, once known (None before).
+    issuer: str | None = None
+    #: For observers: the ``kid`` the token's header named (the caller's text, uncut), or the
+    #: ``key_id`` of the key that verified a cached token; None when not reached.
+    key_id: str | None = None
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(reason)

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from jwt_authn.config import IssuerConfig
 from jwt_authn.errors import KeySetUnavailable, Unauthenticated
 from jwt_authn.keys import KeySet, VerificationKey
+from jwt_authn.observer import TracingObserver
 from jwt_authn.sources import KeySource, KeySourceError
 
 __all__ = ["KeySetCache"]
@@ -44,9 +45,11 @@ class KeySetCache:
         source: KeySource,
         *,
         negative_cache_size: int = 1024,
+        observer: TracingObserver | None = None,
     ) -> None:
         self.config = config
         self._source = source
+        self._observer = observer
         self._key_set: KeySet | None = None
         self._loaded_at: float | None = None  # monotonic time of the last successful load
         self._last_attempt: float | None = None
@@ -206,18 +209,12 @@ class KeySetCache:
     async def _refresh(self) -> bool:
         self._last_attempt = time.monotonic()
         try:
-            fetched = await self._source.fetch()
-            if fetched is not None:
-                key_set = KeySet.from_document(
-                    fetched.document, max_keys=self.config.max_keys, source=self._source.label
-                )
-                if not key_set.keys:
-                    raise KeySourceError("the key set has no usable key")
-                self._install(key_set)
-                self._next_max_age = fetched.max_age_s
-            elif self._key_set is None:
-                raise KeySourceError("nothing to load")
-            self._loaded_at = time.monotonic()
+            if self._observer is None:
+                await self._load()
+            else:
+                # Inside the try: the observer's context manager sees the failure before it is logged.
+                with self._observer.key_fetch(self.config.issuer, "refresh", self._source.label):
+                    await self._load()
         except (KeySourceError, ValueError) as err:
             self.refresh_failures += 1
             log.warning("key set refresh failed for %s: %s", self.config.issuer, err)
@@ -230,6 +227,21 @@ class KeySetCache:
             self._inflight = None
         self.refresh_successes += 1
         return True
+
+    async def _load(self) -> None:
+        """Fetch and install the source's document; raises what a bad fetch or document raises."""
+        fetched = await self._source.fetch()
+        if fetched is not None:
+            key_set = KeySet.from_document(
+                fetched.document, max_keys=self.config.max_keys, source=self._source.label
+            )
+            if not key_set.keys:
+                raise KeySourceError("the key set has no usable key")
+            self._install(key_set)
+            self._next_max_age = fetched.max_age_s
+        elif self._key_set is None:
+            raise KeySourceError("nothing to load")
+        self._loaded_at = time.monotonic()
 
     def _install(self, key_set: KeySet) -> None:
         previous, self._key_set = self._key_set, key_set

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from jwt_authn.config import IssuerConfig, check_url
+from jwt_authn.observer import TracingObserver
 from jwt_authn.strict_json import StrictJSONError, loads_object
 
 __all__ = [
@@ -85,8 +86,22 @@ def _cause(err: aiohttp.ClientError) -> str:
     return f"{type(err).__name__}: {str(err)[:200]}" if str(err) else type(err).__name__
 
 
-async def get_json(session: aiohttp.ClientSession, url: str, config: IssuerConfig, what: str) -> Fetched:
-    """GET ``url`` and parse one strict JSON object, within every limit of ``config``."""
+async def get_json(
+    session: aiohttp.ClientSession,
+    url: str,
+    config: IssuerConfig,
+    what: str,
+    observer: TracingObserver | None = None,
+) -> Fetched:
+    """GET ``url`` and parse one strict JSON object, within every limit of ``config``; inside the
+    observer's ``key_fetch(issuer, what, url)`` when there is one."""
+    if observer is None:
+        return await _get_json(session, url, config, what)
+    with observer.key_fetch(config.issuer, what, url):
+        return await _get_json(session, url, config, what)
+
+
+async def _get_json(session: aiohttp.ClientSession, url: str, config: IssuerConfig, what: str) -> Fetched:
     try:
         async with asyncio.timeout(config.fetch_timeout_s):
             async with session.get(
@@ -121,12 +136,18 @@ class RemoteJWKSSource:
 
     poll_interval_s: float | None = None
 
-    def __init__(self, config: IssuerConfig, jwks_uri: str, session: SessionProvider) -> None:
-        self._config, self._jwks_uri, self._session = config, jwks_uri, session
+    def __init__(
+        self,
+        config: IssuerConfig,
+        jwks_uri: str,
+        session: SessionProvider,
+        observer: TracingObserver | None = None,
+    ) -> None:
+        self._config, self._jwks_uri, self._session, self._observer = config, jwks_uri, session, observer
         self.label = jwks_uri
 
     async def fetch(self) -> Fetched:
-        return await get_json(self._session(), self._jwks_uri, self._config, "jwks")
+        return await get_json(self._session(), self._jwks_uri, self._config, "jwks", self._observer)
 
 
 class DiscoveryKeySource:
@@ -134,13 +155,17 @@ class DiscoveryKeySource:
 
     poll_interval_s: float | None = None
 
-    def __init__(self, config: IssuerConfig, session: SessionProvider) -> None:
-        self._config, self._session = config, session
+    def __init__(
+        self, config: IssuerConfig, session: SessionProvider, observer: TracingObserver | None = None
+    ) -> None:
+        self._config, self._session, self._observer = config, session, observer
         self.label = config.discovery_url
 
     async def fetch(self) -> Fetched:
         discovery = (
-            await get_json(self._session(), self._config.discovery_url, self._config, "discovery")
+            await get_json(
+                self._session(), self._config.discovery_url, self._config, "discovery", self._observer
+            )
         ).document
         if discovery.get("issuer") != self._config.issuer:
             raise KeySourceError("discovery: the document names another issuer")
@@ -151,7 +176,7 @@ class DiscoveryKeySource:
             check_url(jwks_uri, "jwks_uri", allow_insecure_http=self._config.allow_insecure_http)
         except ValueError as err:
             raise KeySourceError(f"discovery: {err}") from None
-        return await get_json(self._session(), jwks_uri, self._config, "jwks")
+        return await get_json(self._session(), jwks_uri, self._config, "jwks", self._observer)
 
 
 class FileKeySource:
@@ -200,12 +225,15 @@ class StaticKeySource:
         return Fetched(document) if document is not None else None
 
 
-def key_source_for(config: IssuerConfig, session: SessionProvider) -> KeySource:
-    """The source ``config`` names: inline, file, JWKS URL, or discovery (the default)."""
+def key_source_for(
+    config: IssuerConfig, session: SessionProvider, observer: TracingObserver | None = None
+) -> KeySource:
+    """The source ``config`` names: inline, file, JWKS URL, or discovery (the default); a remote
+    source tells ``observer`` of each GET."""
     if config.jwks is not None:
         return StaticKeySource(config.jwks)
     if config.jwks_file is not None:
         return FileKeySource(config, config.jwks_file)
     if config.jwks_uri is not None:
-        return RemoteJWKSSource(config, config.jwks_uri, session)
-    return DiscoveryKeySource(config, session)
+        return RemoteJWKSSource(config, config.jwks_uri, session, observer)
+    return DiscoveryKeySource(config, session, observer)

@@ -115,17 +115,19 @@ def issuer_config() -> Callable[..., IssuerConfig]:
 
 @pytest.fixture
 async def make_authenticator(clock: Clock) -> AsyncIterator[Callable[..., Awaitable[Authenticator]]]:
-    """``await make_authenticator(*issuer_configs, ready=True, policy=..., **authn_config)``.
+    """``await make_authenticator(*issuer_configs, ready=True, observer=None, policy=..., **authn_config)``.
 
     Uses the ``clock`` fixture unless ``clock=`` is given; waits for every key set when
     ``ready``; every authenticator made is closed at teardown.
     """
     made: list[Authenticator] = []
 
-    async def make(*issuers: IssuerConfig, ready: bool = True, **settings: Any) -> Authenticator:
+    async def make(
+        *issuers: IssuerConfig, ready: bool = True, observer: Any = None, **settings: Any
+    ) -> Authenticator:
         settings.setdefault("clock", clock)
         settings.setdefault("policy", Policy())
-        authenticator = Authenticator(AuthnConfig(issuers=issuers, **settings))
+        authenticator = Authenticator(AuthnConfig(issuers=issuers, **settings), observer=observer)
         made.append(authenticator)
         await authenticator.start()
         if ready:
