@@ -22,6 +22,7 @@ from http_facade.request_id import request_id_middleware
 from http_facade.routes import add_routes
 from http_facade.settings import FacadeSettings
 from secureroute.tls import ClientTLS, grpc_channel_credentials
+from secureroute.tracing import http_middlewares
 
 __all__ = ["MAX_BODY_BYTES", "MAX_HEADER_FIELD_BYTES", "SETTINGS_KEY", "backend_credentials", "create_app"]
 
@@ -76,6 +77,7 @@ def create_app(settings: FacadeSettings) -> web.Application:
     middlewares = [request_id_middleware, body_limit_middleware]
     if settings.http.metrics:
         middlewares.insert(0, metrics_middleware)
+    middlewares[:0] = http_middlewares()  # tracing (when on) outermost: its span covers the rest
     app = web.Application(
         middlewares=middlewares,
         handler_args={

@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 from aiohttp import web
 
+from secureroute.tracing import channel_interceptors
 from secureroute.v1 import secureroute_pb2_grpc
 
 __all__ = ["BACKEND_KEY", "CHANNEL_OPTIONS", "Backend", "backend_context"]
@@ -70,10 +71,11 @@ def backend_context(
         options.append(("grpc.ssl_target_name_override", server_name))
 
     async def _backend(app: web.Application) -> AsyncIterator[None]:
+        interceptors = channel_interceptors()  # tracing: None when off
         if credentials is None:
-            channel = grpc.aio.insecure_channel(target, options=options)
+            channel = grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
         else:
-            channel = grpc.aio.secure_channel(target, credentials, options=options)
+            channel = grpc.aio.secure_channel(target, credentials, options=options, interceptors=interceptors)
         stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
         app[BACKEND_KEY] = Backend(channel=channel, stub=stub, timeout_s=timeout_s)
         try:

@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 from secureroute.logs import configure_logging
 from secureroute.settings import SettingsError, exit_bad_settings
 from secureroute.shared_settings import ProcessSettings
+from secureroute.tracing import configure_tracing, shutdown_tracing
 from secureroute.workers import current_worker, die_with_supervisor
 
 __all__ = ["Serve", "run_program", "watch_stop_signals"]
@@ -65,8 +66,13 @@ def run_program(
             raise SystemExit(supervise(settings, argv))
         if worker is not None:
             die_with_supervisor(worker)
-        asyncio.run(serve(settings, reuse_port=worker is not None))
-    except SettingsError as err:  # a port in use
+        # Each serving process has its own exporter (a supervisor serves nothing).
+        configure_tracing(prog)
+        try:
+            asyncio.run(serve(settings, reuse_port=worker is not None))
+        finally:
+            shutdown_tracing()
+    except SettingsError as err:  # a port in use, an OTEL_* value we cannot use
         exit_bad_settings(prog, err)
 
 

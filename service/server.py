@@ -35,6 +35,7 @@ from jwt_authn.grpc_aio import recommended_server_options
 from secureroute.ports import check_bindable
 from secureroute.settings import SettingsError
 from secureroute.tls import ServerTLS, grpc_server_credentials
+from secureroute.tracing import server_interceptors, traced_observer
 from secureroute.unix_socket import BoundSocketFile, check_unix_bindable
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 from service.handlers import SecureRouteServicer
@@ -151,11 +152,16 @@ def build_server(
     if settings.grpc.listen_unix is not None:
         check_unix_bindable(settings.grpc.listen_unix, "listen_unix")
     metrics = ServiceMetrics()
-    authenticator = Authenticator(config, observer=metrics)
+    authenticator = Authenticator(config, observer=traced_observer(metrics))
     metrics.watch(authenticator)
     server = grpc.aio.server(
-        # The observer first: the request id is set before jwt_authn logs a rejection.
-        interceptors=[ObservingInterceptor(metrics), AsyncAuthInterceptor(authenticator)],
+        # The observer first: the request id is set before jwt_authn logs a rejection. Tracing
+        # (when on) before both: the guard's verdict and key fetches belong to the RPC's span.
+        interceptors=[
+            *server_interceptors(),
+            ObservingInterceptor(metrics),
+            AsyncAuthInterceptor(authenticator),
+        ],
         options=[
             *recommended_server_options(config),
             *_SERVER_OPTIONS,
