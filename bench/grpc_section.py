@@ -1,11 +1,13 @@
 """gRPC load: our service with the guard on and off, and the Python peer, side by side in each round.
 
-Three servers run the same SecureRouteService on loopback:
+Four servers run the same SecureRouteService on loopback:
 
 - ``service``: ``python -m service``, the product;
 - ``guard-off``: the same server with jwt_authn's interceptor replaced by a pass-through that sets
   one fixed principal (``bench.variants``): on / off is what the guard costs, with the same server
   code and the same traffic on both sides;
+- ``traced``: the same server with tracing on (``bench.variants``; spans encoded, never sent):
+  traced / service is what traces cost when on;
 - ``pyjwt``: grpc.aio with an interceptor on PyJWT's ``PyJWKClient`` (``bench/peers/pyjwt_grpc.py``),
   what a Python user would write instead.
 
@@ -41,6 +43,7 @@ _RUNS = (
     ("pyjwt", "Health", "h2load", "warm"),
     ("service", "SecureRoute", "h2load", "warm"),
     ("guard-off", "SecureRoute", "h2load", "warm"),
+    ("traced", "SecureRoute", "h2load", "warm"),
     ("pyjwt", "SecureRoute", "h2load", "warm"),
     ("service", "SecureRoute", "h2grpc", "cold"),
     ("guard-off", "SecureRoute", "h2grpc", "cold"),
@@ -65,11 +68,14 @@ def cold_pool_name(round_index: int) -> str:
 
 
 def start_systems(ctx: BenchContext) -> None:
-    """The guard-off service and the PyJWT peer beside the running service. (A future system, the
-    one program's gRPC side say, is one more entry here and in ``_RUNS``.)"""
+    """The guard-off and traced services and the PyJWT peer beside the running service. (A future
+    system, the one program's gRPC side say, is one more entry here and in ``_RUNS``.)"""
     stack = ctx.stack
     guard_off = ("bench.variants", "guard-off", "--principal-token", ctx.warm_token)
     ctx.servers["guard-off"] = stack.start_grpc("guard-off", stack.service_argv(launcher=guard_off))
+    ctx.servers["traced"] = stack.start_grpc(
+        "traced", stack.service_argv(launcher=("bench.variants", "traced"))
+    )
     peer = [sys.executable, "-m", "bench.peers.pyjwt_grpc", "--listen", f"127.0.0.1:{PORT}"]
     peer += ["--issuer", stack.issuer_url, "--audience", AUDIENCE]
     ctx.servers["pyjwt"] = stack.start_grpc("pyjwt", peer)

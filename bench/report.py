@@ -73,6 +73,9 @@ LOAD_TARGETS: tuple[tuple[str, str, str, float | str], ...] = (
      "service SecureRoute warm", "guard-off SecureRoute warm", 0.95),
     ("gRPC guard on / off, SecureRoute fresh tokens on both sides, req/s (h2grpc)",
      "service SecureRoute cold", "guard-off SecureRoute cold", 0.85),
+    ("gRPC tracing on / off, SecureRoute reused token, req/s (h2load)",
+     "traced SecureRoute warm", "service SecureRoute warm",
+     "none: what traces cost when on; off adds nothing (section 2)"),
     ("gRPC SecureRoute / Python peer (grpc.aio + PyJWT), reused token, req/s (h2load)",
      "service SecureRoute warm", "pyjwt SecureRoute warm", 2.5),
     ("gRPC SecureRoute / Python peer, fresh tokens, req/s (h2grpc)",
@@ -156,6 +159,8 @@ _GRPC_RATIOS = (
      "service SecureRoute warm", "guard-off SecureRoute warm"),
     ("guard on / off, SecureRoute fresh tokens (h2grpc)",
      "service SecureRoute cold", "guard-off SecureRoute cold"),
+    ("tracing on / off, SecureRoute reused token (h2load)",
+     "traced SecureRoute warm", "service SecureRoute warm"),
     ("ours / Python peer, Health (h2load)", "service Health", "pyjwt Health"),
     ("ours / Python peer, SecureRoute reused token (h2load)",
      "service SecureRoute warm", "pyjwt SecureRoute warm"),
@@ -267,10 +272,13 @@ def _grpc(results: BenchResults) -> list[str]:
     options = results.options
     lines = [
         f"{options.h2_connections} connections x {options.h2_streams} streams, unary calls with an empty "
-        "request message, against three servers of the same SecureRouteService: *service* (`python -m "
+        "request message, against four servers of the same SecureRouteService: *service* (`python -m "
         "service`); *guard-off*, the same server with jwt_authn's interceptor replaced by a pass-through "
         "that sets one fixed principal (`bench/variants.py`), so on / off is the guard's own cost with the "
-        "same server code and the same traffic; *pyjwt*, the peer a Python user would pick instead: "
+        "same server code and the same traffic; *traced*, the same server with OpenTelemetry tracing on "
+        "(every span batched and encoded as OTLP protobuf, then dropped: no collector here), so traced / "
+        "service is what traces cost when on (off, nothing is added); *pyjwt*, the peer a Python user "
+        "would pick instead: "
         "grpc.aio with an interceptor on PyJWT's `PyJWKClient`, as its documentation shows "
         "(`bench/peers/pyjwt_grpc.py`). *h2load* (nghttp2) repeats one request: Health, and SecureRoute "
         "with one reused token. *h2grpc* (`bench/loadgen/h2grpc.js`, Node's http2, the same frames and "

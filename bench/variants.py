@@ -1,10 +1,15 @@
-"""``python -m service`` in two bench-only variants: the guard off, and a timer around each piece.
+"""``python -m service`` in three bench-only variants: the guard off, tracing on, a timer around each piece.
 
 ``guard-off`` runs the same server (``service.server.build_server``: the same servicer, metrics,
 request ids, limits and options) with jwt_authn's interceptor replaced by one that lets every call
 through as one fixed principal, read from ``--principal-token`` (decoded, not verified: this is a
 benchmark's server, never a deployment). Against the real service it measures what the guard
 costs, with the same traffic on both sides.
+
+``traced`` runs the same server with tracing on as ``OTEL_*`` would turn it on (the SDK, its batch
+processor, every span encoded as OTLP protobuf), the encoded bytes dropped instead of sent: the
+benchmark has no collector, and sends nothing off the machine. Against the service it measures
+what traces cost when on (off, nothing is added: README "Traces").
 
 ``timed`` wraps each piece of the SecureRoute request path with ``perf_counter_ns`` (pieces nest, so
 a row includes the timers of the rows inside it). ``SIGUSR1`` writes the totals since the last
@@ -15,6 +20,7 @@ the other calls, and costs several times more: this shows by how much, piece by 
 
 Usage:
     python -m bench.variants guard-off --principal-token eyJ... --listen 127.0.0.1:50051 --issuer ...
+    python -m bench.variants traced --listen 127.0.0.1:50051 --issuer ...
     python -m bench.variants timed --timings-file /tmp/t.json --listen 127.0.0.1:50051 --issuer ...
     kill -USR1 <pid>     # then read /tmp/t.json
 """
@@ -29,7 +35,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from time import perf_counter_ns
 from types import MappingProxyType
@@ -45,6 +51,7 @@ from jwt_authn.authenticator import Authenticator
 from jwt_authn.config import Policy
 from jwt_authn.principal import principal_var
 from jwt_authn.token_cache import TokenCache
+from secureroute.tracing import enable_tracing
 from service.__main__ import main as service_main
 
 __all__ = ["AUTHENTICATE", "PIECES", "SIGNATURE", "main"]
@@ -150,9 +157,35 @@ def _unverified_principal(token: str) -> Principal:
     return Principal(subject=claims["sub"], issuer=claims["iss"], claims=MappingProxyType(claims))
 
 
+def _trace_into_the_void() -> None:
+    """Tracing on, each batch of spans encoded as the OTLP exporter encodes it, then dropped."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: PLC0415
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export import (  # noqa: PLC0415
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class EncodeAndDrop(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            encode_spans(spans).SerializeToString()
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(EncodeAndDrop()))
+    enable_tracing(provider)  # configure_tracing, called by the program, keeps it
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    usage = "usage: python -m bench.variants (guard-off --principal-token T | timed --timings-file F) ARGS"
+    usage = (
+        "usage: python -m bench.variants (guard-off --principal-token T | timed --timings-file F | traced) …"
+    )
+    if args[:1] == ["traced"]:
+        _trace_into_the_void()
+        service_main(args[1:])
+        return
     if len(args) < 3 or (args[0], args[1]) not in {
         ("guard-off", "--principal-token"),
         ("timed", "--timings-file"),
