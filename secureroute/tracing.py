@@ -227,7 +227,8 @@ class RpcSpan:
 
     def set_code(self, code: grpc.StatusCode) -> None:
         """The status the call ends with (OK unless told)."""
-        self._code = code
+        if self._span is not None:  # the shared no-op span keeps nothing
+            self._code = code
 
     def end(self, code: grpc.StatusCode | None = None) -> None:
         span = self._span
@@ -256,7 +257,7 @@ class RpcSpan:
 
             context.detach(self._token)  # type: ignore[arg-type]
             self._token = None
-        if error is not None and self._code is grpc.StatusCode.OK:
+        if error is not None and self._span is not None and self._code is grpc.StatusCode.OK:
             self._code = (
                 grpc.StatusCode.CANCELLED
                 if isinstance(error, asyncio.CancelledError)

@@ -44,7 +44,7 @@ def test_off_by_default_nothing_is_added_and_no_opentelemetry_module_is_imported
         import sys
         from http_facade.app import create_app
         from http_facade.settings import load_facade_settings
-        from secureroute.tracing import configure_tracing, channel_interceptors
+        from secureroute.tracing import channel_interceptors, configure_tracing, server_interceptors
         from service.server import build_server
         from service.settings import load_service_settings
 
@@ -55,7 +55,7 @@ def test_off_by_default_nothing_is_added_and_no_opentelemetry_module_is_imported
         facade = create_app(load_facade_settings(["--backend", "127.0.0.1:9"], environ={}))
         assert app.authenticator.observer is app.metrics, "the observer is wrapped"
         assert [m.__name__ for m in facade.middlewares if "trace" in m.__name__] == []
-        assert channel_interceptors() is None
+        assert channel_interceptors() is None and server_interceptors() == []
         print(sorted(name for name in sys.modules if name.startswith("opentelemetry")))
         """,
         _without_otel(),
