@@ -10,8 +10,10 @@ cancelled when the grace period ends.
 With ``listen_unix`` the server also binds ``unix:PATH`` (same credentials as the TCP port); the
 path is checked before the bind (``secureroute.unix_socket``) and its socket file removed at stop.
 
-Limits (settings): ``max_concurrent_rpcs`` across the server (more are RESOURCE_EXHAUSTED),
-``max_concurrent_streams`` per connection, ``max_connection_idle`` before a GOAWAY.
+Limits (settings): ``max_concurrent_rpcs`` across the server (more are RESOURCE_EXHAUSTED), of
+which calls without a token take at most ``max_anonymous_rpcs`` + ``max_anonymous_streams``
+(``service.admission``), ``max_concurrent_streams`` per connection, ``max_connection_idle`` and
+``max_connection_age`` (+ grace) before a GOAWAY.
 
 Usage:
     app = build_server(settings)           # settings.listen may be 127.0.0.1:0
@@ -32,16 +34,17 @@ from grpc_reflection.v1alpha import reflection
 
 from jwt_authn import AsyncAuthInterceptor, Authenticator, AuthnConfig
 from jwt_authn.grpc_aio import recommended_server_options
+from secureroute.metrics_server import MetricsServer
 from secureroute.ports import check_bindable
 from secureroute.settings import SettingsError
 from secureroute.tls import ServerTLS, grpc_server_credentials
 from secureroute.unix_socket import BoundSocketFile, check_unix_bindable
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from service.admission import AnonymousAdmission
 from service.handlers import SecureRouteServicer
 from service.health import HealthReporter
 from service.interceptor import ObservingInterceptor
 from service.metrics import ServiceMetrics
-from service.metrics_server import MetricsServer
 from service.settings import ServiceSettings, authn_config
 
 __all__ = ["SecureRouteServer", "build_server"]
@@ -65,6 +68,7 @@ class SecureRouteServer:
     authenticator: Authenticator
     health: HealthReporter
     metrics: ServiceMetrics
+    admission: AnonymousAdmission
     grace_period_s: float
     drain_delay_s: float = 0.0
     metrics_server: MetricsServer | None = None
@@ -112,6 +116,9 @@ def _limit_options(settings: ServiceSettings) -> list[tuple[str, int]]:
     options = [("grpc.max_concurrent_streams", settings.max_concurrent_streams)]
     if settings.max_connection_idle > 0:
         options.append(("grpc.max_connection_idle_ms", round(settings.max_connection_idle * 1000)))
+    if settings.max_connection_age > 0:
+        options.append(("grpc.max_connection_age_ms", round(settings.max_connection_age * 1000)))
+        options.append(("grpc.max_connection_age_grace_ms", round(settings.max_connection_age_grace * 1000)))
     return options
 
 
@@ -153,16 +160,24 @@ def build_server(
     metrics = ServiceMetrics()
     authenticator = Authenticator(config, observer=metrics)
     metrics.watch(authenticator)
+    admission = AnonymousAdmission(
+        authenticator,
+        max_unary=settings.max_anonymous_rpcs,
+        max_streams=settings.max_anonymous_streams,
+        message_timeout_s=settings.request_message_timeout,
+    )
     server = grpc.aio.server(
-        # The observer first: the request id is set before jwt_authn logs a rejection.
-        interceptors=[ObservingInterceptor(metrics), AsyncAuthInterceptor(authenticator)],
+        # The observer first: the request id is set before jwt_authn logs a rejection. Admission
+        # next, around the guard: it sorts calls by the principal the guard sets.
+        interceptors=[ObservingInterceptor(metrics), admission, AsyncAuthInterceptor(authenticator)],
         options=[
             *recommended_server_options(config),
             *_SERVER_OPTIONS,
             *_limit_options(settings),
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
-        # Calls past this are answered RESOURCE_EXHAUSTED before any interceptor runs.
+        # Calls past this are answered RESOURCE_EXHAUSTED before any interceptor runs; admission
+        # keeps anonymous calls to a share of it.
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     secureroute_pb2_grpc.add_SecureRouteServiceServicer_to_server(  # type: ignore[no-untyped-call]
@@ -195,6 +210,7 @@ def build_server(
         authenticator=authenticator,
         health=health,
         metrics=metrics,
+        admission=admission,
         grace_period_s=settings.grace_period,
         drain_delay_s=settings.drain_delay,
         metrics_server=metrics_server,

@@ -21,6 +21,7 @@ from secureroute.settings import (
     parse_int_between,
     parse_listen,
     parse_optional_listen,
+    parse_positive_duration,
 )
 from secureroute.shared_settings import check_together, process_rows, server_tls_rows
 from secureroute.unix_socket import parse_unix_socket_path
@@ -69,8 +70,13 @@ class ServiceSettings:
     realm: str
     # Limits and shutdown.
     max_concurrent_rpcs: int
+    max_anonymous_rpcs: int
+    max_anonymous_streams: int
+    request_message_timeout: float
     max_concurrent_streams: int
     max_connection_idle: float
+    max_connection_age: float
+    max_connection_age_grace: float
     drain_delay: float
     # Process rows (secureroute.shared_settings).
     workers: int
@@ -86,6 +92,12 @@ class ServiceSettings:
             # Workers share a TCP port through SO_REUSEPORT; a socket path has no such sharing
             # (each bind would replace the previous worker's socket), so we refuse.
             raise ValueError("listen_unix: cannot be shared by several workers; set workers = 1")
+        if self.max_anonymous_rpcs + self.max_anonymous_streams >= self.max_concurrent_rpcs:
+            # Authenticated calls must keep room that anonymous ones cannot take.
+            raise ValueError(
+                "max_anonymous_rpcs: with max_anonymous_streams it must stay below max_concurrent_rpcs "
+                f"({self.max_anonymous_rpcs} + {self.max_anonymous_streams} >= {self.max_concurrent_rpcs})"
+            )
 
 
 SERVICE_SETTINGS: tuple[Setting, ...] = (
@@ -111,9 +123,11 @@ SERVICE_SETTINGS: tuple[Setting, ...] = (
         "metrics_listen",
         "SECUREROUTE_METRICS_LISTEN",
         parse_optional_listen,
-        # Off: no surprise port; 9464 is the port OpenTelemetry's Prometheus exporter made common.
-        None,
-        "serve Prometheus /metrics over HTTP on host:port (e.g. 0.0.0.0:9464), or off; "
+        # Loopback: process facts and traffic counts are for the operator, never the public side
+        # (a pod address such as 0.0.0.0:9464 lets Prometheus scrape); 9464 is the port
+        # OpenTelemetry's Prometheus exporter made common.
+        ListenAddress("127.0.0.1", 9464),
+        "serve Prometheus /metrics over plain HTTP on host:port, apart from the gRPC port, or off; "
         "with N workers, worker k uses port+k",
     ),
     *server_tls_rows("SECUREROUTE_GRPC_", client_ca=True),
@@ -125,8 +139,39 @@ SERVICE_SETTINGS: tuple[Setting, ...] = (
         # Five times the 200 calls the load tests keep in flight: it only stops a pile-up (each
         # waiting call costs memory), never a busy but healthy service.
         1000,
-        "calls served at once across all connections (health watches included); "
+        "calls served at once across all connections, anonymous ones included; "
         "more are answered RESOURCE_EXHAUSTED (HTTP 429 at the facade)",
+    ),
+    Setting(
+        "max_anonymous_rpcs",
+        "SECUREROUTE_GRPC_MAX_ANONYMOUS_RPCS",
+        parse_int_between(1, 1_000_000),
+        # A tenth of max_concurrent_rpcs: probes and /health answer in a millisecond, so 100 at
+        # once is far above any honest need, and an anonymous flood leaves 80 % to token holders.
+        100,
+        "unary calls without a token at once (health Check, Health); more are answered "
+        "RESOURCE_EXHAUSTED at once; health Watch streams cannot take this room",
+    ),
+    Setting(
+        "max_anonymous_streams",
+        "SECUREROUTE_GRPC_MAX_ANONYMOUS_STREAMS",
+        parse_int_between(1, 1_000_000),
+        # Health Watch (and reflection) streams live long and anyone may open them: a tenth of
+        # max_concurrent_rpcs, apart from the unary room so watchers cannot starve probes.
+        100,
+        "streaming calls without a token at once (health Watch, reflection); more are answered "
+        "RESOURCE_EXHAUSTED at once",
+    ),
+    Setting(
+        "request_message_timeout",
+        "SECUREROUTE_GRPC_REQUEST_MESSAGE_TIMEOUT",
+        parse_positive_duration,
+        # Kubernetes' default probe timeout: clients send the message with the call's headers, so
+        # only a caller that withholds it waits; it then holds an anonymous slot this long at most.
+        1.0,
+        "how long a call without a token may take to send its request message, seconds; "
+        "slower ones are answered DEADLINE_EXCEEDED (calls with an invalid token are refused "
+        "without waiting for it)",
     ),
     Setting(
         "max_concurrent_streams",
@@ -149,6 +194,24 @@ SERVICE_SETTINGS: tuple[Setting, ...] = (
         # connections do not pile up; gRPC clients reconnect by themselves on their next call.
         300.0,
         "close a connection without calls for this long (GOAWAY), seconds; 0 keeps it open",
+    ),
+    Setting(
+        "max_connection_age",
+        "SECUREROUTE_GRPC_MAX_CONNECTION_AGE",
+        parse_duration_at_most(86_400),
+        # Half an hour: long-lived connections get rebalanced onto new pods after a scale-up,
+        # and a health Watch cannot stay open for ever (it ends at age + grace).
+        1800.0,
+        "send a connection a GOAWAY after this long, seconds (clients reconnect by themselves); "
+        "0 keeps it open",
+    ),
+    Setting(
+        "max_connection_age_grace",
+        "SECUREROUTE_GRPC_MAX_CONNECTION_AGE_GRACE",
+        parse_duration_at_most(86_400),
+        # Calls take at most the facade's 5 s deadline; 30 s leaves room for slower clients.
+        30.0,
+        "after that GOAWAY, how long calls still open (health Watch streams) may run, seconds",
     ),
     Setting(
         "drain_delay",

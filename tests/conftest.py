@@ -49,9 +49,10 @@ def service_settings(issuer_url: str, *extra: str, listen: str = "127.0.0.1:0") 
     """Settings through the real flag machinery (with an empty environment).
 
     No drain delay (tests that are about draining pass ``--drain-delay``): every stop would
-    otherwise keep serving for a second first."""
+    otherwise keep serving for a second first. No metrics port (tests that are about metrics pass
+    ``--metrics-listen``): servers of the same run would all want the default port."""
     argv = ["--listen", listen, "--issuer", issuer_url, "--audience", AUDIENCE, "--grace-period", "1"]
-    argv += ["--drain-delay", "0", *extra]
+    argv += ["--drain-delay", "0", "--metrics-listen", "off", *extra]
     return load_service_settings(argv, environ={})
 
 
@@ -83,13 +84,20 @@ def busy_port() -> Iterator[int]:
         yield listener.getsockname()[1]
 
 
+#: Child programs serve no metrics port unless a test asks (programs running at once would all
+#: want the default loopback port); a flag still wins over these.
+NO_METRICS_ENV = {"SECUREROUTE_METRICS_LISTEN": "off", "SECUREROUTE_HTTP_METRICS_LISTEN": "off"}
+
+
 def clean_env(**extra: str) -> dict[str, str]:
-    """Our environment without any SECUREROUTE_* (or multiprocess metrics) setting, plus ``extra``."""
+    """Our environment without any SECUREROUTE_* (or multiprocess metrics) setting, with metrics
+    ports off (``NO_METRICS_ENV``), plus ``extra``."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("SECUREROUTE_") and k != "PROMETHEUS_MULTIPROC_DIR"
     }
+    env.update(NO_METRICS_ENV)
     env.update(extra)
     return env
 

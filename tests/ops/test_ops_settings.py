@@ -193,7 +193,9 @@ def test_defaults_come_from_jwt_authn() -> None:
     settings = load_service_settings(["--issuer", ISSUER, "--audience", "a"], environ={})
     default = IssuerConfig(issuer=ISSUER, audiences=("a",))
     assert authn_config(settings).issuers[0] == default
-    assert settings.metrics_listen is None and settings.workers == 1 and settings.log_format == "auto"
+    # Metrics on loopback only, apart from the gRPC port.
+    assert settings.metrics_listen == ListenAddress("127.0.0.1", 9464)
+    assert settings.workers == 1 and settings.log_format == "auto"
 
 
 def test_new_knobs_follow_the_precedence(tmp_path: Path) -> None:
@@ -205,9 +207,9 @@ def test_new_knobs_follow_the_precedence(tmp_path: Path) -> None:
     assert settings.log_format == "json"  # env beats TOML
     assert settings.backend_tls is True and settings.metrics is False  # TOML beats the defaults
     service = load_service_settings(
-        ["--issuer", ISSUER, "--audience", "a"], environ={"SECUREROUTE_METRICS_LISTEN": "127.0.0.1:9464"}
+        ["--issuer", ISSUER, "--audience", "a"], environ={"SECUREROUTE_METRICS_LISTEN": "10.0.0.1:9464"}
     )
-    assert service.metrics_listen == ListenAddress("127.0.0.1", 9464)
+    assert service.metrics_listen == ListenAddress("10.0.0.1", 9464)
     service = load_service_settings(
         ["--issuer", ISSUER, "--audience", "a", "--metrics-listen", "off"], environ={}
     )

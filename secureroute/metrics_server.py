@@ -1,7 +1,8 @@
-"""A small HTTP server for Prometheus: ``GET /metrics`` on the service's metrics port.
+"""A small HTTP server for Prometheus: ``GET /metrics`` on a port of its own, for both programs.
 
-It runs on the service's event loop, so a scrape reads jwt_authn's counters on the thread that
-changes them. Plain HTTP: bind it to a pod or loopback address, never to the public side.
+It runs on the program's event loop, so a scrape reads the counters on the thread that changes
+them. Plain HTTP, apart from the public port: bind it to loopback (the default) or a pod
+address, never to the public side.
 
 Usage:
     server = MetricsServer(ListenAddress("127.0.0.1", 9464), metrics.exposition)
