@@ -15,7 +15,9 @@ from secureroute.settings import (
     load_settings,
     parse_bool,
     parse_existing_file,
+    parse_int_between,
     parse_listen,
+    parse_optional_listen,
     parse_positive_duration,
     parse_str,
     parse_target,
@@ -34,7 +36,7 @@ class FacadeSettings:
     listen: ListenAddress
     tls_cert: str | None
     tls_key: str | None
-    metrics: bool
+    metrics_listen: ListenAddress | None
     backend: str
     backend_timeout: float
     backend_tls: bool
@@ -43,6 +45,10 @@ class FacadeSettings:
     backend_client_key: str | None
     backend_server_name: str | None
     keepalive_timeout: float
+    header_timeout: float
+    max_header_bytes: int
+    max_headers: int
+    max_connections: int
     workers: int
     grace_period: float
     log_level: str
@@ -69,13 +75,15 @@ FACADE_SETTINGS: tuple[Setting, ...] = (
     ),
     *server_tls_rows("SECUREROUTE_HTTP_", client_ca=False),
     Setting(
-        "metrics",
-        "SECUREROUTE_HTTP_METRICS",
-        parse_bool,
-        # On: Prometheus scrapes the facade where it serves.
-        True,
-        "serve Prometheus metrics on GET /metrics",
-        switch=True,
+        "metrics_listen",
+        "SECUREROUTE_HTTP_METRICS_LISTEN",
+        parse_optional_listen,
+        # Loopback, never the public port: process facts and traffic counts are for the operator
+        # (a pod address such as 0.0.0.0:9465 lets Prometheus scrape). The port after the
+        # service's 9464, so both programs run on one host with their defaults.
+        ListenAddress("127.0.0.1", 9465),
+        "serve Prometheus /metrics over plain HTTP on host:port, apart from the public port, or "
+        "off; with N workers, worker k uses port+k (each shows the sum of all workers)",
     ),
     # Where `python -m service` listens by default.
     Setting("backend", "SECUREROUTE_BACKEND", parse_target, "localhost:50051", "gRPC target of the service"),
@@ -131,8 +139,47 @@ FACADE_SETTINGS: tuple[Setting, ...] = (
         # nginx's keepalive_timeout, above AWS ALB's 60 s idle timeout (a proxy must give up on
         # an idle connection before we do). aiohttp's own 3,630 s lets idle sockets pile up.
         75.0,
-        "close a connection idle this long, seconds; it also bounds the time a client may take "
-        "to send a request's headers (slowloris)",
+        "close a connection idle this long (no request begun), seconds",
+    ),
+    Setting(
+        "header_timeout",
+        "SECUREROUTE_HTTP_HEADER_TIMEOUT",
+        parse_positive_duration,
+        # Apache's mod_reqtimeout starts at 20 s and nginx's client_header_timeout is 60 s; a
+        # head is one packet for an honest client, so 10 s is generous and holds a slowloris
+        # connection a sixth as long as nginx would.
+        10.0,
+        "how long a request head may take from its first byte, seconds; slower ones are "
+        "answered 408 and the connection closes (slowloris)",
+    ),
+    Setting(
+        "max_header_bytes",
+        "SECUREROUTE_HTTP_MAX_HEADER_BYTES",
+        parse_int_between(1024, 1024 * 1024),
+        # Twice jwt_authn's 8 KiB token cap, half of nginx's 4 x 8 KiB: a token with many
+        # claims fits, and a connection's head costs at most this much.
+        16 * 1024,
+        "largest request head (request line and all header fields), bytes; more is answered "
+        "431 and the connection closes",
+    ),
+    Setting(
+        "max_headers",
+        "SECUREROUTE_HTTP_MAX_HEADERS",
+        parse_int_between(1, 1000),
+        # Browsers send about 15, proxies add a few; many tiny fields cost aiohttp far more
+        # memory than their bytes, so the count is capped apart from max_header_bytes.
+        32,
+        "most header fields in a request; more are answered 431 and the connection closes",
+    ),
+    Setting(
+        "max_connections",
+        "SECUREROUTE_HTTP_MAX_CONNECTIONS",
+        parse_int_between(1, 1_000_000),
+        # Measured in docs/reliability.md: 2,000 connections each holding a full head stay under
+        # 200 MB, inside the 256 MiB of deploy/facade.yaml; far above what a pod serves at once.
+        2000,
+        "open connections at once per process; a new one past it is closed at once "
+        "(worst-case memory is about max_connections x max_header_bytes x 3, see docs/reliability.md)",
     ),
     *process_rows(
         # Well inside Kubernetes' default 30 s terminationGracePeriodSeconds.

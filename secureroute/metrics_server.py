@@ -18,9 +18,10 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from secureroute.ports import check_bindable
 from secureroute.settings import ListenAddress, SettingsError
 
-__all__ = ["MetricsServer"]
+__all__ = ["MetricsServer", "worker_metrics_flags"]
 
 
 class MetricsServer:
@@ -51,3 +52,21 @@ class MetricsServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+def worker_metrics_flags(metrics: ListenAddress | None, workers: int) -> Callable[[int], list[str]]:
+    """For a supervisor: worker k's ``--metrics-listen`` flag (port + k; port 0 stays 0), after
+    checking that every one of those ports is free. Raises ``SettingsError``."""
+    if metrics is not None and metrics.port != 0:
+        if metrics.port + workers - 1 > 65535:
+            raise SettingsError(f"metrics_listen: ports {metrics.port}+{workers} run past 65535")
+        for index in range(workers):
+            check_bindable(ListenAddress(metrics.host, metrics.port + index), "metrics_listen")
+
+    def flags(index: int) -> list[str]:
+        if metrics is None:
+            return ["--metrics-listen", "off"]
+        port = metrics.port + index if metrics.port else 0
+        return ["--metrics-listen", str(ListenAddress(metrics.host, port))]
+
+    return flags

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from http_facade.runner import fixed_error_text
+from http_facade.connections import fixed_error_text
 
 ServeFacade = Callable[..., Coroutine[Any, Any, str]]
 

@@ -1,0 +1,205 @@
+"""Each HTTP connection's budget: a cap on connections, on a request head's bytes and lines, and
+on the time a head may take; parser errors answered without quoting the request.
+
+aiohttp bounds one header line (``max_field_size``) and the number of lines (``max_headers``),
+but not their product: 128 lines of 16 KiB held by a client that never ends its head cost
+megabytes per connection, and it has neither a header-read timeout nor a connection cap. So
+``GuardedRequestHandler`` (a ``web.RequestHandler``, aiohttp's public protocol class) counts
+the bytes and lines of a request head *before* the parser sees them:
+
+- more than ``max_header_bytes`` or ``max_headers`` lines: a fixed ``431 Request Header Fields
+  Too Large`` (RFC 6585 §5), and the connection closes;
+- a head whose first byte came ``header_timeout_s`` ago and that is still not complete: a fixed
+  ``408 Request Timeout``, and the connection closes (nginx's ``client_header_timeout``);
+- past ``max_connections`` open connections, a new one is closed at once (the kernel's accept
+  queue holds the rest).
+
+A head is "complete" when ``head_budget_middleware`` sees its request; it hands the budget back
+when the handler returns. Bytes arriving while a request runs (its body, a pipelined head) are
+not counted: the body cap and aiohttp's own line limits bound those.
+
+A request aiohttp cannot parse gets a 400 whose body is a fixed phrase per status: aiohttp's own
+text quotes the offending bytes (for a malformed ``Authorization`` header, the token).
+
+Worst-case memory is ``max_connections`` x (``max_header_bytes`` + aiohttp's per-connection
+objects); ``docs/reliability.md`` has the measured figure.
+
+Usage:
+    budget = ConnectionBudget(max_connections=2000, max_header_bytes=16384, max_headers=32,
+                              header_timeout_s=10)
+    factory = guarded_protocol_factory(runner.server, budget, handler_args)
+    await loop.create_server(factory, "127.0.0.1", 3000)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+__all__ = [
+    "ConnectionBudget",
+    "GuardedRequestHandler",
+    "fixed_error_text",
+    "guarded_protocol_factory",
+    "head_budget_middleware",
+]
+
+
+def fixed_error_text(status: int) -> str:
+    """``"400 Bad Request"``: what a client reads instead of aiohttp's quote of its request."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Error"
+
+
+def _raw_response(status: int) -> bytes:
+    """A whole HTTP/1.1 answer with a fixed body, for a head that never reaches the parser."""
+    body = fixed_error_text(status).encode()
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+_TOO_LARGE = _raw_response(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+_TOO_SLOW = _raw_response(HTTPStatus.REQUEST_TIMEOUT)
+#: Why a head was refused, for the log line (never its bytes: they may hold a token).
+_REASONS = {
+    _TOO_LARGE: "an oversized request head (HTTP 431)",
+    _TOO_SLOW: "a request head too slow (HTTP 408)",
+}
+
+_log = logging.getLogger("http_facade.server")
+
+
+@dataclass(slots=True)
+class ConnectionBudget:
+    """The limits, and the count of open connections they share (one per process)."""
+
+    max_connections: int
+    max_header_bytes: int
+    #: Header fields; the request line and the blank line that ends the head come on top.
+    max_headers: int
+    header_timeout_s: float
+    open_connections: int = field(default=0, init=False)
+
+
+class GuardedRequestHandler(web.RequestHandler):
+    """aiohttp's request handler with the head budget of the module docstring."""
+
+    def __init__(self, manager: web.Server, budget: ConnectionBudget, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._budget = budget
+        self._head_bytes = 0
+        self._head_lines = 0
+        self._awaiting_head = True
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._guarded_transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._budget.open_connections += 1
+        self._guarded_transport = transport
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._budget.open_connections -= 1
+        self._cancel_head_timer()
+        self._guarded_transport = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._awaiting_head and data:
+            if self._head_bytes == 0:
+                loop = asyncio.get_running_loop()
+                self._head_timer = loop.call_later(self._budget.header_timeout_s, self._refuse, _TOO_SLOW)
+            self._head_bytes += len(data)
+            self._head_lines += data.count(b"\n")
+            # The request line and the empty line that ends the head are not header fields.
+            if (
+                self._head_bytes > self._budget.max_header_bytes
+                or self._head_lines > self._budget.max_headers + 2
+            ):
+                self._refuse(_TOO_LARGE)
+                return
+        super().data_received(data)
+
+    def head_received(self) -> None:
+        """A request's head is complete: stop counting until its response is on its way."""
+        self._awaiting_head = False
+        self._cancel_head_timer()
+
+    def response_started(self) -> None:
+        """The handler is done: the next bytes are the next head, with a fresh budget."""
+        self._awaiting_head = True
+        self._head_bytes = self._head_lines = 0
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        # aiohttp builds its own fixed text for 500; every other status would quote ``message``.
+        if status != HTTPStatus.INTERNAL_SERVER_ERROR:
+            message = fixed_error_text(status)
+        return super().handle_error(request, status, exc, message)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _refuse(self, answer: bytes) -> None:
+        _log.info("rejected %s", _REASONS[answer])
+        self._cancel_head_timer()
+        transport = self._guarded_transport
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            transport.write(answer)
+            transport.close()
+        self.force_close()
+
+
+class _Refused(asyncio.Protocol):
+    """A connection past the cap: closed as soon as it is made."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
+
+
+def guarded_protocol_factory(
+    server: web.Server, budget: ConnectionBudget, handler_args: Mapping[str, Any]
+) -> Callable[[], asyncio.BaseProtocol]:
+    """A protocol factory for ``loop.create_server``: ``GuardedRequestHandler``s serving ``server``
+    (``AppRunner.server``), built with ``handler_args`` (aiohttp's ``RequestHandler`` options)."""
+    loop = asyncio.get_running_loop()
+
+    def make() -> asyncio.BaseProtocol:
+        # Counted in connection_made, so one accept batch (at most the listen backlog) may pass
+        # the cap together; a TLS handshake that fails never counts.
+        if budget.open_connections >= budget.max_connections:
+            return _Refused()
+        return GuardedRequestHandler(server, budget, loop=loop, **handler_args)
+
+    return make
+
+
+@web.middleware
+async def head_budget_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    protocol = request.protocol
+    if not isinstance(protocol, GuardedRequestHandler):  # an app served some other way (tests)
+        return await handler(request)
+    protocol.head_received()
+    try:
+        return await handler(request)
+    finally:
+        protocol.response_started()
