@@ -14,9 +14,10 @@ the bytes and lines of a request head *before* the parser sees them:
 - past ``max_connections`` open connections, a new one is closed at once (the kernel's accept
   queue holds the rest).
 
-A head is "complete" when ``head_budget_middleware`` sees its request; it hands the budget back
-when the handler returns. Bytes arriving while a request runs (its body, a pipelined head) are
-not counted: the body cap and aiohttp's own line limits bound those.
+A head is held in one buffer until its empty line arrives, and only then handed to aiohttp's
+parser (which would otherwise keep each field of an unfinished head as objects of their own).
+From then until ``head_budget_middleware`` sees the handler return, bytes pass straight through
+uncounted (the body, a pipelined head): the body cap and aiohttp's own line limits bound those.
 
 A request aiohttp cannot parse gets a 400 whose body is a fixed phrase per status: aiohttp's own
 text quotes the offending bytes (for a malformed ``Authorization`` header, the token).
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -79,6 +81,8 @@ _REASONS = {
 }
 
 _log = logging.getLogger("http_facade.server")
+#: The empty line that ends a head (RFC 9112 §2.2 lets a server accept a bare LF as a line end).
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
 @dataclass(slots=True)
@@ -99,7 +103,7 @@ class GuardedRequestHandler(web.RequestHandler):
     def __init__(self, manager: web.Server, budget: ConnectionBudget, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._budget = budget
-        self._head_bytes = 0
+        self._head = bytearray()
         self._head_lines = 0
         self._awaiting_head = True
         self._head_timer: asyncio.TimerHandle | None = None
@@ -117,20 +121,27 @@ class GuardedRequestHandler(web.RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._awaiting_head and data:
-            if self._head_bytes == 0:
-                loop = asyncio.get_running_loop()
-                self._head_timer = loop.call_later(self._budget.header_timeout_s, self._refuse, _TOO_SLOW)
-            self._head_bytes += len(data)
-            self._head_lines += data.count(b"\n")
-            # The request line and the empty line that ends the head are not header fields.
-            if (
-                self._head_bytes > self._budget.max_header_bytes
-                or self._head_lines > self._budget.max_headers + 2
-            ):
-                self._refuse(_TOO_LARGE)
-                return
-        super().data_received(data)
+        if not self._awaiting_head or not data:
+            super().data_received(data)
+            return
+        if not self._head:
+            loop = asyncio.get_running_loop()
+            self._head_timer = loop.call_later(self._budget.header_timeout_s, self._refuse, _TOO_SLOW)
+        searched_from = max(0, len(self._head) - 3)
+        self._head += data
+        self._head_lines += data.count(b"\n")
+        # The request line and the empty line that ends the head are not header fields.
+        budget = self._budget
+        if len(self._head) > budget.max_header_bytes or self._head_lines > budget.max_headers + 2:
+            self._refuse(_TOO_LARGE)
+            return
+        if _HEAD_END.search(self._head, searched_from) is None:
+            # Held here, in one buffer, until the head is whole: the parser would keep every
+            # field of an unfinished head as objects of their own, several times its bytes.
+            return
+        head, self._head = bytes(self._head), bytearray()
+        self.head_received()
+        super().data_received(head)
 
     def head_received(self) -> None:
         """A request's head is complete: stop counting until its response is on its way."""
@@ -140,7 +151,7 @@ class GuardedRequestHandler(web.RequestHandler):
     def response_started(self) -> None:
         """The handler is done: the next bytes are the next head, with a fresh budget."""
         self._awaiting_head = True
-        self._head_bytes = self._head_lines = 0
+        self._head_lines = 0
 
     def handle_error(
         self,
