@@ -127,14 +127,17 @@ class GuardedRequestHandler(web.RequestHandler):
         if not self._head:
             loop = asyncio.get_running_loop()
             self._head_timer = loop.call_later(self._budget.header_timeout_s, self._refuse, _TOO_SLOW)
-        searched_from = max(0, len(self._head) - 3)
-        self._head += data
+        budget = self._budget
+        if len(self._head) + len(data) > budget.max_header_bytes:
+            self._refuse(_TOO_LARGE)  # before copying or scanning a flood's bytes
+            return
         self._head_lines += data.count(b"\n")
         # The request line and the empty line that ends the head are not header fields.
-        budget = self._budget
-        if len(self._head) > budget.max_header_bytes or self._head_lines > budget.max_headers + 2:
+        if self._head_lines > budget.max_headers + 2:
             self._refuse(_TOO_LARGE)
             return
+        searched_from = max(0, len(self._head) - 3)
+        self._head += data
         if _HEAD_END.search(self._head, searched_from) is None:
             # Held here, in one buffer, until the head is whole: the parser would keep every
             # field of an unfinished head as objects of their own, several times its bytes.

@@ -139,7 +139,8 @@ FACADE_SETTINGS: tuple[Setting, ...] = (
         # nginx's keepalive_timeout, above AWS ALB's 60 s idle timeout (a proxy must give up on
         # an idle connection before we do). aiohttp's own 3,630 s lets idle sockets pile up.
         75.0,
-        "close a connection idle this long (no request begun), seconds",
+        "close a connection that has no whole request head this long after it opened or after its "
+        "last response (idle keep-alive), seconds",
     ),
     Setting(
         "header_timeout",
