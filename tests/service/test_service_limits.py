@@ -169,3 +169,18 @@ async def test_the_drain_delay_keeps_serving_after_not_serving(
                 timeout=5,
             )
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_watch_ends_after_max_connection_age_and_its_grace(
+    issuer: LoopbackIssuer, start_service: StartService, make_service_settings: MakeSettings
+) -> None:
+    """No anonymous Watch holds its slot for ever: the connection's GOAWAY, then the grace, end it."""
+    app = await start_service(
+        make_service_settings(issuer.url, "--max-connection-age", "0.5", "--max-connection-age-grace", "0.5")
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        watch = _health(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        assert (await asyncio.wait_for(watch.read(), WAIT_S)).status == health_pb2.HealthCheckResponse.SERVING
+        assert await asyncio.wait_for(watch.code(), WAIT_S) != grpc.StatusCode.OK
+        # The channel reconnects by itself: the next call is served.
+        assert await _check(channel) == health_pb2.HealthCheckResponse.SERVING
