@@ -18,6 +18,8 @@ A head is held in one buffer until its empty line arrives, and only then handed 
 parser (which would otherwise keep each field of an unfinished head as objects of their own).
 From then until ``head_budget_middleware`` sees the handler return, bytes pass straight through
 uncounted (the body, a pipelined head): the body cap and aiohttp's own line limits bound those.
+A request whose body was not all read closes its connection after the answer (we take no
+bodies), so the rest of a body is never counted as the next head.
 
 A request aiohttp cannot parse gets a 400 whose body is a fixed phrase per status: aiohttp's own
 text quotes the offending bytes (for a malformed ``Authorization`` header, the token).
@@ -128,23 +130,26 @@ class GuardedRequestHandler(web.RequestHandler):
             loop = asyncio.get_running_loop()
             self._head_timer = loop.call_later(self._budget.header_timeout_s, self._refuse, _TOO_SLOW)
         budget = self._budget
-        if len(self._head) + len(data) > budget.max_header_bytes:
-            self._refuse(_TOO_LARGE)  # before copying or scanning a flood's bytes
-            return
-        self._head_lines += data.count(b"\n")
+        # Only the budget's worth of a chunk is scanned (a flood pushes megabytes at once), and
+        # only the head is counted: a body may come in the same chunk.
+        room = budget.max_header_bytes - len(self._head)
+        tail = bytes(self._head[-3:])
+        end = _HEAD_END.search(tail + data[: room + 1])
+        head_part = data if end is None else data[: end.end() - len(tail)]
+        self._head_lines += head_part.count(b"\n")
         # The request line and the empty line that ends the head are not header fields.
-        if self._head_lines > budget.max_headers + 2:
+        if len(head_part) > room or self._head_lines > budget.max_headers + 2:
             self._refuse(_TOO_LARGE)
             return
-        searched_from = max(0, len(self._head) - 3)
-        self._head += data
-        if _HEAD_END.search(self._head, searched_from) is None:
+        if end is None:
             # Held here, in one buffer, until the head is whole: the parser would keep every
             # field of an unfinished head as objects of their own, several times its bytes.
+            self._head += data
             return
-        head, self._head = bytes(self._head), bytearray()
+        whole = bytes(self._head) + data
+        self._head = bytearray()
         self.head_received()
-        super().data_received(head)
+        super().data_received(whole)
 
     def head_received(self) -> None:
         """A request's head is complete: stop counting until its response is on its way."""
@@ -207,6 +212,17 @@ def guarded_protocol_factory(
     return make
 
 
+def _end_of_request(
+    protocol: GuardedRequestHandler, request: web.Request, response: web.StreamResponse
+) -> None:
+    """Hand the budget back for the next head, unless part of a body is still to come: its bytes
+    must not count as a head, and we take no bodies, so the connection closes after this answer."""
+    if request.content.at_eof():
+        protocol.response_started()
+    else:
+        response.force_close()
+
+
 @web.middleware
 async def head_budget_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     protocol = request.protocol
@@ -214,6 +230,9 @@ async def head_budget_middleware(request: web.Request, handler: Handler) -> web.
         return await handler(request)
     protocol.head_received()
     try:
-        return await handler(request)
-    finally:
-        protocol.response_started()
+        response = await handler(request)
+    except web.HTTPException as error:  # the router's 404 and 405 are answers too
+        _end_of_request(protocol, request, error)
+        raise
+    _end_of_request(protocol, request, response)
+    return response

@@ -92,6 +92,14 @@ async def test_keep_alive_requests_each_get_a_fresh_budget(facade_port: int) -> 
         writer.close()
 
 
+async def test_an_unread_body_closes_the_connection_after_the_answer(facade_port: int) -> None:
+    """Its bytes would otherwise count as the next head: one answer (200), never a 431."""
+    body = b"b" * 8000  # more than the head budget, under the body cap
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    answer = await _answer(facade_port, head + body + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _status(answer) == 200 and answer.count(b"HTTP/1.1 ") == 1 and b"431" not in answer
+
+
 async def test_a_parser_error_under_the_budget_is_a_fixed_400(facade_port: int) -> None:
     token = secrets.token_urlsafe(300)
     head = f"GET /secure-route HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\x00\r\n\r\n".encode()
