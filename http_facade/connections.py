@@ -22,7 +22,14 @@ A request whose body was not all read closes its connection after the answer (we
 bodies), so the rest of a body is never counted as the next head.
 
 A request aiohttp cannot parse gets a 400 whose body is a fixed phrase per status: aiohttp's own
-text quotes the offending bytes (for a malformed ``Authorization`` header, the token).
+text quotes the offending bytes (for a malformed ``Authorization`` header, the token). aiohttp has
+no documented hook for parser errors (they never reach middlewares or signals:
+https://github.com/aio-libs/aiohttp/issues/3287, https://github.com/aio-libs/aiohttp/issues/9882),
+so ``GuardedRequestHandler`` overrides ``handle_error`` of ``web.RequestHandler`` (exported in
+``aiohttp.web.__all__``, but its methods are not in aiohttp's reference): no private attribute is
+touched, and pyproject pins the aiohttp minor version this is tested with (3.14);
+``tests/facade/test_facade_connections.py`` and ``tests/ops/test_ops_header_redaction.py`` pin
+the behaviour.
 
 Worst-case memory is ``max_connections`` x (``max_header_bytes`` + aiohttp's per-connection
 objects); ``docs/reliability.md`` has the measured figure.
