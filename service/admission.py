@@ -76,26 +76,35 @@ async def _responses(result: Any) -> AsyncIterator[Any]:
         await result
 
 
-def _reading_first(handler: Handler, pool: CallPool, timeout_s: float | None) -> Handler:
+def _admitted(handler: Handler, pool: CallPool, message_timeout_s: float | None) -> Handler:
     """``handler`` as a request-streaming handler (so grpc runs it before any message arrives)
-    that enters ``pool`` or answers RESOURCE_EXHAUSTED, then reads its unary request within
-    ``timeout_s`` (None: the handler never reads it, as the guard's rejections do not)."""
-    behavior = cast(Behavior, handler.unary_unary or handler.unary_stream)
-    deserializer = handler.request_deserializer if timeout_s is not None else None
+    that enters ``pool`` or answers RESOURCE_EXHAUSTED at once. A unary request is then read
+    within ``message_timeout_s``; None means never (the guard's rejections do not look at it)."""
+    deserializer = handler.request_deserializer
+    if handler.request_streaming:
+        behavior = cast(Behavior, handler.stream_stream or handler.stream_unary)
 
-    async def request_of(requests: AsyncIterator[Any], context: Any) -> Any:
-        if timeout_s is None:
-            return None  # a rejection: the message of a refused caller is never read
-        return await _first_message(requests, timeout_s, context)
+        async def request_of(requests: AsyncIterator[Any], context: Any) -> Any:
+            return requests
 
-    async def refuse(context: Any) -> None:
-        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many anonymous calls, retry later")
+    else:
+        behavior = cast(Behavior, handler.unary_unary or handler.unary_stream)
+        if message_timeout_s is None:
+            deserializer = None  # the message of a refused caller is never parsed
+
+        async def request_of(requests: AsyncIterator[Any], context: Any) -> Any:
+            if message_timeout_s is None:
+                return None
+            return await _first_message(requests, message_timeout_s, context)
+
+    async def enter(context: Any) -> None:
+        if not pool.try_enter():
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many anonymous calls, retry later")
 
     if handler.response_streaming:
 
         async def stream(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
-            if not pool.try_enter():
-                await refuse(context)
+            await enter(context)
             try:
                 async for response in _responses(behavior(await request_of(requests, context), context)):
                     yield response
@@ -107,8 +116,7 @@ def _reading_first(handler: Handler, pool: CallPool, timeout_s: float | None) ->
         )
 
     async def unary(requests: AsyncIterator[Any], context: Any) -> Any:
-        if not pool.try_enter():
-            await refuse(context)
+        await enter(context)
         try:
             return await behavior(await request_of(requests, context), context)
         finally:
@@ -117,37 +125,6 @@ def _reading_first(handler: Handler, pool: CallPool, timeout_s: float | None) ->
     return grpc.stream_unary_rpc_method_handler(
         unary, request_deserializer=deserializer, response_serializer=handler.response_serializer
     )
-
-
-def _counted(handler: Handler, pool: CallPool) -> Handler:
-    """A request-streaming ``handler`` (reflection) that enters ``pool`` or answers RESOURCE_EXHAUSTED."""
-    behavior = cast(Behavior, handler.stream_stream or handler.stream_unary)
-
-    async def refuse(context: Any) -> None:
-        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many anonymous calls, retry later")
-
-    if handler.response_streaming:
-
-        async def stream(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
-            if not pool.try_enter():
-                await refuse(context)
-            try:
-                async for response in _responses(behavior(requests, context)):
-                    yield response
-            finally:
-                pool.leave()
-
-        return handler._replace(stream_stream=stream)  # type: ignore[attr-defined,no-any-return]
-
-    async def unary(requests: AsyncIterator[Any], context: Any) -> Any:
-        if not pool.try_enter():
-            await refuse(context)
-        try:
-            return await behavior(requests, context)
-        finally:
-            pool.leave()
-
-    return handler._replace(stream_unary=unary)  # type: ignore[attr-defined,no-any-return]
 
 
 #: The guard's rejections end at once: counting them would only turn an expired token's
@@ -184,13 +161,10 @@ class AnonymousAdmission(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             # from the pools; a unary one is answered before its message (never read) arrives.
             if handler.request_streaming:
                 return handler
-            return _reading_first(handler, _UNBOUNDED, None)
+            return _admitted(handler, _UNBOUNDED, None)
         kept = self._admitted.get(method)
         if kept is not None and kept[0] is handler:
             return kept[1]
-        if handler.request_streaming:
-            admitted = _counted(handler, pool)
-        else:
-            admitted = _reading_first(handler, pool, self._message_timeout_s)
+        admitted = _admitted(handler, pool, self._message_timeout_s)
         self._admitted[method] = (handler, admitted)  # public methods: a fixed, short list
         return admitted
