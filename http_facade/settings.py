@@ -176,11 +176,12 @@ FACADE_SETTINGS: tuple[Setting, ...] = (
         "max_connections",
         "SECUREROUTE_HTTP_MAX_CONNECTIONS",
         parse_int_between(1, 1_000_000),
-        # Measured in docs/reliability.md: 2,000 connections each holding a full head stay under
-        # 200 MB, inside the 256 MiB of deploy/facade.yaml; far above what a pod serves at once.
+        # About 24 KiB each with a full head (measured in docs/reliability.md): 2,000 add about
+        # 50 MB to a ~55 MB process, inside the 256 MiB of deploy/facade.yaml, and are far more
+        # than a pod serves at once.
         2000,
         "open connections at once per process; a new one past it is closed at once "
-        "(worst-case memory is about max_connections x max_header_bytes x 3, see docs/reliability.md)",
+        "(worst-case memory: about max_connections x (max_header_bytes + 8 KiB))",
     ),
     *process_rows(
         # Well inside Kubernetes' default 30 s terminationGracePeriodSeconds.
