@@ -159,9 +159,15 @@ class GuardedRequestHandler(web.RequestHandler):
         super().data_received(whole)
 
     def head_received(self) -> None:
-        """A request's head is complete: stop counting until its response is on its way."""
+        """A request's head is complete: stop counting until its response is on its way.
+
+        Called from ``data_received``, and by the middleware for a pipelined request whose head
+        came with the one before: bytes held since then (its body, say) go to the parser now."""
         self._awaiting_head = False
         self._cancel_head_timer()
+        if self._head:
+            held, self._head = bytes(self._head), bytearray()
+            super().data_received(held)
 
     def response_started(self) -> None:
         """The handler is done: the next bytes are the next head, with a fresh budget."""

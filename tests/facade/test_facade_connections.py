@@ -92,6 +92,13 @@ async def test_keep_alive_requests_each_get_a_fresh_budget(facade_port: int) -> 
         writer.close()
 
 
+async def test_pipelined_requests_are_each_answered(facade_port: int) -> None:
+    first = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    second = b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+    answer = await _answer(facade_port, first + second)
+    assert answer.count(b"HTTP/1.1 200 ") == 2
+
+
 async def test_an_unread_body_closes_the_connection_after_the_answer(facade_port: int) -> None:
     """Its bytes would otherwise count as the next head: one answer (200), never a 431."""
     body = b"b" * 8000  # more than the head budget, under the body cap
