@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -90,8 +89,14 @@ _REASONS = {
 }
 
 _log = logging.getLogger("http_facade.server")
-#: The empty line that ends a head (RFC 9112 §2.2 lets a server accept a bare LF as a line end).
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
+def _head_end(window: bytes) -> int | None:
+    """Where the empty line that ends a head ends in ``window``, or None. RFC 9112 §2.2 lets a
+    server take a bare LF as a line end. (``bytes.find``: a regex costs far more per byte, and a
+    flood sends thousands of windows a second.)"""
+    ends = [at + len(line_end) for line_end in (b"\n\r\n", b"\n\n") if (at := window.find(line_end)) >= 0]
+    return min(ends, default=None)
 
 
 @dataclass(slots=True)
@@ -141,11 +146,14 @@ class GuardedRequestHandler(web.RequestHandler):
         # only the head is counted: a body may come in the same chunk.
         room = budget.max_header_bytes - len(self._head)
         tail = bytes(self._head[-3:])
-        end = _HEAD_END.search(tail + data[: room + 1])
-        head_part = data if end is None else data[: end.end() - len(tail)]
+        end = _head_end(tail + data[: room + 1])
+        head_part = data if end is None else data[: end - len(tail)]
+        if len(head_part) > room:
+            self._refuse(_TOO_LARGE)  # before counting a flood's lines
+            return
         self._head_lines += head_part.count(b"\n")
         # The request line and the empty line that ends the head are not header fields.
-        if len(head_part) > room or self._head_lines > budget.max_headers + 2:
+        if self._head_lines > budget.max_headers + 2:
             self._refuse(_TOO_LARGE)
             return
         if end is None:
