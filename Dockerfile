@@ -25,13 +25,9 @@ FROM python:3.11.11-slim-bookworm
 RUN groupadd --system --gid 10001 secureroute \
     && useradd --system --uid 10001 --gid secureroute --no-create-home --shell /usr/sbin/nologin secureroute
 COPY --from=build /opt/secureroute /opt/secureroute
-# MALLOC_MMAP_THRESHOLD_: glibc serves blocks of 8 KiB and more (request heads, socket reads) from
-# mmap and returns them at once; with its default, rising threshold the facade kept its peak
-# memory after a header flood (docs/reliability.md, "full-heads").
 ENV PATH=/opt/secureroute/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    MALLOC_MMAP_THRESHOLD_=8192 \
     SECUREROUTE_LOG_FORMAT=json
 USER 10001:10001
 WORKDIR /tmp

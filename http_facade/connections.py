@@ -109,6 +109,21 @@ class ConnectionBudget:
     max_headers: int
     header_timeout_s: float
     open_connections: int = field(default=0, init=False)
+    #: The most open at once since ``take_peak_connections`` last read it (http_facade.memory).
+    peak_connections: int = field(default=0, init=False)
+
+    def opened(self) -> None:
+        self.open_connections += 1
+        self.peak_connections = max(self.peak_connections, self.open_connections)
+
+    def take_peak_connections(self) -> int:
+        """The peak since the last call; the next one starts from the connections open now."""
+        peak, self.peak_connections = self.peak_connections, self.open_connections
+        return peak
+
+    def note_peak(self, peak: int) -> None:
+        """Keep ``peak`` for the next ``take_peak_connections`` (a burst still going on)."""
+        self.peak_connections = max(self.peak_connections, peak)
 
 
 class GuardedRequestHandler(web.RequestHandler):
@@ -124,7 +139,7 @@ class GuardedRequestHandler(web.RequestHandler):
         self._guarded_transport: asyncio.BaseTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._budget.open_connections += 1
+        self._budget.opened()
         self._guarded_transport = transport
         super().connection_made(transport)
 

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from http_facade.app import PROTOCOL_LOG, create_app
 from http_facade.connections import ConnectionBudget, guarded_protocol_factory
+from http_facade.memory import trim_after_bursts
 from http_facade.metrics import METRICS_KEY
 from http_facade.settings import FacadeSettings
 from secureroute.metrics_server import MetricsServer
@@ -73,6 +74,7 @@ class FacadeServer:
             header_timeout_s=settings.header_timeout,
         )
         self._listener: asyncio.Server | None = None
+        self._trimmer: asyncio.Task[None] | None = None
         self._metrics: MetricsServer | None = None
         self.addresses: list[Any] = []
 
@@ -85,6 +87,7 @@ class FacadeServer:
         await self._runner.setup()
         try:
             await self._listen()
+            self._trimmer = asyncio.get_running_loop().create_task(trim_after_bursts(self.budget))
             metrics = self.app.get(METRICS_KEY)
             if self.settings.metrics_listen is not None and metrics is not None:
                 self._metrics = MetricsServer(self.settings.metrics_listen, metrics.exposition)
@@ -117,6 +120,9 @@ class FacadeServer:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        if self._trimmer is not None:
+            self._trimmer.cancel()
+            self._trimmer = None
         await self._runner.cleanup()  # closes idle connections, waits for the busy ones
         if self._metrics is not None:
             await self._metrics.stop()

@@ -336,13 +336,8 @@ async def _run_attack(name: str, seconds: float, target: Target, token: str) -> 
     }
 
 
-#: What the image sets (Dockerfile): without it glibc keeps the facade's peak after a flood.
-IMAGE_ENV = {"MALLOC_MMAP_THRESHOLD_": "8192"}
-
-
 async def _start(argv: list[str]) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECUREROUTE_")}
-    env = IMAGE_ENV | env  # the caller's environment wins (to measure without it)
     return await asyncio.create_subprocess_exec(
         sys.executable,
         *argv,

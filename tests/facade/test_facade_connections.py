@@ -1,4 +1,5 @@
-"""Each connection's budget (``http_facade.connections``): head size, header count, head time, cap.
+"""Each connection's budget (``http_facade.connections``): head size, header count, head time, cap;
+and memory handed back after a burst (``http_facade.memory``).
 
 Raw sockets, because no client library sends a head this broken on purpose.
 """
@@ -12,6 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 
+from http_facade.connections import ConnectionBudget
+from http_facade.memory import BURST_CONNECTIONS, trim_after_bursts
 from service import SecureRouteServer
 
 StartFacade = Callable[..., Awaitable[str]]
@@ -139,3 +142,25 @@ async def test_connections_past_max_connections_are_closed_until_one_ends(
                         break
                 except aiohttp.ServerDisconnectedError:
                     await asyncio.sleep(0.05)  # the held connections are still closing
+
+
+async def test_free_memory_goes_back_after_a_burst_of_connections(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="http_facade.memory")
+    budget = ConnectionBudget(
+        max_connections=2000, max_header_bytes=16384, max_headers=32, header_timeout_s=10
+    )
+    trimmer = asyncio.create_task(trim_after_bursts(budget, interval_s=0.05))
+    try:
+        for _ in range(BURST_CONNECTIONS + 10):
+            budget.opened()
+        await asyncio.sleep(0.2)  # still in the burst: nothing yet
+        assert "returned free memory" not in caplog.text
+        budget.open_connections = 3  # the burst is over
+        async with asyncio.timeout(WAIT_S):
+            while "returned free memory" not in caplog.text:  # noqa: ASYNC110  # a log, no event
+                await asyncio.sleep(0.05)
+        assert caplog.text.count("returned free memory") == 1  # once per burst
+        await asyncio.sleep(0.2)
+        assert caplog.text.count("returned free memory") == 1
+    finally:
+        trimmer.cancel()
