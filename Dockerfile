@@ -42,8 +42,8 @@ ENV PATH=/opt/secureroute/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
     SECUREROUTE_LOG_FORMAT=json
 USER 10001:10001
 WORKDIR /tmp
-# gRPC, HTTP facade, service metrics (when --metrics-listen is set).
-EXPOSE 50051 3000 9464
+# gRPC, HTTP facade, metrics of the service and the facade (loopback unless set to a pod address).
+EXPOSE 50051 3000 9464 9465
 # Both programs handle SIGTERM themselves (drain, then exit 0), also as PID 1; with --workers they
 # reap their own children, so no init shim is needed.
 STOPSIGNAL SIGTERM

@@ -17,10 +17,11 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-from http_facade.app import backend_credentials, create_app
+from http_facade.app import backend_credentials
 from http_facade.metrics import MULTIPROCESS_ENV
-from http_facade.runner import QuietErrorsRunner, start_site
+from http_facade.runner import FacadeServer
 from http_facade.settings import PROG, FacadeSettings, load_facade_settings
+from secureroute.metrics_server import worker_metrics_flags
 from secureroute.ports import reserve_port
 from secureroute.program import run_program, watch_stop_signals
 from secureroute.settings import ListenAddress
@@ -36,19 +37,19 @@ async def _serve(settings: FacadeSettings, *, reuse_port: bool) -> None:
     ssl_context = None
     if settings.http.tls_cert is not None and settings.http.tls_key is not None:
         ssl_context = ssl_server_context(ServerTLS(settings.http.tls_cert, settings.http.tls_key))
-    runner = QuietErrorsRunner(create_app(settings), shutdown_timeout=settings.grace_period)
-    await runner.setup()
+    server = FacadeServer(settings, ssl_context=ssl_context, reuse_port=reuse_port)
+    await server.start()
     try:
-        addresses = await start_site(
-            runner, settings.http.listen, ssl_context=ssl_context, reuse_port=reuse_port
-        )
         stopping = watch_stop_signals()
-        for address in addresses:
+        for address in server.addresses:
             _log.info("%s listening on %s (%s)", PROG, _format(address), "https" if ssl_context else "http")
+        if settings.http.metrics_listen is not None:
+            metrics = ListenAddress(settings.http.metrics_listen.host, server.metrics_port or 0)
+            _log.info("metrics on http://%s/metrics", metrics)
         await stopping.wait()
         _log.info("shutting down")
     finally:
-        await runner.cleanup()
+        await server.stop()
 
 
 def _format(address: object) -> str:
@@ -64,6 +65,7 @@ def _supervise(settings: FacadeSettings, argv: Sequence[str]) -> int:
         listen = ListenAddress(settings.http.listen.host, reserved.getsockname()[1])
         metrics_dir = tempfile.mkdtemp(prefix="secureroute-facade-metrics-")
         try:
+            metrics_flags = worker_metrics_flags(settings.http.metrics_listen, settings.workers)
             worker_argv = [
                 sys.executable,
                 "-m",
@@ -77,7 +79,7 @@ def _supervise(settings: FacadeSettings, argv: Sequence[str]) -> int:
             plan = WorkerPlan(
                 prog=PROG,
                 count=settings.workers,
-                argv_for=lambda index: worker_argv,
+                argv_for=lambda index: [*worker_argv, *metrics_flags(index)],
                 grace_s=settings.grace_period,
                 env={MULTIPROCESS_ENV: metrics_dir},
             )

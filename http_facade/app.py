@@ -1,10 +1,8 @@
-"""The app factory: routes, middlewares (metrics, request id, body cap), the backend channel, limits.
+"""The app factory: routes, middlewares (metrics, request id, head budget, body cap), the backend channel.
 
 Usage:
     app = create_app(settings)
-    runner = QuietErrorsRunner(app)          # http_facade.runner: parser errors never quote the request
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    server = FacadeServer(settings)   # http_facade.runner: create_app(settings) behind the connection budget
 """
 
 from __future__ import annotations
@@ -16,20 +14,17 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
 from http_facade.backend import backend_context
+from http_facade.connections import head_budget_middleware
 from http_facade.limits import body_limit_middleware
-from http_facade.metrics import METRICS_KEY, FacadeMetrics, metrics_middleware, serve_metrics
+from http_facade.metrics import METRICS_KEY, FacadeMetrics, metrics_middleware
 from http_facade.request_id import request_id_middleware
 from http_facade.routes import add_routes
 from http_facade.settings import FacadeSettings
 from secureroute.tls import ClientTLS, grpc_channel_credentials
 from secureroute.tracing import http_middlewares
 
-__all__ = ["MAX_BODY_BYTES", "MAX_HEADER_FIELD_BYTES", "SETTINGS_KEY", "backend_credentials", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "PROTOCOL_LOG", "SETTINGS_KEY", "backend_credentials", "create_app"]
 
-#: Largest request line or header field. aiohttp's default (8190) is below what a real
-#: access token with many claims can need; twice jwt_authn's 8 KiB token cap leaves room,
-#: and anything longer gets a 4xx from the parser instead of reaching us.
-MAX_HEADER_FIELD_BYTES = 16 * 1024
 #: Largest request body (``client_max_size``, enforced by ``body_limit_middleware``). We take
 #: no bodies; 64 KiB leaves room for clients that send a small one out of habit.
 MAX_BODY_BYTES = 64 * 1024
@@ -52,9 +47,9 @@ class _RedactRejectedRequests(logging.Filter):
         return True
 
 
-# Passed to aiohttp's protocol handler instead of its default "aiohttp.server" logger.
-_protocol_log = logging.getLogger("http_facade.server")
-_protocol_log.addFilter(_RedactRejectedRequests())
+#: Passed to aiohttp's protocol handler (http_facade.runner) instead of its "aiohttp.server" logger.
+PROTOCOL_LOG = logging.getLogger("http_facade.server")
+PROTOCOL_LOG.addFilter(_RedactRejectedRequests())
 
 
 def backend_credentials(settings: FacadeSettings) -> grpc.ChannelCredentials | None:
@@ -72,24 +67,14 @@ def backend_credentials(settings: FacadeSettings) -> grpc.ChannelCredentials | N
 
 def create_app(settings: FacadeSettings) -> web.Application:
     """The facade app. Raises ``SettingsError`` when a TLS file cannot be used."""
-    # Metrics outermost: they see the final status, the router's 404/405 included. The body
-    # cap innermost: its 413 still carries the request id and is counted.
-    middlewares = [request_id_middleware, body_limit_middleware]
-    if settings.http.metrics:
-        middlewares.insert(0, metrics_middleware)
+    # The head budget first: the head is complete once any middleware runs. Metrics next: they
+    # see the final status, the router's 404/405 included. The body cap innermost: its 413 still
+    # carries the request id and is counted.
+    middlewares = [head_budget_middleware, request_id_middleware, body_limit_middleware]
+    if settings.http.metrics_listen is not None:
+        middlewares.insert(1, metrics_middleware)
     middlewares[:0] = http_middlewares()  # tracing (when on) outermost: its span covers the rest
-    app = web.Application(
-        middlewares=middlewares,
-        handler_args={
-            "max_line_size": MAX_HEADER_FIELD_BYTES,
-            "max_field_size": MAX_HEADER_FIELD_BYTES,
-            "logger": _protocol_log,
-            # aiohttp arms this timer when a connection opens and after each response; bytes
-            # arriving do not re-arm it, so it also bounds how long a request head may take.
-            "keepalive_timeout": settings.http.keepalive_timeout,
-        },
-        client_max_size=MAX_BODY_BYTES,
-    )
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[SETTINGS_KEY] = settings
     app.cleanup_ctx.append(
         backend_context(
@@ -100,7 +85,7 @@ def create_app(settings: FacadeSettings) -> web.Application:
         )
     )
     add_routes(app)
-    if settings.http.metrics:
+    if settings.http.metrics_listen is not None:
+        # Served by the metrics listener (http_facade.runner), never on the public port.
         app[METRICS_KEY] = FacadeMetrics()
-        app.router.add_get("/metrics", serve_metrics)
     return app

@@ -1,8 +1,9 @@
 """Prometheus metrics of the facade: requests by method, route and status, and their latency.
 
-``GET /metrics`` serves them. With several workers (``--workers N``) the supervisor gives every
-worker the same ``PROMETHEUS_MULTIPROC_DIR``, and each scrape, whichever worker answers it,
-sums the counters and histograms of all of them (prometheus_client's multiprocess mode).
+The metrics listener (``http_facade.runner``, ``metrics_listen``) serves them. With several
+workers (``--workers N``) the supervisor gives every worker the same ``PROMETHEUS_MULTIPROC_DIR``,
+and each scrape, whichever worker answers it, sums the counters and histograms of all of them
+(prometheus_client's multiprocess mode).
 
 The request path pays one counter increment and one histogram observation (label children are
 looked up once and kept).
@@ -10,7 +11,7 @@ looked up once and kept).
 Usage:
     app[METRICS_KEY] = FacadeMetrics()
     app.middlewares.append(metrics_middleware)
-    app.router.add_get("/metrics", serve_metrics)
+    MetricsServer(settings.http.metrics_listen, app[METRICS_KEY].exposition)   # secureroute.metrics_server
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from time import perf_counter
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from secureroute.metrics import CachedLabels, new_registry
@@ -32,7 +33,6 @@ __all__ = [
     "MULTIPROCESS_ENV",
     "FacadeMetrics",
     "metrics_middleware",
-    "serve_metrics",
 ]
 
 #: prometheus_client reads this at import: set by the supervisor for its workers only.
@@ -114,8 +114,3 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise
     request.app[METRICS_KEY].observe(method, _route(request), response.status, perf_counter() - started)
     return response
-
-
-async def serve_metrics(request: web.Request) -> web.Response:
-    body = request.app[METRICS_KEY].exposition()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -111,6 +111,6 @@ def render_rpc_error(request: web.Request, err: grpc.aio.AioRpcError) -> web.Res
         if mapping.status == 401:
             # RFC 9110 §15.5.2: a 401 must carry a challenge.
             headers.setdefault("WWW-Authenticate", "Bearer")
-    if mapping.status == 503:
-        headers["Retry-After"] = str(RETRY_AFTER_S)
+    if mapping.status in (429, 503):
+        headers["Retry-After"] = str(RETRY_AFTER_S)  # RFC 6585 §4, RFC 9110 §15.6.4
     return render_error(request, mapping.status, code.name.lower(), message, headers)

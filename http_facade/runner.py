@@ -1,89 +1,135 @@
-"""Serving the app: an AppRunner whose parser errors never echo the request, and the TCP/TLS site.
+"""Serving the app: the public listener with each connection's budget, and the metrics listener.
 
-aiohttp answers a request it cannot parse (an over-long header line, a bad request line) with
-a 400 whose body quotes the offending bytes: for an oversized ``Authorization`` header that is
-the start of a token. ``QuietErrorsRunner`` swaps in a request handler whose error responses
-are a fixed phrase per status. (aiohttp has no public hook for the protocol class, so the
-runner adjusts the ``web.Server`` it builds; a test pins the behaviour.)
+``FacadeServer`` runs the app with ``web.AppRunner`` (which runs its startup and cleanup) and
+listens with ``loop.create_server`` and ``http_facade.connections``' protocol factory, public
+asyncio and aiohttp API both: aiohttp's sites take no protocol factory of their own, and the
+guarded one bounds what each connection may cost before the app sees a request. Prometheus
+metrics are served apart, on ``metrics_listen`` (loopback by default), never on the public port.
 
 Usage:
-    runner = QuietErrorsRunner(create_app(settings), shutdown_timeout=5.0)
-    await runner.setup()
-    addresses = await start_site(runner, settings.http.listen, ssl_context=None, reuse_port=False)
-    ...
-    await runner.cleanup()
+    server = FacadeServer(settings)                 # settings.http.listen may be 127.0.0.1:0
+    await server.start()
+    print(server.addresses, server.metrics_port)
+    await server.stop()
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
-from aiohttp.web_request import BaseRequest
 
-from secureroute.settings import ListenAddress, SettingsError
+from http_facade.app import PROTOCOL_LOG, create_app
+from http_facade.connections import ConnectionBudget, guarded_protocol_factory
+from http_facade.memory import trim_after_bursts
+from http_facade.metrics import METRICS_KEY
+from http_facade.settings import FacadeSettings
+from secureroute.metrics_server import MetricsServer
+from secureroute.settings import SettingsError
 
-__all__ = ["QuietErrorsRunner", "fixed_error_text", "start_site"]
+__all__ = ["LISTEN_BACKLOG", "FacadeServer", "handler_args"]
+
+#: The kernel's accept queue, nginx's default on Linux (asyncio's 100 dropped SYNs under a
+#: connection flood, costing honest clients a 1 s retransmit); connections past
+#: ``max_connections`` wait there, and one accept batch (at most this many) may pass the cap.
+LISTEN_BACKLOG = 511
 
 
-def fixed_error_text(status: int) -> str:
-    """``"400 Bad Request"``: what a client reads instead of aiohttp's quote of its request."""
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return f"{status} Error"
+def handler_args(settings: FacadeSettings) -> dict[str, Any]:
+    """aiohttp's per-connection options. Its own line limits sit just above ours
+    (``http_facade.connections`` answers first, with 431); the body cap is the app's."""
+    return {
+        "max_line_size": settings.http.max_header_bytes,
+        "max_field_size": settings.http.max_header_bytes,
+        "max_headers": settings.http.max_headers + 1,
+        "logger": PROTOCOL_LOG,
+        # Idle keep-alive connections; aiohttp arms it at connection open and after each response.
+        "keepalive_timeout": settings.http.keepalive_timeout,
+    }
 
 
-class _QuietRequestHandler(RequestHandler):
-    __slots__ = ()
+class FacadeServer:
+    """The facade app on its guarded listener, plus its metrics listener."""
 
-    def handle_error(
+    def __init__(
         self,
-        request: BaseRequest,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        # aiohttp builds its own fixed text for 500; every other status would quote ``message``.
-        if status != HTTPStatus.INTERNAL_SERVER_ERROR:
-            message = fixed_error_text(status)
-        return super().handle_error(request, status, exc, message)
+        settings: FacadeSettings,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
+        shutdown_timeout_s: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+        self._ssl_context = ssl_context
+        self._reuse_port = reuse_port
+        grace = settings.grace_period if shutdown_timeout_s is None else shutdown_timeout_s
+        self._runner = web.AppRunner(self.app, shutdown_timeout=grace)
+        self.budget = ConnectionBudget(
+            max_connections=settings.http.max_connections,
+            max_header_bytes=settings.http.max_header_bytes,
+            max_headers=settings.http.max_headers,
+            header_timeout_s=settings.http.header_timeout,
+        )
+        self._listener: asyncio.Server | None = None
+        self._trimmer: asyncio.Task[None] | None = None
+        self._metrics: MetricsServer | None = None
+        self.addresses: list[Any] = []
 
+    @property
+    def metrics_port(self) -> int | None:
+        return None if self._metrics is None else self._metrics.port
 
-class _QuietServer(web.Server):
-    def __call__(self) -> RequestHandler:
-        return _QuietRequestHandler(self, loop=self._loop, **self._kwargs)
+    async def start(self) -> None:
+        """Start the app and listen. Raises ``SettingsError("listen: cannot bind ...")``."""
+        await self._runner.setup()
+        try:
+            await self._listen()
+            self._trimmer = asyncio.get_running_loop().create_task(trim_after_bursts(self.budget))
+            metrics = self.app.get(METRICS_KEY)
+            if self.settings.http.metrics_listen is not None and metrics is not None:
+                self._metrics = MetricsServer(self.settings.http.metrics_listen, metrics.exposition)
+                await self._metrics.start()
+        except BaseException:
+            await self.stop()
+            raise
 
+    async def _listen(self) -> None:
+        server = self._runner.server
+        assert server is not None  # set by setup()
+        listen = self.settings.http.listen
+        factory = guarded_protocol_factory(server, self.budget, handler_args(self.settings))
+        try:
+            self._listener = await asyncio.get_running_loop().create_server(
+                factory,
+                listen.host,
+                listen.port,
+                ssl=self._ssl_context,
+                backlog=LISTEN_BACKLOG,
+                reuse_address=True,
+                reuse_port=self._reuse_port or None,
+            )
+        except OSError as err:
+            raise SettingsError(f"listen: cannot bind {listen}: {err.strerror}") from None
+        self.addresses = [sock.getsockname() for sock in self._listener.sockets]
 
-class QuietErrorsRunner(web.AppRunner):
-    """``web.AppRunner`` whose connections answer unparsable requests without quoting them."""
+    async def stop(self) -> None:
+        """Stop accepting, let open requests finish within the grace period, close the rest."""
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        if self._trimmer is not None:
+            self._trimmer.cancel()
+            self._trimmer = None
+        await self._runner.cleanup()  # closes idle connections, waits for the busy ones
+        if self._metrics is not None:
+            await self._metrics.stop()
+            self._metrics = None
 
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        # Same state, one method different: Server keeps no per-class data.
-        server.__class__ = _QuietServer
-        return server
-
-
-async def start_site(
-    runner: web.AppRunner,
-    listen: ListenAddress,
-    *,
-    ssl_context: ssl.SSLContext | None = None,
-    reuse_port: bool = False,
-) -> list[Any]:
-    """Listen on ``listen`` (HTTPS when ``ssl_context``); returns the bound addresses.
-
-    Raises ``SettingsError("listen: cannot bind ...")`` when the port is taken.
-    """
-    site = web.TCPSite(
-        runner, listen.host, listen.port, ssl_context=ssl_context, reuse_port=reuse_port or None
-    )
-    try:
-        await site.start()
-    except OSError as err:
-        raise SettingsError(f"listen: cannot bind {listen}: {err.strerror}") from None
-    return list(runner.addresses)
+    def url(self) -> str:
+        """The base URL of the first address (for tests and logs)."""
+        host, port = self.addresses[0][:2]
+        host = f"[{host}]" if ":" in host else host
+        return f"{'https' if self._ssl_context else 'http'}://{host}:{port}"

@@ -16,6 +16,7 @@ from secureroute.settings import (
     GrpcTarget,
     Listen,
     ListenAddress,
+    OptionalListen,
     PositiveSeconds,
     ProgramSettings,
     Seconds,
@@ -36,14 +37,55 @@ class HttpServer(ServerTLSSettings):
     # All interfaces, as the facade is the public front door (and runs in a container);
     # 3000 is the port the original Node.js facade served on.
     listen: Listen = Field(ListenAddress("0.0.0.0", 3000), description="HTTP address, host:port")  # noqa: S104
-    # On: Prometheus scrapes the facade where it serves.
-    metrics: bool = Field(True, description="serve Prometheus metrics on GET /metrics")
+    # Loopback, never the public port: process facts and traffic counts are for the operator
+    # (a pod address such as 0.0.0.0:9465 lets Prometheus scrape). The port after the
+    # service's 9464, so both programs run on one host with their defaults.
+    metrics_listen: OptionalListen = Field(
+        ListenAddress("127.0.0.1", 9465),
+        description="serve Prometheus /metrics over plain HTTP on host:port, apart from the public port, "
+        "or off; with N workers, worker k uses port+k (each shows the sum of all workers)",
+    )
     # nginx's keepalive_timeout, above AWS ALB's 60 s idle timeout (a proxy must give up on
     # an idle connection before we do). aiohttp's own 3,630 s lets idle sockets pile up.
     keepalive_timeout: PositiveSeconds = Field(
         75.0,
-        description="close a connection idle this long, seconds; it also bounds the time a client may "
-        "take to send a request's headers (slowloris)",
+        description="close a connection that has no whole request head this long after it opened or "
+        "after its last response (idle keep-alive), seconds",
+    )
+    # Apache's mod_reqtimeout starts at 20 s and nginx's client_header_timeout is 60 s; a
+    # head is one packet for an honest client, so 10 s is generous and holds a slowloris
+    # connection a sixth as long as nginx would.
+    header_timeout: PositiveSeconds = Field(
+        10.0,
+        description="how long a request head may take from its first byte, seconds; slower ones are "
+        "answered 408 and the connection closes (slowloris)",
+    )
+    # Twice jwt_authn's 8 KiB token cap, half of nginx's 4 x 8 KiB: a token with many
+    # claims fits, and a connection's head costs at most this much.
+    max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="largest request head (request line and all header fields), bytes; more is answered "
+        "431 and the connection closes",
+    )
+    # Browsers send about 15, proxies add a few; many tiny fields cost aiohttp far more
+    # memory than their bytes, so the count is capped apart from max_header_bytes.
+    max_headers: int = Field(
+        32,
+        ge=1,
+        le=1000,
+        description="most header fields in a request; more are answered 431 and the connection closes",
+    )
+    # About 24 KiB each with a full head (measured in docs/reliability.md): 2,000 add about
+    # 50 MB to a ~55 MB process, inside the 256 MiB of deploy/facade.yaml, and are far more
+    # than a pod serves at once.
+    max_connections: int = Field(
+        2000,
+        ge=1,
+        le=1_000_000,
+        description="open connections at once per process; a new one past it is closed at once "
+        "(worst-case memory: about max_connections x (max_header_bytes + 8 KiB))",
     )
 
 

@@ -40,7 +40,9 @@ GRPC_TO_HTTP: Mapping[grpc.StatusCode, HttpMapping] = MappingProxyType(
         grpc.StatusCode.ALREADY_EXISTS: HttpMapping(409),
         grpc.StatusCode.PERMISSION_DENIED: HttpMapping(403),
         grpc.StatusCode.UNAUTHENTICATED: HttpMapping(401),
-        grpc.StatusCode.RESOURCE_EXHAUSTED: HttpMapping(429),
+        # Our service says this only when it is busy (its metadata cap sits far above the facade's
+        # header cap); grpc-core's own details name header sizes, which are not the client's business.
+        grpc.StatusCode.RESOURCE_EXHAUSTED: HttpMapping(429, "the service is busy, retry later"),
         grpc.StatusCode.FAILED_PRECONDITION: HttpMapping(400),
         grpc.StatusCode.ABORTED: HttpMapping(409),
         grpc.StatusCode.OUT_OF_RANGE: HttpMapping(400),

@@ -18,9 +18,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from secureroute.ports import check_bindable, reserve_port
+from secureroute.metrics_server import worker_metrics_flags
+from secureroute.ports import reserve_port
 from secureroute.program import run_program, watch_stop_signals
-from secureroute.settings import ListenAddress, SettingsError
+from secureroute.settings import ListenAddress
 from secureroute.tls import ServerTLS, check_server_tls
 from secureroute.workers import WorkerPlan, supervise
 from service.server import build_server
@@ -57,18 +58,10 @@ def _supervise(settings: ServiceSettings, argv: Sequence[str]) -> int:
     reserved = reserve_port(settings.grpc.listen, "listen")
     with reserved:
         listen = ListenAddress(settings.grpc.listen.host, reserved.getsockname()[1])
-        metrics = settings.metrics_listen
-        if metrics is not None and metrics.port != 0:
-            if metrics.port + settings.workers - 1 > 65535:
-                raise SettingsError(f"metrics_listen: ports {metrics.port}+{settings.workers} run past 65535")
-            for index in range(settings.workers):
-                check_bindable(ListenAddress(metrics.host, metrics.port + index), "metrics_listen")
+        metrics_flags = worker_metrics_flags(settings.metrics_listen, settings.workers)
 
         def argv_for(index: int) -> list[str]:
-            extra = ["--workers", "1", "--listen", str(listen)]
-            if metrics is not None:
-                port = metrics.port + index if metrics.port else 0
-                extra += ["--metrics-listen", str(ListenAddress(metrics.host, port))]
+            extra = ["--workers", "1", "--listen", str(listen), *metrics_flags(index)]
             return [sys.executable, "-m", "service", *argv, *extra]
 
         _log.info(

@@ -10,8 +10,10 @@ cancelled when the grace period ends.
 With ``listen_unix`` the server also binds ``unix:PATH`` (same credentials as the TCP port); the
 path is checked before the bind (``secureroute.unix_socket``) and its socket file removed at stop.
 
-Limits (settings): ``max_concurrent_rpcs`` across the server (more are RESOURCE_EXHAUSTED),
-``max_concurrent_streams`` per connection, ``max_connection_idle`` before a GOAWAY.
+Limits (settings): ``max_concurrent_rpcs`` across the server (more are RESOURCE_EXHAUSTED), of
+which calls without a token take at most ``max_anonymous_rpcs`` + ``max_anonymous_streams``
+(``service.admission``), ``max_concurrent_streams`` per connection, ``max_connection_idle`` and
+``max_connection_age`` (+ grace) before a GOAWAY.
 
 Usage:
     app = build_server(settings)           # settings.grpc.listen may be 127.0.0.1:0
@@ -32,17 +34,18 @@ from grpc_reflection.v1alpha import reflection
 
 from jwt_authn import AsyncAuthInterceptor, Authenticator, AuthnConfig
 from jwt_authn.grpc_aio import recommended_server_options
+from secureroute.metrics_server import MetricsServer
 from secureroute.ports import check_bindable
 from secureroute.settings import SettingsError
 from secureroute.tls import ServerTLS, grpc_server_credentials
 from secureroute.tracing import server_interceptors, traced_observer
 from secureroute.unix_socket import BoundSocketFile, check_unix_bindable
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from service.admission import AnonymousAdmission
 from service.handlers import SecureRouteServicer
 from service.health import HealthReporter
 from service.interceptor import ObservingInterceptor
 from service.metrics import ServiceMetrics
-from service.metrics_server import MetricsServer
 from service.settings import ServiceSettings, authn_config
 
 __all__ = ["SecureRouteServer", "build_server"]
@@ -66,6 +69,7 @@ class SecureRouteServer:
     authenticator: Authenticator
     health: HealthReporter
     metrics: ServiceMetrics
+    admission: AnonymousAdmission
     grace_period_s: float
     drain_delay_s: float = 0.0
     metrics_server: MetricsServer | None = None
@@ -113,6 +117,11 @@ def _limit_options(settings: ServiceSettings) -> list[tuple[str, int]]:
     options = [("grpc.max_concurrent_streams", settings.grpc.max_concurrent_streams)]
     if settings.grpc.max_connection_idle > 0:
         options.append(("grpc.max_connection_idle_ms", round(settings.grpc.max_connection_idle * 1000)))
+    if settings.grpc.max_connection_age > 0:
+        options.append(("grpc.max_connection_age_ms", round(settings.grpc.max_connection_age * 1000)))
+        options.append(
+            ("grpc.max_connection_age_grace_ms", round(settings.grpc.max_connection_age_grace * 1000))
+        )
     return options
 
 
@@ -154,12 +163,20 @@ def build_server(
     metrics = ServiceMetrics()
     authenticator = Authenticator(config, observer=traced_observer(metrics))
     metrics.watch(authenticator)
+    admission = AnonymousAdmission(
+        authenticator,
+        max_unary=settings.grpc.max_anonymous_rpcs,
+        max_streams=settings.grpc.max_anonymous_streams,
+        message_timeout_s=settings.grpc.request_message_timeout,
+    )
     server = grpc.aio.server(
-        # The observer first: the request id is set before jwt_authn logs a rejection. Tracing
-        # (when on) before both: the guard's verdict and key fetches belong to the RPC's span.
+        # The observer first: the request id is set before jwt_authn logs a rejection. Admission
+        # next, around the guard: it sorts calls by the principal the guard sets. Tracing (when
+        # on) before all: the guard's verdict and key fetches belong to the RPC's span.
         interceptors=[
             *server_interceptors(),
             ObservingInterceptor(metrics),
+            admission,
             AsyncAuthInterceptor(authenticator),
         ],
         options=[
@@ -168,7 +185,8 @@ def build_server(
             *_limit_options(settings),
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
-        # Calls past this are answered RESOURCE_EXHAUSTED before any interceptor runs.
+        # Calls past this are answered RESOURCE_EXHAUSTED before any interceptor runs; admission
+        # keeps anonymous calls to a share of it.
         maximum_concurrent_rpcs=settings.grpc.max_concurrent_rpcs,
     )
     secureroute_pb2_grpc.add_SecureRouteServiceServicer_to_server(  # type: ignore[no-untyped-call]
@@ -201,6 +219,7 @@ def build_server(
         authenticator=authenticator,
         health=health,
         metrics=metrics,
+        admission=admission,
         grace_period_s=settings.grace_period,
         drain_delay_s=settings.drain_delay,
         metrics_server=metrics_server,

@@ -20,6 +20,7 @@ from secureroute.settings import (
     Listen,
     ListenAddress,
     OptionalListen,
+    PositiveSeconds,
     ProgramSettings,
     Seconds,
     Text,
@@ -59,8 +60,34 @@ class GrpcServer(ServerTLSSettings):
         1000,
         ge=1,
         le=1_000_000,
-        description="calls served at once across all connections (health watches included); "
+        description="calls served at once across all connections, anonymous ones included; "
         "more are answered RESOURCE_EXHAUSTED (HTTP 429 at the facade)",
+    )
+    # A tenth of max_concurrent_rpcs: probes and /health answer in a millisecond, so 100 at
+    # once is far above any honest need, and an anonymous flood leaves 80 % to token holders.
+    max_anonymous_rpcs: int = Field(
+        100,
+        ge=1,
+        le=1_000_000,
+        description="unary calls without a token at once (health Check, Health); more are answered "
+        "RESOURCE_EXHAUSTED at once; health Watch streams cannot take this room",
+    )
+    # Health Watch (and reflection) streams live long and anyone may open them: a tenth of
+    # max_concurrent_rpcs, apart from the unary room so watchers cannot starve probes.
+    max_anonymous_streams: int = Field(
+        100,
+        ge=1,
+        le=1_000_000,
+        description="streaming calls without a token at once (health Watch, reflection); more are "
+        "answered RESOURCE_EXHAUSTED at once",
+    )
+    # Kubernetes' default probe timeout: clients send the message with the call's headers, so
+    # only a caller that withholds it waits; it then holds an anonymous slot this long at most.
+    request_message_timeout: PositiveSeconds = Field(
+        1.0,
+        description="how long a call without a token may take to send its request message, seconds; "
+        "slower ones are answered DEADLINE_EXCEEDED (calls with an invalid token are refused "
+        "without waiting for it)",
     )
     # Half of max_concurrent_rpcs: one connection cannot take every slot, yet a facade process
     # (all its calls on one connection) has room. Not nginx's 128: grpc-core refuses a few
@@ -81,6 +108,20 @@ class GrpcServer(ServerTLSSettings):
         le=86_400,
         description="close a connection without calls for this long (GOAWAY), seconds; 0 keeps it open",
     )
+    # Half an hour: long-lived connections get rebalanced onto new pods after a scale-up,
+    # and a health Watch cannot stay open for ever (it ends at age + grace).
+    max_connection_age: Seconds = Field(
+        1800.0,
+        le=86_400,
+        description="send a connection a GOAWAY after this long, seconds (clients reconnect by "
+        "themselves); 0 keeps it open",
+    )
+    # Calls take at most the facade's 5 s deadline; 30 s leaves room for slower clients.
+    max_connection_age_grace: Seconds = Field(
+        30.0,
+        le=86_400,
+        description="after that GOAWAY, how long calls still open (health Watch streams) may run, seconds",
+    )
 
     @model_validator(mode="after")
     def _mutual_tls_needs_tls(self) -> Self:
@@ -88,15 +129,27 @@ class GrpcServer(ServerTLSSettings):
             raise ValueError("tls_cert: required when tls_client_ca is set (mutual TLS needs TLS)")
         return self
 
+    @model_validator(mode="after")
+    def _authenticated_calls_keep_room(self) -> Self:
+        if self.max_anonymous_rpcs + self.max_anonymous_streams >= self.max_concurrent_rpcs:
+            # Authenticated calls must keep room that anonymous ones cannot take.
+            raise ValueError(
+                "max_anonymous_rpcs: with max_anonymous_streams it must stay below max_concurrent_rpcs "
+                f"({self.max_anonymous_rpcs} + {self.max_anonymous_streams} >= {self.max_concurrent_rpcs})"
+            )
+        return self
+
 
 class ServiceRuntime(ProcessSettings):
     """The service's process: metrics listener and drain, beside workers, grace and logs."""
 
-    # Off: no surprise port; 9464 is the port OpenTelemetry's Prometheus exporter made common.
+    # Loopback: process facts and traffic counts are for the operator, never the public side
+    # (a pod address such as 0.0.0.0:9464 lets Prometheus scrape); 9464 is the port
+    # OpenTelemetry's Prometheus exporter made common.
     metrics_listen: OptionalListen = Field(
-        None,
-        description="serve Prometheus /metrics over HTTP on host:port (e.g. 0.0.0.0:9464), or off; "
-        "with N workers, worker k uses port+k",
+        ListenAddress("127.0.0.1", 9464),
+        description="serve Prometheus /metrics over plain HTTP on host:port, apart from the gRPC port, "
+        "or off; with N workers, worker k uses port+k",
     )
     # Long enough for health watchers to see NOT_SERVING and for calls already sent to reach a
     # handler (grpc/grpc#41785 cancels those that have not); measured under load in

@@ -1,7 +1,7 @@
 """Shared fixtures for the live stack: a loopback issuer, the gRPC service, the facade, clients.
 
 Everything is real and on loopback: the issuer is an aiohttp server, the service is built by
-``build_server`` on 127.0.0.1:0, the facade is served by ``web.AppRunner`` on 127.0.0.1:0, and
+``build_server`` on 127.0.0.1:0, the facade is served by ``FacadeServer`` on 127.0.0.1:0, and
 grpcurl is the real binary.
 
 Tests reach helpers through fixtures (``make_service_settings``, ``unused_port``, ``busy_port``,
@@ -30,10 +30,9 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
-from aiohttp import web
 
-from http_facade import create_app, load_facade_settings
-from http_facade.runner import QuietErrorsRunner
+from http_facade import FacadeSettings, load_facade_settings
+from http_facade.runner import FacadeServer
 from jwt_authn.testing import LoopbackIssuer
 from service import SecureRouteServer, ServiceSettings, build_server, load_service_settings
 
@@ -49,10 +48,17 @@ def service_settings(issuer_url: str, *extra: str, listen: str = "127.0.0.1:0") 
     """Settings through the real flag machinery (with an empty environment).
 
     No drain delay (tests that are about draining pass ``--drain-delay``): every stop would
-    otherwise keep serving for a second first."""
+    otherwise keep serving for a second first. No metrics port (tests that are about metrics pass
+    ``--metrics-listen``): servers of the same run would all want the default port."""
     argv = ["--listen", listen, "--issuer", issuer_url, "--audience", AUDIENCE, "--grace-period", "1"]
-    argv += ["--drain-delay", "0", *extra]
+    argv += ["--drain-delay", "0", "--metrics-listen", "off", *extra]
     return load_service_settings(argv, environ={})
+
+
+def facade_settings(*flags: str) -> FacadeSettings:
+    """Facade settings through the real flag machinery (with an empty environment), with no
+    metrics port unless ``flags`` name one (facades of the same run would all want the default)."""
+    return load_facade_settings(["--metrics-listen", "off", *flags], environ={})
 
 
 def free_port() -> int:
@@ -83,13 +89,20 @@ def busy_port() -> Iterator[int]:
         yield listener.getsockname()[1]
 
 
+#: Child programs serve no metrics port unless a test asks (programs running at once would all
+#: want the default loopback port); a flag still wins over these.
+NO_METRICS_ENV = {"SECUREROUTE_METRICS_LISTEN": "off", "SECUREROUTE_HTTP_METRICS_LISTEN": "off"}
+
+
 def clean_env(**extra: str) -> dict[str, str]:
-    """Our environment without any SECUREROUTE_* (or multiprocess metrics) setting, plus ``extra``."""
+    """Our environment without any SECUREROUTE_* (or multiprocess metrics) setting, with metrics
+    ports off (``NO_METRICS_ENV``), plus ``extra``."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("SECUREROUTE_") and k != "PROMETHEUS_MULTIPROC_DIR"
     }
+    env.update(NO_METRICS_ENV)
     env.update(extra)
     return env
 
@@ -202,25 +215,20 @@ async def channel(service: SecureRouteServer) -> AsyncIterator[grpc.aio.Channel]
 async def start_facade() -> AsyncIterator[Callable[..., Awaitable[str]]]:
     """Factory: ``await start_facade(backend, timeout_s=5, extra=("--flag", "value"))`` serves a
     facade and returns its base URL."""
-    runners: list[QuietErrorsRunner] = []
+    servers: list[FacadeServer] = []
 
     async def start(backend: str, timeout_s: float = 5.0, extra: Sequence[str] = ()) -> str:
-        settings = load_facade_settings(
-            ["--listen", "127.0.0.1:0", "--backend", backend, "--backend-timeout", str(timeout_s), *extra],
-            environ={},
-        )
-        # The production runner: over-long headers get a 400 that never quotes them.
-        runner = QuietErrorsRunner(create_app(settings), shutdown_timeout=0.5)
-        await runner.setup()
-        runners.append(runner)
-        site = web.TCPSite(runner, settings.http.listen.host, settings.http.listen.port)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
+        argv = ["--listen", "127.0.0.1:0", "--backend", backend, "--backend-timeout", str(timeout_s)]
+        settings = facade_settings(*argv, *extra)
+        # The production server: the connection budget, parser errors that never quote the request.
+        server = FacadeServer(settings, shutdown_timeout_s=0.5)
+        await server.start()
+        servers.append(server)
+        return server.url()
 
     yield start
-    for runner in runners:
-        await runner.cleanup()
+    for server in servers:
+        await server.stop()
 
 
 @pytest.fixture

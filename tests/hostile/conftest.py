@@ -20,12 +20,11 @@ from dataclasses import dataclass
 import aiohttp
 import grpc
 import pytest_asyncio
-from aiohttp import web
 from corpus import AUDIENCE, Context
 from grpc_health.v1 import health_pb2_grpc
 
-from http_facade import create_app, load_facade_settings
-from http_facade.runner import QuietErrorsRunner
+from http_facade import load_facade_settings
+from http_facade.runner import FacadeServer
 from jwt_authn import DEFAULT_ALGORITHMS
 from jwt_authn.testing import LoopbackIssuer
 from secureroute.v1 import secureroute_pb2_grpc
@@ -70,17 +69,23 @@ async def hostile_stack() -> AsyncIterator[HostileStack]:
         )
         service = build_server(settings)
         await service.start()
-        runner: web.AppRunner | None = None
+        facade: FacadeServer | None = None
         try:
             assert await service.authenticator.wait_ready(timeout_s=WAIT_S)
             facade_settings = load_facade_settings(
-                ["--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{service.port}"], environ={}
+                [
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--backend",
+                    f"127.0.0.1:{service.port}",
+                    "--metrics-listen",
+                    "off",
+                ],
+                environ={},
             )
-            # The runner `python -m http_facade` uses (its parser errors never quote the request).
-            runner = QuietErrorsRunner(create_app(facade_settings), shutdown_timeout=0.5)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            host, port = runner.addresses[0][:2]
+            # The server `python -m http_facade` uses (its parser errors never quote the request).
+            facade = FacadeServer(facade_settings, shutdown_timeout_s=0.5)
+            await facade.start()
             async with (
                 grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel,
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT_S)) as http,
@@ -89,13 +94,13 @@ async def hostile_stack() -> AsyncIterator[HostileStack]:
                     issuer=issuer,
                     attacker=attacker,
                     service=service,
-                    facade_url=f"http://{host}:{port}",
+                    facade_url=facade.url(),
                     stub=secureroute_pb2_grpc.SecureRouteServiceStub(channel),  # type: ignore[no-untyped-call]
                     health=health_pb2_grpc.HealthStub(channel),
                     http=http,
                     started_at=time.monotonic(),
                 )
         finally:
-            if runner is not None:
-                await runner.cleanup()
+            if facade is not None:
+                await facade.stop()
             await service.stop(0, drain_delay_s=0)  # nobody left to drain for

@@ -1035,10 +1035,10 @@ _SIZES = [
         '{ES256 header} . {std, "pad": "AAAA...(74.5 KB)"} . <valid signature>  (about 100 000 characters)',
         lambda ctx: signed(ctx, claims=std_claims(ctx, pad="A" * 74_500)),
         # gRPC: the server's metadata limit (recommended_server_options: 128 KiB) is above the
-        # token cap, so our cap answers. HTTP: aiohttp's 16 KiB field limit answers 400 first.
+        # token cap, so our cap answers. HTTP: the facade's 16 KiB head budget answers 431 first.
         grpc=U,
         reason="token_too_large",
-        http=(400, 431),
+        http=(431,),
         http_reason=None,
     ),
     token_case(
@@ -1046,10 +1046,10 @@ _SIZES = [
         '{ES256 header} . {std, "pad": "AAAA...(105 KB)"} . <valid signature>  (> 128 KiB metadata cap)',
         lambda ctx: signed(ctx, claims=std_claims(ctx, pad="A" * 105_000)),
         # Past grpc.max_metadata_size grpc-core refuses the call before any interceptor runs:
-        # RESOURCE_EXHAUSTED (HTTP 429 if it ever came through the facade, which caps at 16 KiB).
+        # RESOURCE_EXHAUSTED; the facade's 16 KiB head budget answers 431 long before that.
         grpc="RESOURCE_EXHAUSTED",
         reason=None,
-        http=(400, 431),
+        http=(431,),
         http_reason=None,
     ),
     token_case(

@@ -76,7 +76,7 @@ async def test_case_over_http(case: Case, hostile_stack) -> None:  # type: ignor
     reason = case.expected_http_reason
     if reason is not None:
         assert outcome.message == reason.replace("_", " "), _explain(case, outcome)
-    # No answer quotes the credential, not even aiohttp's parser errors (QuietErrorsRunner).
+    # No answer quotes the credential, not even aiohttp's parser errors (GuardedRequestHandler).
     assert not [s[:24] for s in credentials_of(values) if s[:32] in outcome.body], _explain(case, outcome)
     assert hostile_stack.attacker.discovery_fetches == hostile_stack.attacker.jwks_fetches == 0
 

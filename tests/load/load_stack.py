@@ -47,6 +47,8 @@ SECURE_ROUTE_SERVICE = "secureroute.v1.SecureRouteService"
 #: One of each key type: the load mixes RSA, EC and EdDSA verification.
 LOAD_ALGORITHMS = ("ES256", "EdDSA", "RS256")
 
+#: Metrics ports off in the children (see ``_environment``).
+NO_METRICS_ENV = {"SECUREROUTE_METRICS_LISTEN": "off", "SECUREROUTE_HTTP_METRICS_LISTEN": "off"}
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 START_TIMEOUT_S = 30.0
 _SERVICE_READY = re.compile(r"listening on \S+ port (\d+)")
@@ -114,8 +116,10 @@ class Program:
 
 
 def _environment() -> dict[str, str]:
-    # Only flags configure the programs under test: no SECUREROUTE_* from the caller's shell.
-    return {k: v for k, v in os.environ.items() if not k.startswith("SECUREROUTE_")}
+    # Only flags configure the programs under test: no SECUREROUTE_* from the caller's shell,
+    # and no metrics ports (stacks of the same run would all want the default one).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SECUREROUTE_")}
+    return env | NO_METRICS_ENV
 
 
 async def _start(name: str, argv: list[str], ready: re.Pattern[str]) -> Program:

@@ -34,8 +34,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from http_facade import create_app, load_facade_settings
-from http_facade.runner import QuietErrorsRunner, start_site
+from http_facade import load_facade_settings
+from http_facade.runner import FacadeServer
 from secureroute.tls import ServerTLS, ssl_server_context
 
 WAIT_S = 20.0
@@ -257,19 +257,21 @@ async def spawn(make_env: Callable[..., dict[str, str]]) -> AsyncIterator[Spawn]
 async def serve_facade() -> AsyncIterator[Callable[..., Coroutine[Any, Any, str]]]:
     """``await serve_facade("--backend", target, *flags)``: the real facade in-process; returns its base URL
     (https:// when ``--tls-cert`` is among the flags)."""
-    runners: list[Any] = []
+    servers: list[FacadeServer] = []
 
     async def start(*flags: str) -> str:
-        settings = load_facade_settings(["--listen", "127.0.0.1:0", *flags], environ={})
+        # No metrics port unless the flags name one: facades of one run would share the default.
+        settings = load_facade_settings(
+            ["--listen", "127.0.0.1:0", "--metrics-listen", "off", *flags], environ={}
+        )
         context = None
         if settings.http.tls_cert is not None and settings.http.tls_key is not None:
             context = ssl_server_context(ServerTLS(settings.http.tls_cert, settings.http.tls_key))
-        runner = QuietErrorsRunner(create_app(settings), shutdown_timeout=0.5)
-        await runner.setup()
-        runners.append(runner)
-        host, port = (await start_site(runner, settings.http.listen, ssl_context=context))[0][:2]
-        return f"{'https' if context else 'http'}://{host}:{port}"
+        server = FacadeServer(settings, ssl_context=context, shutdown_timeout_s=0.5)
+        await server.start()
+        servers.append(server)
+        return server.url()
 
     yield start
-    for runner in runners:
-        await runner.cleanup()
+    for server in servers:
+        await server.stop()

@@ -86,7 +86,9 @@ def test_configmaps_hold_valid_settings_only() -> None:
     assert settings.metrics_listen is not None and settings.metrics_listen.port == 9464
     facade_env = _named("ConfigMap", "secureroute-facade")["data"]
     assert set(facade_env) <= {env for row in settings_of(FacadeSettings) for env in row.envs()}
-    assert load_facade_settings([], environ=facade_env).http.listen.port == 3000
+    facade = load_facade_settings([], environ=facade_env)
+    assert facade.http.listen.port == 3000
+    assert facade.http.metrics_listen is not None and facade.http.metrics_listen.port == 9465
 
 
 def test_grpc_probes_use_the_health_service() -> None:

@@ -1,7 +1,9 @@
 """A request aiohttp cannot parse is answered with a fixed phrase: never a quote of its headers.
 
 aiohttp's own 400 for an over-long header line quotes its first ~100 bytes: for an
-Authorization header, part of a token. ``QuietErrorsRunner`` answers "400 Bad Request" instead.
+Authorization header, part of a token. The facade answers a fixed phrase instead: "431 Request
+Header Fields Too Large" for a head over its budget, "400 Bad Request" for one aiohttp cannot parse
+(``http_facade.connections.GuardedRequestHandler``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from http_facade.runner import fixed_error_text
+from http_facade.connections import fixed_error_text
 
 ServeFacade = Callable[..., Coroutine[Any, Any, str]]
 
@@ -61,14 +63,17 @@ async def test_oversized_request_line_is_answered_without_echo(serve_facade: Ser
     _assert_clean(await _raw_request(port, f"GET /?t={secret} HTTP/1.1\r\nHost: x\r\n\r\n".encode()), secret)
 
 
-async def test_the_real_program_uses_the_quiet_runner(spawn: Any) -> None:
+async def test_the_real_program_answers_without_quoting(spawn: Any) -> None:
     facade = await spawn("http_facade", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:1")
     port = await facade.port()
     token = _token(20 * 1024)
     head = f"GET /health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
-    _assert_clean(await _raw_request(port, head), token)
+    _assert_clean(await _raw_request(port, head), token)  # over the head budget: 431
+    small = _token(2048)  # under it, but unparsable (a NUL): aiohttp's 400, with a fixed text
+    head = f"GET /health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {small}\x00\r\n\r\n".encode()
+    _assert_clean(await _raw_request(port, head), small)
     assert await facade.stop() == 0
-    assert all(token[:16] not in line for line in facade.raw)
+    assert all(token[:16] not in line and small[:16] not in line for line in facade.raw)
 
 
 def test_fixed_phrases() -> None:

@@ -1,22 +1,24 @@
-"""Prometheus metrics: the service's metrics port and the facade's /metrics, read as Prometheus would."""
+"""Prometheus metrics: the service's and the facade's metrics ports, read as Prometheus would."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import aiohttp
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from http_facade import load_facade_settings
+from http_facade.runner import FacadeServer
 from jwt_authn.testing import Fault, LoopbackIssuer
+from secureroute.settings import ListenAddress
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 from service import SecureRouteServer, ServiceSettings
 
 WAIT_S = 15.0
 StartService = Callable[[ServiceSettings], Awaitable[SecureRouteServer]]
-ServeFacade = Callable[..., Coroutine[Any, Any, str]]
 METHOD = "/secureroute.v1.SecureRouteService/SecureRoute"
 
 
@@ -170,10 +172,31 @@ async def test_key_set_failures_are_counted(
     assert ("jwt_authn_jwks_age_seconds", frozenset({("issuer", issuer.url)})) not in samples  # never loaded
 
 
+@asynccontextmanager
+async def _facade(*flags: str) -> AsyncIterator[FacadeServer]:
+    settings = load_facade_settings(["--listen", "127.0.0.1:0", *flags], environ={})
+    server = FacadeServer(settings, shutdown_timeout_s=0.5)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
 async def test_facade_metrics(
-    issuer: LoopbackIssuer, service: SecureRouteServer, serve_facade: ServeFacade, http: aiohttp.ClientSession
+    issuer: LoopbackIssuer, service: SecureRouteServer, http: aiohttp.ClientSession
 ) -> None:
-    url = await serve_facade("--backend", f"127.0.0.1:{service.port}")
+    async with _facade("--backend", f"127.0.0.1:{service.port}", "--metrics-listen", "127.0.0.1:0") as facade:
+        await _facade_metrics_after_traffic(issuer, facade, http)
+
+
+async def _facade_metrics_after_traffic(
+    issuer: LoopbackIssuer, facade: FacadeServer, http: aiohttp.ClientSession
+) -> None:
+    url = facade.url()
+    # Only on the metrics listener, never on the public port.
+    async with http.get(f"{url}/metrics") as response:
+        assert response.status == 404
     token = issuer.tokens.issue()
     async with http.get(f"{url}/secure-route", headers={"Authorization": f"Bearer {token}"}) as response:
         assert response.status == 200
@@ -182,20 +205,26 @@ async def test_facade_metrics(
             pass
     async with http.post(f"{url}/health"):
         pass
-    samples = await _scrape(http, f"{url}/metrics")
+    samples = await _scrape(http, f"http://127.0.0.1:{facade.metrics_port}/metrics")
     requests = "secureroute_http_requests_total"
     assert _value(samples, requests, method="GET", route="/secure-route", code="200") == 1
     assert _value(samples, requests, method="GET", route="/secure-route", code="401") == 1
     assert _value(samples, requests, method="GET", route="/health", code="200") == 1
-    assert _value(samples, requests, method="GET", route="unmatched", code="404") == 1
+    assert _value(samples, requests, method="GET", route="unmatched", code="404") == 2
     assert _value(samples, requests, method="POST", route="unmatched", code="405") == 1
     duration = "secureroute_http_request_duration_seconds_count"
     assert _value(samples, duration, method="GET", route="/secure-route") == 2
 
 
 async def test_facade_metrics_can_be_turned_off(
-    service: SecureRouteServer, serve_facade: ServeFacade, http: aiohttp.ClientSession
+    service: SecureRouteServer, http: aiohttp.ClientSession
 ) -> None:
-    url = await serve_facade("--backend", f"127.0.0.1:{service.port}", "--no-metrics")
-    async with http.get(f"{url}/metrics") as response:
-        assert response.status == 404
+    async with _facade("--backend", f"127.0.0.1:{service.port}", "--metrics-listen", "off") as facade:
+        assert facade.metrics_port is None
+        async with http.get(f"{facade.url()}/metrics") as response:
+            assert response.status == 404
+
+
+def test_facade_metrics_default_to_loopback() -> None:
+    settings = load_facade_settings([], environ={})
+    assert settings.metrics_listen == ListenAddress("127.0.0.1", 9465)

@@ -59,6 +59,12 @@ AssertBadSetting = Callable[..., None]
         pytest.param(BASE, {"SECUREROUTE_WORKERS": "-2"}, "workers", id="negative-workers-env"),
         pytest.param((*BASE, "--max-concurrent-rpcs", "0"), {}, "max_concurrent_rpcs", id="zero-rpcs"),
         pytest.param(
+            (*BASE, "--max-concurrent-rpcs", "150"), {}, "max_anonymous_rpcs", id="anonymous-take-everything"
+        ),
+        pytest.param(
+            (*BASE, "--request-message-timeout", "0"), {}, "request_message_timeout", id="zero-message-wait"
+        ),
+        pytest.param(
             (*BASE, "--max-concurrent-streams", "lots"), {}, "max_concurrent_streams", id="word-streams"
         ),
         pytest.param((*BASE, "--max-connection-idle", "30d"), {}, "max_connection_idle", id="idle-days"),
@@ -120,7 +126,12 @@ def test_port_in_use_exits_2_with_any_number_of_workers(
         pytest.param(("--log-format", "yaml"), "log_format", id="bad-log-format"),
         pytest.param(("--grace-period", "-1"), "grace_period", id="negative-grace"),
         pytest.param(("--keepalive-timeout", "0"), "keepalive_timeout", id="zero-keepalive"),
-        pytest.param(("--metrics", "--no-metrics", "--tls-key", "/etc/hostname"), "tls_cert", id="key-alone"),
+        pytest.param(("--metrics-listen", "off", "--tls-key", "/etc/hostname"), "tls_cert", id="key-alone"),
+        pytest.param(("--max-header-bytes", "100"), "max_header_bytes", id="tiny-head"),
+        pytest.param(("--max-headers", "0"), "max_headers", id="no-headers"),
+        pytest.param(("--max-connections", "none"), "max_connections", id="word-connections"),
+        pytest.param(("--header-timeout", "0"), "header_timeout", id="zero-header-timeout"),
+        pytest.param(("--metrics-listen", "9465"), "metrics_listen", id="metrics-no-host"),
     ],
 )
 def test_facade_bad_values_exit_2(
@@ -199,21 +210,23 @@ def test_defaults_come_from_jwt_authn() -> None:
     settings = load_service_settings(["--issuer", ISSUER, "--audience", "a"], environ={})
     default = IssuerConfig(issuer=ISSUER, audiences=("a",))
     assert authn_config(settings).issuers[0] == default
-    assert settings.metrics_listen is None and settings.workers == 1 and settings.log_format == "auto"
+    # Metrics on loopback only, apart from the gRPC port.
+    assert settings.metrics_listen == ListenAddress("127.0.0.1", 9464)
+    assert settings.workers == 1 and settings.log_format == "auto"
 
 
 def test_new_knobs_follow_the_precedence(tmp_path: Path) -> None:
     config = tmp_path / "facade.toml"
-    config.write_text('workers = 3\nlog_format = "text"\nbackend_tls = true\nmetrics = false\n')
+    config.write_text('workers = 3\nlog_format = "text"\nbackend_tls = true\nmetrics_listen = "off"\n')
     env = {"SECUREROUTE_CONFIG": str(config), "SECUREROUTE_WORKERS": "2", "SECUREROUTE_LOG_FORMAT": "JSON"}
     settings = load_facade_settings(["--workers", "4"], environ=env)
     assert settings.workers == 4  # flag
     assert settings.log_format == "json"  # env beats TOML
-    assert settings.backend_tls is True and settings.http.metrics is False  # TOML beats the defaults
+    assert settings.backend_tls is True and settings.http.metrics_listen is None  # TOML beats the defaults
     service = load_service_settings(
-        ["--issuer", ISSUER, "--audience", "a"], environ={"SECUREROUTE_METRICS_LISTEN": "127.0.0.1:9464"}
+        ["--issuer", ISSUER, "--audience", "a"], environ={"SECUREROUTE_METRICS_LISTEN": "[::1]:9464"}
     )
-    assert service.metrics_listen == ListenAddress("127.0.0.1", 9464)
+    assert service.metrics_listen == ListenAddress("::1", 9464)
     service = load_service_settings(
         ["--issuer", ISSUER, "--audience", "a", "--metrics-listen", "off"], environ={}
     )
@@ -222,14 +235,36 @@ def test_new_knobs_follow_the_precedence(tmp_path: Path) -> None:
 
 def test_limit_knobs_follow_the_precedence(tmp_path: Path) -> None:
     config = tmp_path / "service.toml"
-    config.write_text("max_concurrent_rpcs = 50\nmax_connection_idle = 60\ndrain_delay = 2.5\n")
-    env = {"SECUREROUTE_CONFIG": str(config), "SECUREROUTE_GRPC_MAX_CONCURRENT_RPCS": "70"}
-    service = load_service_settings(
-        ["--issuer", ISSUER, "--audience", "a", "--max-concurrent-streams", "16"], environ=env
+    config.write_text(
+        "max_concurrent_rpcs = 50\nmax_connection_idle = 60\ndrain_delay = 2.5\nmax_anonymous_rpcs = 20\n"
+        "request_message_timeout = 3\nmax_connection_age = 600\n"
     )
-    assert service.grpc.max_concurrent_streams == 16  # flag
-    assert service.grpc.max_concurrent_rpcs == 70  # env beats TOML
+    env = {
+        "SECUREROUTE_CONFIG": str(config),
+        "SECUREROUTE_GRPC_MAX_CONCURRENT_RPCS": "70",
+        "SECUREROUTE_GRPC_MAX_ANONYMOUS_STREAMS": "10",
+        "SECUREROUTE_GRPC_MAX_CONNECTION_AGE_GRACE": "5",
+    }
+    service = load_service_settings(
+        [
+            "--issuer",
+            ISSUER,
+            "--audience",
+            "a",
+            "--max-concurrent-streams",
+            "16",
+            "--max-anonymous-rpcs",
+            "30",
+        ],
+        environ=env,
+    )
+    assert service.grpc.max_concurrent_streams == 16 and service.grpc.max_anonymous_rpcs == 30  # flag
+    assert (
+        service.grpc.max_concurrent_rpcs == 70 and service.grpc.max_anonymous_streams == 10
+    )  # env beats TOML
+    assert service.grpc.max_connection_age_grace == 5.0
     assert service.grpc.max_connection_idle == 60.0 and service.drain_delay == 2.5  # TOML
+    assert service.grpc.request_message_timeout == 3.0 and service.grpc.max_connection_age == 600.0
     assert (
         load_service_settings(
             ["--issuer", ISSUER, "--audience", "a", "--drain-delay", "0"], environ={}
@@ -238,4 +273,10 @@ def test_limit_knobs_follow_the_precedence(tmp_path: Path) -> None:
     )
     facade = load_facade_settings([], environ={"SECUREROUTE_HTTP_KEEPALIVE_TIMEOUT": "30s"})
     assert facade.http.keepalive_timeout == 30.0
+    config = tmp_path / "facade.toml"
+    config.write_text("max_headers = 20\nheader_timeout = 4\n")
+    env = {"SECUREROUTE_CONFIG": str(config), "SECUREROUTE_HTTP_MAX_HEADER_BYTES": "9000"}
+    facade = load_facade_settings(["--max-connections", "10", "--header-timeout", "2"], environ=env)
+    assert (facade.http.max_connections, facade.http.header_timeout) == (10, 2.0)  # flags
+    assert (facade.http.max_header_bytes, facade.http.max_headers) == (9000, 20)  # env, TOML
     assert load_facade_settings([], environ={}).http.keepalive_timeout == 75.0

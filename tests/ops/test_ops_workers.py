@@ -121,11 +121,14 @@ async def test_workers_die_with_a_killed_supervisor(issuer: LoopbackIssuer, spaw
 async def test_facade_workers_share_the_port_and_the_metrics(
     service: SecureRouteServer, spawn: Any, http: aiohttp.ClientSession
 ) -> None:
+    metrics_port = _free_port_pair()
     supervisor = await spawn(
-        "http_facade", "--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{service.port}", "--workers", "2"
-    )
+        "http_facade", "--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{service.port}", "--workers", "2",
+        "--metrics-listen", f"127.0.0.1:{metrics_port}",
+    )  # fmt: skip
     port = await supervisor.port()
     await supervisor.wait_for(r"listening on", count=3)  # the supervisor, then each worker
+    await supervisor.wait_for(r"metrics on http://", count=2)
     workers = _worker_pids(supervisor)
     served_by: set[int] = set()
     # New connection per request, so the kernel spreads them over the workers.
@@ -134,8 +137,8 @@ async def test_facade_workers_share_the_port_and_the_metrics(
             async with fresh.get(f"http://127.0.0.1:{port}/health") as response:
                 assert response.status == 200
         totals = []
-        for _ in range(6):  # whichever worker answers the scrape, the sum is the same
-            async with fresh.get(f"http://127.0.0.1:{port}/metrics") as response:
+        for index in range(6):  # whichever worker's metrics port answers, the sum is the same
+            async with fresh.get(f"http://127.0.0.1:{metrics_port + index % 2}/metrics") as response:
                 text = await response.text()
             totals.append(
                 sum(

@@ -1,8 +1,9 @@
 """The service's connection and call limits, and the drain delay, on a real server.
 
 Health ``Watch`` streams are long-lived calls anyone may open, so they are the load here:
-``max_concurrent_rpcs`` counts them across the server, ``max_concurrent_streams`` per HTTP/2
-connection. ``max_connection_idle`` sends an idle connection a GOAWAY (the channel goes IDLE).
+``max_anonymous_streams`` counts them across the server, ``max_concurrent_streams`` per HTTP/2
+connection (``test_service_admission.py`` tests the other limits of anonymous calls).
+``max_connection_idle`` sends an idle connection a GOAWAY (the channel goes IDLE).
 """
 
 from __future__ import annotations
@@ -52,26 +53,31 @@ async def _watching(channel: grpc.aio.Channel, count: int) -> AsyncIterator[list
 def test_defaults() -> None:
     settings = load_service_settings(["--issuer", "https://idp.example.com/", "--audience", "a"], environ={})
     assert settings.grpc.max_concurrent_rpcs == 1000
+    assert settings.grpc.max_anonymous_rpcs == settings.grpc.max_anonymous_streams == 100
+    assert settings.grpc.request_message_timeout == 1.0
+    assert (settings.grpc.max_connection_age, settings.grpc.max_connection_age_grace) == (1800.0, 30.0)
     assert settings.grpc.max_concurrent_streams == 512
     assert settings.grpc.max_connection_idle == 300.0
     assert settings.drain_delay == 1.0
 
 
-async def test_calls_past_max_concurrent_rpcs_are_resource_exhausted(
+async def test_watches_past_max_anonymous_streams_are_resource_exhausted(
     issuer: LoopbackIssuer, start_service: StartService, make_service_settings: MakeSettings
 ) -> None:
-    app = await start_service(make_service_settings(issuer.url, "--max-concurrent-rpcs", "2"))
+    app = await start_service(make_service_settings(issuer.url, "--max-anonymous-streams", "2"))
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
         async with _watching(channel, 2):
             with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await _check(channel)
+                await _watching(channel, 1).__aenter__()
             assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            # Watchers cannot take the room of probes: Check is a unary call.
+            assert await _check(channel) == health_pb2.HealthCheckResponse.SERVING
         # The watches ended: there is room again.
         deadline = time.monotonic() + WAIT_S
         while True:
             try:
-                assert await _check(channel) == health_pb2.HealthCheckResponse.SERVING
-                break
+                async with _watching(channel, 1):
+                    break
             except grpc.aio.AioRpcError as err:
                 assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
                 assert time.monotonic() < deadline, "the limit never freed up"
@@ -163,3 +169,18 @@ async def test_the_drain_delay_keeps_serving_after_not_serving(
                 timeout=5,
             )
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_watch_ends_after_max_connection_age_and_its_grace(
+    issuer: LoopbackIssuer, start_service: StartService, make_service_settings: MakeSettings
+) -> None:
+    """No anonymous Watch holds its slot for ever: the connection's GOAWAY, then the grace, end it."""
+    app = await start_service(
+        make_service_settings(issuer.url, "--max-connection-age", "0.5", "--max-connection-age-grace", "0.5")
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        watch = _health(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        assert (await asyncio.wait_for(watch.read(), WAIT_S)).status == health_pb2.HealthCheckResponse.SERVING
+        assert await asyncio.wait_for(watch.code(), WAIT_S) != grpc.StatusCode.OK
+        # The channel reconnects by itself: the next call is served.
+        assert await _check(channel) == health_pb2.HealthCheckResponse.SERVING

@@ -1,7 +1,8 @@
-"""A small HTTP server for Prometheus: ``GET /metrics`` on the service's metrics port.
+"""A small HTTP server for Prometheus: ``GET /metrics`` on a port of its own, for both programs.
 
-It runs on the service's event loop, so a scrape reads jwt_authn's counters on the thread that
-changes them. Plain HTTP: bind it to a pod or loopback address, never to the public side.
+It runs on the program's event loop, so a scrape reads the counters on the thread that changes
+them. Plain HTTP, apart from the public port: bind it to loopback (the default) or a pod
+address, never to the public side.
 
 Usage:
     server = MetricsServer(ListenAddress("127.0.0.1", 9464), metrics.exposition)
@@ -17,9 +18,10 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from secureroute.ports import check_bindable
 from secureroute.settings import ListenAddress, SettingsError
 
-__all__ = ["MetricsServer"]
+__all__ = ["MetricsServer", "worker_metrics_flags"]
 
 
 class MetricsServer:
@@ -50,3 +52,21 @@ class MetricsServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+def worker_metrics_flags(metrics: ListenAddress | None, workers: int) -> Callable[[int], list[str]]:
+    """For a supervisor: worker k's ``--metrics-listen`` flag (port + k; port 0 stays 0), after
+    checking that every one of those ports is free. Raises ``SettingsError``."""
+    if metrics is not None and metrics.port != 0:
+        if metrics.port + workers - 1 > 65535:
+            raise SettingsError(f"metrics_listen: ports {metrics.port}+{workers} run past 65535")
+        for index in range(workers):
+            check_bindable(ListenAddress(metrics.host, metrics.port + index), "metrics_listen")
+
+    def flags(index: int) -> list[str]:
+        if metrics is None:
+            return ["--metrics-listen", "off"]
+        port = metrics.port + index if metrics.port else 0
+        return ["--metrics-listen", str(ListenAddress(metrics.host, port))]
+
+    return flags
