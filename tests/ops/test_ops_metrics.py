@@ -227,4 +227,4 @@ async def test_facade_metrics_can_be_turned_off(
 
 def test_facade_metrics_default_to_loopback() -> None:
     settings = load_facade_settings([], environ={})
-    assert settings.metrics_listen == ListenAddress("127.0.0.1", 9465)
+    assert settings.http.metrics_listen == ListenAddress("127.0.0.1", 9465)

@@ -34,7 +34,7 @@ _SAMPLES = {
     "roles_claim": "realm_access.roles",
     "realm": "api",
     "listen": "127.0.0.1:1234",
-    "metrics_listen": "127.0.0.1:9464",
+    "metrics_listen": "127.0.0.1:19464",
     "listen_unix": "/run/secureroute/grpc.sock",
     "log_level": "DEBUG",
     "log_format": "text",
