@@ -24,7 +24,7 @@ import grpc
 from jwt_authn.authenticator import Authenticator
 from jwt_authn.config import AuthnConfig
 from jwt_authn.errors import AuthnError
-from jwt_authn.handler_wrapping import Handler, same_shape_handler, with_principal
+from jwt_authn.handler_wrapping import Handler, rejecting_handler, with_principal
 from jwt_authn.principal import principal_var
 from jwt_authn.status_map import grpc_rejection
 
@@ -51,7 +51,7 @@ def _rejecting(handler: Handler, error: AuthnError, realm: str) -> Handler:
     async def reject(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         await context.abort(code, details, trailing_metadata=trailers)
 
-    return same_shape_handler(handler, reject)
+    return rejecting_handler(handler, reject)
 
 
 class AsyncAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]

@@ -30,7 +30,7 @@ from jwt_authn.authenticator import Authenticator
 from jwt_authn.config import AuthnConfig
 from jwt_authn.errors import AuthnError, KeySetUnavailable
 from jwt_authn.grpc_aio import authorization_values
-from jwt_authn.handler_wrapping import Handler, same_shape_handler, with_principal
+from jwt_authn.handler_wrapping import Handler, rejecting_handler, with_principal
 from jwt_authn.observer import AuthnObserver
 from jwt_authn.principal import Principal
 from jwt_authn.status_map import grpc_rejection
@@ -87,7 +87,7 @@ def _rejecting(handler: Handler, error: AuthnError, realm: str) -> Handler:
         context.set_trailing_metadata(trailers)
         context.abort(code, details)
 
-    return same_shape_handler(handler, reject)
+    return rejecting_handler(handler, reject)
 
 
 class SyncAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]

@@ -3,7 +3,7 @@ plain ``def`` behavior sees the principal on the worker thread it runs on.
 
 Usage:
     wrapped = wrap_behavior(handler, unary=wrap_unary, streaming=wrap_streaming)
-    rejecting = same_shape_handler(handler, abort_behavior)
+    rejecting = rejecting_handler(handler, abort_behavior)
     handler = with_principal(handler, principal)  # only plain-``def`` behaviors are rebuilt
 """
 
@@ -17,7 +17,7 @@ import grpc
 
 from jwt_authn.principal import Principal, principal_var
 
-__all__ = ["Behavior", "Handler", "same_shape_handler", "with_principal", "wrap_behavior"]
+__all__ = ["Behavior", "Handler", "rejecting_handler", "with_principal", "wrap_behavior"]
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Behavior: TypeAlias = Callable[..., Any]
@@ -91,13 +91,12 @@ def _streaming_with(principal: Principal, behavior: Behavior) -> Behavior:
     return call
 
 
-def same_shape_handler(handler: Handler, behavior: Behavior) -> Handler:
-    """A handler of ``handler``'s streaming shape running ``behavior``, with no request
-    deserializer: the message of a rejected caller is never parsed."""
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(behavior)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(behavior)
+def rejecting_handler(handler: Handler, behavior: Behavior) -> Handler:
+    """A handler of ``handler``'s response shape running ``behavior`` (which aborts), always
+    request-streaming and with no request deserializer: gRPC reads a unary request before it runs
+    the handler, so a unary-shaped rejection would wait as long as the caller withholds its
+    message (holding a call slot meanwhile); as a stream it is answered on the call's headers
+    alone, and the message of a rejected caller is never read or parsed."""
     if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(behavior)
-    return grpc.unary_unary_rpc_method_handler(behavior)
+        return grpc.stream_stream_rpc_method_handler(behavior)
+    return grpc.stream_unary_rpc_method_handler(behavior)

@@ -6,9 +6,9 @@ and starve everyone. This interceptor sits between the observer and jwt_authn's 
 each call once the guard has run:
 
 - **authenticated** (the guard set a principal): passed through untouched, the hot path;
-- **refused by the guard** (a non-public method without a valid token): answered at once,
-  *without waiting for its request message* (grpc.aio reads a unary request before it runs the
-  handler, so the guard's rejection used to wait as long as the caller pleased);
+- **refused by the guard** (a non-public method without a valid token): passed through; the
+  guard answers at once, *without waiting for the request message* (its rejecting handler is
+  request-streaming, see ``jwt_authn.handler_wrapping.rejecting_handler``), and holds no slot;
 - **anonymous** (a public method: health Check/Watch, our Health, reflection): admitted into one
   of two pools, ``max_anonymous_rpcs`` for unary calls and ``max_anonymous_streams`` for
   streaming ones, and answered RESOURCE_EXHAUSTED at once when its pool is full. A unary request
@@ -76,11 +76,10 @@ async def _responses(result: Any) -> AsyncIterator[Any]:
         await result
 
 
-def _admitted(handler: Handler, pool: CallPool, message_timeout_s: float | None) -> Handler:
+def _admitted(handler: Handler, pool: CallPool, message_timeout_s: float) -> Handler:
     """``handler`` as a request-streaming handler (so grpc runs it before any message arrives)
     that enters ``pool`` or answers RESOURCE_EXHAUSTED at once. A unary request is then read
-    within ``message_timeout_s``; None means never (the guard's rejections do not look at it)."""
-    deserializer = handler.request_deserializer
+    within ``message_timeout_s``."""
     if handler.request_streaming:
         behavior = cast(Behavior, handler.stream_stream or handler.stream_unary)
 
@@ -89,12 +88,8 @@ def _admitted(handler: Handler, pool: CallPool, message_timeout_s: float | None)
 
     else:
         behavior = cast(Behavior, handler.unary_unary or handler.unary_stream)
-        if message_timeout_s is None:
-            deserializer = None  # the message of a refused caller is never parsed
 
         async def request_of(requests: AsyncIterator[Any], context: Any) -> Any:
-            if message_timeout_s is None:
-                return None
             return await _first_message(requests, message_timeout_s, context)
 
     async def enter(context: Any) -> None:
@@ -112,7 +107,9 @@ def _admitted(handler: Handler, pool: CallPool, message_timeout_s: float | None)
                 pool.leave()
 
         return grpc.stream_stream_rpc_method_handler(
-            stream, request_deserializer=deserializer, response_serializer=handler.response_serializer
+            stream,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
         )
 
     async def unary(requests: AsyncIterator[Any], context: Any) -> Any:
@@ -123,13 +120,10 @@ def _admitted(handler: Handler, pool: CallPool, message_timeout_s: float | None)
             pool.leave()
 
     return grpc.stream_unary_rpc_method_handler(
-        unary, request_deserializer=deserializer, response_serializer=handler.response_serializer
+        unary,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
     )
-
-
-#: The guard's rejections end at once: counting them would only turn an expired token's
-#: UNAUTHENTICATED into RESOURCE_EXHAUSTED while the pools are full.
-_UNBOUNDED = CallPool(2**62)
 
 
 class AnonymousAdmission(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
@@ -151,17 +145,13 @@ class AnonymousAdmission(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
         handler = await continuation(handler_call_details)
-        # The guard ran in this task: a principal set by it is visible here.
-        if handler is None or principal_var.get() is not None:
-            return handler
+        # The guard ran in this task: a principal set by it is visible here. A non-public method
+        # without one is the guard's rejection: answered at once, it takes no slot (counting it
+        # would only turn an expired token's UNAUTHENTICATED into RESOURCE_EXHAUSTED).
         method = handler_call_details.method
+        if handler is None or principal_var.get() is not None or not self._authenticator.is_public(method):
+            return handler
         pool = self.streams if handler.request_streaming or handler.response_streaming else self.unary
-        if not self._authenticator.is_public(method):
-            # The guard's rejection, built afresh per call: it holds nothing, so it takes no slot
-            # from the pools; a unary one is answered before its message (never read) arrives.
-            if handler.request_streaming:
-                return handler
-            return _admitted(handler, _UNBOUNDED, None)
         kept = self._admitted.get(method)
         if kept is not None and kept[0] is handler:
             return kept[1]

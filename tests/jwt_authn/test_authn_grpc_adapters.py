@@ -277,6 +277,23 @@ async def test_invalid_token_is_unauthenticated_with_invalid_token_challenge_and
     assert token not in str(error.trailing_metadata()) + (error.details() or "")
 
 
+@pytest.mark.parametrize("method", ["Unary", "ServerStream"])
+async def test_a_rejection_does_not_wait_for_a_request_message_the_caller_withholds(
+    start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any, method: str
+) -> None:
+    """gRPC reads a unary request before running the handler: a rejection shaped like the method
+    would wait for a message the caller never sends, holding a call slot all the while. The call
+    is opened as a raw stream on the method's path and never written to."""
+    channel = channel_to(await start_server(issuer_config(issuer)))
+    await asyncio.wait_for(channel.channel_ready(), WAIT_S)
+    for metadata in ((), _bearer("junk.junk.junk"), _bearer(issuer.tokens.issue(ttl_s=-600))):
+        silent = channel.stream_stream(f"/{SERVICE}/{method}")(metadata=metadata)
+        try:
+            assert await asyncio.wait_for(silent.code(), WAIT_S) == grpc.StatusCode.UNAUTHENTICATED
+        finally:
+            silent.cancel()
+
+
 async def test_oversized_token_gets_unauthenticated_not_resource_exhausted(
     start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any
 ) -> None:
