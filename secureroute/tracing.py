@@ -42,7 +42,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -50,8 +50,9 @@ import grpc
 from aiohttp import web
 
 from jwt_authn import AuthnObserver, AuthnVerdict
-from jwt_authn.handler_wrapping import Behavior, Handler, wrap_behavior
+from jwt_authn.handler_wrapping import Handler, wrap_behavior
 from secureroute.request_id import NO_REQUEST_ID, request_id_var
+from secureroute.rpc_outcome import ending_wrappers
 from secureroute.settings import SettingsError
 
 if TYPE_CHECKING:
@@ -296,56 +297,6 @@ def rpc_server_span(method: str) -> RpcSpan:
     return RpcSpan(span, token)
 
 
-def _failure_code(context: grpc.aio.ServicerContext[Any, Any], error: BaseException) -> grpc.StatusCode:
-    code = context.code()
-    if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK:
-        return code  # context.abort() and set_code() record it
-    if isinstance(error, asyncio.CancelledError | GeneratorExit):
-        return grpc.StatusCode.CANCELLED
-    return grpc.StatusCode.UNKNOWN
-
-
-def _final_code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
-    code = context.code()
-    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
-
-
-def _ending_unary(rpc: RpcSpan) -> Callable[[Behavior], Behavior]:
-    def wrap(behavior: Behavior) -> Behavior:
-        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            try:
-                response = await behavior(request, context)
-            except BaseException as error:
-                rpc.end(_failure_code(context, error))
-                raise
-            rpc.end(_final_code(context))
-            return response
-
-        return call
-
-    return wrap
-
-
-def _ending_streaming(rpc: RpcSpan) -> Callable[[Behavior], Behavior]:
-    def wrap(behavior: Behavior) -> Behavior:
-        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            try:
-                result = behavior(request, context)
-                if hasattr(result, "__aiter__"):
-                    async for response in result:
-                        yield response
-                else:  # a handler that writes with context.write() and returns None
-                    await result
-            except BaseException as error:
-                rpc.end(_failure_code(context, error))
-                raise
-            rpc.end(_final_code(context))
-
-        return call
-
-    return wrap
-
-
 class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """The outermost interceptor: opens each RPC's server span before the others (the guard) run.
 
@@ -385,7 +336,8 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             span.set_attributes({"rpc.service": "", "rpc.method": "_OTHER"})
             rpc.end(grpc.StatusCode.UNIMPLEMENTED)
             return None
-        return wrap_behavior(handler, unary=_ending_unary(rpc), streaming=_ending_streaming(rpc))
+        unary, streaming = ending_wrappers(lambda: rpc.end)
+        return wrap_behavior(handler, unary=unary, streaming=streaming)
 
 
 def server_interceptors() -> list[grpc.aio.ServerInterceptor]:  # type: ignore[type-arg]

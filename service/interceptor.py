@@ -12,8 +12,7 @@ Usage:
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from time import perf_counter
 from typing import Any
 
@@ -21,6 +20,7 @@ import grpc
 
 from jwt_authn.handler_wrapping import Behavior, Handler, wrap_behavior
 from secureroute.request_id import NO_REQUEST_ID, REQUEST_ID_METADATA, is_safe_request_id, request_id_var
+from secureroute.rpc_outcome import Ended, ending_wrappers
 from service.metrics import ServiceMetrics
 
 __all__ = ["ObservingInterceptor"]
@@ -31,20 +31,6 @@ def _request_id(metadata: Any) -> str:
         if key == REQUEST_ID_METADATA:
             return value if is_safe_request_id(value) else NO_REQUEST_ID
     return NO_REQUEST_ID
-
-
-def _failure_code(context: grpc.aio.ServicerContext[Any, Any], error: BaseException) -> grpc.StatusCode:
-    code = context.code()
-    if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK:
-        return code  # context.abort() and set_code() record it
-    if isinstance(error, asyncio.CancelledError | GeneratorExit):
-        return grpc.StatusCode.CANCELLED
-    return grpc.StatusCode.UNKNOWN  # what gRPC answers for an unhandled exception
-
-
-def _final_code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
-    code = context.code()
-    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
 
 
 #: Most methods whose wrapped handler is kept (a server has a fixed set; the bound is for a
@@ -77,47 +63,17 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
         kept = self._wrapped.get(method)
         if kept is not None and kept[0] is handler:
             return kept[1]
-        wrapped = wrap_behavior(handler, unary=self._unary(method), streaming=self._streaming(method))
+        unary, streaming = self._wrappers(method)
+        wrapped = wrap_behavior(handler, unary=unary, streaming=streaming)
         if kept is not None or len(self._wrapped) < _MAX_WRAPPED_METHODS:
             self._wrapped[method] = (handler, wrapped)
         return wrapped
 
-    def _unary(self, method: str) -> Callable[[Behavior], Behavior]:
+    def _wrappers(self, method: str) -> tuple[Callable[[Behavior], Behavior], Callable[[Behavior], Behavior]]:
         observe = self._metrics.observe_rpc
 
-        def wrap(behavior: Behavior) -> Behavior:
-            async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                started = perf_counter()
-                try:
-                    response = await behavior(request, context)
-                except BaseException as error:
-                    observe(method, _failure_code(context, error), perf_counter() - started)
-                    raise
-                observe(method, _final_code(context), perf_counter() - started)
-                return response
+        def start() -> Ended:
+            started = perf_counter()
+            return lambda code: observe(method, code, perf_counter() - started)
 
-            return call
-
-        return wrap
-
-    def _streaming(self, method: str) -> Callable[[Behavior], Behavior]:
-        observe = self._metrics.observe_rpc
-
-        def wrap(behavior: Behavior) -> Behavior:
-            async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-                started = perf_counter()
-                try:
-                    result = behavior(request, context)
-                    if hasattr(result, "__aiter__"):
-                        async for response in result:
-                            yield response
-                    else:  # a handler that writes with context.write() and returns None
-                        await result
-                except BaseException as error:
-                    observe(method, _failure_code(context, error), perf_counter() - started)
-                    raise
-                observe(method, _final_code(context), perf_counter() - started)
-
-            return call
-
-        return wrap
+        return ending_wrappers(start)
