@@ -67,6 +67,11 @@ def http_get(url: str, token: str | None = None, timeout_s: float = 5.0) -> tupl
         return err.code, err.read().decode()
 
 
+#: Metrics stay on, as by default (they are part of what a request costs), on a port of their own:
+#: servers that run side by side would all want the default one.
+_METRICS_ON_A_FREE_PORT = ("--metrics-listen", "127.0.0.1:0")
+
+
 @dataclass(slots=True)
 class Server:
     """One started server process."""
@@ -162,13 +167,14 @@ class Stack:
         """``python -m service`` (or a bench variant of it, ``launcher``) trusting the issuer."""
         return [
             sys.executable, "-m", *launcher, "--listen", f"127.0.0.1:{PORT}", "--issuer", self.issuer_url,
-            "--audience", AUDIENCE, "--grace-period", "1", "--log-level", self._log_level, *extra,
+            "--audience", AUDIENCE, "--grace-period", "1", "--log-level", self._log_level,
+            *_METRICS_ON_A_FREE_PORT, *extra,
         ]  # fmt: skip
 
     def facade_argv(self, backend: str, *extra: str) -> list[str]:
         return [
             sys.executable, "-m", "http_facade", "--listen", f"127.0.0.1:{PORT}", "--backend", backend,
-            "--log-level", self._log_level, *extra,
+            "--log-level", self._log_level, *_METRICS_ON_A_FREE_PORT, *extra,
         ]  # fmt: skip
 
     def _spawn(self, name: str, argv: Sequence[str], cwd: Path) -> Server:

@@ -7,6 +7,7 @@ pyproject.toml, so nothing is installed again). ``make test`` installs everythin
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,8 +21,12 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is no
 
 def _dry_run(target: str, venv: Path) -> str:
     """The commands ``make target`` would run, with the venv elsewhere."""
-    argv = ["make", "-n", f"VENV={venv}", target]
-    completed = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)
+    argv = ["make", "-n", "--no-print-directory", f"VENV={venv}", target]
+    # Run under `make test` too: the outer make's variables must not reach this one.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    completed = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=30, check=True, env=env
+    )
     return completed.stdout
 
 
