@@ -117,6 +117,11 @@ class FacadeServer:
             raise SettingsError(f"listen: cannot bind {listen}: {err.strerror}") from None
         self.addresses = [sock.getsockname() for sock in self._listener.sockets]
 
+    async def wait_closed(self) -> None:
+        """Return when the listener has closed (``stop``, or a failure): the one program watches it."""
+        if self._listener is not None:
+            await self._listener.wait_closed()
+
     async def stop(self) -> None:
         """Stop accepting, let open requests finish within the grace period, close the rest."""
         if self._listener is not None:

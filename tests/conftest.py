@@ -148,7 +148,7 @@ def run_main_fixture() -> Callable[..., subprocess.CompletedProcess[str]]:
 
 
 #: The name each program gives itself in its error lines.
-PROGS = {"service": "secureroute-service", "http_facade": "secureroute-facade"}
+PROGS = {"service": "secureroute-service", "http_facade": "secureroute-facade", "secureroute": "secureroute"}
 
 
 def assert_bad_setting(module: str, *args: str, setting: str, env: Mapping[str, str] | None = None) -> None:
