@@ -1,4 +1,5 @@
-"""Every setting of the three programs (the one program, the service, the facade) works from each source: a flag, an environment variable, a TOML key.
+"""Every setting of the three programs (the one program, service, facade) works from each source:
+a flag, an environment variable, a TOML key.
 
 The settings come from the models (``settings_of``), so a new setting is tested here without a
 new line; only a value for it may be needed in ``_SAMPLES`` (the test says so when it is).
@@ -116,7 +117,7 @@ def test_each_setting_works_from_each_source(
         environ["SECUREROUTE_CONFIG"] = str(config)
     if cls is OneProgramSettings and row.name == "http_metrics_listen":
         # One metrics listener (metrics_listen): the HTTP group's must stay off, from any source.
-        with pytest.raises(SettingsError, match="^http_metrics_listen: "):
+        with pytest.raises(SettingsError, match=r"^http_metrics_listen: "):
             load(cls, [*argv, *flag] if source == "flag" else argv, environ)
         return
     loaded = _value(load(cls, [*argv, *flag] if source == "flag" else argv, environ), row)
