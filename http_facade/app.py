@@ -13,7 +13,7 @@ import grpc
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
-from http_facade.backend import backend_context
+from http_facade.backend import BackendContext, backend_context
 from http_facade.connections import head_budget_middleware
 from http_facade.limits import body_limit_middleware
 from http_facade.metrics import METRICS_KEY, FacadeMetrics, metrics_middleware
@@ -65,8 +65,9 @@ def backend_credentials(settings: FacadeSettings) -> grpc.ChannelCredentials | N
     )
 
 
-def create_app(settings: FacadeSettings) -> web.Application:
-    """The facade app. Raises ``SettingsError`` when a TLS file cannot be used."""
+def create_app(settings: FacadeSettings, backend: BackendContext | None = None) -> web.Application:
+    """The facade app over ``backend`` (by default the remote one the settings name). Raises
+    ``SettingsError`` when a TLS file cannot be used."""
     # The head budget first: the head is complete once any middleware runs. Metrics next: they
     # see the final status, the router's 404/405 included. The body cap innermost: its 413 still
     # carries the request id and is counted.
@@ -76,14 +77,14 @@ def create_app(settings: FacadeSettings) -> web.Application:
     middlewares[:0] = http_middlewares()  # tracing (when on) outermost: its span covers the rest
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[SETTINGS_KEY] = settings
-    app.cleanup_ctx.append(
-        backend_context(
+    if backend is None:
+        backend = backend_context(
             settings.backend,
             settings.backend_timeout,
             backend_credentials(settings),
             settings.backend_server_name,
         )
-    )
+    app.cleanup_ctx.append(backend)
     add_routes(app)
     if settings.http.metrics_listen is not None:
         # Served by the metrics listener (http_facade.runner), never on the public port.

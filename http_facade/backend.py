@@ -1,12 +1,18 @@
-"""The one long-lived gRPC channel to the service, opened and closed with the app.
+"""The backend seam: what the routes call. Remote, one long-lived gRPC channel to the service,
+opened and closed with the app; or attached, a channel someone else owns (the one program's
+in-process channel, which runs the service's handlers behind the same guard, in this process).
 
 The channel reconnects by itself; its backoff is capped at 2 s so the facade recovers
 quickly when the service comes back, and calls never wait for a connection
 (``wait_for_ready=False``): a down backend answers UNAVAILABLE at once (HTTP 503), and so does
 one whose TLS handshake fails (unknown CA, expired certificate, client certificate refused).
 
+The routes see one thing either way: a generated stub, whose calls answer the reply or raise
+``grpc.aio.AioRpcError``.
+
 Usage:
     app.cleanup_ctx.append(backend_context("localhost:50051", timeout_s=5.0))
+    app.cleanup_ctx.append(attached_backend(service.in_process_channel(), timeout_s=5.0))
     backend = request.app[BACKEND_KEY]
     reply = await backend.stub.Health(HealthRequest(), timeout=backend.timeout_s, wait_for_ready=False)
 """
@@ -23,7 +29,14 @@ from aiohttp import web
 from secureroute.tracing import channel_interceptors
 from secureroute.v1 import secureroute_pb2_grpc
 
-__all__ = ["BACKEND_KEY", "CHANNEL_OPTIONS", "Backend", "backend_context"]
+__all__ = [
+    "BACKEND_KEY",
+    "CHANNEL_OPTIONS",
+    "Backend",
+    "BackendContext",
+    "attached_backend",
+    "backend_context",
+]
 
 CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.primary_user_agent", "secureroute-facade"),
@@ -46,7 +59,6 @@ CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
 
 @dataclass(frozen=True, slots=True)
 class Backend:
-    channel: grpc.aio.Channel
     #: secureroute.v1.SecureRouteService stub, created once per app (the generated stub is untyped).
     stub: Any
     timeout_s: float
@@ -54,13 +66,28 @@ class Backend:
 
 BACKEND_KEY = web.AppKey("backend", Backend)
 
+#: A ``cleanup_ctx`` entry that sets ``app[BACKEND_KEY]``.
+BackendContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+def attached_backend(channel: Any, timeout_s: float) -> BackendContext:
+    """A ``cleanup_ctx`` entry for a channel its owner opens and closes (anything a generated stub
+    calls through: the one program's in-process channel)."""
+
+    async def _backend(app: web.Application) -> AsyncIterator[None]:
+        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        app[BACKEND_KEY] = Backend(stub=stub, timeout_s=timeout_s)
+        yield
+
+    return _backend
+
 
 def backend_context(
     target: str,
     timeout_s: float,
     credentials: grpc.ChannelCredentials | None = None,
     server_name: str | None = None,
-) -> Callable[[web.Application], AsyncIterator[None]]:
+) -> BackendContext:
     """A ``cleanup_ctx`` entry that opens the channel at startup and closes it at cleanup.
 
     With ``credentials`` the channel speaks TLS; ``server_name`` is then the name the
@@ -77,7 +104,7 @@ def backend_context(
         else:
             channel = grpc.aio.secure_channel(target, credentials, options=options, interceptors=interceptors)
         stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
-        app[BACKEND_KEY] = Backend(channel=channel, stub=stub, timeout_s=timeout_s)
+        app[BACKEND_KEY] = Backend(stub=stub, timeout_s=timeout_s)
         try:
             yield
         finally:

@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from http_facade.app import PROTOCOL_LOG, create_app
+from http_facade.backend import BackendContext
 from http_facade.connections import ConnectionBudget, guarded_protocol_factory
 from http_facade.memory import trim_after_bursts
 from http_facade.metrics import METRICS_KEY
@@ -57,12 +58,13 @@ class FacadeServer:
         self,
         settings: FacadeSettings,
         *,
+        backend: BackendContext | None = None,
         ssl_context: ssl.SSLContext | None = None,
         reuse_port: bool = False,
         shutdown_timeout_s: float | None = None,
     ) -> None:
         self.settings = settings
-        self.app = create_app(settings)
+        self.app = create_app(settings, backend)
         self._ssl_context = ssl_context
         self._reuse_port = reuse_port
         grace = settings.grace_period if shutdown_timeout_s is None else shutdown_timeout_s
@@ -114,6 +116,11 @@ class FacadeServer:
         except OSError as err:
             raise SettingsError(f"listen: cannot bind {listen}: {err.strerror}") from None
         self.addresses = [sock.getsockname() for sock in self._listener.sockets]
+
+    async def wait_closed(self) -> None:
+        """Return when the listener has closed (``stop``, or a failure): the one program watches it."""
+        if self._listener is not None:
+            await self._listener.wait_closed()
 
     async def stop(self) -> None:
         """Stop accepting, let open requests finish within the grace period, close the rest."""

@@ -26,7 +26,14 @@ from secureroute.settings import (
 )
 from secureroute.shared_settings import ProcessSettings, ServerTLSSettings, check_pair
 
-__all__ = ["PROG", "BackendSettings", "FacadeSettings", "HttpServer", "load_facade_settings"]
+__all__ = [
+    "PROG",
+    "BackendDeadline",
+    "BackendSettings",
+    "FacadeSettings",
+    "HttpServer",
+    "load_facade_settings",
+]
 
 PROG = "secureroute-facade"
 
@@ -89,15 +96,20 @@ class HttpServer(ServerTLSSettings):
     )
 
 
-class BackendSettings(SubSettings):
-    """The gRPC channel to the service."""
+class BackendDeadline(SubSettings):
+    """The deadline of each backend call, remote or in-process (the one program has it too)."""
 
-    # Where `python -m service` listens by default.
-    backend: GrpcTarget = Field("localhost:50051", description="gRPC target of the service")
     # Long enough for a cold key-set fetch (jwt_authn's fetch timeout is 5 s), short enough for a user.
     backend_timeout: PositiveSeconds = Field(
         5.0, description="deadline of each backend call, seconds; a slower backend answers 504"
     )
+
+
+class BackendSettings(BackendDeadline):
+    """The gRPC channel to the service."""
+
+    # Where `python -m service` listens by default.
+    backend: GrpcTarget = Field("localhost:50051", description="gRPC target of the service")
     # Plaintext, as the service serves by default (a sidecar or mesh may add TLS).
     backend_tls: bool = Field(
         False, description="talk TLS to the backend (verified against backend_ca, else the system's CAs)"

@@ -32,6 +32,7 @@ import grpc
 import pytest
 
 from http_facade import FacadeSettings, load_facade_settings
+from http_facade.backend import BackendContext, attached_backend
 from http_facade.runner import FacadeServer
 from jwt_authn.testing import LoopbackIssuer
 from service import SecureRouteServer, ServiceSettings, build_server, load_service_settings
@@ -147,7 +148,7 @@ def run_main_fixture() -> Callable[..., subprocess.CompletedProcess[str]]:
 
 
 #: The name each program gives itself in its error lines.
-PROGS = {"service": "secureroute-service", "http_facade": "secureroute-facade"}
+PROGS = {"service": "secureroute-service", "http_facade": "secureroute-facade", "secureroute": "secureroute"}
 
 
 def assert_bad_setting(module: str, *args: str, setting: str, env: Mapping[str, str] | None = None) -> None:
@@ -180,19 +181,28 @@ async def issuer() -> AsyncIterator[LoopbackIssuer]:
 
 
 @pytest.fixture
-async def start_service() -> AsyncIterator[Callable[[ServiceSettings], Awaitable[SecureRouteServer]]]:
+def started_services() -> dict[str, Any]:
+    """The services started in this test, by target (``127.0.0.1:PORT``): ``start_service``'s
+    (``SecureRouteServer``) and tests/facade's stub; each has ``in_process_channel()``."""
+    return {}
+
+
+@pytest.fixture
+async def start_service(
+    started_services: dict[str, Any],
+) -> AsyncIterator[Callable[[ServiceSettings], Awaitable[SecureRouteServer]]]:
     """Factory: build and start a service; every one started is stopped at teardown."""
-    started: list[SecureRouteServer] = []
 
     async def start(settings: ServiceSettings) -> SecureRouteServer:
         app = build_server(settings)
         await app.start()
-        started.append(app)
+        started_services[f"127.0.0.1:{app.port}"] = app
         return app
 
     yield start
-    for app in started:
-        await app.stop(0)
+    for app in started_services.values():
+        if isinstance(app, SecureRouteServer):
+            await app.stop(0)
 
 
 @pytest.fixture
@@ -212,16 +222,40 @@ async def channel(service: SecureRouteServer) -> AsyncIterator[grpc.aio.Channel]
 
 
 @pytest.fixture
-async def start_facade() -> AsyncIterator[Callable[..., Awaitable[str]]]:
+def facade_backend() -> str:
+    """How ``start_facade`` reaches the service: ``remote`` (a gRPC channel to its port) or
+    ``in_process`` (the one program's backend: the service's chain and handlers in this process).
+    tests/facade parametrizes it over both."""
+    return "remote"
+
+
+def _backend_of(
+    kind: str, target: str, timeout_s: float, services: Mapping[str, Any]
+) -> BackendContext | None:
+    """``start_facade``'s backend: None (the remote one its settings name) or the in-process one
+    of the started service at ``target``. A target that is no started service (a stub, a port
+    nobody serves, a Unix socket) is a remote-only case."""
+    if kind == "remote":
+        return None
+    if target not in services:
+        pytest.skip("in-process backend: the case needs a remote target (a down backend, a Unix socket)")
+    return attached_backend(services[target].in_process_channel(), timeout_s)
+
+
+@pytest.fixture
+async def start_facade(
+    facade_backend: str, started_services: dict[str, Any]
+) -> AsyncIterator[Callable[..., Awaitable[str]]]:
     """Factory: ``await start_facade(backend, timeout_s=5, extra=("--flag", "value"))`` serves a
-    facade and returns its base URL."""
+    facade and returns its base URL (over ``facade_backend``: remote, or in-process)."""
     servers: list[FacadeServer] = []
 
     async def start(backend: str, timeout_s: float = 5.0, extra: Sequence[str] = ()) -> str:
         argv = ["--listen", "127.0.0.1:0", "--backend", backend, "--backend-timeout", str(timeout_s)]
         settings = facade_settings(*argv, *extra)
+        in_process = _backend_of(facade_backend, backend, timeout_s, started_services)
         # The production server: the connection budget, parser errors that never quote the request.
-        server = FacadeServer(settings, shutdown_timeout_s=0.5)
+        server = FacadeServer(settings, backend=in_process, shutdown_timeout_s=0.5)
         await server.start()
         servers.append(server)
         return server.url()

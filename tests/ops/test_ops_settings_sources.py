@@ -1,4 +1,5 @@
-"""Every setting of both programs works from each source: a flag, an environment variable, a TOML key.
+"""Every setting of the three programs (the one program, service, facade) works from each source:
+a flag, an environment variable, a TOML key.
 
 The settings come from the models (``settings_of``), so a new setting is tested here without a
 new line; only a value for it may be needed in ``_SAMPLES`` (the test says so when it is).
@@ -14,11 +15,12 @@ import pytest
 from pydantic import BaseModel
 
 from http_facade.settings import FacadeSettings
+from secureroute.one.settings import OneProgramSettings
 from secureroute.settings import ProgramSettings, Setting, SettingsError, load, settings_of
 from service.settings import ServiceSettings
 
 ISSUER = "https://idp.example.com/"
-PROGRAMS: tuple[type[ProgramSettings], ...] = (ServiceSettings, FacadeSettings)
+PROGRAMS: tuple[type[ProgramSettings], ...] = (OneProgramSettings, ServiceSettings, FacadeSettings)
 CASES = [
     pytest.param(cls, row, source, id=f"{cls.prog}-{row.name}-{source}")
     for cls in PROGRAMS
@@ -55,13 +57,18 @@ _COMPANIONS = {
 }
 
 
+def _leaf(row: Setting) -> str:
+    """The setting's name inside its group (``grpc_tls_cert`` is the one program's ``tls_cert``)."""
+    return row.path[-1]
+
+
 def _sample(row: Setting, tmp_path: Path) -> str:
-    if row.name in _FILES:
+    if _leaf(row) in _FILES:
         path = tmp_path / f"{row.name}.pem"
         path.write_text("x")
         return str(path)
-    if row.name in _SAMPLES:
-        return _SAMPLES[row.name]
+    if _leaf(row) in _SAMPLES:
+        return _SAMPLES[_leaf(row)]
     default = row.info.default
     if isinstance(default, bool):
         return str(not default).lower()
@@ -94,8 +101,9 @@ def test_each_setting_works_from_each_source(
     rows = {r.name: r for r in settings_of(cls)}
     text = _sample(row, tmp_path)
     argv: list[str] = []
-    for name in _COMPANIONS.get(row.name, ()):
-        companion = rows[name]
+    group = row.name.removesuffix(_leaf(row))  # "grpc_" in the one program, else ""
+    for name in _COMPANIONS.get(_leaf(row), ()):
+        companion = rows[group + name]
         argv += [companion.flag] if companion.switch else [companion.flag, _sample(companion, tmp_path)]
     if "issuer" in rows and row.name != "issuer":
         argv += ["--issuer", ISSUER]
@@ -107,6 +115,11 @@ def test_each_setting_works_from_each_source(
         config = tmp_path / "settings.toml"
         config.write_text(f"{row.name} = {_toml_value(row, text)}\n")
         environ["SECUREROUTE_CONFIG"] = str(config)
+    if cls is OneProgramSettings and row.name == "http_metrics_listen":
+        # One metrics listener (metrics_listen): the HTTP group's must stay off, from any source.
+        with pytest.raises(SettingsError, match=r"^http_metrics_listen: "):
+            load(cls, [*argv, *flag] if source == "flag" else argv, environ)
+        return
     loaded = _value(load(cls, [*argv, *flag] if source == "flag" else argv, environ), row)
     # The same value whichever source gave it, and not the default (so the source was read).
     assert loaded == _value(load(cls, [*argv, *flag], {}), row) != row.info.default

@@ -1,0 +1,150 @@
+"""``python -m secureroute`` / ``secureroute``: gRPC and HTTP from one process and one event loop.
+
+The gRPC server is ``service.build_server``'s; the HTTP facade is ``http_facade.runner``'s, over
+the in-process backend: the service's own interceptor chain and handlers, so one Authenticator
+(one key-set cache, one token cache), one pair of admission pools and one set of metrics serve
+both transports.
+
+Lifecycle:
+- both listeners are checked before either starts: one that cannot bind exits 2 with one line
+  naming it (``grpc_listen: cannot bind ...``), and nothing is left listening;
+- SIGTERM or SIGINT drains both: health NOT_SERVING, both keep serving for ``drain_delay``, then
+  in-flight calls and requests get ``grace_period``, then the guard closes; exit 0;
+- a transport that stops by itself is logged and the program exits 1, the other one drained.
+
+Workers: one process only (``--workers`` above 1 exits 2); run several containers to scale.
+
+Usage:
+    secureroute --issuer https://idp.example.com/ --audience secureroute
+    SECUREROUTE_GRPC_LISTEN=127.0.0.1:50051 SECUREROUTE_HTTP_LISTEN=127.0.0.1:3000 python -m secureroute ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from http_facade.backend import attached_backend
+from http_facade.runner import FacadeServer
+from secureroute.one.settings import PROG, OneProgramSettings, load_one_settings, split_settings
+from secureroute.ports import check_bindable
+from secureroute.program import run_program, watch_stop_signals
+from secureroute.settings import ListenAddress, SettingsError, exit_bad_settings
+from secureroute.tls import ServerTLS, check_server_tls, ssl_server_context
+from service.server import SecureRouteServer, build_server
+from service.settings import authn_config
+
+__all__ = ["main"]
+
+_log = logging.getLogger("secureroute.one")
+
+#: Exit code when one transport stopped by itself.
+EXIT_TRANSPORT_FAILED = 1
+
+
+def _renamed(error: SettingsError, prefix: str) -> SettingsError:
+    """A split program's ``listen: ...`` as the one program's ``<prefix>_listen: ...``."""
+    text = str(error)
+    return SettingsError(f"{prefix}_{text}" if text.startswith("listen") else text)
+
+
+def _build(settings: OneProgramSettings) -> tuple[SecureRouteServer, FacadeServer]:
+    """Both servers built, the gRPC one bound, nothing started. Raises ``SettingsError``."""
+    service_settings, facade_settings = split_settings(settings)
+    check_bindable(settings.http.listen, "http_listen")  # before the gRPC bind: nothing to undo
+    try:
+        service = build_server(service_settings)
+    except SettingsError as error:
+        raise _renamed(error, "grpc") from None
+    ssl_context = None
+    if settings.http.tls_cert is not None and settings.http.tls_key is not None:
+        ssl_context = ssl_server_context(ServerTLS(settings.http.tls_cert, settings.http.tls_key))
+    backend = attached_backend(service.in_process_channel(), settings.backend_timeout)
+    facade = FacadeServer(facade_settings, backend=backend, ssl_context=ssl_context)
+    return service, facade
+
+
+async def _start(service: SecureRouteServer, facade: FacadeServer) -> None:
+    """Start both, or neither (what started is stopped). Raises ``SettingsError``."""
+    await service.start()
+    try:
+        await facade.start()
+    except SettingsError as error:
+        await service.stop(0, drain_delay_s=0)
+        raise _renamed(error, "http") from None
+    except BaseException:
+        await service.stop(0, drain_delay_s=0)
+        raise
+
+
+async def _drain(service: SecureRouteServer, facade: FacadeServer, settings: OneProgramSettings) -> None:
+    """NOT_SERVING, serve on for the drain delay, then both finish their calls within the grace."""
+    await service.health.enter_shutdown()
+    if settings.drain_delay > 0:
+        _log.info("health NOT_SERVING; still serving for %.1f s before stopping", settings.drain_delay)
+        await asyncio.sleep(settings.drain_delay)
+    # The facade's requests need the guard: it closes (service.stop) once both have drained.
+    await asyncio.gather(facade.stop(), service.server.stop(settings.grace_period))
+    await service.stop(0, drain_delay_s=0)
+
+
+async def _serve(settings: OneProgramSettings, *, reuse_port: bool) -> None:
+    service, facade = _build(settings)
+    await _start(service, facade)
+    stopping = watch_stop_signals()
+    _log.info("%s listening on %s port %d (grpc)", PROG, settings.grpc.listen.host, service.port)
+    for address in facade.addresses:
+        scheme = "https" if settings.http.tls_cert is not None else "http"
+        _log.info("%s listening on %s:%d (%s)", PROG, address[0], address[1], scheme)
+    if settings.metrics_listen is not None and service.metrics_port is not None:
+        _log.info(
+            "metrics on http://%s/metrics", ListenAddress(settings.metrics_listen.host, service.metrics_port)
+        )
+    grpc_ended = asyncio.ensure_future(service.server.wait_for_termination())
+    watchers = {
+        asyncio.ensure_future(stopping.wait()): "signal",
+        grpc_ended: "grpc",
+        asyncio.ensure_future(facade.wait_closed()): "http",
+    }
+    done, pending = await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+    for future in pending - {grpc_ended}:
+        # Not grpc's: cancelling wait_for_termination cancels the server's own shutdown.
+        future.cancel()
+    failed = sorted(watchers[future] for future in done if watchers[future] != "signal")
+    if failed:
+        _log.error("the %s transport stopped by itself; stopping the other", " and ".join(failed))
+    else:
+        _log.info(
+            "shutting down: serving %.1f s more, then draining for up to %.1f s",
+            settings.drain_delay,
+            settings.grace_period,
+        )
+    await _drain(service, facade, settings)
+    await grpc_ended
+    _log.info("stopped")
+    if failed:
+        raise SystemExit(EXIT_TRANSPORT_FAILED)
+
+
+def _supervise(settings: OneProgramSettings, argv: Sequence[str]) -> int:
+    # Two listeners per worker and one in-process backend each would work with SO_REUSEPORT, but
+    # the supervisor's port reservation and per-worker metrics are written for one listener.
+    exit_bad_settings(PROG, SettingsError("workers: the one program runs as one process; set workers = 1"))
+
+
+def _checked_settings(argv: Sequence[str]) -> OneProgramSettings:
+    """The settings, with the jwt_authn config and the TLS files checked before anything starts."""
+    settings = load_one_settings(argv)
+    authn_config(split_settings(settings)[0])
+    if settings.grpc.tls_cert is not None and settings.grpc.tls_key is not None:
+        check_server_tls(
+            ServerTLS(settings.grpc.tls_cert, settings.grpc.tls_key, settings.grpc.tls_client_ca)
+        )
+    if settings.http.tls_cert is not None and settings.http.tls_key is not None:
+        check_server_tls(ServerTLS(settings.http.tls_cert, settings.http.tls_key))
+    return settings
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run_program(PROG, argv, load=_checked_settings, supervise=_supervise, serve=_serve)

@@ -1,0 +1,155 @@
+"""``python -m secureroute``, the one program, as a real process: both transports, one guard,
+bad listeners, workers, SIGTERM draining both."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+
+import aiohttp
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from jwt_authn.testing import LoopbackIssuer
+from secureroute.one.settings import OneProgramSettings, load_one_settings, split_settings
+from secureroute.settings import ListenAddress, settings_of
+from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+
+WAIT_S = 15.0
+ISSUER = "https://idp.example.com/"
+BASE = (
+    "--issuer",
+    ISSUER,
+    "--audience",
+    "secureroute",
+    "--grpc-listen",
+    "127.0.0.1:0",
+    "--http-listen",
+    "127.0.0.1:0",
+)
+
+RunMain = Callable[..., subprocess.CompletedProcess[str]]
+AssertBadSetting = Callable[..., None]
+
+
+def test_help_explains_every_setting(run_main: RunMain) -> None:
+    result = run_main("secureroute", "--help")
+    assert result.returncode == 0
+    for row in settings_of(OneProgramSettings):
+        assert row.flag in result.stdout and row.env in result.stdout
+
+
+def test_console_script_is_installed() -> None:
+    script = shutil.which("secureroute", path=os.path.dirname(sys.executable))
+    assert script is not None
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=WAIT_S, check=False)
+    assert result.returncode == 0 and "--grpc-listen" in result.stdout and "--http-listen" in result.stdout
+
+
+def test_the_split_programs_settings_come_through() -> None:
+    settings = load_one_settings(
+        [*BASE, "--backend-timeout", "2", "--grace-period", "3", "--http-max-connections", "7"],
+        environ={"SECUREROUTE_GRPC_MAX_CONCURRENT_RPCS": "900"},
+    )
+    service, facade = split_settings(settings)
+    assert service.grpc.listen == facade.http.listen == ListenAddress("127.0.0.1", 0)
+    assert service.grpc.max_concurrent_rpcs == 900 and facade.http.max_connections == 7
+    assert service.grace_period == facade.grace_period == 3.0
+    assert facade.backend_timeout == 2.0
+    assert facade.http.metrics_listen is None  # one metrics listener: metrics_listen
+    assert service.audiences == ("secureroute",)
+
+
+@pytest.mark.parametrize(
+    ("which", "setting"), [("--grpc-listen", "grpc_listen"), ("--http-listen", "http_listen")]
+)
+def test_a_busy_listener_exits_2_naming_it(
+    which: str, setting: str, busy_port: int, assert_bad_setting: AssertBadSetting
+) -> None:
+    assert_bad_setting("secureroute", *BASE, which, f"127.0.0.1:{busy_port}", setting=setting)
+
+
+def test_a_busy_metrics_port_exits_2(busy_port: int, assert_bad_setting: AssertBadSetting) -> None:
+    assert_bad_setting(
+        "secureroute", *BASE, "--metrics-listen", f"127.0.0.1:{busy_port}", setting="metrics_listen"
+    )
+
+
+def test_workers_are_refused(assert_bad_setting: AssertBadSetting) -> None:
+    assert_bad_setting("secureroute", *BASE, "--workers", "2", setting="workers")
+
+
+def test_a_second_metrics_listener_is_refused(assert_bad_setting: AssertBadSetting) -> None:
+    assert_bad_setting(
+        "secureroute", *BASE, "--http-metrics-listen", "127.0.0.1:9", setting="http_metrics_listen"
+    )
+
+
+async def _ports(stderr: asyncio.StreamReader) -> tuple[int, int]:
+    grpc_port = http_port = 0
+    while line := (await stderr.readline()).decode():
+        if found := re.search(r"listening on \S+ port (\d+) \(grpc\)", line):
+            grpc_port = int(found.group(1))
+        if found := re.search(r"listening on \S+:(\d+) \(http\)", line):
+            http_port = int(found.group(1))
+        if grpc_port and http_port:
+            return grpc_port, http_port
+    raise AssertionError("the program exited before it listened")
+
+
+async def test_serves_both_then_sigterm_drains_both(
+    issuer: LoopbackIssuer, make_env: Callable[..., dict[str, str]]
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "secureroute", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+        "--issuer", issuer.url, "--audience", "secureroute", "--grace-period", "2", "--drain-delay", "0.5",
+        env=make_env(), stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    token = issuer.tokens.issue(sub="dana")
+    try:
+        grpc_port, http_port = await asyncio.wait_for(_ports(process.stderr), WAIT_S)
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT_S)) as http,
+        ):
+            stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+            reply = await stub.SecureRoute(
+                secureroute_pb2.SecureRouteRequest(),
+                metadata=[("authorization", f"Bearer {token}")],
+                timeout=WAIT_S,
+            )
+            assert reply.subject == "dana"
+            url = f"http://127.0.0.1:{http_port}"
+            async with http.get(
+                f"{url}/secure-route", headers={"Authorization": f"Bearer {token}"}
+            ) as response:
+                assert response.status == 200
+            async with http.get(f"{url}/secure-route") as response:
+                assert response.status == 401
+                assert response.headers["WWW-Authenticate"].startswith("Bearer")
+            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+            assert (
+                await asyncio.wait_for(watch.read(), WAIT_S)
+            ).status == health_pb2.HealthCheckResponse.SERVING
+
+            process.send_signal(signal.SIGTERM)
+            after = await asyncio.wait_for(watch.read(), WAIT_S)
+            assert after.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            # The drain delay: HTTP still answers after NOT_SERVING.
+            async with http.get(f"{url}/health") as response:
+                assert response.status == 200
+        rest = await asyncio.wait_for(process.stderr.read(), WAIT_S)
+        assert await asyncio.wait_for(process.wait(), WAIT_S) == 0, rest.decode()
+        assert b"Traceback" not in rest and b"stopped" in rest
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
