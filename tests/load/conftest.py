@@ -23,13 +23,18 @@ async def load_issuer() -> AsyncIterator[LoopbackIssuer]:
 
 @pytest.fixture
 async def start_processes() -> AsyncIterator[Callable[..., Awaitable[tuple[Program, Program]]]]:
-    """``await start_processes(issuer_url, grace_s=5, backend_timeout_s=5, wait_ready=True)``."""
+    """``await start_processes(issuer_url, *service_flags, grace_s=5, backend_timeout_s=5,
+    wait_ready=True)``."""
     started: list[Program] = []
 
     async def start(
-        issuer_url: str, *, grace_s: float = 5.0, backend_timeout_s: float = 5.0, wait_ready: bool = True
+        issuer_url: str,
+        *service_flags: str,
+        grace_s: float = 5.0,
+        backend_timeout_s: float = 5.0,
+        wait_ready: bool = True,
     ) -> tuple[Program, Program]:
-        service = await start_service_process(issuer_url, grace_s=grace_s)
+        service = await start_service_process(issuer_url, *service_flags, grace_s=grace_s)
         started.append(service)
         facade = await start_facade_process(service.port, backend_timeout_s=backend_timeout_s)
         started.append(facade)

@@ -143,11 +143,12 @@ async def _start(name: str, argv: list[str], ready: re.Pattern[str]) -> Program:
 
 
 async def start_service_process(
-    issuer_url: str, *, grace_s: float = 5.0, drain_delay_s: float = 0.0
+    issuer_url: str, *extra: str, grace_s: float = 5.0, drain_delay_s: float = 0.0
 ) -> Program:
     """The service; no drain delay unless asked (only the drain test needs the default's 1 s)."""
     argv = ["-m", "service", "--listen", "127.0.0.1:0", "--issuer", issuer_url, "--audience", "secureroute"]
     argv += ["--grace-period", str(grace_s), "--drain-delay", str(drain_delay_s), "--log-level", "INFO"]
+    argv += extra
     return await _start("service", argv, _SERVICE_READY)
 
 

@@ -26,16 +26,21 @@ GRACE_S = 3.0
 
 @pytest.fixture
 def slow_jwks(load_issuer: LoopbackIssuer) -> LoopbackIssuer:
-    """The issuer takes 1.5 s to serve its JWKS: a cold service's first calls wait that long."""
+    """The issuer takes 1.5 s to serve its JWKS: a cold service's first calls wait that long
+    (the services of these tests wait up to ``WAITING_FOR_SLOW_KEYS`` for a key refresh, as an
+    operator would set for an issuer this slow; the default 1 s would answer them 503)."""
     load_issuer.fault = Fault(delay_s=1.5, only="jwks")
     return load_issuer
+
+
+WAITING_FOR_SLOW_KEYS = ("--refresh-wait-s", "5")
 
 
 async def test_sigterm_lets_in_flight_calls_complete(
     slow_jwks: LoopbackIssuer, start_processes: StartProcesses
 ) -> None:
     service, facade = await start_processes(
-        slow_jwks.url, grace_s=3.0, backend_timeout_s=10.0, wait_ready=False
+        slow_jwks.url, *WAITING_FOR_SLOW_KEYS, grace_s=3.0, backend_timeout_s=10.0, wait_ready=False
     )
     token = slow_jwks.tokens.issue()
     watch = HealthWatch(service.port)
@@ -69,7 +74,9 @@ async def test_sigterm_lets_in_flight_calls_complete(
 async def test_facade_sigterm_lets_in_flight_requests_complete(
     slow_jwks: LoopbackIssuer, start_processes: StartProcesses
 ) -> None:
-    _service, facade = await start_processes(slow_jwks.url, backend_timeout_s=10.0, wait_ready=False)
+    _service, facade = await start_processes(
+        slow_jwks.url, *WAITING_FOR_SLOW_KEYS, backend_timeout_s=10.0, wait_ready=False
+    )
     tokens = [slow_jwks.tokens.issue(sub=f"user-{i}") for i in range(20)]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
         url = f"http://127.0.0.1:{facade.port}/secure-route"
