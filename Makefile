@@ -19,7 +19,7 @@ IMAGE_TOOLS := podman buildah mmdebstrap
 .PHONY: image image-test image-tools image-base
 
 help:
-	@echo "make run    - start the development issuer, the gRPC service and the HTTP facade together"
+	@echo "make run    - start the development issuer and secureroute (gRPC and HTTP in one process)"
 	@echo "make test   - install what the tests need, run every check and the test suite"
 	@echo "make lint   - ruff, mypy, import contracts, buf lint/format, generated-code check"
 	@echo "make proto  - regenerate secureroute/v1/*_pb2* from protos/"
