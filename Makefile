@@ -77,7 +77,7 @@ lint: install buf proto-check
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(addprefix -p ,$(TYPED_PACKAGES))
 	$(BIN)/lint-imports
-	$(BIN)/kubernetes-validate --strict --quiet deploy/*.yaml
+	$(BIN)/kubernetes-validate --strict --quiet deploy/*.yaml deploy/split/*.yaml
 	$(BIN)/hadolint Dockerfile
 	$(PY) -m tools.settings_doc --check README.md
 
