@@ -28,7 +28,7 @@ help:
 	@echo "make fuzz-long - hypothesis with 5,000 examples per property (~10 min)"
 	@echo "make soak   - a 60,000-request mixed load on the live stack"
 	@echo "make image  - build the container image with podman (base image and wheels made locally)"
-	@echo "make image-test - build it, run both programs from it, call them, stop them (~1 min)"
+	@echo "make image-test - build it, run the one program and the split programs from it, call them, stop them"
 
 # Two stamps: what running needs (the runtime dependencies and grpcurl, the client the stack's
 # banner prints commands for) and, on top, what the checks and tests need (the [dev] extra, npm).
