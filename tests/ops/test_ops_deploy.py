@@ -56,7 +56,8 @@ def test_manifests_match_the_kubernetes_schemas() -> None:
 
 def test_the_schema_check_catches_a_typo(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
-    broken.write_text((DEPLOY / "secureroute.yaml").read_text().replace("readinessProbe:", "readinesProbe:", 1))
+    manifest = (DEPLOY / "secureroute.yaml").read_text()
+    broken.write_text(manifest.replace("readinessProbe:", "readinesProbe:", 1))
     result = subprocess.run(
         [_tool("kubernetes-validate"), "--strict", "--quiet", str(broken)],
         capture_output=True, text=True, timeout=120, check=False,
