@@ -4,13 +4,14 @@ bad listeners, workers, SIGTERM draining both."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import grpc
@@ -104,6 +105,24 @@ async def _ports(stderr: asyncio.StreamReader) -> tuple[int, int]:
     raise AssertionError("the program exited before it listened")
 
 
+Clients = tuple[grpc.aio.Channel, secureroute_pb2_grpc.SecureRouteServiceStub, aiohttp.ClientSession]
+
+
+@contextlib.asynccontextmanager
+async def _clients(
+    grpc_port: int,
+) -> AsyncIterator[
+    tuple[grpc.aio.Channel, secureroute_pb2_grpc.SecureRouteServiceStub, aiohttp.ClientSession]
+]:
+    """A gRPC channel and stub to the program, and an HTTP session."""
+    async with (
+        grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT_S)) as http,
+    ):
+        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        yield channel, stub, http
+
+
 async def test_serves_both_then_sigterm_drains_both(
     issuer: LoopbackIssuer, make_env: Callable[..., dict[str, str]]
 ) -> None:
@@ -116,11 +135,7 @@ async def test_serves_both_then_sigterm_drains_both(
     token = issuer.tokens.issue(sub="dana")
     try:
         grpc_port, http_port = await asyncio.wait_for(_ports(process.stderr), WAIT_S)
-        async with (
-            grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel,
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT_S)) as http,
-        ):
-            stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        async with _clients(grpc_port) as (channel, stub, http):
             reply = await stub.SecureRoute(
                 secureroute_pb2.SecureRouteRequest(),
                 metadata=[("authorization", f"Bearer {token}")],
@@ -195,11 +210,7 @@ async def test_a_transport_that_stops_alone_is_logged_and_exits_1(
     assert process.stderr is not None
     try:
         grpc_port, http_port = await asyncio.wait_for(_ports(process.stderr), WAIT_S)
-        async with (
-            grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel,
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT_S)) as http,
-        ):
-            stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        async with _clients(grpc_port) as (_channel, stub, http):
             await stub.Health(secureroute_pb2.HealthRequest(), timeout=WAIT_S)
             async with http.get(f"http://127.0.0.1:{http_port}/health") as response:
                 assert response.status == 200
