@@ -1,7 +1,8 @@
-# secureroute: one image, two programs.
+# secureroute: one image; by default the one program (gRPC and HTTP from one process, one guard).
 #   docker build -t secureroute .
-#   docker run --rm -p 50051:50051 -e SECUREROUTE_ISSUER=https://idp.example.com/ \
-#       -e SECUREROUTE_AUDIENCE=secureroute secureroute                     # the gRPC service (default)
+#   docker run --rm -p 50051:50051 -p 3000:3000 -e SECUREROUTE_ISSUER=https://idp.example.com/ \
+#       -e SECUREROUTE_AUDIENCE=secureroute secureroute                     # the one program (default)
+# The split deployment, the same image: `secureroute-service` (gRPC), and
 #   docker run --rm -p 3000:3000 -e SECUREROUTE_BACKEND=service:50051 secureroute secureroute-facade
 # Settings come from SECUREROUTE_* variables, flags, or a TOML file (--config); see README "Operating it".
 #
@@ -42,11 +43,12 @@ ENV PATH=/opt/secureroute/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
     SECUREROUTE_LOG_FORMAT=json
 USER 10001:10001
 WORKDIR /tmp
-# gRPC, HTTP facade, metrics of the service and the facade (loopback unless set to a pod address).
-EXPOSE 50051 3000 9464 9465
-# Both programs handle SIGTERM themselves (drain, then exit 0), also as PID 1; with --workers they
-# reap their own children, so no init shim is needed.
+# The one program's gRPC, HTTP and metrics (loopback unless set to a pod address); the split
+# facade's metrics, 9465, are published by whoever runs it.
+EXPOSE 50051 3000 9464
+# Every program handles SIGTERM itself (drain, then exit 0), also as PID 1; with --workers the split
+# programs reap their own children, so no init shim is needed.
 STOPSIGNAL SIGTERM
-# The default program: the gRPC service. When the one program (gRPC and HTTP in one process) lands,
-# this line becomes its entry point; everything else, `make image-test` included, stays.
-CMD ["secureroute-service"]
+# The default program: the one program. `secureroute-service` and `secureroute-facade` run the split
+# deployment from the same image.
+CMD ["secureroute"]

@@ -19,7 +19,7 @@ IMAGE_TOOLS := podman buildah mmdebstrap
 .PHONY: image image-test image-tools image-base
 
 help:
-	@echo "make run    - start the development issuer, the gRPC service and the HTTP facade together"
+	@echo "make run    - start the development issuer and secureroute (gRPC and HTTP in one process)"
 	@echo "make test   - install what the tests need, run every check and the test suite"
 	@echo "make lint   - ruff, mypy, import contracts, buf lint/format, generated-code check"
 	@echo "make proto  - regenerate secureroute/v1/*_pb2* from protos/"
@@ -28,7 +28,7 @@ help:
 	@echo "make fuzz-long - hypothesis with 5,000 examples per property (~10 min)"
 	@echo "make soak   - a 60,000-request mixed load on the live stack"
 	@echo "make image  - build the container image with podman (base image and wheels made locally)"
-	@echo "make image-test - build it, run both programs from it, call them, stop them (~1 min)"
+	@echo "make image-test - build it, run the one program and the split programs from it, call them, stop them"
 
 # Two stamps: what running needs (the runtime dependencies and grpcurl, the client the stack's
 # banner prints commands for) and, on top, what the checks and tests need (the [dev] extra, npm).
@@ -77,7 +77,7 @@ lint: install buf proto-check
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(addprefix -p ,$(TYPED_PACKAGES))
 	$(BIN)/lint-imports
-	$(BIN)/kubernetes-validate --strict --quiet deploy/*.yaml
+	$(BIN)/kubernetes-validate --strict --quiet deploy/*.yaml deploy/split/*.yaml
 	$(BIN)/hadolint Dockerfile
 	$(PY) -m tools.settings_doc --check README.md
 

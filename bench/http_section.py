@@ -1,4 +1,5 @@
-"""HTTP load with wrk: the split facade and the original Express system, /secure-route and /health.
+"""HTTP load with wrk: the one program, the split facade and the original Express system,
+/secure-route and /health.
 
 Every run uses the same wrk script, so the generator does the same work in each: warm runs reuse
 one token, cold runs take each token of a file once, and /health runs carry the same fresh tokens
@@ -7,11 +8,12 @@ the token check differs. A lever is measured beside them: a second facade (``fac
 reaches the same service over its Unix socket instead of loopback TCP.
 
 Systems are a table: each has a server and the processes whose CPU its requests cost. The one
-program (gRPC and HTTP in one process) will be one more entry of ``start_systems`` with its own
-server and pid; its scenarios, tables and per-round ratios follow from the table.
+program (``python -m secureroute``: gRPC and HTTP in one process, the facade answering in-process)
+is one entry with its own server and pid, and its own guard (so its cold runs may take the same
+tokens as the facade's); its scenarios, tables and per-round ratios follow from the table.
 
 Usage:
-    systems = start_systems(ctx)                 # {"facade": [pids], "facade-unix": [...], "express": [...]}
+    systems = start_systems(ctx)                 # {"one": [pid], "facade": [pids], ..., "express": [...]}
     results = run_round(ctx, round_index, systems, rates)   # {"facade /health": LoadResult, ...}
 """
 
@@ -26,13 +28,14 @@ from bench.measure import in_turn
 from bench.stack import AUDIENCE, PORT
 from bench.tools import EXPRESS_DIR
 
-__all__ = ["SYSTEMS", "UNIX_FACADE", "WHATS", "run_round", "start_systems"]
+__all__ = ["ONE_PROGRAM", "SYSTEMS", "UNIX_FACADE", "WHATS", "run_round", "start_systems"]
 
 #: The scenarios each system runs, in this order.
 WHATS = ("/health", "/secure-route warm", "/secure-route cold")
 UNIX_FACADE = "facade-unix"
+ONE_PROGRAM = "one"
 #: Every system the section knows, in report order.
-SYSTEMS = ("facade", UNIX_FACADE, "express")
+SYSTEMS = (ONE_PROGRAM, "facade", UNIX_FACADE, "express")
 _SHARED_POOL_NOTE = "may have reused the other facade's cold tokens (cache hits): the pool was too small"
 
 
@@ -43,6 +46,8 @@ def start_systems(ctx: BenchContext) -> dict[str, list[int]]:
     ctx.servers["facade"] = stack.start_http("facade", stack.facade_argv(f"127.0.0.1:{service.port}"))
     ctx.servers[UNIX_FACADE] = stack.start_http(UNIX_FACADE, stack.facade_argv(f"unix:{ctx.service_socket}"))
     systems = {name: [ctx.servers[name].pid, service.pid] for name in ("facade", UNIX_FACADE)}
+    ctx.servers[ONE_PROGRAM] = stack.start_http(ONE_PROGRAM, stack.one_program_argv())
+    systems = {ONE_PROGRAM: [ctx.servers[ONE_PROGRAM].pid], **systems}
     if ctx.tools.express_ready and ctx.tools.node is not None:
         argv = [ctx.tools.node, "server.js", "--listen", f"127.0.0.1:{PORT}", "--issuer", stack.issuer_url]
         ctx.servers["express"] = stack.start_http("express", [*argv, "--audience", AUDIENCE], cwd=EXPRESS_DIR)

@@ -2,8 +2,7 @@
 
 Ratios are computed per round from runs made back to back, then the median is taken, so load from
 other processes on a shared machine hits both sides of a ratio alike. A load target is one row of
-``LOAD_TARGETS`` (two scenario names and a goal): the one program's targets against Express will
-be three more rows once its HTTP system runs in ``bench.http_section``.
+``LOAD_TARGETS`` (two scenario names and a goal), the one program's against Express among them.
 
 Usage:
     text = render(results)
@@ -66,6 +65,7 @@ def _ratio(
 _SPLIT = "none: the split deployment, measured as information"
 _CEILING = "the row above's reach whatever authentication costs"
 _EXPRESS_WARM, _EXPRESS_COLD = "express /secure-route warm", "express /secure-route cold"
+_ONE = http_section.ONE_PROGRAM
 # fmt: off
 #: (target, our scenario, the reference scenario, goal: a float is "≥ goal", a text is information).
 LOAD_TARGETS: tuple[tuple[str, str, str, float | str], ...] = (
@@ -85,6 +85,11 @@ LOAD_TARGETS: tuple[tuple[str, str, str, float | str], ...] = (
      "service SecureRoute warm", _EXPRESS_WARM, 2.0),
     ("ceiling of the row above: gRPC Health (no authentication) / Express /secure-route warm, req/s",
      "service Health", _EXPRESS_WARM, _CEILING),
+    ("one program /secure-route warm / Express /secure-route warm, req/s",
+     f"{_ONE} /secure-route warm", _EXPRESS_WARM, 3.0),
+    ("one program /secure-route cold / Express /secure-route cold, req/s",
+     f"{_ONE} /secure-route cold", _EXPRESS_COLD, 1.5),
+    ("one program /health / Express /health, req/s", f"{_ONE} /health", "express /health", 1.5),
     ("split facade /secure-route warm / Express /secure-route warm, req/s",
      "facade /secure-route warm", _EXPRESS_WARM, _SPLIT),
     ("ceiling of the row above: facade /health (no authentication) / Express /secure-route warm, req/s",
@@ -331,24 +336,29 @@ def _grpc(results: BenchResults) -> list[str]:
 def _http(results: BenchResults) -> list[str]:
     if not results.http:
         return _not_run(results, "http")
-    rounds, unix = results.http, http_section.UNIX_FACADE
+    rounds, unix, one = results.http, http_section.UNIX_FACADE, http_section.ONE_PROGRAM
+    systems = (one, "facade", "express")
     pairs = [
         (f"{s}: /secure-route {t} / /health", f"{s} /secure-route {t}", f"{s} /health")
-        for s in ("facade", "express")
+        for s in systems
         for t in ("warm", "cold")
     ]
     pairs += [
-        (f"facade / Express, {what}", f"facade {what}", f"express {what}") for what in http_section.WHATS
+        (f"{s} / Express, {what}", f"{s} {what}", f"express {what}")
+        for s in (one, "facade")
+        for what in http_section.WHATS
     ]
     lines = [
         f"wrk, one thread, {results.options.http_connections} connections, the same Lua script for every run "
         "(`bench/loadgen/tokens.lua`): warm reuses one token, cold takes each token of a fresh file once, "
-        "/health carries the same fresh tokens as cold. *facade* is the split deployment (the aiohttp "
+        "/health carries the same fresh tokens as cold. *one* is the one program (`python -m secureroute`: "
+        "gRPC and HTTP in one process, the facade's routes answered in-process through the same guard), "
+        "its CPU figure that one process. *facade* is the split deployment (the aiohttp "
         "facade calling the service over gRPC), measured as information; its CPU figure adds the "
         "service's. *express* is the original system (`bench/peers/express`: Express 5, express-jwt 8 on "
         "jsonwebtoken 9, jwks-rsa 4 with its cache), same issuer, same tokens, same load.",
         "",
-        *_load_table(rounds, [f"{s} {w}" for s in ("facade", "express") for w in http_section.WHATS]),
+        *_load_table(rounds, [f"{s} {w}" for s in systems for w in http_section.WHATS]),
         "",
         *_ratio_rows(rounds, pairs),
         "",
@@ -585,7 +595,7 @@ def render(results: BenchResults) -> str:
     sections = (
         ("1. Token validation per core", _validation),
         ("2. gRPC: the guard on and off, and the Python peer", _grpc),
-        ("3 and 4. HTTP: the split facade and the original Express system", _http),
+        ("3 and 4. HTTP: the one program, the split facade and the original Express system", _http),
         ("5. JWKS storm", _storm),
         ("6. Resident memory under distinct tokens", _memory),
         ("7. Workers", _workers),

@@ -177,6 +177,15 @@ class Stack:
             "--log-level", self._log_level, *_METRICS_ON_A_FREE_PORT, *extra,
         ]  # fmt: skip
 
+    def one_program_argv(self, *extra: str) -> list[str]:
+        """``python -m secureroute``: HTTP on the benchmark's port, gRPC on a free one (not loaded
+        here: section 2 measures the same gRPC server)."""
+        return [
+            sys.executable, "-m", "secureroute", "--http-listen", f"127.0.0.1:{PORT}",
+            "--grpc-listen", "127.0.0.1:0", "--issuer", self.issuer_url, "--audience", AUDIENCE,
+            "--grace-period", "1", "--log-level", self._log_level, *_METRICS_ON_A_FREE_PORT, *extra,
+        ]  # fmt: skip
+
     def _spawn(self, name: str, argv: Sequence[str], cwd: Path) -> Server:
         port = _free_port()
         log_path = self._workdir / f"{name}-{port}.log"

@@ -40,14 +40,25 @@ def ready_banner(config: StackConfig, *, token: str, secure_route_status: str) -
         if secure_route_status == "OK"
         else f"\n  WARNING: SecureRoute with this token answered {secure_route_status}; see the logs above.\n"
     )
+    if config.split:
+        served = (
+            f"   gRPC    {grpc:<21}   python -m service: secureroute.v1.SecureRouteService\n"
+            f"   HTTP    {config.http_url}   python -m http_facade: /health, /secure-route, over gRPC"
+        )
+        parts = "all three"
+    else:
+        served = (
+            f"   gRPC    {grpc:<21}   python -m secureroute: secureroute.v1.SecureRouteService\n"
+            f"   HTTP    {config.http_url}   the same process, one guard: /health, /secure-route"
+        )
+        parts = "both"
     return f"""
 ================================================================================
  secureroute development stack is ready  (development only: the issuer signs
  tokens for anyone who asks; everything listens on 127.0.0.1 only)
 
    issuer  {config.issuer_url}   client secureroute-dev / secureroute-dev-secret
-   gRPC    {grpc}            service secureroute.v1.SecureRouteService
-   HTTP    {config.http_url}   facade: /health, /secure-route
+{served}
 {warning}
  A token for sub={BANNER_SUB}, roles={",".join(BANNER_ROLES)}, scope "{BANNER_SCOPE}", valid 1 h:
 
@@ -70,6 +81,6 @@ def ready_banner(config: StackConfig, *, token: str, secure_route_status: str) -
 
  Postman: import {ROOT / "postman"}/secureroute.postman_collection.json
           and local.postman_environment.json from the same folder.
- Ctrl-C stops all three.
+ Ctrl-C stops {parts}.
 ================================================================================
 """

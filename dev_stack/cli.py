@@ -2,6 +2,7 @@
 
 Usage:
     python -m dev_stack
+    python -m dev_stack --split          # the service and the facade as two processes
     python -m dev_stack --issuer-port 18080 --grpc-port 15051 --http-port 13000 --ready-file /tmp/ready.json
 """
 
@@ -23,8 +24,14 @@ def _parser() -> argparse.ArgumentParser:
     defaults = StackConfig()
     parser = argparse.ArgumentParser(
         prog="python -m dev_stack",
-        description="Start the development issuer, the gRPC service and the HTTP facade on 127.0.0.1, "
-        "configured for each other. Ctrl-C stops all three.",
+        description="Start the development issuer and the one program (gRPC and HTTP in one process) on "
+        "127.0.0.1, configured for each other; with --split, the gRPC service and the HTTP facade as two "
+        "processes instead. Ctrl-C stops them all.",
+    )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="run the split deployment: python -m service plus python -m http_facade calling it over gRPC",
     )
     parser.add_argument("--issuer-port", type=int, default=defaults.issuer_port, help="default %(default)s")
     parser.add_argument("--grpc-port", type=int, default=defaults.grpc_port, help="default %(default)s")
@@ -61,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ready_timeout_s=args.ready_timeout,
             stop_timeout_s=args.stop_timeout,
             ready_file=args.ready_file,
+            split=args.split,
         )
     except ValueError as err:
         print(f"dev_stack: error: {err}", file=sys.stderr)

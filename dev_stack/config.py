@@ -1,4 +1,5 @@
-"""What the one-command stack runs where: ports, state, time limits. Frozen, validated.
+"""What the one-command stack runs where: ports, state, time limits, one program or split.
+Frozen, validated.
 
 Usage:
     config = StackConfig(issuer_port=18080, grpc_port=15051, http_port=13000)
@@ -28,7 +29,7 @@ def _require(condition: bool, setting: str, problem: str) -> None:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StackConfig:
-    """Ports and limits of ``python -m dev_stack``; the defaults are the README's."""
+    """Ports, limits and mode of ``python -m dev_stack``; the defaults are the README's."""
 
     #: The development issuer (also its identifier: ``http://127.0.0.1:<port>``).
     issuer_port: int = 8080
@@ -46,6 +47,9 @@ class StackConfig:
     ready_file: Path | None = None
     #: The interpreter the children run on (the venv's, when started by ``make run``).
     python: str = sys.executable
+    #: False: the one program (``python -m secureroute``) serves gRPC and HTTP; True: the split
+    #: deployment, the service and a facade calling it over gRPC, as two processes.
+    split: bool = False
 
     def __post_init__(self) -> None:
         ports = {"issuer_port": self.issuer_port, "grpc_port": self.grpc_port, "http_port": self.http_port}

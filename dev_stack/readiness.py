@@ -2,7 +2,8 @@
 
 Ready means useful, not merely listening: the issuer serves its discovery document, the
 service reports ``secureroute.v1.SecureRouteService`` SERVING on ``grpc.health.v1`` (it does so
-once it has loaded the issuer's keys), and the facade answers ``/health`` with ``Healthy``.
+once it has loaded the issuer's keys), and the facade answers ``/health`` with ``Healthy``; the
+one program is ready when both its listeners are.
 
 Usage:
     await wait_ready("issuer", issuer_ready(config.issuer_url), child, deadline_s=60)
@@ -19,7 +20,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dev_stack.children import Child
 
-__all__ = ["ChildExited", "NotReady", "facade_ready", "issuer_ready", "service_ready", "wait_ready"]
+__all__ = [
+    "ChildExited",
+    "NotReady",
+    "all_ready",
+    "facade_ready",
+    "issuer_ready",
+    "service_ready",
+    "wait_ready",
+]
 
 Probe = Callable[[], Awaitable[bool]]
 _PROBE_TIMEOUT_S = 2.0
@@ -75,6 +84,18 @@ def facade_ready(http_url: str) -> Probe:
         return (await response.text()).strip() == "Healthy"
 
     return _http_probe(f"{http_url}/health", is_healthy)
+
+
+def all_ready(*probes: Probe) -> Probe:
+    """Ready when every probe says yes (the one program: its gRPC and its HTTP listener)."""
+
+    async def probe() -> bool:
+        for each in probes:
+            if not await each():
+                return False
+        return True
+
+    return probe
 
 
 async def wait_ready(name: str, probe: Probe, children: list[Child], *, deadline_s: float) -> None:

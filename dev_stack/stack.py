@@ -1,4 +1,5 @@
-"""Start the issuer, the service and the facade in order, wait for each, supervise, stop cleanly.
+"""Start the issuer, then the one program (or, split, the service and the facade), in order; wait
+for each, supervise, stop cleanly (in reverse order).
 
 Exit codes: 0 after Ctrl-C/SIGTERM (all children stopped), 1 when a child dies or never
 becomes ready (the others are stopped first), 2 for a bad setting or a busy port.
@@ -30,6 +31,7 @@ from dev_stack.readiness import (
     ChildExited,
     NotReady,
     Probe,
+    all_ready,
     facade_ready,
     issuer_ready,
     service_ready,
@@ -53,18 +55,29 @@ def _say(message: str) -> None:
 def _plan(config: StackConfig) -> list[tuple[str, list[str], Probe]]:
     """Each child, how to start it, and how to tell it is ready, in start order."""
     py = config.python
+    issuer = (
+        "issuer",
+        [py, "-m", "dev_issuer", "serve", "--listen", f"{HOST}:{config.issuer_port}",
+         "--state-dir", str(config.state_dir), "--audience", AUDIENCE],
+        issuer_ready(config.issuer_url),
+    )  # fmt: skip
+    # No drain delay: nothing balances over a dev stack.
+    authn = ["--issuer", config.issuer_url, "--audiences", AUDIENCE, "--drain-delay", "0"]
+    if not config.split:
+        return [
+            issuer,
+            (
+                "secureroute",
+                [py, "-m", "secureroute", "--grpc-listen", config.grpc_address,
+                 "--http-listen", f"{HOST}:{config.http_port}", *authn],
+                all_ready(service_ready(config.grpc_address), facade_ready(config.http_url)),
+            ),
+        ]  # fmt: skip
     return [
-        (
-            "issuer",
-            [py, "-m", "dev_issuer", "serve", "--listen", f"{HOST}:{config.issuer_port}",
-             "--state-dir", str(config.state_dir), "--audience", AUDIENCE],
-            issuer_ready(config.issuer_url),
-        ),
+        issuer,
         (
             "service",
-            # No drain delay: nothing balances over a dev stack, and the facade stops first.
-            [py, "-m", "service", "--listen", config.grpc_address,
-             "--issuer", config.issuer_url, "--audiences", AUDIENCE, "--drain-delay", "0"],
+            [py, "-m", "service", "--listen", config.grpc_address, *authn],
             service_ready(config.grpc_address),
         ),
         (
@@ -195,7 +208,7 @@ async def _supervise(config: StackConfig, stop: asyncio.Event) -> int:
         _say(f"{err}; stopping")
         return 1
     finally:
-        for child in reversed(children):  # facade first: nobody calls a stopped backend
+        for child in reversed(children):  # split: the facade first, nobody calls a stopped backend
             code = await child.stop(timeout_s=config.stop_timeout_s)
             _say(f"{child.name} stopped (exit code {code})")
         if config.ready_file is not None:

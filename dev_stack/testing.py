@@ -1,7 +1,7 @@
 """Run ``python -m dev_stack`` as a real process on free ports, for tests and scripts.
 
 Usage:
-    with LiveStack(tmp_path) as stack:
+    with LiveStack(tmp_path) as stack:        # the one program; LiveStack(tmp_path, split=True): split
         stack.http_url, stack.grpc_address, stack.issuer_url, stack.token, stack.pids
         assert stack.stop() == 0        # SIGTERM, as Ctrl-C would
 """
@@ -37,10 +37,14 @@ def free_port() -> int:
 
 
 class LiveStack:
-    """``python -m dev_stack`` with free ports and a private state dir under ``workdir``."""
+    """``python -m dev_stack`` (``--split`` when ``split``) with free ports and a private state dir
+    under ``workdir``."""
 
-    def __init__(self, workdir: Path, *, ready_timeout_s: float = 90.0, attempts: int = 3) -> None:
+    def __init__(
+        self, workdir: Path, *, split: bool = False, ready_timeout_s: float = 90.0, attempts: int = 3
+    ) -> None:
         self.workdir = workdir
+        self.split = split
         self.ready_timeout_s = ready_timeout_s
         self.attempts = attempts
         self.process: subprocess.Popen[bytes] | None = None
@@ -103,6 +107,7 @@ class LiveStack:
             "--grpc-port", str(free_port()),
             "--http-port", str(free_port()),
             "--state-dir", str(self.workdir / "issuer-state"), "--ready-file", str(ready_file),
+            *(["--split"] if self.split else []),
         ]  # fmt: skip
         with self._log_path.open("ab") as log, self._banner_path.open("ab") as banner:
             self.process = subprocess.Popen(argv, cwd=ROOT, stdout=banner, stderr=log)  # noqa: S603

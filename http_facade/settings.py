@@ -85,7 +85,7 @@ class HttpServer(ServerTLSSettings):
         description="most header fields in a request; more are answered 431 and the connection closes",
     )
     # About 24 KiB each with a full head (measured in docs/reliability.md): 2,000 add about
-    # 50 MB to a ~55 MB process, inside the 256 MiB of deploy/facade.yaml, and are far more
+    # 50 MB to a ~55 MB process, inside the 256 MiB of deploy/split/facade.yaml, and are far more
     # than a pod serves at once.
     max_connections: int = Field(
         2000,

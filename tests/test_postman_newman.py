@@ -1,4 +1,5 @@
-"""The Postman collection, run by newman against the live stack (``python -m dev_stack``).
+"""The Postman collection, run by newman against the live stack (``python -m dev_stack``): the one
+program (the facade's in-process backend) and the split stack (its remote backend, over gRPC).
 
 Usage:
     .venv/bin/pytest tests/test_postman_newman.py
@@ -21,9 +22,9 @@ COLLECTION = ROOT / "postman" / "secureroute.postman_collection.json"
 ENVIRONMENT = ROOT / "postman" / "local.postman_environment.json"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
-    with LiveStack(tmp_path_factory.mktemp("stack")) as running:
+@pytest.fixture(scope="module", params=["one", "split"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    with LiveStack(tmp_path_factory.mktemp("stack"), split=request.param == "split") as running:
         yield running
 
 

@@ -1,4 +1,5 @@
-"""``python -m dev_stack`` (what ``make run`` runs): ready banner, clean stop, a dying child, busy ports."""
+"""``python -m dev_stack`` (what ``make run`` runs): ready banner, clean stop, a dying child, busy ports;
+the one program (the default) and the split deployment (``--split``)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,15 @@ from dev_stack.testing import LiveStack, free_port, wait_gone
 
 RunCommand = Callable[..., subprocess.CompletedProcess[str]]
 
+#: Mode -> its children, in start order.
+MODES = {"one": ("issuer", "secureroute"), "split": ("issuer", "service", "facade")}
+#: Mode -> the child that serves gRPC.
+GRPC_CHILD = {"one": "secureroute", "split": "service"}
 
-def test_ready_banner_then_sigterm_stops_everything_with_exit_0(tmp_path: Path) -> None:
-    stack = LiveStack(tmp_path)
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ready_banner_then_sigterm_stops_everything_with_exit_0(tmp_path: Path, mode: str) -> None:
+    stack = LiveStack(tmp_path, split=mode == "split")
     stack.start()
     try:
         assert stack.summary["secure_route_status"] == "OK"
@@ -38,31 +45,32 @@ def test_ready_banner_then_sigterm_stops_everything_with_exit_0(tmp_path: Path) 
         assert secure_route + "SecureRoute" in banner
         assert f'curl -i -H "Authorization: Bearer $TOKEN" {stack.http_url}/secure-route' in banner
         assert f"-m dev_issuer token --issuer-url {stack.issuer_url}" in banner
+        assert f"python -m {GRPC_CHILD[mode]}: secureroute.v1.SecureRouteService" in banner
+        assert tuple(stack.pids) == MODES[mode]
         pids = list(stack.pids.values())
-        assert len(pids) == 3
     finally:
         code = stack.stop()
     assert code == 0, stack.log()
     assert wait_gone(pids) == []
     log = stack.log()
-    for name in ("facade", "service", "issuer"):
-        assert f"{name} stopped (exit code 0)" in log
-    assert log.index("facade stopped") < log.index("service stopped") < log.index("issuer stopped")
+    stopped = [log.index(f"{name} stopped (exit code 0)") for name in reversed(MODES[mode])]
+    assert stopped == sorted(stopped), "not stopped in reverse start order"
     assert "eyJ" not in log, "a token reached the logs"
 
 
-def test_a_dying_child_stops_the_rest_and_exits_non_zero(tmp_path: Path) -> None:
-    stack = LiveStack(tmp_path)
+@pytest.mark.parametrize("mode", MODES)
+def test_a_dying_child_stops_the_rest_and_exits_non_zero(tmp_path: Path, mode: str) -> None:
+    stack = LiveStack(tmp_path, split=mode == "split")
     stack.start()
     try:
         pids = stack.pids
-        os.kill(pids["service"], signal.SIGKILL)
+        os.kill(pids[GRPC_CHILD[mode]], signal.SIGKILL)
         assert stack.process is not None
         code = stack.process.wait(timeout=30)
     finally:
         stack.stop()
     assert code == 1
-    assert "service exited unexpectedly" in stack.log()
+    assert f"{GRPC_CHILD[mode]} exited unexpectedly" in stack.log()
     assert wait_gone(list(pids.values())) == []
 
 

@@ -1,4 +1,5 @@
-"""The container image, run: the service and the facade from the image, the dev issuer on the host.
+"""The container image, run: its default command (the one program), then the split programs (the
+service and the facade), the dev issuer on the host.
 
 Run by ``make image-test`` (which builds the image first and names it in ``SECUREROUTE_TEST_IMAGE``);
 skipped otherwise, because building needs podman, buildah and a base image. There is no Docker
@@ -8,9 +9,11 @@ and entry points, on the host's loopback. buildah does not forward SIGTERM to th
 kills it instead), so the stop is sent to the program's own process, as a container runtime sends
 it to PID 1.
 
-What it checks: both programs start from the image as uid 10001; grpcurl and curl get health, the
-secure route with a dev token, and a refusal without one; on SIGTERM each drains (the service's
-health turns NOT_SERVING first) and exits 0. It prints a short report.
+What it checks: the image's ``CMD`` is the one program, and run as the image runs it (that
+command, settings from ``SECUREROUTE_*`` variables, as ``deploy/configmap.yaml`` gives them) it
+serves gRPC and HTTP; the split programs start from the image too. Each runs as uid 10001; grpcurl
+and curl get health, the secure route with a dev token, and a refusal without one; on SIGTERM each
+drains (gRPC health turns NOT_SERVING first) and exits 0. It prints a short report.
 
 Usage:
     make image-test
@@ -69,23 +72,30 @@ class Program:
     """One program from the image, under ``buildah run``."""
 
     name: str
-    listen: str
+    #: Found in the program's command line or environment, and in no other process's.
+    marker: str
     runner: subprocess.Popen[str]
     container: str
     log_path: Path
 
     def program_pid(self) -> int:
         """The program's own process (the Python below buildah's chroot helper, which runs in the
-        host's PID namespace), found by its command line: the program's name and listen address."""
-        wanted = [self.name.encode(), self.listen.encode()]
+        host's PID namespace), found by its command line and environment: the program's entry point
+        and its marker."""
+        entry_point = f"/bin/{self.name}".encode()
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
             for proc in Path("/proc").iterdir():
                 try:
                     argv = (proc / "cmdline").read_bytes().split(b"\0")
+                    environ = (proc / "environ").read_bytes().split(b"\0")
                 except OSError:
                     continue
-                if argv[0].endswith(b"/python") and all(any(w in a for a in argv) for w in wanted):
+                if (
+                    argv[0].endswith(b"/python")
+                    and any(a.endswith(entry_point) for a in argv)
+                    and any(self.marker.encode() in a for a in argv + environ)
+                ):
                     return int(proc.name)
             time.sleep(0.1)
         raise AssertionError(f"{self.name} did not start: {self.log()}")
@@ -105,31 +115,36 @@ def containers(tmp_path: Path) -> Iterator[list[Program]]:
         _run("buildah", "rm", program.container)
 
 
-def _start(containers: list[Program], tmp_path: Path, name: str, listen: str, *args: str) -> Program:
+def _default_command() -> list[str]:
+    """The image's ``CMD``, from its configuration."""
+    inspected = _run("podman", "image", "inspect", "--format", "{{json .Config.Cmd}}", IMAGE)
+    assert inspected.returncode == 0, inspected.stderr
+    command: list[str] = json.loads(inspected.stdout)
+    return command
+
+
+def _start(
+    containers: list[Program],
+    tmp_path: Path,
+    command: list[str],
+    *,
+    marker: str,
+    env: dict[str, str] | None = None,
+) -> Program:
+    """``command`` in a new container of the image, with ``env`` set, as ``buildah run`` allows."""
     made = _run("buildah", "from", "--pull=never", IMAGE)
     assert made.returncode == 0, made.stderr
     container = made.stdout.strip()
+    name = command[0]
     log_path = tmp_path / f"{name}.log"
+    env_flags = [flag for key, value in (env or {}).items() for flag in ("--env", f"{key}={value}")]
     with log_path.open("w") as log:
         runner = subprocess.Popen(
-            [
-                "buildah",
-                "run",
-                "--isolation",
-                "chroot",
-                "--network",
-                "host",
-                container,
-                name,
-                "--listen",
-                listen,
-                *args,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    program = Program(name=name, listen=listen, runner=runner, container=container, log_path=log_path)
+            ["buildah", "run", "--isolation", "chroot", "--network", "host", *env_flags, container,
+             *command],
+            stdout=log, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+    program = Program(name=name, marker=marker, runner=runner, container=container, log_path=log_path)
     containers.append(program)
     return program
 
@@ -166,37 +181,25 @@ def issuer_url(tmp_path: Path) -> Iterator[str]:
     log.close()
 
 
-def test_the_image_serves_guards_and_drains(
-    containers: list[Program], issuer_url: str, tmp_path: Path
-) -> None:
-    started = time.monotonic()
-    grpc_port, http_port = _free_port(), _free_port()
-    grpc_target = f"127.0.0.1:{grpc_port}"
-    http_url = f"http://127.0.0.1:{http_port}"
-    service = _start(
-        containers, tmp_path, "secureroute-service",
-        grpc_target, "--issuer", issuer_url, "--audience", "secureroute",
-    )  # fmt: skip
-    facade = _start(
-        containers, tmp_path, "secureroute-facade", f"127.0.0.1:{http_port}", "--backend", grpc_target
-    )
-    for program in (service, facade):
-        assert _uid(program.program_pid()) == IMAGE_UID, f"{program.name} does not run as {IMAGE_UID}"
+HEALTH = "secureroute.v1.SecureRouteService/Health"
+SECURE = "secureroute.v1.SecureRouteService/SecureRoute"
 
-    health = "secureroute.v1.SecureRouteService/Health"
-    secure = "secureroute.v1.SecureRouteService/SecureRoute"
-    answer = _until("gRPC health", lambda: _run(GRPCURL, "-plaintext", grpc_target, health))
+
+def _ready(grpc_target: str, http_url: str) -> None:
+    answer = _until("gRPC health", lambda: _run(GRPCURL, "-plaintext", grpc_target, HEALTH))
     assert json.loads(answer.stdout) == {"message": "Healthy"}
-    _until("facade health", lambda: _run("curl", "-sf", f"{http_url}/health"))
-    ready_s = time.monotonic() - started
+    _until("HTTP health", lambda: _run("curl", "-sf", f"{http_url}/health"))
 
+
+def _guarded(issuer_url: str, grpc_target: str, http_url: str) -> None:
+    """grpcurl and curl: the secure route with a dev token, and a refusal without one."""
     token = fetch_token(issuer_url, sub="alice", roles=("admin",), scope="read write")
     bearer = f"authorization: Bearer {token}"
     answer = _until(
-        "service accepts a dev token", lambda: _run(GRPCURL, "-plaintext", "-H", bearer, grpc_target, secure)
+        "service accepts a dev token", lambda: _run(GRPCURL, "-plaintext", "-H", bearer, grpc_target, SECURE)
     )
     assert json.loads(answer.stdout)["subject"] == "alice"
-    refused = _run(GRPCURL, "-plaintext", grpc_target, secure)
+    refused = _run(GRPCURL, "-plaintext", grpc_target, SECURE)
     assert refused.returncode != 0 and "Code: Unauthenticated" in refused.stderr, refused.stderr
 
     status = "%{http_code}"
@@ -207,26 +210,80 @@ def test_the_image_serves_guards_and_drains(
     assert without.stdout.startswith("HTTP/1.1 401"), without.stdout
     assert "www-authenticate: bearer" in without.stdout.lower()
 
-    # SIGTERM to each program, as a runtime sends it to PID 1: the facade first (as Kubernetes
-    # would stop a pod), then the service, whose health turns NOT_SERVING while it drains.
-    stops: dict[str, float] = {}
-    for program in (facade, service):
-        pid = program.program_pid()
-        sent = time.monotonic()
-        os.kill(pid, signal.SIGTERM)
-        if program is service:
-            draining = _run(GRPCURL, "-plaintext", grpc_target, "grpc.health.v1.Health/Check")
-            assert '"status": "NOT_SERVING"' in draining.stdout, draining.stdout + draining.stderr
-        assert program.runner.wait(timeout=WAIT_S) == 0, program.log()
-        stops[program.name] = time.monotonic() - sent
-    assert "health NOT_SERVING" in service.log() and '"stopped"' in service.log()
-    assert "Bearer " not in service.log() + facade.log(), "a token reached a log"
 
+def _drains(program: Program, grpc_target: str | None) -> float:
+    """SIGTERM to the program, as a runtime sends it to PID 1; exit 0 (with gRPC health NOT_SERVING
+    while it drains, if it serves gRPC). Returns the seconds it took."""
+    pid = program.program_pid()
+    sent = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    if grpc_target is not None:
+        draining = _run(GRPCURL, "-plaintext", grpc_target, "grpc.health.v1.Health/Check")
+        assert '"status": "NOT_SERVING"' in draining.stdout, draining.stdout + draining.stderr
+    assert program.runner.wait(timeout=WAIT_S) == 0, program.log()
+    if grpc_target is not None:
+        assert "health NOT_SERVING" in program.log() and '"stopped"' in program.log()
+    assert "Bearer " not in program.log(), "a token reached a log"
+    return time.monotonic() - sent
+
+
+def test_the_default_command_is_the_one_program_and_serves_guards_and_drains(
+    containers: list[Program], issuer_url: str, tmp_path: Path
+) -> None:
+    command = _default_command()
+    assert command == ["secureroute"]
+    started = time.monotonic()
+    grpc_target, http_target = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
+    http_url = f"http://{http_target}"
+    env = {
+        "SECUREROUTE_GRPC_LISTEN": grpc_target,
+        "SECUREROUTE_HTTP_LISTEN": http_target,
+        "SECUREROUTE_METRICS_LISTEN": "off",  # the default loopback port may be taken on the host
+        "SECUREROUTE_ISSUER": issuer_url,
+        "SECUREROUTE_AUDIENCES": "secureroute",
+    }
+    one = _start(containers, tmp_path, command, marker=f"SECUREROUTE_GRPC_LISTEN={grpc_target}", env=env)
+    assert _uid(one.program_pid()) == IMAGE_UID, f"{one.name} does not run as {IMAGE_UID}"
+    _ready(grpc_target, http_url)
+    ready_s = time.monotonic() - started
+    _guarded(issuer_url, grpc_target, http_url)
+    stop_s = _drains(one, grpc_target)
     print(
-        f"\nimage-test report ({IMAGE}):\n"
-        f"  both programs ready in {ready_s:.1f} s (uid {IMAGE_UID}); grpcurl: health OK, "
+        f"\nimage-test report ({IMAGE}), the default command {command}:\n"
+        f"  gRPC and HTTP from one process ready in {ready_s:.1f} s (uid {IMAGE_UID}); grpcurl: health OK, "
         "SecureRoute with a dev token OK, without one Unauthenticated; curl: /health 200, "
         "/secure-route 200 with the token, 401 + WWW-Authenticate without\n"
-        f"  SIGTERM: facade exited 0 in {stops['secureroute-facade']:.1f} s, service drained "
-        f"(NOT_SERVING) and exited 0 in {stops['secureroute-service']:.1f} s"
+        f"  SIGTERM: drained (NOT_SERVING) and exited 0 in {stop_s:.1f} s"
+    )
+
+
+def test_the_split_programs_serve_guard_and_drain(
+    containers: list[Program], issuer_url: str, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    grpc_target, http_target = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
+    http_url = f"http://{http_target}"
+    no_metrics = {"SECUREROUTE_METRICS_LISTEN": "off", "SECUREROUTE_HTTP_METRICS_LISTEN": "off"}
+    service = _start(
+        containers, tmp_path,
+        ["secureroute-service", "--listen", grpc_target, "--issuer", issuer_url, "--audience", "secureroute"],
+        marker=grpc_target, env=no_metrics,
+    )  # fmt: skip
+    facade = _start(
+        containers, tmp_path, ["secureroute-facade", "--listen", http_target, "--backend", grpc_target],
+        marker=http_target, env=no_metrics,
+    )  # fmt: skip
+    for program in (service, facade):
+        assert _uid(program.program_pid()) == IMAGE_UID, f"{program.name} does not run as {IMAGE_UID}"
+    _ready(grpc_target, http_url)
+    ready_s = time.monotonic() - started
+    _guarded(issuer_url, grpc_target, http_url)
+    # The facade first (as Kubernetes would stop a pod), then the service.
+    facade_s = _drains(facade, None)
+    service_s = _drains(service, grpc_target)
+    print(
+        f"\nimage-test report ({IMAGE}), the split programs:\n"
+        f"  both ready in {ready_s:.1f} s (uid {IMAGE_UID}); the same grpcurl and curl checks pass\n"
+        f"  SIGTERM: facade exited 0 in {facade_s:.1f} s, service drained (NOT_SERVING) and exited 0 "
+        f"in {service_s:.1f} s"
     )

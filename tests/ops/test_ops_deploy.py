@@ -1,4 +1,5 @@
-"""The container and Kubernetes files: schema-valid, lint-clean, and consistent with the programs.
+"""The container and Kubernetes files: schema-valid, lint-clean, and consistent with the programs:
+``deploy/`` deploys the one program, ``deploy/split/`` the service and the facade apart.
 
 kubernetes-validate checks the manifests against the Kubernetes OpenAPI schemas it ships
 (offline); hadolint lints the Dockerfile. No container engine runs here: the image itself is
@@ -18,13 +19,14 @@ import pytest
 import yaml
 
 from http_facade.settings import FacadeSettings, load_facade_settings
+from secureroute.one.settings import OneProgramSettings, load_one_settings, split_settings
 from secureroute.settings import settings_of
 from service.health import SECURE_ROUTE_SERVICE
 from service.settings import ServiceSettings, authn_config, load_service_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-MANIFESTS = sorted(DEPLOY.glob("*.yaml"))
+MANIFESTS = sorted(DEPLOY.glob("*.yaml")) + sorted(DEPLOY.glob("split/*.yaml"))
 
 
 def _tool(name: str) -> str:
@@ -44,7 +46,7 @@ def _named(kind: str, name: str) -> dict[str, Any]:
 
 
 def test_manifests_match_the_kubernetes_schemas() -> None:
-    assert MANIFESTS
+    assert {path.parent.name for path in MANIFESTS} == {"deploy", "split"}
     result = subprocess.run(
         [_tool("kubernetes-validate"), "--strict", "--quiet", *map(str, MANIFESTS)],
         capture_output=True, text=True, timeout=120, check=False,
@@ -54,7 +56,8 @@ def test_manifests_match_the_kubernetes_schemas() -> None:
 
 def test_the_schema_check_catches_a_typo(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
-    broken.write_text((DEPLOY / "service.yaml").read_text().replace("readinessProbe:", "readinesProbe:", 1))
+    manifest = (DEPLOY / "secureroute.yaml").read_text()
+    broken.write_text(manifest.replace("readinessProbe:", "readinesProbe:", 1))
     result = subprocess.run(
         [_tool("kubernetes-validate"), "--strict", "--quiet", str(broken)],
         capture_output=True, text=True, timeout=120, check=False,
@@ -69,13 +72,30 @@ def test_dockerfile_is_lint_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_dockerfile_runs_as_a_user_and_offers_both_programs() -> None:
+def _container(deployment: str) -> dict[str, Any]:
+    container: dict[str, Any] = _named("Deployment", deployment)["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def test_dockerfile_runs_as_a_user_and_offers_every_program() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "USER 10001" in text
-    assert 'CMD ["secureroute-service"]' in text
-    for name in ("service", "facade"):
-        container = _named("Deployment", f"secureroute-{name}")["spec"]["template"]["spec"]["containers"][0]
-        assert container["command"] == [f"secureroute-{name}"]
+    assert 'CMD ["secureroute"]' in text
+    assert "EXPOSE 50051 3000 9464\n" in text
+    for program in ("secureroute", "secureroute-service", "secureroute-facade"):
+        assert _container(program)["command"] == [program]
+
+
+def test_the_one_programs_configmap_holds_valid_settings_only() -> None:
+    env = _named("ConfigMap", "secureroute")["data"]
+    assert set(env) <= {env for row in settings_of(OneProgramSettings) for env in row.envs()}
+    settings = load_one_settings([], environ=env)
+    authn_config(split_settings(settings)[0])  # the whole chain accepts it
+    assert (settings.grpc.listen.port, settings.http.listen.port) == (50051, 3000)
+    assert settings.metrics_listen is not None and settings.metrics_listen.port == 9464
+    assert settings.workers == 1
+    ports = {port["name"]: port["containerPort"] for port in _container("secureroute")["ports"]}
+    assert ports == {"grpc": 50051, "http": 3000, "metrics": 9464}
 
 
 def test_configmaps_hold_valid_settings_only() -> None:
@@ -91,12 +111,24 @@ def test_configmaps_hold_valid_settings_only() -> None:
     assert facade.http.metrics_listen is not None and facade.http.metrics_listen.port == 9465
 
 
+def test_the_one_programs_probes_use_grpc_health_and_http_health() -> None:
+    container = _container("secureroute")
+    assert container["startupProbe"]["grpc"] == {"port": 50051, "service": SECURE_ROUTE_SERVICE}
+    assert container["livenessProbe"]["grpc"] == {"port": 50051}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    service_ports = {p["name"]: p["targetPort"] for p in _named("Service", "secureroute")["spec"]["ports"]}
+    assert service_ports == {"grpc": "grpc", "http": "http"}  # metrics stay on the pod
+
+
 def test_grpc_probes_use_the_health_service() -> None:
-    container = _named("Deployment", "secureroute-service")["spec"]["template"]["spec"]["containers"][0]
+    container = _container("secureroute-service")
     assert container["readinessProbe"]["grpc"] == {"port": 50051, "service": SECURE_ROUTE_SERVICE}
     assert container["livenessProbe"]["grpc"] == {"port": 50051}
-    for kind in ("requests", "limits"):
-        assert {"cpu", "memory"} <= set(container["resources"][kind])
-    for name in ("service", "facade"):
-        hpa = _named("HorizontalPodAutoscaler", f"secureroute-{name}")
-        assert hpa["spec"]["scaleTargetRef"]["name"] == f"secureroute-{name}"
+    for name in ("secureroute", "secureroute-service", "secureroute-facade"):
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(_container(name)["resources"][kind])
+        hpa = _named("HorizontalPodAutoscaler", name)
+        assert hpa["spec"]["scaleTargetRef"]["name"] == name
+        assert _named("PodDisruptionBudget", name)["spec"]["selector"]["matchLabels"] == {
+            "app.kubernetes.io/name": name
+        }

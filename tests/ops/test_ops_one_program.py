@@ -4,13 +4,14 @@ bad listeners, workers, SIGTERM draining both."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import grpc
@@ -104,6 +105,24 @@ async def _ports(stderr: asyncio.StreamReader) -> tuple[int, int]:
     raise AssertionError("the program exited before it listened")
 
 
+Clients = tuple[grpc.aio.Channel, secureroute_pb2_grpc.SecureRouteServiceStub, aiohttp.ClientSession]
+
+
+@contextlib.asynccontextmanager
+async def _clients(
+    grpc_port: int,
+) -> AsyncIterator[
+    tuple[grpc.aio.Channel, secureroute_pb2_grpc.SecureRouteServiceStub, aiohttp.ClientSession]
+]:
+    """A gRPC channel and stub to the program, and an HTTP session."""
+    async with (
+        grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT_S)) as http,
+    ):
+        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        yield channel, stub, http
+
+
 async def test_serves_both_then_sigterm_drains_both(
     issuer: LoopbackIssuer, make_env: Callable[..., dict[str, str]]
 ) -> None:
@@ -116,11 +135,7 @@ async def test_serves_both_then_sigterm_drains_both(
     token = issuer.tokens.issue(sub="dana")
     try:
         grpc_port, http_port = await asyncio.wait_for(_ports(process.stderr), WAIT_S)
-        async with (
-            grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel,
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT_S)) as http,
-        ):
-            stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        async with _clients(grpc_port) as (channel, stub, http):
             reply = await stub.SecureRoute(
                 secureroute_pb2.SecureRouteRequest(),
                 metadata=[("authorization", f"Bearer {token}")],
@@ -149,6 +164,63 @@ async def test_serves_both_then_sigterm_drains_both(
         rest = await asyncio.wait_for(process.stderr.read(), WAIT_S)
         assert await asyncio.wait_for(process.wait(), WAIT_S) == 0, rest.decode()
         assert b"Traceback" not in rest and b"stopped" in rest
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+#: ``python -c`` driver: the one program, one of whose transports stops by itself on SIGUSR1 (the
+#: gRPC server's or the HTTP listener's own public ``stop``), as a crashed transport would.
+_FAIL_ON_SIGUSR1 = """
+import asyncio, signal, sys
+from secureroute.one import program
+
+which = sys.argv.pop(1)
+start_both = program._start
+
+async def start_then_fail_on_sigusr1(service, facade):
+    await start_both(service, facade)
+    stop = {"grpc": lambda: service.server.stop(0), "http": facade.stop}[which]
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, lambda: asyncio.ensure_future(stop()))
+
+program._start = start_then_fail_on_sigusr1
+program.main()
+"""
+
+
+async def _refused(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    return False
+
+
+@pytest.mark.parametrize("which", ["grpc", "http"])
+async def test_a_transport_that_stops_alone_is_logged_and_exits_1(
+    which: str, issuer: LoopbackIssuer, make_env: Callable[..., dict[str, str]]
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _FAIL_ON_SIGUSR1, which, "--grpc-listen", "127.0.0.1:0",
+        "--http-listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute",
+        "--drain-delay", "0", env=make_env(), stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    try:
+        grpc_port, http_port = await asyncio.wait_for(_ports(process.stderr), WAIT_S)
+        async with _clients(grpc_port) as (_channel, stub, http):
+            await stub.Health(secureroute_pb2.HealthRequest(), timeout=WAIT_S)
+            async with http.get(f"http://127.0.0.1:{http_port}/health") as response:
+                assert response.status == 200
+        process.send_signal(signal.SIGUSR1)
+        rest = (await asyncio.wait_for(process.stderr.read(), WAIT_S)).decode()
+        assert await asyncio.wait_for(process.wait(), WAIT_S) == 1, rest
+        assert f"the {which} transport stopped by itself; stopping the other" in rest
+        assert "Traceback" not in rest and "stopped" in rest
+        # The other one was drained and closed too: nothing is left listening.
+        assert await _refused(grpc_port) and await _refused(http_port)
     finally:
         if process.returncode is None:
             process.kill()

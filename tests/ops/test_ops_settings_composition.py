@@ -1,25 +1,14 @@
-"""The settings groups compose: a program serving gRPC and HTTP together is a few lines, no third copy.
+"""The one program's settings keep the names the issue (#14) and the split programs promise:
+``--grpc-listen`` / ``SECUREROUTE_GRPC_LISTEN`` and ``--http-listen`` / ``SECUREROUTE_HTTP_LISTEN``
+beside every other setting of both programs, under the variables the split programs read.
 
-This is the shape the one-program issue (#14) needs: ``--grpc-listen`` / ``SECUREROUTE_GRPC_LISTEN``
-and ``--http-listen`` / ``SECUREROUTE_HTTP_LISTEN`` beside every other setting of both programs.
+Each setting from each source: ``test_ops_settings_sources.py``.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-from http_facade.settings import HttpServer
-from secureroute.authn_settings import AuthnSettings
-from secureroute.settings import ListenAddress, ProgramSettings, load, settings_of
-from service.settings import GrpcServer, ServiceRuntime
-
-
-class OneProgramSettings(AuthnSettings, ServiceRuntime, ProgramSettings):
-    prog: ClassVar[str] = "secureroute"
-    description: ClassVar[str] = "gRPC and HTTP from one process."
-
-    grpc: GrpcServer = GrpcServer()
-    http: HttpServer = HttpServer()
+from secureroute.one.settings import OneProgramSettings
+from secureroute.settings import ListenAddress, load, settings_of
 
 
 def test_groups_not_inlined_carry_their_name_in_flags_and_keys() -> None:
