@@ -75,8 +75,13 @@ async def callback() -> AsyncIterator[Callback]:
         target.received.append(dict(request.query))
         return web.Response(text="callback received")
 
+    async def no_icon(request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
     app = web.Application()
     app.router.add_get("/callback", receive)
+    # A browser landing on the callback asks its origin for an icon: a 404 would be a console error.
+    app.router.add_get("/favicon.ico", no_icon)
     sock = bind_socket("127.0.0.1", 0)
     runner = await start_site(app, sock, access_log=False)
     target.url = f"http://127.0.0.1:{sock.getsockname()[1]}/callback"
