@@ -263,7 +263,8 @@ class Policy:
     """Per-method policy. Deny by default: every method needs a valid token unless public.
 
     Method names are gRPC full names, ``/package.Service/Method``, or ``/package.Service/*``
-    for every method of a service. An exact method entry wins over its service's entry.
+    for every method of a service. The most specific entry wins: an exact method entry (public,
+    or a requirement) decides over its service's wildcard entry, on either side.
     gRPC's health and reflection services are public as well, unless ``public_grpc_infra`` is
     turned off: probes and tools call them without credentials.
     """
@@ -304,8 +305,17 @@ class Policy:
         if decided is None:
             wildcard = _service_wildcard(method)
             public_names = self.public_names
-            public = method in public_names or wildcard in public_names
-            requirement = self.requirements.get(method)
+            exact_requirement = self.requirements.get(method)
+            # The most specific entry decides: an exact entry (public or a requirement) wins over
+            # its service's wildcard, so "/pkg.Svc/*" public never opens a method that names its
+            # own requirement. (Exact public + exact requirement is refused at construction.)
+            if method in public_names:
+                public = True
+            elif exact_requirement is not None:
+                public = False
+            else:
+                public = wildcard in public_names
+            requirement = exact_requirement
             if requirement is None:
                 requirement = self.requirements.get(wildcard)
             decided = MethodAccess(public, requirement)

@@ -250,3 +250,55 @@ def test_methods_beyond_the_remembered_bound_are_still_decided_right(monkeypatch
     for number in range(100):  # an embedder passing names without end: memory stays bounded
         assert policy.access(f"/shop.v1.Orders/Call{number}") == (False, _needs("read"))
     assert len(policy._decided) == 2
+
+
+# Every combination of exact and wildcard entries on the public and the requirement side, for
+# "/inv.v1.Inv/Delete": (public entry, requirement entry, whether Delete is public). The most
+# specific entry decides; an exact entry on both sides is refused at construction.
+_EXACT, _WILDCARD = "/inv.v1.Inv/Delete", "/inv.v1.Inv/*"
+SPECIFICITY_CASES = [
+    (None, None, False),
+    (None, _EXACT, False),
+    (None, _WILDCARD, False),
+    (_EXACT, None, True),
+    (_EXACT, _WILDCARD, True),  # the exact public entry beats the service's requirement
+    (_WILDCARD, None, True),
+    (_WILDCARD, _EXACT, False),  # the exact requirement beats the service's public wildcard
+]
+
+
+@pytest.mark.parametrize("case", SPECIFICITY_CASES, ids=lambda case: f"public={case[0]}-required={case[1]}")
+async def test_the_most_specific_entry_decides_whether_a_method_is_public(
+    issuer: Any,
+    make_authenticator: Any,
+    issuer_config: Any,
+    clock: Any,
+    case: tuple[str | None, str | None, bool],
+) -> None:
+    public_entry, requirement_entry, public = case
+    policy = Policy(
+        public_methods=(public_entry,) if public_entry else (),
+        requirements={requirement_entry: _needs("admin")} if requirement_entry else {},
+    )
+    authenticator = await make_authenticator(issuer_config(issuer), policy=policy)
+    assert policy.access(_EXACT).public is public
+    without_admin = issuer.tokens.issue(now=clock.now, scope="read")
+    with_admin = issuer.tokens.issue(now=clock.now, scope="admin")
+    if public:
+        assert await _outcome(authenticator, _EXACT, None) == "public"
+        return
+    assert await _outcome(authenticator, _EXACT, None) == "missing_token"
+    assert await _outcome(authenticator, _EXACT, with_admin) == "allowed"
+    expected = "insufficient_scope" if requirement_entry else "allowed"
+    assert await _outcome(authenticator, _EXACT, without_admin) == expected
+
+
+def test_an_exact_entry_on_both_sides_is_refused() -> None:
+    with pytest.raises(ValueError, match="cannot be public and have requirements"):
+        Policy(public_methods=(_EXACT,), requirements={_EXACT: _needs("admin")})
+
+
+def test_a_public_service_wildcard_keeps_its_other_methods_public() -> None:
+    policy = Policy(public_methods=(_WILDCARD,), requirements={_EXACT: _needs("admin")})
+    assert policy.access("/inv.v1.Inv/List").public
+    assert not policy.access(_EXACT).public
