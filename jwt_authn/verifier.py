@@ -253,6 +253,11 @@ def check_claims(claims: Mapping[str, Any], config: IssuerConfig, *, now: float)
         ours = any(a in config.audiences for a in audiences)
     if not ours and not config.allow_any_audience:
         raise Unauthenticated("audience_mismatch", "aud names none of our audiences")
+    if "cnf" in claims:
+        # RFC 7800 / RFC 9449 §7.2 / RFC 8705 §3: a token with a confirmation claim is bound to a
+        # key (cnf.jkt) or a certificate (cnf.x5t#S256) its holder must prove. Accepted as a plain
+        # bearer token, the binding would protect nothing: whoever copied the token gets in.
+        raise Unauthenticated("bound_token_as_bearer", "cnf binds the token to a key; it needs its proof")
     if config.required_claims:
         missing = [name for name in config.required_claims if name not in claims]
         if missing:

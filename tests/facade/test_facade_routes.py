@@ -231,3 +231,20 @@ async def test_a_new_kid_while_the_issuer_dribbles_is_a_prompt_401_not_a_504(
     async with http.get(f"{facade_url}/secure-route", headers=headers) as response:
         assert response.status == 401
         assert response.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
+
+
+@pytest.mark.parametrize("with_dpop_header", [False, True], ids=["bearer_alone", "bearer_with_dpop_header"])
+async def test_a_dpop_bound_token_sent_as_bearer_is_401(
+    facade_url: str, http: aiohttp.ClientSession, issuer: LoopbackIssuer, with_dpop_header: bool
+) -> None:
+    # RFC 9449 §7.2: the binding would protect nothing if the token also worked as a bearer token.
+    token = issuer.tokens.issue(
+        sub="carol", claims={"cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    if with_dpop_header:
+        headers["DPoP"] = "eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.c2ln"
+    async with http.get(f"{facade_url}/secure-route", headers=headers) as response:
+        assert response.status == 401
+        assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+        assert token not in await response.text()

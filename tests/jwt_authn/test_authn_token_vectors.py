@@ -30,6 +30,8 @@ from jwt_authn.testing import LoopbackIssuer, encode_segment, generate_key, sign
 
 METHOD = "/test.v1.Echo/Unary"
 DROP = object()  # a claim or header value that means "leave this member out"
+JKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"  # RFC 9449 §6.1's example thumbprint
+X5T = "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"  # RFC 8705 §3.1's example thumbprint
 
 
 @dataclass
@@ -518,6 +520,15 @@ VECTORS: list[Vector] = [
     Vector("aud_empty_list", lambda c: c.token(aud=[]), UNAUTH, "malformed_claims"),
     # header . {..,"aud":{"secureroute":true}}
     Vector("aud_object", lambda c: c.token(aud={"secureroute": True}), UNAUTH, "malformed_claims"),
+    # --- cnf: sender-constrained tokens are never bearer tokens (RFC 9449 §7.2, RFC 8705 §3) -------
+    # header . {..,"cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}: DPoP-bound
+    Vector("cnf_jkt_as_bearer", lambda c: c.token(cnf={"jkt": JKT}), UNAUTH, "bound_token_as_bearer"),
+    # header . {..,"cnf":{"x5t#S256":"bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}: certificate-bound
+    Vector("cnf_x5t_as_bearer", lambda c: c.token(cnf={"x5t#S256": X5T}), UNAUTH, "bound_token_as_bearer"),
+    # header . {..,"cnf":{"kid":"k1"}}: any other confirmation method is a binding we cannot check
+    Vector("cnf_other_as_bearer", lambda c: c.token(cnf={"kid": "k1"}), UNAUTH, "bound_token_as_bearer"),
+    # header . {..,"cnf":"junk"}
+    Vector("cnf_not_an_object", lambda c: c.token(cnf="junk"), UNAUTH, "bound_token_as_bearer"),
     # --- sub --------------------------------------------------------------------------------------
     # header . {..,"sub":42}
     Vector("sub_not_a_string", lambda c: c.token(sub=42), UNAUTH, "malformed_claims"),

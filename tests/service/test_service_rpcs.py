@@ -130,3 +130,23 @@ async def test_claims_nested_past_the_limit_are_unauthenticated_not_unknown(
         )
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert caught.value.details() == "malformed claims"
+
+
+@pytest.mark.parametrize("with_dpop_entry", [False, True], ids=["bearer_alone", "bearer_with_dpop_entry"])
+@pytest.mark.parametrize(
+    "cnf", [{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}, {"x5t#S256": "bwcK0"}]
+)
+async def test_a_bound_token_sent_as_bearer_is_refused(
+    channel: grpc.aio.Channel, issuer: LoopbackIssuer, cnf: dict[str, str], with_dpop_entry: bool
+) -> None:
+    # RFC 9449 §7.2: a DPoP- (or certificate-) bound token must never work as a plain bearer token.
+    token = issuer.tokens.issue(sub="alice", claims={"cnf": cnf})
+    metadata = [("authorization", f"Bearer {token}")]
+    if with_dpop_entry:
+        metadata.append(("dpop", "eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.c2ln"))
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await _stub(channel).SecureRoute(secureroute_pb2.SecureRouteRequest(), metadata=metadata)
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    challenge = _trailer(raised.value, "www-authenticate") or ""
+    assert 'error="invalid_token"' in challenge
+    assert token not in challenge
