@@ -20,11 +20,12 @@ Usage:
 """
 
 from jwt_authn.aiohttp import authn_middleware, operation
-from jwt_authn.authenticator import Authenticator, challenge
+from jwt_authn.authenticator import Authenticator, challenge, dpop_challenge
 from jwt_authn.config import (
     DEFAULT_ALGORITHMS,
     PUBLIC_GRPC_INFRA_METHODS,
     AuthnConfig,
+    DPoPConfig,
     IssuerConfig,
     Policy,
     Requirement,
@@ -34,9 +35,23 @@ from jwt_authn.grpc_aio import AsyncAuthInterceptor, recommended_server_options
 from jwt_authn.grpc_sync import SyncAuthenticator, SyncAuthInterceptor
 from jwt_authn.observer import OUTCOME_OK, AuthnObserver, AuthnVerdict, TracingObserver
 from jwt_authn.principal import Principal, current_principal
+from jwt_authn.replay import MemoryReplayStore, ReplayStore, ReplayStoreUnavailable
+from jwt_authn.sender import (
+    DPOP_HTM_METADATA,
+    DPOP_HTU_METADATA,
+    DPOP_METADATA,
+    DPOP_NONCE_METADATA,
+    ProofTarget,
+    SenderContext,
+    certificate_thumbprint,
+)
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
+    "DPOP_HTM_METADATA",
+    "DPOP_HTU_METADATA",
+    "DPOP_METADATA",
+    "DPOP_NONCE_METADATA",
     "OUTCOME_OK",
     "PUBLIC_GRPC_INFRA_METHODS",
     "AsyncAuthInterceptor",
@@ -45,19 +60,27 @@ __all__ = [
     "AuthnError",
     "AuthnObserver",
     "AuthnVerdict",
+    "DPoPConfig",
     "IssuerConfig",
     "KeySetUnavailable",
+    "MemoryReplayStore",
     "PermissionDenied",
     "Policy",
     "Principal",
+    "ProofTarget",
+    "ReplayStore",
+    "ReplayStoreUnavailable",
     "Requirement",
+    "SenderContext",
     "SyncAuthInterceptor",
     "SyncAuthenticator",
     "TracingObserver",
     "Unauthenticated",
     "authn_middleware",
+    "certificate_thumbprint",
     "challenge",
     "current_principal",
+    "dpop_challenge",
     "operation",
     "recommended_server_options",
 ]

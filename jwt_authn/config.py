@@ -28,6 +28,7 @@ __all__ = [
     "MAX_REMEMBERED_METHODS",
     "PUBLIC_GRPC_INFRA_METHODS",
     "AuthnConfig",
+    "DPoPConfig",
     "IssuerConfig",
     "MethodAccess",
     "Policy",
@@ -143,6 +144,10 @@ class IssuerConfig:
     require_access_token_type: bool = False
     #: Claim holding roles; a dotted path reaches nested objects (``realm_access.roles``).
     roles_claim: str = "roles"
+    #: Accept only sender-constrained tokens from this issuer: bound to a DPoP key (``cnf.jkt``,
+    #: RFC 9449) or a client certificate (``cnf["x5t#S256"]``, RFC 8705). Off: bound and unbound
+    #: tokens are both accepted (a bound token always needs its proof or certificate).
+    require_sender_constrained: bool = False
 
     #: HTTP timeout for discovery and JWKS fetches, seconds (jose's default is 5 s).
     fetch_timeout_s: float = 5.0
@@ -334,6 +339,123 @@ def _service_wildcard(method: str) -> str:
     return method.rsplit("/", 1)[0] + "/*"
 
 
+def _network(value: str, setting: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{setting}: not an IP address or network: {value!r}") from None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DPoPConfig:
+    """How DPoP proofs (RFC 9449) are checked. DPoP is accepted with the defaults: no setting is
+    needed to receive a DPoP request.
+
+    For gRPC the proof's ``htm`` is ``POST`` and its ``htu`` is
+    ``<scheme>://<authority>/<package.Service>/<Method>`` (gRPC's HTTP/2 mapping). Python's grpc
+    does not tell a server the ``:authority`` a call was sent to (grpc/grpc#38906), so unless
+    ``public_base_urls`` names the URLs clients use, a gRPC proof's authority is not compared
+    (its scheme and path are). See the README, "Sender-constrained tokens".
+    """
+
+    #: Accepted proof algorithms (RFC 9449 §4.3 check 5: asymmetric, from an allowlist).
+    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    #: Largest ``DPoP`` proof accepted before any parsing, bytes (a proof carrying an RSA-4096
+    #: key is about 2.2 KiB; EC proofs are about 600 bytes).
+    max_proof_bytes: int = 4096
+    #: Oldest proof accepted, seconds: ``iat >= now - max_proof_age_s`` (RFC 9449 §11.1 asks for a
+    #: short window; 60 s is Spring Security's default). Also how long a ``jti`` is remembered.
+    max_proof_age_s: float = 60.0
+    #: How far in the future a proof's ``iat`` may be, seconds (clock skew).
+    proof_leeway_s: float = 5.0
+    #: Require a server nonce in every proof (RFC 9449 §8): a proof without the current nonce
+    #: gets ``use_dpop_nonce`` and a fresh ``DPoP-Nonce``. Off by default, as in the RFC.
+    require_nonce: bool = False
+    #: How often the nonce changes, seconds; the current and the previous one are accepted.
+    nonce_rotation_s: float = 300.0
+    #: The secret nonces are derived from (32 bytes or more). None: a random one per
+    #: Authenticator, so replicas behind one load balancer need a shared secret here.
+    nonce_secret: bytes | None = field(default=None, repr=False)
+    #: The base URLs clients use to reach this server (``https://api.example.com``, optionally a
+    #: path prefix): a proof's ``htu`` must be one of them followed by the request's path (the
+    #: gRPC method). Empty: HTTP compares with the request's own URL; gRPC compares scheme and
+    #: path only (its authority is not known to a Python server).
+    public_base_urls: tuple[str, ...] = ()
+    #: Peers (IP addresses or networks) allowed to forward a request's original method and URL
+    #: in ``dpop-htm`` / ``dpop-htu`` metadata (the split deployment's facade). From any other
+    #: peer such metadata is refused. Empty: nobody may forward.
+    trusted_proxies: tuple[str, ...] = ()
+    #: Most proof ids (``jti``) the in-memory replay store keeps, in total and per client key.
+    #: When full the store never forgets a live entry: see ``MemoryReplayStore``.
+    replay_store_size: int = 100_000
+    replay_store_size_per_key: int = 10_000
+
+    def __post_init__(self) -> None:
+        _set_names(
+            self,
+            algorithms=("dpop.algorithms", self.algorithms),
+            public_base_urls=("dpop.public_base_urls", self.public_base_urls),
+            trusted_proxies=("dpop.trusted_proxies", self.trusted_proxies),
+        )
+        _require(bool(self.algorithms), "dpop.algorithms", "at least one algorithm is required")
+        unknown = sorted(set(self.algorithms) - ASYMMETRIC_ALGORITHMS)
+        _require(not unknown, "dpop.algorithms", f"unsupported or unsafe: {', '.join(unknown)}")
+        _require(
+            512 <= self.max_proof_bytes <= 64 * 1024, "dpop.max_proof_bytes", "must be between 512 and 65536"
+        )
+        _require(
+            type(self.max_proof_age_s) in (int, float) and 1 <= self.max_proof_age_s <= 3600,
+            "dpop.max_proof_age_s",
+            "must be between 1 and 3600 seconds",
+        )
+        _require(
+            type(self.proof_leeway_s) in (int, float) and 0 <= self.proof_leeway_s <= 300,
+            "dpop.proof_leeway_s",
+            "must be between 0 and 300 seconds",
+        )
+        _require(
+            type(self.nonce_rotation_s) in (int, float) and 10 <= self.nonce_rotation_s <= 86_400,
+            "dpop.nonce_rotation_s",
+            "must be between 10 and 86400 seconds",
+        )
+        _require(
+            self.nonce_secret is None
+            or (isinstance(self.nonce_secret, bytes) and len(self.nonce_secret) >= 32),
+            "dpop.nonce_secret",
+            "must be at least 32 bytes",
+        )
+        for url in self.public_base_urls:
+            parts = urlsplit(url)
+            _require(
+                parts.scheme in ("https", "http")
+                and bool(parts.hostname)
+                and not parts.query
+                and not parts.fragment
+                and not parts.username
+                and not parts.password,
+                "dpop.public_base_urls",
+                f"not an http(s) base URL without query, fragment or user: {url!r}",
+            )
+        object.__setattr__(
+            self,
+            "trusted_proxies",
+            tuple(str(_network(p, "dpop.trusted_proxies")) for p in self.trusted_proxies),
+        )
+        for name in ("replay_store_size", "replay_store_size_per_key"):
+            value = getattr(self, name)
+            _require(type(value) is int and value >= 1, f"dpop.{name}", "must be at least 1")
+        _require(
+            self.replay_store_size_per_key <= self.replay_store_size,
+            "dpop.replay_store_size_per_key",
+            "must not exceed dpop.replay_store_size",
+        )
+
+    @property
+    def replay_window_s(self) -> float:
+        """How long a proof stays acceptable, so how long its ``jti`` must be remembered."""
+        return self.max_proof_age_s + self.proof_leeway_s
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AuthnConfig:
     """Everything the authenticator needs."""
@@ -355,6 +477,8 @@ class AuthnConfig:
     negative_kid_cache_size: int = 1024
     #: ``realm`` of the WWW-Authenticate challenge (RFC 6750 §3); "" leaves it out.
     realm: str = ""
+    #: DPoP proof checking (RFC 9449); accepted with the defaults.
+    dpop: DPoPConfig = field(default_factory=DPoPConfig)
     #: Wall clock, injectable for tests.
     clock: Callable[[], float] = time.time
 
@@ -371,6 +495,7 @@ class AuthnConfig:
             "must contain IssuerConfig only",
         )
         _require(isinstance(self.policy, Policy), "policy", "must be a Policy")
+        _require(isinstance(self.dpop, DPoPConfig), "dpop", "must be a DPoPConfig")
         _require(bool(self.issuers), "issuers", "at least one issuer is required")
         names = [i.issuer for i in self.issuers]
         _require(len(set(names)) == len(names), "issuers", "each issuer may be configured once")

@@ -21,8 +21,13 @@ assert not stray, f"the guard's wheel holds more than the guard: {stray}"
 assert "jwt_authn/py.typed" in names, "the guard's wheel lacks py.typed"
 metadata = zipfile.ZipFile(sys.argv[1]).read(next(n for n in names if n.endswith("METADATA"))).decode()
 requires = sorted(line.split(":", 1)[1].split(">")[0].split("<")[0].strip()
-                  for line in metadata.splitlines() if line.startswith("Requires-Dist:"))
+                  for line in metadata.splitlines()
+                  if line.startswith("Requires-Dist:") and "extra ==" not in line)
 assert requires == ["aiohttp", "grpcio", "jwcrypto"], f"runtime dependencies: {requires}"
+extras = sorted(line.split(":", 1)[1].split(">")[0].strip()
+                for line in metadata.splitlines()
+                if line.startswith("Requires-Dist:") and "extra ==" in line)
+assert extras == ["redis"], f"optional dependencies: {extras}"
 assert "entry_points.txt" not in " ".join(names), "the guard installs no console scripts"
 print("guard wheel: jwt_authn only, depends on", ", ".join(requires))
 PY
