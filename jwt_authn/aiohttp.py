@@ -26,12 +26,13 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from jwt_authn.authenticator import Authenticator
-from jwt_authn.config import check_method_name
+from jwt_authn.config import DPoPConfig, check_method_name
 from jwt_authn.errors import AuthnError
 from jwt_authn.principal import principal_var
+from jwt_authn.sender import ProofTarget, SenderContext, certificate_thumbprint
 from jwt_authn.status_map import http_rejection
 
-__all__ = ["authn_middleware", "operation"]
+__all__ = ["authn_middleware", "operation", "sender_of"]
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,37 @@ def _operation_of(request: web.Request) -> str:
     return f"{request.method} {resource.canonical if resource is not None else request.path}"
 
 
+def sender_of(request: web.Request, dpop: DPoPConfig) -> SenderContext:
+    """What the request says about its sender: ``DPoP`` proofs, method and URL, forwarded
+    ``DPoP-Htm``/``DPoP-Htu`` (honoured from trusted proxies only), the TCP peer's address (never
+    a forwarded-for header) and the TLS client certificate's thumbprint (RFC 8705 §3)."""
+    headers = request.headers
+    proofs = headers.getall("DPoP", ())
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    target = None
+    if proofs:
+        path = request.rel_url.raw_path  # as sent, without query and fragment (RFC 9449 §4.3)
+        bases = dpop.public_base_urls or (f"{request.scheme}://{request.host}",)
+        target = ProofTarget(request.method, uris=tuple(base.rstrip("/") + path for base in bases))
+    return SenderContext(
+        proofs=proofs,
+        target=target,
+        forwarded_htm=headers.getall("DPoP-Htm", ()),
+        forwarded_htu=headers.getall("DPoP-Htu", ()),
+        peer_address=peer[0] if isinstance(peer, tuple) and peer else None,
+        certificate_thumbprint=certificate_thumbprint(der) if der else None,
+    )
+
+
 def authn_middleware(authenticator: Authenticator) -> Middleware:
     """A middleware requiring a valid bearer token on every non-public route of an aiohttp app."""
     if not isinstance(authenticator, Authenticator):
         raise TypeError(f"authn_middleware needs an Authenticator, not {type(authenticator).__name__}")
     realm = authenticator.config.realm
+    dpop = authenticator.config.dpop
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -70,10 +97,12 @@ def authn_middleware(authenticator: Authenticator) -> Middleware:
             return await handler(request)  # 404 or 405: an unknown route is never authenticated
         name = _operation_of(request)
         try:
-            principal = await authenticator.authenticate(request.headers.getall("Authorization", []), name)
+            principal = await authenticator.authenticate(
+                request.headers.getall("Authorization", []), name, sender=sender_of(request, dpop)
+            )
         except AuthnError as error:
             log.info("rejected %s: %s (%s)", name, error.reason, error.detail)
-            status, text, headers = http_rejection(error, realm)
+            status, text, headers = http_rejection(error, realm, dpop.algorithms)
             return web.Response(status=status, text=text, headers=headers)
         if principal is None:
             return await handler(request)
