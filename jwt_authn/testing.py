@@ -15,6 +15,7 @@ Usage:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 import uuid
@@ -26,7 +27,7 @@ from aiohttp import web
 from jwcrypto import jwk, jws
 from jwcrypto.common import base64url_encode
 
-__all__ = ["Fault", "LoopbackIssuer", "TokenFactory", "generate_key"]
+__all__ = ["Fault", "LoopbackIssuer", "TokenFactory", "generate_key", "make_dpop_proof"]
 
 _KEY_PARAMS: dict[str, dict[str, Any]] = {
     "RS": {"kty": "RSA", "size": 2048},
@@ -60,6 +61,39 @@ def sign_compact(header: Mapping[str, Any], payload: Mapping[str, Any] | bytes, 
     engine = jws.JWA.signing_alg(header["alg"])
     signature = engine.sign(key, signing_input.encode())
     return f"{signing_input}.{encode_segment(signature)}"
+
+
+def make_dpop_proof(
+    key: jwk.JWK,
+    *,
+    htm: str,
+    htu: str,
+    iat: float,
+    token: str | None = None,
+    nonce: str | None = None,
+    claims: Mapping[str, Any] | None = None,
+    headers: Mapping[str, Any] | None = None,
+    drop: Iterable[str] = (),
+    sign_with: jwk.JWK | None = None,
+) -> str:
+    """A DPoP proof (RFC 9449 §4.2) by ``key``, of any shape, hostile ones included, for tests:
+    ``claims``/``headers`` override or add, ``drop`` removes, ``sign_with`` signs with another key
+    than the one in the header. With ``token``, ``ath`` is its hash. (Clients use
+    ``jwt_authn.dpop_client``.)"""
+    alg = str(key.get("alg") or "ES256")
+    header: dict[str, Any] = {"typ": "dpop+jwt", "alg": alg, "jwk": key.export_public(as_dict=True)}
+    header["jwk"].pop("kid", None)
+    header.update(headers or {})
+    payload: dict[str, Any] = {"jti": uuid.uuid4().hex, "htm": htm, "htu": htu, "iat": int(iat)}
+    if token is not None:
+        payload["ath"] = encode_segment(hashlib.sha256(token.encode()).digest())
+    if nonce is not None:
+        payload["nonce"] = nonce
+    payload.update(claims or {})
+    for name in drop:
+        payload.pop(name, None)
+        header.pop(name, None)
+    return sign_compact(header, payload, sign_with or key)
 
 
 @dataclass
