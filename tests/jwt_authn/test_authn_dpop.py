@@ -9,7 +9,6 @@ wall clock.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
