@@ -10,6 +10,7 @@ wall clock.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from dpop_servers import KINDS, METHOD, Answer, Server, start
 from jwcrypto import jwk
 
 from jwt_authn import AuthnConfig, DPoPConfig, IssuerConfig, Policy
+from jwt_authn.dpop import normalize_uri
 from jwt_authn.testing import LoopbackIssuer, encode_segment, generate_key, make_dpop_proof
 
 
@@ -405,3 +407,70 @@ async def test_forwarded_method_and_url_only_from_trusted_proxies(
         f"DPoP {case.token}", [case.proof(htm="GET", htu=FACADE_URL)], (*forwarded, ("dpop-htu", FACADE_URL))
     )
     assert (twice.outcome, twice.reason) == ("unauthenticated", "dpop_forwarding_malformed")
+
+
+@pytest.mark.parametrize(
+    ("proof_htu", "request_uri", "same"),
+    [
+        ("https://api.example.com/a", "https://api.example.com/a", True),
+        ("HTTPS://API.Example.COM/a", "https://api.example.com/a", True),  # scheme and host: any case
+        ("https://api.example.com:443/a", "https://api.example.com/a", True),  # default port
+        ("http://api.example.com:80/a", "http://api.example.com/a", True),
+        ("https://api.example.com:8443/a", "https://api.example.com/a", False),
+        ("https://api.example.com/a?x=1#f", "https://api.example.com/a", True),  # query, fragment ignored
+        ("https://api.example.com/%7Euser/%2f", "https://api.example.com/~user/%2F", True),  # %-encoding
+        ("https://api.example.com/a/./b/../c", "https://api.example.com/a/c", True),  # dot segments
+        ("https://api.example.com", "https://api.example.com/", True),  # empty path
+        ("https://api.example.com/A", "https://api.example.com/a", False),  # path: case-sensitive
+        ("https://[::1]:443/a", "https://[::1]/a", True),
+        ("https://user@api.example.com/a", "https://api.example.com/a", False),  # userinfo refused
+        ("ftp://api.example.com/a", "ftp://api.example.com/a", False),  # http(s) only
+        ("https://api.example.com:99999/a", "https://api.example.com/a", False),  # bad port
+    ],
+)
+def test_htu_normalisation(proof_htu: str, request_uri: str, same: bool) -> None:
+    normalized = normalize_uri(proof_htu)
+    assert (normalized is not None and normalized == normalize_uri(request_uri)) is same
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"algorithms": ("HS256",)}, "dpop.algorithms: unsupported or unsafe: HS256"),
+        ({"algorithms": "ES256"}, "dpop.algorithms: must be a collection of strings"),
+        ({"algorithms": ()}, "dpop.algorithms: at least one algorithm is required"),
+        ({"max_proof_bytes": 100}, "dpop.max_proof_bytes: must be between 512 and 65536"),
+        ({"max_proof_age_s": 0}, "dpop.max_proof_age_s: must be between 1 and 3600 seconds"),
+        ({"proof_leeway_s": -1}, "dpop.proof_leeway_s: must be between 0 and 300 seconds"),
+        ({"nonce_rotation_s": 1}, "dpop.nonce_rotation_s: must be between 10 and 86400 seconds"),
+        ({"nonce_secret": b"short"}, "dpop.nonce_secret: must be at least 32 bytes"),
+        ({"public_base_urls": ("api.example.com",)}, "dpop.public_base_urls: not an http(s) base URL"),
+        (
+            {"public_base_urls": ("https://api.example.com/?q",)},
+            "dpop.public_base_urls: not an http(s) base URL",
+        ),
+        ({"trusted_proxies": ("10.0.0.0/8", "facade")}, "dpop.trusted_proxies: not an IP address or network"),
+        ({"trusted_proxies": "10.0.0.1"}, "dpop.trusted_proxies: must be a collection of strings"),
+        ({"replay_store_size": 0}, "dpop.replay_store_size: must be at least 1"),
+        (
+            {"replay_store_size": 10, "replay_store_size_per_key": 11},
+            "dpop.replay_store_size_per_key: must not",
+        ),
+    ],
+)
+def test_bad_dpop_settings_fail_at_construction_naming_the_setting(
+    settings: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        DPoPConfig(**settings)
+
+
+def test_dpop_settings_are_normalised_and_frozen() -> None:
+    config = DPoPConfig(
+        trusted_proxies=["10.1.2.3", "192.168.0.0/16"], public_base_urls=["https://a.example"]
+    )
+    assert config.trusted_proxies == ("10.1.2.3/32", "192.168.0.0/16")
+    assert config.public_base_urls == ("https://a.example",)
+    assert config.replay_window_s == 65.0
+    with pytest.raises(AttributeError):
+        config.require_nonce = True  # type: ignore[misc]

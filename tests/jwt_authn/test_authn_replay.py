@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -158,23 +158,21 @@ class RedisProcess:
     def __init__(self, binary: str, port: int) -> None:
         self.binary = binary
         self.port = port
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     async def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--bind", "127.0.0.1",
-                "--port", str(self.port),
-                "--save", "",
-                "--appendonly", "no",
-                "--maxmemory-policy", "noeviction",
-                "--protected-mode", "yes",
-            ],
+        self.process = await asyncio.create_subprocess_exec(
+            self.binary,
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--save", "",
+            "--appendonly", "no",
+            "--maxmemory-policy", "noeviction",
+            "--protected-mode", "yes",
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -186,21 +184,23 @@ class RedisProcess:
                 await writer.wait_closed()
                 return
             except OSError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
+                if time.monotonic() > deadline or self.process.returncode is not None:
                     raise AssertionError("redis-server did not start") from None
                 await asyncio.sleep(0.02)
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
             self.process.terminate()
-            self.process.wait(WAIT_S)
+            await asyncio.wait_for(self.process.wait(), WAIT_S)
 
 
 @pytest.fixture
-def redis_process(redis_server_binary: str, unused_port: Callable[[], int]) -> Iterator[RedisProcess]:
+async def redis_process(
+    redis_server_binary: str, unused_port: Callable[[], int]
+) -> AsyncIterator[RedisProcess]:
     redis = RedisProcess(redis_server_binary, unused_port())
     yield redis
-    redis.stop()
+    await redis.stop()
 
 
 @pytest.fixture
@@ -218,6 +218,7 @@ async def redis_store() -> AsyncIterator[Callable[[str], RedisReplayStore]]:
 
 
 async def test_a_proof_accepted_by_one_replica_is_refused_by_another(
+    *,
     redis_process: RedisProcess,
     redis_store: Callable[[str], RedisReplayStore],
     issuer: LoopbackIssuer,
@@ -266,6 +267,7 @@ async def test_redis_keys_expire_with_the_proof_window(
 
 
 async def test_redis_unreachable_fails_closed_and_says_so(
+    *,
     redis_process: RedisProcess,
     redis_store: Callable[[str], RedisReplayStore],
     make_authenticator: Any,
