@@ -105,9 +105,15 @@ def render_rpc_error(request: web.Request, err: grpc.aio.AioRpcError) -> web.Res
     if mapping.status in (401, 403):
         # At runtime this is grpc.aio.Metadata (pairs); grpc-stubs types it as the sync tuple.
         trailers = cast(Iterable[tuple[str, str | bytes]], err.trailing_metadata() or ())
-        for key, value in trailers:
-            if key == "www-authenticate" and isinstance(value, str) and not _PRINTABLE.search(value):
-                headers["WWW-Authenticate"] = value
+        # Every challenge the service sent (Bearer and DPoP, RFC 9449 §7.1), as one field: a
+        # comma-separated list of challenges is the same as several fields (RFC 9110 §11.6.1).
+        challenges = [
+            value
+            for key, value in trailers
+            if key == "www-authenticate" and isinstance(value, str) and not _PRINTABLE.search(value)
+        ]
+        if challenges:
+            headers["WWW-Authenticate"] = ", ".join(challenges)
         if mapping.status == 401:
             # RFC 9110 §15.5.2: a 401 must carry a challenge.
             headers.setdefault("WWW-Authenticate", "Bearer")
