@@ -222,6 +222,11 @@ class Server:
                     b"hi", metadata=metadata, timeout=WAIT_S
                 )
                 replies = [r async for r in call]
+            elif method == "BidiUnwritten":
+                # Opened and never written to: a write racing the guard's answer would fail in the
+                # client's core at random (INTERNAL), which is not what a rejection test is about.
+                call = channel.stream_stream(f"/{SERVICE}/Bidi")(metadata=metadata, timeout=WAIT_S)
+                replies = [r async for r in call]
             else:
                 call = channel.stream_stream(f"/{SERVICE}/Bidi")(
                     iter([b"a", b"b"]), metadata=metadata, timeout=WAIT_S
