@@ -350,7 +350,10 @@ async def test_server_nonces(serve: Any, issuer: LoopbackIssuer, clock: Any) -> 
     assert (first.outcome, first.reason) == ("unauthenticated", "use_dpop_nonce")
     assert first.nonce
     assert first.challenges[1].startswith('DPoP error="use_dpop_nonce"')
-    assert (await server.call(f"DPoP {case.token}", [case.proof(nonce=first.nonce)])).outcome == "ok"
+    accepted = await server.call(f"DPoP {case.token}", [case.proof(nonce=first.nonce)])
+    assert accepted.outcome == "ok"
+    if server.kind == "http":  # RFC 9449 §8.2: HTTP successes carry the current nonce too
+        assert f"('DPoP-Nonce', '{first.nonce}')" in accepted.everything
     wrong = await server.call(f"DPoP {case.token}", [case.proof(nonce=first.nonce + "x")])
     assert (wrong.outcome, wrong.reason) == ("unauthenticated", "use_dpop_nonce")
     # Rotated: the previous period's nonce still passes, the one before that no longer does.
