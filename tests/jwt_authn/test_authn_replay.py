@@ -249,6 +249,18 @@ async def test_a_proof_accepted_by_one_replica_is_refused_by_another(
             assert (replayed.outcome, replayed.reason) == ("unauthenticated", "dpop_proof_replayed")
         finally:
             await second.close()
+        # A threaded replica (its store lives on the SyncAuthenticator's loop, which closes it).
+        threaded = await start("sync", config, replay_store=RedisReplayStore.from_url(redis_process.url))
+        try:
+            fresh = make_dpop_proof(key, htm="POST", htu=HTU, iat=clock.now, token=token)
+            assert (await threaded.call(f"DPoP {token}", [fresh])).outcome == "ok"
+            for replica in (aio, threaded):
+                replayed = await replica.call(f"DPoP {token}", [fresh])
+                assert (replayed.outcome, replayed.reason) == ("unauthenticated", "dpop_proof_replayed")
+            replayed = await threaded.call(f"DPoP {token}", [proof])  # accepted by the aio replica
+            assert (replayed.outcome, replayed.reason) == ("unauthenticated", "dpop_proof_replayed")
+        finally:
+            await threaded.close()
     finally:
         await http.close()
         await aio.close()
