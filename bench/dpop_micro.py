@@ -6,6 +6,9 @@ targets:
 
 - a DPoP call with a cached token (fresh proof each call) against the same Bearer call, and one
   ES256 signature verification alone: the target is DPoP <= Bearer x 1.2 + one ES256 verify;
+- the same over gRPC on loopback (a grpc.aio server and client in this process, sequential unary
+  calls): Bearer, DPoP decided in the interceptor (``public_base_urls`` set) and DPoP decided in
+  the handler (no public base URL: the proof's scheme comes from the connection);
 - the in-memory replay store's memory after 1 million distinct proofs (bounded: flat);
 - the Redis replay store's ``remember`` on loopback, p50/p99 (a redis-server started here on a
   free 127.0.0.1 port, when one is installed).
@@ -26,11 +29,14 @@ import statistics
 import subprocess
 import time
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
+import grpc
 from jwcrypto.jwa import JWA
 
 from jwt_authn import (
+    AsyncAuthInterceptor,
     Authenticator,
     AuthnConfig,
     DPoPConfig,
@@ -39,6 +45,7 @@ from jwt_authn import (
     Policy,
     ProofTarget,
     SenderContext,
+    recommended_server_options,
 )
 from jwt_authn.replay_redis import RedisReplayStore
 from jwt_authn.testing import TokenFactory, generate_key, make_dpop_proof
@@ -102,6 +109,72 @@ async def measure_calls(calls: int, rounds: int) -> dict[str, float]:
             engine.verify(key, signing_input, signature)
         results["es256_verify"].append(_per_call_us(time.perf_counter_ns() - start, calls))
     await authenticator.close()
+    return {name: statistics.median(values) for name, values in results.items()}
+
+
+async def _echo(request: bytes, context: Any) -> bytes:
+    return request
+
+
+async def _grpc_per_call_us(
+    channel: grpc.aio.Channel, metadata: Sequence[tuple[tuple[str, str], ...]]
+) -> float:
+    call = channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)
+    start = time.perf_counter_ns()
+    for entries in metadata:
+        await call(b"x", metadata=entries)
+    return _per_call_us(time.perf_counter_ns() - start, len(metadata))
+
+
+async def measure_grpc(calls: int, rounds: int) -> dict[str, float]:
+    now = time.time()
+    tokens = TokenFactory(ISSUER, ("ES256",), "bench")
+    jwks = {"keys": [key.export_public(as_dict=True) for key in tokens.keys.values()]}
+    key = generate_key("ES256")
+    bearer_token = tokens.issue(now=now, ttl_s=3600)
+    dpop_token = tokens.issue(now=now, ttl_s=3600, claims={"cnf": {"jkt": key.thumbprint()}})
+    results: dict[str, list[float]] = {"bearer": [], "dpop_in_interceptor": [], "dpop_in_handler": []}
+    servers: dict[str, tuple[grpc.aio.Server, Authenticator, grpc.aio.Channel, str]] = {}
+    for variant, bases in (("dpop_in_interceptor", ("https://api.example.com",)), ("dpop_in_handler", ())):
+        config = AuthnConfig(
+            issuers=(IssuerConfig(issuer=ISSUER, audiences=("bench",), jwks=jwks),),
+            policy=Policy(),
+            dpop=DPoPConfig(public_base_urls=bases, replay_store_size=1_000_000),
+        )
+        authenticator = Authenticator(config)
+        server = grpc.aio.server(
+            interceptors=[AsyncAuthInterceptor(authenticator)], options=recommended_server_options(config)
+        )
+        server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    "bench.v1.Echo", {"Unary": grpc.unary_unary_rpc_method_handler(_echo)}
+                ),
+            )
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        await authenticator.start()
+        await authenticator.wait_ready(10)
+        htu = (bases[0] if bases else f"http://127.0.0.1:{port}") + METHOD
+        servers[variant] = (server, authenticator, grpc.aio.insecure_channel(f"127.0.0.1:{port}"), htu)
+    bearer_metadata = [(("authorization", f"Bearer {bearer_token}"),)] * calls
+    for _ in range(rounds):
+        for variant, (_, _, channel, htu) in servers.items():
+            dpop_metadata = [
+                (
+                    ("authorization", f"DPoP {dpop_token}"),
+                    ("dpop", make_dpop_proof(key, htm="POST", htu=htu, iat=time.time(), token=dpop_token)),
+                )
+                for _ in range(calls)
+            ]
+            if variant == "dpop_in_interceptor":
+                results["bearer"].append(await _grpc_per_call_us(channel, bearer_metadata))
+            results[variant].append(await _grpc_per_call_us(channel, dpop_metadata))
+    for server, authenticator, channel, _ in servers.values():
+        await channel.close(None)
+        await server.stop(0)
+        await authenticator.close()
     return {name: statistics.median(values) for name, values in results.items()}
 
 
@@ -176,6 +249,16 @@ async def main(calls: int, rounds: int, proofs: int) -> None:
     print(
         f"DPoP extra over Bearer: {dpop - bearer:.1f} µs = {(dpop - bearer) / verify:.2f} ES256 verifications"
     )
+    over_grpc = await measure_grpc(calls // 2, rounds)
+    grpc_bearer = over_grpc["bearer"]
+    print(f"gRPC loopback, Bearer call:                    {grpc_bearer:8.1f} µs")
+    for variant in ("dpop_in_interceptor", "dpop_in_handler"):
+        dpop_call = over_grpc[variant]
+        ok = "met" if dpop_call <= grpc_bearer * 1.2 + verify else "NOT met"
+        print(
+            f"gRPC loopback, DPoP call ({variant.replace('_', ' ')}): {dpop_call:8.1f} µs"
+            f" (target {grpc_bearer * 1.2 + verify:.1f} µs: {ok})"
+        )
     early, late, size = await measure_memory(proofs)
     print(
         f"memory store after {proofs // 10:,} / {proofs:,} distinct proofs: "
