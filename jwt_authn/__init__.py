@@ -33,6 +33,7 @@ from jwt_authn.errors import AuthnError, KeySetUnavailable, PermissionDenied, Un
 from jwt_authn.grpc_aio import AsyncAuthInterceptor, recommended_server_options
 from jwt_authn.grpc_sync import SyncAuthenticator, SyncAuthInterceptor
 from jwt_authn.observer import OUTCOME_OK, AuthnObserver, AuthnVerdict, TracingObserver
+from jwt_authn.policy_check import check_policy
 from jwt_authn.principal import Principal, current_principal
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "Unauthenticated",
     "authn_middleware",
     "challenge",
+    "check_policy",
     "current_principal",
     "operation",
     "recommended_server_options",

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from jwt_authn.config import AuthnConfig, IssuerConfig, Requirement
+from jwt_authn.config import MAX_REMEMBERED_METHODS, AuthnConfig, IssuerConfig, Requirement
 from jwt_authn.errors import AuthnError, KeySetUnavailable, PermissionDenied, Unauthenticated
 from jwt_authn.extractor import extract_bearer, max_authorization_length
 from jwt_authn.jwks import KeySetCache
@@ -141,6 +141,7 @@ class Authenticator:
             for issuer in config.issuers
         }
         self.token_cache = TokenCache(config.token_cache_size)
+        self._unlisted_logged: set[str] = set()
         self._ready = asyncio.Event()
         self._ready_callbacks: list[Callable[[], None]] = []
         for issuer, cache in self.key_sets.items():
@@ -215,6 +216,8 @@ class Authenticator:
             return None
         entry: VerifiedToken | None = None
         try:
+            if not access.listed and self.config.policy.require_listed:
+                raise self._not_listed(method)
             entry = await self._verify_authorization(authorization_values)
             _check_requirement(entry.principal, method, access.requirement)
         except AuthnError as error:
@@ -231,6 +234,18 @@ class Authenticator:
                     AuthnVerdict(OUTCOME_OK, OUTCOME_OK, entry.issuer, entry.key_id, principal.subject)
                 )
         return principal
+
+    def _not_listed(self, method: str) -> PermissionDenied:
+        """The refusal of a method no policy entry names, under ``require_listed``: no token can
+        help (403 without a challenge), and the operator hears of each such method once."""
+        if method not in self._unlisted_logged and len(self._unlisted_logged) < MAX_REMEMBERED_METHODS:
+            self._unlisted_logged.add(method)
+            log.error(
+                "refused %s: no policy entry names it and the policy requires one (require_listed)", method
+            )
+        error = PermissionDenied("method_not_listed", f"{method} is named by no policy entry")
+        error.bearer_error = ""  # no token would help: nothing to challenge for
+        return error
 
     async def verify(self, token: str) -> Principal:
         """Validate one token (signature and claims) and return whom it speaks for."""

@@ -250,6 +250,9 @@ class MethodAccess(NamedTuple):
     public: bool
     #: None: a valid token is enough (or the method is public).
     requirement: Requirement | None
+    #: Some entry names the method (exactly or by its service's wildcard), gRPC's infrastructure
+    #: included; ``Policy(require_listed=True)`` refuses the methods for which this is False.
+    listed: bool = True
 
 
 #: Most methods whose decision a Policy remembers. A gRPC server only asks about its registered
@@ -267,6 +270,9 @@ class Policy:
     or a requirement) decides over its service's wildcard entry, on either side.
     gRPC's health and reflection services are public as well, unless ``public_grpc_infra`` is
     turned off: probes and tools call them without credentials.
+
+    ``require_listed=True`` fails closed on a method no entry names (PERMISSION_DENIED,
+    ``method_not_listed``), so a misspelt entry cannot leave its method open to any valid token.
     """
 
     public_methods: tuple[str, ...] = ()
@@ -274,6 +280,10 @@ class Policy:
     #: Add ``PUBLIC_GRPC_INFRA_METHODS`` to the public methods. Off only by an explicit choice
     #: (e.g. a service whose health must not be probed anonymously).
     public_grpc_infra: bool = True
+    #: Refuse every method that no entry names (deny unless named). Off by default, like Envoy's
+    #: rules, but where an unmatched Envoy route needs no token, an unnamed method here still needs
+    #: a valid one; on, it is refused outright.
+    require_listed: bool = False
     # Each method's decision, made once: deciding builds a wildcard string and does three lookups,
     # which inside a busy server (whose other work keeps the CPU caches cold) is a visible share of
     # a protected call.
@@ -288,6 +298,7 @@ class Policy:
             check_method_name(name, "policy")
         for requirement in self.requirements.values():
             _require(isinstance(requirement, Requirement), "requirements", "values must be Requirement")
+        _require(isinstance(self.require_listed, bool), "require_listed", "must be True or False")
         both = set(self.public_names) & set(self.requirements)
         _require(not both, "policy", f"a method cannot be public and have requirements: {sorted(both)}")
         object.__setattr__(self, "requirements", MappingProxyType(dict(self.requirements)))
@@ -318,7 +329,8 @@ class Policy:
             requirement = exact_requirement
             if requirement is None:
                 requirement = self.requirements.get(wildcard)
-            decided = MethodAccess(public, requirement)
+            listed = public or requirement is not None
+            decided = MethodAccess(public, requirement, listed)
             if len(self._decided) < MAX_REMEMBERED_METHODS:
                 self._decided[method] = decided
         return decided

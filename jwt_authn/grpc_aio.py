@@ -1,8 +1,11 @@
 """The grpc.aio server interceptor: glue between gRPC metadata and the Authenticator.
 
 Unknown methods stay UNIMPLEMENTED (the continuation is asked first); public methods pass;
-every other call needs a valid bearer token. The verified principal is set in a ContextVar
-for the call (its own task), read with ``jwt_authn.current_principal()``.
+every other call needs a valid bearer token. On the first call the interceptor asks the server's
+own handler lookup (the continuation) about each policy entry and logs an error for each entry
+that names nothing served (``jwt_authn.policy_check``); ``check_served=False`` turns that off.
+The verified principal is set in a ContextVar for the call (its own task), read with
+``jwt_authn.current_principal()``.
 
 Usage:
     authenticator = Authenticator(config)
@@ -25,6 +28,7 @@ from jwt_authn.authenticator import Authenticator
 from jwt_authn.config import AuthnConfig
 from jwt_authn.errors import AuthnError
 from jwt_authn.handler_wrapping import Handler, rejecting_handler, with_principal
+from jwt_authn.policy_check import ServedCheck
 from jwt_authn.principal import principal_var
 from jwt_authn.status_map import grpc_rejection
 
@@ -57,7 +61,7 @@ def _rejecting(handler: Handler, error: AuthnError, realm: str) -> Handler:
 class AsyncAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Requires a valid bearer token on every non-public method of a grpc.aio server."""
 
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, *, check_served: bool = True) -> None:
         if not isinstance(authenticator, Authenticator):
             raise TypeError(
                 f"AsyncAuthInterceptor needs an Authenticator, not {type(authenticator).__name__}"
@@ -65,6 +69,30 @@ class AsyncAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
             )
         self._authenticator = authenticator
         self._realm = authenticator.config.realm
+        #: Checks the policy against the served methods on the first call (None: turned off).
+        self._served_check = (
+            ServedCheck(authenticator.config.policy, log, "AsyncAuthInterceptor") if check_served else None
+        )
+
+    async def _check_served(
+        self,
+        check: ServedCheck,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+        found: bool,
+    ) -> None:
+        """Ask the server's handler lookup about each policy entry; log those that name nothing."""
+        # grpc.aio's continuation takes only its own details type: a copy of the call's own, with
+        # another method name (grpc.HandlerCallDetails has no public constructor).
+        details_type: Any = type(handler_call_details)
+        answers: dict[str, bool] = {}
+        try:
+            for name in check.targets:
+                answers[name] = await continuation(details_type(name, ())) is not None
+        except Exception as error:  # never fail a call because the check could not run
+            log.warning("the policy could not be checked against the served methods: %r", error)
+            return
+        check.record(handler_call_details.method if found else None, answers)
 
     async def intercept_service(  # type: ignore[override]  # None means UNIMPLEMENTED
         self,
@@ -72,6 +100,10 @@ class AsyncAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
         handler = await continuation(handler_call_details)
+        check = self._served_check
+        if check is not None and check.pending:
+            check.pending = False  # before the first await: one round, however many calls race
+            await self._check_served(check, continuation, handler_call_details, handler is not None)
         method = handler_call_details.method
         # Unknown method: stay UNIMPLEMENTED. Public method: nothing to check.
         if handler is None or self._authenticator.is_public(method):

@@ -32,6 +32,7 @@ from jwt_authn.errors import AuthnError, KeySetUnavailable
 from jwt_authn.grpc_aio import authorization_values
 from jwt_authn.handler_wrapping import Handler, rejecting_handler, with_principal
 from jwt_authn.observer import AuthnObserver
+from jwt_authn.policy_check import ServedCheck
 from jwt_authn.principal import Principal
 from jwt_authn.status_map import grpc_rejection
 
@@ -93,7 +94,7 @@ def _rejecting(handler: Handler, error: AuthnError, realm: str) -> Handler:
 class SyncAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     """Requires a valid bearer token on every non-public method of a threaded grpc server."""
 
-    def __init__(self, authenticator: SyncAuthenticator) -> None:
+    def __init__(self, authenticator: SyncAuthenticator, *, check_served: bool = True) -> None:
         if not isinstance(authenticator, SyncAuthenticator):
             raise TypeError(
                 f"SyncAuthInterceptor needs a SyncAuthenticator, not {type(authenticator).__name__}:"
@@ -102,6 +103,31 @@ class SyncAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
             )
         self._authenticator = authenticator
         self._realm = authenticator.config.realm
+        #: Checks the policy against the served methods on the first call (None: turned off); the
+        #: lock lets one call at a time probe.
+        self._served_check = (
+            ServedCheck(authenticator.config.policy, log, "SyncAuthInterceptor") if check_served else None
+        )
+        self._probing = threading.Lock()
+
+    def _check_served(
+        self,
+        check: ServedCheck,
+        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+        found: bool,
+    ) -> None:
+        """Ask the server's handler lookup about each policy entry; log those that name nothing."""
+        details_type: Any = type(handler_call_details)  # grpc.HandlerCallDetails has no public constructor
+        answers: dict[str, bool] = {}
+        try:
+            for name in check.targets:
+                answers[name] = continuation(details_type(name, ())) is not None
+        except Exception as error:  # never fail a call because the check could not run
+            check.pending = False
+            log.warning("the policy could not be checked against the served methods: %r", error)
+            return
+        check.record(handler_call_details.method if found else None, answers)
 
     def intercept_service(
         self,
@@ -109,6 +135,13 @@ class SyncAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
         handler = continuation(handler_call_details)
+        check = self._served_check
+        if check is not None and check.pending and self._probing.acquire(blocking=False):
+            try:
+                if check.pending:
+                    self._check_served(check, continuation, handler_call_details, handler is not None)
+            finally:
+                self._probing.release()
         method = handler_call_details.method
         if handler is None or self._authenticator.authenticator.is_public(method):
             return handler

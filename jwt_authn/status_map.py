@@ -34,6 +34,8 @@ def grpc_rejection(
     code = _CODES.get(type(error), grpc.StatusCode.UNAUTHENTICATED)
     if isinstance(error, KeySetUnavailable):
         return code, _UNAVAILABLE_TEXT, ()
+    if isinstance(error, PermissionDenied) and not error.bearer_error:
+        return code, error.description, ()  # no token would help (method_not_listed): no challenge
     return code, error.description, (("www-authenticate", challenge(error, realm)),)
 
 
@@ -50,4 +52,6 @@ def http_rejection(error: AuthnError, realm: str = "") -> tuple[int, str, dict[s
     status = _HTTP_STATUSES.get(type(error), 401)
     if isinstance(error, KeySetUnavailable):
         return status, _UNAVAILABLE_TEXT, {"Retry-After": str(RETRY_AFTER_S)}
+    if isinstance(error, PermissionDenied) and not error.bearer_error:
+        return status, error.description, {}
     return status, error.description, {"WWW-Authenticate": challenge(error, realm)}
