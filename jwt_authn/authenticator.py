@@ -143,6 +143,8 @@ class Authenticator:
         self.token_cache = TokenCache(config.token_cache_size)
         self._unlisted_logged: set[str] = set()
         self._ready = asyncio.Event()
+        #: Whether the key sets' background lifecycle was started (by start() or the first use).
+        self._started = False
         self._ready_callbacks: list[Callable[[], None]] = []
         for issuer, cache in self.key_sets.items():
             cache.on_keys_removed(lambda key_ids, issuer=issuer: self._forget_tokens(issuer, key_ids))  # type: ignore[misc]
@@ -158,7 +160,24 @@ class Authenticator:
         return self._session
 
     async def start(self) -> None:
-        """Start loading key sets in the background; returns at once, even if issuers are down."""
+        """Start loading key sets in the background; returns at once, even if issuers are down.
+
+        Call it at startup, so the keys load before the first call. The first ``authenticate`` or
+        ``verify`` starts it too when it was forgotten (the keys would never be refreshed else)."""
+        self._start_key_sets()
+
+    def _start_by_first_use(self) -> None:
+        log.warning(
+            "jwt_authn: the Authenticator was not started; its first authenticate() starts the key sets'"
+            " background loading and refresh now. Call `await authenticator.start()` at startup"
+            " (aiohttp: in on_startup) so the keys load before the first call."
+        )
+        self._start_key_sets()
+
+    def _start_key_sets(self) -> None:
+        if self._started:
+            return
+        self._started = True
         pending = set(self.key_sets)
         for issuer, cache in self.key_sets.items():
             cache.on_ready(lambda issuer=issuer: self._one_ready(pending, issuer))  # type: ignore[misc]
@@ -214,6 +233,8 @@ class Authenticator:
         access = self.config.policy.access(method)
         if access.public:
             return None
+        if not self._started:
+            self._start_by_first_use()
         entry: VerifiedToken | None = None
         try:
             if not access.listed and self.config.policy.require_listed:
@@ -249,6 +270,8 @@ class Authenticator:
 
     async def verify(self, token: str) -> Principal:
         """Validate one token (signature and claims) and return whom it speaks for."""
+        if not self._started:
+            self._start_by_first_use()
         return (await self._verify_token(token)).principal
 
     async def _verify_token(self, token: str) -> VerifiedToken:

@@ -1,0 +1,77 @@
+"""The mistakes a hurried embedder makes fail clearly, never silently (issue 21, points 3 to 6).
+
+Real parts only: a ``LoopbackIssuer``, grpc.aio and threaded servers and an aiohttp app on
+127.0.0.1:0.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from jwt_authn import Authenticator, AuthnConfig, Policy, authn_middleware
+
+WAIT_S = 10.0
+METHOD = "/test.v1.Echo/Unary"
+
+
+# --- 3. forgetting `await authenticator.start()` ------------------------------------------------
+
+
+async def test_the_first_authenticate_starts_the_key_sets_background_lifecycle(
+    issuer: Any, issuer_config: Any, wait_until: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = issuer_config(issuer, min_refresh_interval_s=0.05, refresh_interval_s=0.05)
+    authenticator = Authenticator(AuthnConfig(issuers=(config,)))  # start() forgotten
+    try:
+        principal = await authenticator.authenticate([f"Bearer {issuer.tokens.issue(sub='alice')}"], METHOD)
+        assert principal is not None and principal.subject == "alice"
+        assert await authenticator.wait_ready(WAIT_S)  # before: ready stayed False for good
+        fetched = issuer.jwks_fetches
+        await wait_until(lambda: issuer.jwks_fetches >= fetched + 2, "background refreshes")
+        assert any(
+            "authenticator.start()" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+        )
+    finally:
+        await authenticator.close()
+
+
+async def test_an_unstarted_aiohttp_app_recovers_when_the_issuer_it_missed_at_boot_comes_back(
+    issuer: Any, issuer_config: Any, wait_until: Any
+) -> None:
+    # The default cooldown (30 s): no request may refresh on demand again, only the background loop.
+    config = issuer_config(issuer, cooldown_s=30.0)
+    authenticator = Authenticator(AuthnConfig(issuers=(config,), policy=Policy()))
+    app = web.Application(middlewares=[authn_middleware(authenticator, check_served=False)])
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hello")
+
+    app.router.add_get("/hello", hello)  # no on_startup start(): the mistake under test
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    token = issuer.tokens.issue(sub="alice")
+    await issuer.stop()  # down at boot
+    statuses: list[int] = []
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
+
+            async def status() -> int:
+                async with session.get(f"http://{host}:{port}/hello") as response:
+                    statuses.append(response.status)
+                    return response.status
+
+            assert await status() == 503
+            await issuer.start()
+            await wait_until(lambda: authenticator.ready, "the background retry after the outage")
+            assert await status() == 200
+    finally:
+        await runner.cleanup()
+        await authenticator.close()
