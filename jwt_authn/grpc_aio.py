@@ -18,6 +18,7 @@ Usage:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,6 +36,12 @@ from jwt_authn.status_map import grpc_rejection
 __all__ = ["AsyncAuthInterceptor", "recommended_server_options"]
 
 log = logging.getLogger(__name__)
+
+
+_NOT_AIO = (
+    "AsyncAuthInterceptor only works on a grpc.aio server; on a threaded grpc.server use"
+    " SyncAuthInterceptor(SyncAuthenticator(config)) (the call was refused)"
+)
 
 
 def recommended_server_options(config: AuthnConfig) -> list[tuple[str, int]]:
@@ -94,7 +101,22 @@ class AsyncAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
             return
         check.record(handler_call_details.method if found else None, answers)
 
-    async def intercept_service(  # type: ignore[override]  # None means UNIMPLEMENTED
+    def intercept_service(  # type: ignore[override]  # a coroutine for grpc.aio; None means UNIMPLEMENTED
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Awaitable[Handler | None]:
+        # grpc.aio awaits this in its event loop. A threaded grpc.server calls it on its serving
+        # thread, where no loop runs, and would choke on the coroutine in that thread (every call
+        # then timed out and server.stop() hung): refuse with the fix in the message instead;
+        # grpc.server turns the exception into one UNKNOWN answer and keeps serving.
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise TypeError(_NOT_AIO) from None
+        return self._intercept(continuation, handler_call_details)
+
+    async def _intercept(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,

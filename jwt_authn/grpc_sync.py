@@ -81,6 +81,14 @@ class SyncAuthenticator:
         self._loop.close()
 
 
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def _rejecting(handler: Handler, error: AuthnError, realm: str) -> Handler:
     code, details, trailers = grpc_rejection(error, realm)
 
@@ -91,7 +99,16 @@ def _rejecting(handler: Handler, error: AuthnError, realm: str) -> Handler:
     return rejecting_handler(handler, reject)
 
 
-class SyncAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
+_NOT_THREADED = (
+    "SyncAuthInterceptor only works on a threaded grpc.server; on a grpc.aio server use"
+    " AsyncAuthInterceptor(Authenticator(config)) (the call was refused)"
+)
+
+
+# Also a grpc.aio.ServerInterceptor, only so that grpc.aio.server() accepts it and the first call
+# gets an error naming the right adapter: grpc.aio's own check says "Interceptor must be
+# ServerInterceptor" without naming either (grpc/grpc aio/_server.py, an unformatted message).
+class SyncAuthInterceptor(grpc.ServerInterceptor, grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Requires a valid bearer token on every non-public method of a threaded grpc server."""
 
     def __init__(self, authenticator: SyncAuthenticator, *, check_served: bool = True) -> None:
@@ -129,11 +146,14 @@ class SyncAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
             return
         check.record(handler_call_details.method if found else None, answers)
 
-    def intercept_service(
+    def intercept_service(  # type: ignore[override]  # grpc.aio's signature: refused on the first call
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
+        if _in_event_loop():
+            # grpc.aio awaits interceptors in its event loop; a threaded server's thread has none.
+            raise TypeError(_NOT_THREADED)
         handler = continuation(handler_call_details)
         check = self._served_check
         if check is not None and check.pending and self._probing.acquire(blocking=False):

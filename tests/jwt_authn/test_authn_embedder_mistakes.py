@@ -6,14 +6,25 @@ Real parts only: a ``LoopbackIssuer``, grpc.aio and threaded servers and an aioh
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
+import grpc
 import pytest
 from aiohttp import web
 
-from jwt_authn import Authenticator, AuthnConfig, Policy, authn_middleware
+from jwt_authn import (
+    AsyncAuthInterceptor,
+    Authenticator,
+    AuthnConfig,
+    Policy,
+    SyncAuthenticator,
+    SyncAuthInterceptor,
+    authn_middleware,
+)
 
 WAIT_S = 10.0
 METHOD = "/test.v1.Echo/Unary"
@@ -75,3 +86,62 @@ async def test_an_unstarted_aiohttp_app_recovers_when_the_issuer_it_missed_at_bo
     finally:
         await runner.cleanup()
         await authenticator.close()
+
+
+# --- 4 and 5. the adapter of the other server kind ----------------------------------------------
+
+
+def _echo(request: bytes, context: Any) -> bytes:
+    return request
+
+
+_ECHO = grpc.method_handlers_generic_handler(
+    "test.v1.Echo", {"Unary": grpc.unary_unary_rpc_method_handler(_echo)}
+)
+
+
+async def _call(port: int) -> grpc.aio.AioRpcError:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await channel.unary_unary(METHOD)(b"hi", timeout=WAIT_S)
+    return caught.value
+
+
+async def test_the_async_interceptor_on_a_threaded_server_fails_clearly_and_the_server_still_stops(
+    issuer: Any, issuer_config: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    authenticator = Authenticator(AuthnConfig(issuers=(issuer_config(issuer),)))
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=2), interceptors=[AsyncAuthInterceptor(authenticator)]
+    )
+    server.add_generic_rpc_handlers((_ECHO,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        for _ in range(2):  # the serving thread survives the first call
+            error = await _call(port)
+            assert error.code() == grpc.StatusCode.UNKNOWN  # grpc.server's answer to a failing interceptor
+        assert "use SyncAuthInterceptor(SyncAuthenticator(config))" in caplog.text
+    finally:
+        stopped = await asyncio.to_thread(lambda: server.stop(0).wait(WAIT_S))
+        await authenticator.close()
+    assert stopped, "server.stop(0).wait() did not return"
+
+
+async def test_the_sync_interceptor_on_an_aio_server_fails_naming_the_async_interceptor(
+    issuer: Any, issuer_config: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    sync_authenticator = await asyncio.to_thread(
+        SyncAuthenticator, AuthnConfig(issuers=(issuer_config(issuer),)), timeout_s=5.0
+    )
+    server = grpc.aio.server(interceptors=[SyncAuthInterceptor(sync_authenticator)])
+    server.add_generic_rpc_handlers((_ECHO,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        error = await _call(port)
+        assert error.code() == grpc.StatusCode.UNKNOWN  # grpc.aio's answer to a failing interceptor
+        assert "use AsyncAuthInterceptor(Authenticator(config))" in caplog.text
+    finally:
+        await server.stop(0)
+        await asyncio.to_thread(sync_authenticator.close)
