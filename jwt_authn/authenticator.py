@@ -29,7 +29,7 @@ from jwt_authn.extractor import extract_bearer, max_authorization_length
 from jwt_authn.jwks import KeySetCache
 from jwt_authn.observer import MAX_VERDICT_KID_CHARS, OUTCOME_OK, AuthnObserver, AuthnVerdict, TracingObserver
 from jwt_authn.principal import Principal
-from jwt_authn.sources import key_source_for
+from jwt_authn.sources import key_source_for, slash_hint
 from jwt_authn.token_cache import TokenCache, VerifiedToken
 from jwt_authn.verifier import check_claims, check_header, parse_token, verify_signature
 
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 
 _NO_STRINGS: frozenset[str] = frozenset()
+#: Most unknown ``iss`` values logged at WARNING (each once): the value is the caller's to choose.
+_MAX_MISMATCHED_ISSUERS = 16
 
 
 def _strings(value: Any) -> frozenset[str]:
@@ -142,6 +144,7 @@ class Authenticator:
         }
         self.token_cache = TokenCache(config.token_cache_size)
         self._unlisted_logged: set[str] = set()
+        self._mismatched_issuers: set[str] = set()
         self._ready = asyncio.Event()
         #: Whether the key sets' background lifecycle was started (by start() or the first use).
         self._started = False
@@ -305,6 +308,23 @@ class Authenticator:
         # None, several, or an oversized value: extract_bearer raises the matching error.
         return await self._verify_token(extract_bearer(authorization_values, max_token_bytes=max_token_bytes))
 
+    def _warn_issuer_mismatch(self, issuer: object) -> None:
+        """Log the first token of each unknown ``iss`` at WARNING, with the configured issuers
+        (a trailing-slash mismatch refuses every token, and INFO lines hide it). Bounded: the
+        value is the caller's, so a flood of made-up issuers costs at most a few lines."""
+        seen = str(issuer)[:200]
+        if seen in self._mismatched_issuers or len(self._mismatched_issuers) >= _MAX_MISMATCHED_ISSUERS:
+            return
+        self._mismatched_issuers.add(seen)
+        configured = tuple(self.key_sets)
+        hints = "".join(slash_hint(seen, name) for name in configured)
+        log.warning(
+            "a token names the issuer %r, which is not configured (configured: %s)%s",
+            seen,
+            ", ".join(repr(name) for name in configured),
+            hints,
+        )
+
     def _remembered(self, key: bytes, now: float) -> VerifiedToken | None:
         """The verified token in the cache under ``key``, still valid at ``now``."""
         cached = self.token_cache.get(key)
@@ -330,6 +350,7 @@ class Authenticator:
         key_set = self.key_sets.get(issuer) if isinstance(issuer, str) else None
         if key_set is None:
             # Decided before any key lookup: an unknown issuer never causes a fetch.
+            self._warn_issuer_mismatch(issuer)
             raise Unauthenticated("issuer_mismatch", "iss is not a configured issuer")
         config = key_set.config
         kid, alg, limit = unverified.kid, unverified.alg, self.config.max_keys_without_kid

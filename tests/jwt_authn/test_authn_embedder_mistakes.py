@@ -23,6 +23,7 @@ from jwt_authn import (
     Policy,
     SyncAuthenticator,
     SyncAuthInterceptor,
+    Unauthenticated,
     authn_middleware,
 )
 
@@ -145,3 +146,31 @@ async def test_the_sync_interceptor_on_an_aio_server_fails_naming_the_async_inte
     finally:
         await server.stop(0)
         await asyncio.to_thread(sync_authenticator.close)
+
+
+# --- 6. an issuer configured with a trailing slash ----------------------------------------------
+
+
+async def test_a_trailing_slash_on_the_issuer_is_named_with_both_values_at_warning(
+    issuer: Any, issuer_config: Any, wait_until: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    slashed = issuer.url + "/"  # the IdP's discovery document and tokens say issuer.url
+    authenticator = Authenticator(AuthnConfig(issuers=(issuer_config(slashed),)))
+    await authenticator.start()
+    token = issuer.tokens.issue(sub="alice")
+    try:
+        for _ in range(3):
+            with pytest.raises(Unauthenticated, match="issuer_mismatch"):
+                await authenticator.authenticate([f"Bearer {token}"], METHOD)
+        await wait_until(lambda: "discovery: the document names" in caplog.text, "the discovery warning")
+    finally:
+        await authenticator.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    discovery = next(w for w in warnings if "discovery: the document names" in w)
+    assert f"{issuer.url!r}" in discovery and f"{slashed!r}" in discovery and "trailing slash" in discovery
+    mismatches = [w for w in warnings if "a token names the issuer" in w]
+    assert len(mismatches) == 1, mismatches  # the first mismatch per issuer, not every call
+    assert f"{issuer.url!r}" in mismatches[0] and f"{slashed!r}" in mismatches[0]
+    assert "trailing slash" in mismatches[0]
+    assert token not in caplog.text
