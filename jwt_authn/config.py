@@ -53,6 +53,8 @@ PUBLIC_GRPC_INFRA_METHODS: tuple[str, ...] = (
 
 _METHOD_PATTERN = re.compile(r"/[A-Za-z_][\w.]*/(\*|[A-Za-z_]\w*)")
 _CLAIM_PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
+#: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 
 
 def _require(condition: bool, setting: str, problem: str) -> None:
@@ -176,7 +178,7 @@ class IssuerConfig:
         )
         _set_names(
             self,
-            audiences=("audience", self.audiences),
+            audiences=("audiences", self.audiences),
             algorithms=("algorithms", self.algorithms),
             required_claims=("required_claims", self.required_claims),
         )
@@ -193,16 +195,16 @@ class IssuerConfig:
             )
         _require(
             bool(self.audiences) or self.allow_any_audience,
-            "audience",
+            "audiences",
             "at least one audience is required (or explicitly allow any audience)",
         )
         _require(
-            all(isinstance(a, str) and a for a in self.audiences), "audience", "must be non-empty strings"
+            all(isinstance(a, str) and a for a in self.audiences), "audiences", "must be non-empty strings"
         )
         _require(bool(self.algorithms), "algorithms", "at least one algorithm is required")
         unknown = sorted(set(self.algorithms) - ASYMMETRIC_ALGORITHMS)
         _require(not unknown, "algorithms", f"unsupported or unsafe: {', '.join(unknown)}")
-        _require(0 <= self.leeway_s <= 300, "leeway", "must be between 0 and 300 seconds")
+        _require(0 <= self.leeway_s <= 300, "leeway_s", "must be between 0 and 300 seconds")
         roles_claim_ok = _CLAIM_PATH.fullmatch(self.roles_claim) is not None
         _require(roles_claim_ok, "roles_claim", "must be a claim name or dotted path")
         for name in (
@@ -242,6 +244,15 @@ class Requirement:
     def __post_init__(self) -> None:
         for name in ("scopes", "roles"):
             object.__setattr__(self, name, frozenset(_names(getattr(self, name), name)))
+        # A token's scopes are one space-separated string (RFC 6749 §3.3): "a b" as one required
+        # scope could never be met, and a quote would break the challenge's scope="..." parameter.
+        bad = sorted(scope for scope in self.scopes if _SCOPE_TOKEN.fullmatch(scope) is None)
+        _require(
+            not bad,
+            "scopes",
+            f"each scope is one scope-token (RFC 6749 §3.3: no spaces, quotes or backslashes),"
+            f" list them one by one: {bad!r:.120}",
+        )
 
 
 class MethodAccess(NamedTuple):
@@ -294,13 +305,15 @@ class Policy:
         _require(
             isinstance(self.requirements, Mapping), "requirements", "must map method names to Requirement"
         )
-        for name in (*self.public_methods, *self.requirements):
-            check_method_name(name, "policy")
+        for name in self.public_methods:
+            check_method_name(name, "public_methods")
+        for name in self.requirements:
+            check_method_name(name, "requirements")
         for requirement in self.requirements.values():
             _require(isinstance(requirement, Requirement), "requirements", "values must be Requirement")
         _require(isinstance(self.require_listed, bool), "require_listed", "must be True or False")
         both = set(self.public_names) & set(self.requirements)
-        _require(not both, "policy", f"a method cannot be public and have requirements: {sorted(both)}")
+        _require(not both, "requirements", f"a method cannot be public and have requirements: {sorted(both)}")
         object.__setattr__(self, "requirements", MappingProxyType(dict(self.requirements)))
 
     @property
