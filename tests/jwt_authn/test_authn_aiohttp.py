@@ -175,3 +175,14 @@ def test_operation_names_are_checked_and_the_middleware_wants_an_async_authentic
         operation("orders.list")
     with pytest.raises(TypeError, match="needs an Authenticator"):
         authn_middleware(object())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("spaces", [2, 3])
+async def test_several_spaces_after_bearer_are_accepted(
+    serve: Any, http: Any, issuer: Any, spaces: int
+) -> None:
+    """RFC 6750 §2.1: ``credentials = "Bearer" 1*SP b64token``."""
+    url = await serve(issuer)
+    headers = {"Authorization": "Bearer" + " " * spaces + issuer.tokens.issue(sub="alice")}
+    async with http.get(f"{url}/orders", headers=headers) as response:
+        assert (response.status, await response.text()) == (200, "alice")

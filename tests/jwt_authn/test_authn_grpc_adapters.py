@@ -386,3 +386,13 @@ async def test_each_interceptor_refuses_the_other_kind_of_authenticator(
             AsyncAuthInterceptor(sync_authenticator)  # type: ignore[arg-type]
     finally:
         await asyncio.to_thread(sync_authenticator.close)
+
+
+@pytest.mark.parametrize("spaces", [2, 3])
+async def test_several_spaces_after_bearer_are_accepted(
+    start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any, spaces: int
+) -> None:
+    """RFC 6750 §2.1: ``credentials = "Bearer" 1*SP b64token``."""
+    channel = channel_to(await start_server(issuer_config(issuer)))
+    metadata = (("authorization", "Bearer" + " " * spaces + issuer.tokens.issue(sub="alice")),)
+    assert await _unary(channel, "Unary", metadata) == b"alice"
