@@ -232,12 +232,15 @@ class Authenticator:
         return self.config.policy.is_public(method)
 
     async def authenticate(self, authorization_values: Sequence[str], method: str) -> Principal | None:
-        """The principal allowed to call ``method``; None for a public method. Raises AuthnError."""
+        """The principal allowed to call ``method``; None for a public method, or an allow-missing
+        one called without a token. Raises AuthnError."""
         access = self.config.policy.access(method)
         if access.public:
             return None
         if not self._started:
             self._start_by_first_use()
+        if access.optional and not authorization_values:
+            return None  # allow_missing: no token is fine; a token sent is checked below
         entry: VerifiedToken | None = None
         try:
             if not access.listed and self.config.policy.require_listed:

@@ -264,6 +264,9 @@ class MethodAccess(NamedTuple):
     #: Some entry names the method (exactly or by its service's wildcard), gRPC's infrastructure
     #: included; ``Policy(require_listed=True)`` refuses the methods for which this is False.
     listed: bool = True
+    #: Callable without a token, but a token sent must be valid, and its principal is the
+    #: handler's (``allow_missing_methods``, Envoy's ``allow_missing``). Never ``public`` too.
+    optional: bool = False
 
 
 #: Most methods whose decision a Policy remembers. A gRPC server only asks about its registered
@@ -284,6 +287,11 @@ class Policy:
 
     ``require_listed=True`` fails closed on a method no entry names (PERMISSION_DENIED,
     ``method_not_listed``), so a misspelt entry cannot leave its method open to any valid token.
+
+    ``allow_missing_methods`` are optional authentication (Envoy's ``allow_missing``): a call
+    without an ``authorization`` value passes with no principal; a call with one is authenticated
+    like any other (an invalid token is refused) and the handler sees its principal. Scopes and
+    roles are not required there (an anonymous caller gets in anyway): the handler decides.
     """
 
     public_methods: tuple[str, ...] = ()
@@ -291,6 +299,8 @@ class Policy:
     #: Add ``PUBLIC_GRPC_INFRA_METHODS`` to the public methods. Off only by an explicit choice
     #: (e.g. a service whose health must not be probed anonymously).
     public_grpc_infra: bool = True
+    #: Methods (or ``/pkg.Svc/*``) callable without a token that still authenticate one when sent.
+    allow_missing_methods: tuple[str, ...] = ()
     #: Refuse every method that no entry names (deny unless named). Off by default, like Envoy's
     #: rules, but where an unmatched Envoy route needs no token, an unnamed method here still needs
     #: a valid one; on, it is refused outright.
@@ -301,12 +311,18 @@ class Policy:
     _decided: dict[str, MethodAccess] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _set_names(self, public_methods=("public_methods", self.public_methods))
+        _set_names(
+            self,
+            public_methods=("public_methods", self.public_methods),
+            allow_missing_methods=("allow_missing_methods", self.allow_missing_methods),
+        )
         _require(
             isinstance(self.requirements, Mapping), "requirements", "must map method names to Requirement"
         )
         for name in self.public_methods:
             check_method_name(name, "public_methods")
+        for name in self.allow_missing_methods:
+            check_method_name(name, "allow_missing_methods")
         for name in self.requirements:
             check_method_name(name, "requirements")
         for requirement in self.requirements.values():
@@ -314,6 +330,18 @@ class Policy:
         _require(isinstance(self.require_listed, bool), "require_listed", "must be True or False")
         both = set(self.public_names) & set(self.requirements)
         _require(not both, "requirements", f"a method cannot be public and have requirements: {sorted(both)}")
+        optional_and_public = set(self.allow_missing_methods) & set(self.public_names)
+        _require(
+            not optional_and_public,
+            "allow_missing_methods",
+            f"a method cannot be public and allow a missing token: {sorted(optional_and_public)}",
+        )
+        optional_and_required = set(self.allow_missing_methods) & set(self.requirements)
+        _require(
+            not optional_and_required,
+            "allow_missing_methods",
+            f"a method that allows a missing token cannot have requirements: {sorted(optional_and_required)}",
+        )
         object.__setattr__(self, "requirements", MappingProxyType(dict(self.requirements)))
 
     @property
@@ -330,20 +358,28 @@ class Policy:
             wildcard = _service_wildcard(method)
             public_names = self.public_names
             exact_requirement = self.requirements.get(method)
-            # The most specific entry decides: an exact entry (public or a requirement) wins over
-            # its service's wildcard, so "/pkg.Svc/*" public never opens a method that names its
-            # own requirement. (Exact public + exact requirement is refused at construction.)
+            optional_names = self.allow_missing_methods
+            # The most specific entry decides: an exact entry (public, allow-missing or a
+            # requirement) wins over its service's wildcard, so "/pkg.Svc/*" public never opens a
+            # method that names its own requirement. (An exact name on two sides is refused at
+            # construction, and so is a wildcard.)
+            optional = False
             if method in public_names:
                 public = True
+            elif method in optional_names:
+                public, optional = False, True
             elif exact_requirement is not None:
                 public = False
             else:
                 public = wildcard in public_names
+                optional = not public and wildcard in optional_names
             requirement = exact_requirement
             if requirement is None:
                 requirement = self.requirements.get(wildcard)
-            listed = public or requirement is not None
-            decided = MethodAccess(public, requirement, listed)
+            if optional:
+                requirement = None  # the handler decides what an optional caller may see
+            listed = public or optional or requirement is not None
+            decided = MethodAccess(public, requirement, listed, optional)
             if len(self._decided) < MAX_REMEMBERED_METHODS:
                 self._decided[method] = decided
         return decided

@@ -85,7 +85,7 @@ def service_of(method: str) -> str:
 def policy_entries(policy: Policy) -> tuple[str, ...]:
     """The entries the embedder wrote: public, allow-missing and requirement names (never gRPC's
     infrastructure, which a server may well not serve)."""
-    written = (*policy.public_methods, *getattr(policy, "allow_missing_methods", ()), *policy.requirements)
+    written = (*policy.public_methods, *policy.allow_missing_methods, *policy.requirements)
     return tuple(dict.fromkeys(written))
 
 

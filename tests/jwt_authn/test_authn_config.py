@@ -76,6 +76,26 @@ INVALID: list[tuple[str, Callable[[], object], str]] = [
         lambda: Policy(public_methods=("/a.B/C",), requirements={"/a.B/C": Requirement()}),
         "requirements",
     ),
+    (
+        "allow_missing_bad_name",
+        lambda: Policy(allow_missing_methods=("Orders.Get",)),
+        "allow_missing_methods",
+    ),
+    (
+        "allow_missing_and_public",
+        lambda: Policy(public_methods=("/a.B/C",), allow_missing_methods=("/a.B/C",)),
+        "allow_missing_methods",
+    ),
+    (
+        "allow_missing_and_public_infra",
+        lambda: Policy(allow_missing_methods=("/grpc.health.v1.Health/*",)),
+        "allow_missing_methods",
+    ),
+    (
+        "allow_missing_and_required",
+        lambda: Policy(allow_missing_methods=("/a.B/*",), requirements={"/a.B/*": Requirement()}),
+        "allow_missing_methods",
+    ),
     ("policy_require_listed_not_a_bool", lambda: Policy(require_listed="yes"), "require_listed"),
     # Two scopes in one string could never be met (a token's scopes are split on spaces).
     ("scopes_two_in_one_string", lambda: Requirement(scopes={"inventory.admin inventory.write"}), "scopes"),
@@ -189,6 +209,9 @@ _VALID_ITEMS: dict[str, st.SearchStrategy[Any]] = {
     "scopes": st.from_regex(r"[\x21\x23-\x5B\x5D-\x7E]+", fullmatch=True),
     "roles": st.text(),
     "public_methods": st.from_regex(r"/[a-z]{1,8}\.v1\.[A-Z][a-z]{0,8}/(\*|[A-Z][a-z]{0,8})", fullmatch=True),
+    "allow_missing_methods": st.from_regex(
+        r"/[a-z]{1,8}\.v1\.[A-Z][a-z]{0,8}/(\*|[A-Z][a-z]{0,8})", fullmatch=True
+    ),
     "issuers": st.just(_BASES[AuthnConfig]["issuers"][0]),
 }
 
