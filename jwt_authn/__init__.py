@@ -9,7 +9,7 @@ Usage:
     from jwt_authn import current_principal, recommended_server_options
 
     config = AuthnConfig(
-        issuers=(IssuerConfig(issuer="https://idp.example.com/", audiences=("orders",)),),
+        issuers=(IssuerConfig(issuer="https://idp.example.com", audiences=("orders",)),),
         policy=Policy(public_methods=("/shop.v1.Orders/Ping",)),  # health and reflection too
     )
     authenticator = Authenticator(config)

@@ -6,7 +6,7 @@ embedding service builds these objects from its own settings.
 
 Usage:
     config = AuthnConfig(
-        issuers=(IssuerConfig(issuer="https://idp.example.com/", audiences=("api://orders",)),),
+        issuers=(IssuerConfig(issuer="https://idp.example.com", audiences=("api://orders",)),),
         policy=Policy(public_methods=("/shop.v1.Orders/Ping",)),  # health and reflection stay public
     )
 """
@@ -126,7 +126,7 @@ class IssuerConfig:
     # Key source: exactly one of discovery (the default), jwks_uri, jwks_file, jwks.
     #: Explicit JWKS URL; skips OIDC discovery.
     jwks_uri: str | None = None
-    #: Local JWKS file, reloaded when its modification time changes.
+    #: Local JWKS file, re-read when its modification time or size changes (checked every second).
     jwks_file: str | None = None
     #: An in-memory JWKS document (a dict with "keys"), e.g. for an embedded default issuer.
     jwks: Mapping[str, Any] | None = None

@@ -192,7 +192,7 @@ class DiscoveryKeySource:
 
 
 class FileKeySource:
-    """A JWKS file on disk, read again when its modification time or size changes."""
+    """A JWKS file on disk, re-read when its modification time or size changes (checked every second)."""
 
     poll_interval_s: float | None = 1.0
 
