@@ -9,7 +9,7 @@ Usage:
     from jwt_authn import current_principal, recommended_server_options
 
     config = AuthnConfig(
-        issuers=(IssuerConfig(issuer="https://idp.example.com/", audiences=("orders",)),),
+        issuers=(IssuerConfig(issuer="https://idp.example.com", audiences=("orders",)),),
         policy=Policy(public_methods=("/shop.v1.Orders/Ping",)),  # health and reflection too
     )
     authenticator = Authenticator(config)
@@ -34,6 +34,7 @@ from jwt_authn.errors import AuthnError, KeySetUnavailable, PermissionDenied, Un
 from jwt_authn.grpc_aio import AsyncAuthInterceptor, recommended_server_options
 from jwt_authn.grpc_sync import SyncAuthenticator, SyncAuthInterceptor
 from jwt_authn.observer import OUTCOME_OK, AuthnObserver, AuthnVerdict, TracingObserver
+from jwt_authn.policy_check import check_policy
 from jwt_authn.principal import Principal, current_principal
 from jwt_authn.replay import MemoryReplayStore, ReplayStore, ReplayStoreUnavailable
 from jwt_authn.sender import (
@@ -79,6 +80,7 @@ __all__ = [
     "authn_middleware",
     "certificate_thumbprint",
     "challenge",
+    "check_policy",
     "current_principal",
     "dpop_challenge",
     "operation",

@@ -7,6 +7,12 @@ other route needs a valid token (deny by default; an unnamed route is decided as
 404/405 and never authenticate. Rejections are RFC 6750: 401 and 403 with ``WWW-Authenticate``,
 503 with ``Retry-After``. The handler reads the caller with ``current_principal()``.
 
+On the first request the middleware compares the policy with the app's ``@operation`` names and
+logs an error for each entry that names nothing (``jwt_authn.policy_check``: entries of services
+the app neither routes nor knows from generated code are left to the other transport). For a
+check that refuses to start, call ``check_policy(policy, [*operations_of(app), ...])`` in
+``on_startup``.
+
 Usage:
     authenticator = Authenticator(config)
     app = web.Application(middlewares=[authn_middleware(authenticator)])
@@ -28,11 +34,12 @@ from aiohttp.typedefs import Handler, Middleware
 from jwt_authn.authenticator import Authenticator
 from jwt_authn.config import DPoPConfig, check_method_name
 from jwt_authn.errors import AuthnError
+from jwt_authn.policy_check import report_unserved
 from jwt_authn.principal import principal_var
 from jwt_authn.sender import ProofTarget, SenderContext, certificate_thumbprint
 from jwt_authn.status_map import http_rejection
 
-__all__ = ["authn_middleware", "operation", "sender_of"]
+__all__ = ["authn_middleware", "operation", "operations_of", "sender_of"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,12 @@ def operation(name: str) -> Callable[[HandlerT], HandlerT]:
         return handler
 
     return name_handler
+
+
+def operations_of(app: web.Application) -> tuple[str, ...]:
+    """The ``@operation`` names of ``app``'s routes (function handlers and class-based views)."""
+    named = (getattr(route.handler, _OPERATION_ATTRIBUTE, None) for route in app.router.routes())
+    return tuple(dict.fromkeys(name for name in named if isinstance(name, str)))
 
 
 def _operation_of(request: web.Request) -> str:
@@ -84,15 +97,23 @@ def sender_of(request: web.Request, dpop: DPoPConfig) -> SenderContext:
     )
 
 
-def authn_middleware(authenticator: Authenticator) -> Middleware:
-    """A middleware requiring a valid bearer token on every non-public route of an aiohttp app."""
+def authn_middleware(authenticator: Authenticator, *, check_served: bool = True) -> Middleware:
+    """A middleware requiring a valid bearer token on every non-public route of an aiohttp app.
+
+    ``check_served``: on the first request, log an error for each policy entry naming nothing."""
     if not isinstance(authenticator, Authenticator):
         raise TypeError(f"authn_middleware needs an Authenticator, not {type(authenticator).__name__}")
     realm = authenticator.config.realm
+    check_pending = [check_served]
     dpop = authenticator.config.dpop
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if check_pending[0]:
+            check_pending[0] = False
+            apps = request.match_info.apps or (request.app,)  # a 404's match knows no app
+            served = [name for app in apps for name in operations_of(app)]
+            report_unserved(authenticator.config.policy, served, log, "authn_middleware")
         if request.match_info.http_exception is not None:
             return await handler(request)  # 404 or 405: an unknown route is never authenticated
         name = _operation_of(request)

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from jwt_authn.config import AuthnConfig, IssuerConfig, Requirement
+from jwt_authn.config import MAX_REMEMBERED_METHODS, AuthnConfig, IssuerConfig, Requirement
 from jwt_authn.dpop import check_proof, same_text
 from jwt_authn.errors import AuthnError, KeySetUnavailable, PermissionDenied, Unauthenticated
 from jwt_authn.extractor import extract_credentials, max_authorization_length
@@ -33,7 +33,7 @@ from jwt_authn.observer import MAX_VERDICT_KID_CHARS, OUTCOME_OK, AuthnObserver,
 from jwt_authn.principal import Principal
 from jwt_authn.replay import MemoryReplayStore, ReplayStore, ReplayStoreUnavailable
 from jwt_authn.sender import CallContextNeeded, ProofTarget, SenderContext, is_trusted_peer
-from jwt_authn.sources import key_source_for
+from jwt_authn.sources import key_source_for, slash_hint
 from jwt_authn.token_cache import TokenCache, VerifiedToken
 from jwt_authn.verifier import check_claims, check_header, parse_token, verify_signature
 
@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 _NO_STRINGS: frozenset[str] = frozenset()
 #: The sender of a call whose adapter says nothing about it: no proof, no certificate.
 _NO_SENDER = SenderContext()
+#: Most unknown ``iss`` values logged at WARNING (each once): the value is the caller's to choose.
+_MAX_MISMATCHED_ISSUERS = 16
 
 
 def _strings(value: Any) -> frozenset[str]:
@@ -182,7 +184,11 @@ class Authenticator:
             for issuer in config.issuers
         }
         self.token_cache = TokenCache(config.token_cache_size)
+        self._unlisted_logged: set[str] = set()
+        self._mismatched_issuers: set[str] = set()
         self._ready = asyncio.Event()
+        #: Whether the key sets' background lifecycle was started (by start() or the first use).
+        self._started = False
         self._ready_callbacks: list[Callable[[], None]] = []
         for issuer, cache in self.key_sets.items():
             cache.on_keys_removed(lambda key_ids, issuer=issuer: self._forget_tokens(issuer, key_ids))  # type: ignore[misc]
@@ -198,7 +204,24 @@ class Authenticator:
         return self._session
 
     async def start(self) -> None:
-        """Start loading key sets in the background; returns at once, even if issuers are down."""
+        """Start loading key sets in the background; returns at once, even if issuers are down.
+
+        Call it at startup, so the keys load before the first call. The first ``authenticate`` or
+        ``verify`` starts it too when it was forgotten (the keys would never be refreshed else)."""
+        self._start_key_sets()
+
+    def _start_by_first_use(self) -> None:
+        log.warning(
+            "jwt_authn: the Authenticator was not started; its first authenticate() starts the key sets'"
+            " background loading and refresh now. Call `await authenticator.start()` at startup"
+            " (aiohttp: in on_startup) so the keys load before the first call."
+        )
+        self._start_key_sets()
+
+    def _start_key_sets(self) -> None:
+        if self._started:
+            return
+        self._started = True
         pending = set(self.key_sets)
         for issuer, cache in self.key_sets.items():
             cache.on_ready(lambda issuer=issuer: self._one_ready(pending, issuer))  # type: ignore[misc]
@@ -254,7 +277,8 @@ class Authenticator:
     async def authenticate(
         self, authorization_values: Sequence[str], method: str, *, sender: SenderContext | None = None
     ) -> Principal | None:
-        """The principal allowed to call ``method``; None for a public method. Raises AuthnError.
+        """The principal allowed to call ``method``; None for a public method, or an allow-missing
+        one called without a token. Raises AuthnError.
 
         ``sender`` describes the request for sender-constrained tokens (DPoP proofs, target URI,
         peer, client certificate); without it only unbound bearer tokens pass. Raises
@@ -264,8 +288,14 @@ class Authenticator:
         access = self.config.policy.access(method)
         if access.public:
             return None
+        if not self._started:
+            self._start_by_first_use()
+        if access.optional and not authorization_values:
+            return None  # allow_missing: no token is fine; a token sent is checked below
         entry: VerifiedToken | None = None
         try:
+            if not access.listed and self.config.policy.require_listed:
+                raise self._not_listed(method)
             entry = await self._verify_authorization(authorization_values, sender or _NO_SENDER)
             _check_requirement(entry.principal, method, access.requirement)
         except AuthnError as error:
@@ -285,9 +315,23 @@ class Authenticator:
                 )
         return principal
 
+    def _not_listed(self, method: str) -> PermissionDenied:
+        """The refusal of a method no policy entry names, under ``require_listed``: no token can
+        help (403 without a challenge), and the operator hears of each such method once."""
+        if method not in self._unlisted_logged and len(self._unlisted_logged) < MAX_REMEMBERED_METHODS:
+            self._unlisted_logged.add(method)
+            log.error(
+                "refused %s: no policy entry names it and the policy requires one (require_listed)", method
+            )
+        error = PermissionDenied("method_not_listed", f"{method} is named by no policy entry")
+        error.bearer_error = ""  # no token would help: nothing to challenge for
+        return error
+
     async def verify(self, token: str) -> Principal:
         """Validate one token (signature and claims) and return whom it speaks for. A bound token
         (``cnf``) is refused: without its proof or certificate it proves nothing."""
+        if not self._started:
+            self._start_by_first_use()
         entry = await self._verify_token(token)
         if entry.binding is not None:
             raise Unauthenticated("bound_token_as_bearer", "cnf binds the token; it needs its proof")
@@ -324,9 +368,9 @@ class Authenticator:
                     scheme, token = extract_credentials(authorization_values, max_token_bytes=max_token_bytes)
                     entry = await self._verify_new(token, key, now)
                 else:
-                    # Cached values were extracted before: "<scheme> <token>", one space.
+                    # Cached values were extracted before: "<scheme> <token>", one or more spaces.
                     scheme, _, token = value.partition(" ")
-                    scheme = "DPoP" if scheme.lower() == "dpop" else "Bearer"
+                    scheme, token = ("DPoP" if scheme.lower() == "dpop" else "Bearer"), token.lstrip(" ")
                 if entry.binding is not None or scheme == "DPoP" or sender.proofs:
                     await self._check_sender(entry, scheme, token, sender, now)
                 elif self._issuers[entry.issuer].require_sender_constrained:
@@ -408,6 +452,23 @@ class Authenticator:
             log.warning("DPoP replay store failed, refusing the proof: %s", type(err).__name__)
             raise ReplayStoreUnavailable(f"replay store: {type(err).__name__}") from None
 
+    def _warn_issuer_mismatch(self, issuer: object) -> None:
+        """Log the first token of each unknown ``iss`` at WARNING, with the configured issuers
+        (a trailing-slash mismatch refuses every token, and INFO lines hide it). Bounded: the
+        value is the caller's, so a flood of made-up issuers costs at most a few lines."""
+        seen = str(issuer)[:200]
+        if seen in self._mismatched_issuers or len(self._mismatched_issuers) >= _MAX_MISMATCHED_ISSUERS:
+            return
+        self._mismatched_issuers.add(seen)
+        configured = tuple(self.key_sets)
+        hints = "".join(slash_hint(seen, name) for name in configured)
+        log.warning(
+            "a token names the issuer %r, which is not configured (configured: %s)%s",
+            seen,
+            ", ".join(repr(name) for name in configured),
+            hints,
+        )
+
     def _remembered(self, key: bytes, now: float) -> VerifiedToken | None:
         """The verified token in the cache under ``key``, still valid at ``now``."""
         cached = self.token_cache.get(key)
@@ -433,6 +494,7 @@ class Authenticator:
         key_set = self.key_sets.get(issuer) if isinstance(issuer, str) else None
         if key_set is None:
             # Decided before any key lookup: an unknown issuer never causes a fetch.
+            self._warn_issuer_mismatch(issuer)
             raise Unauthenticated("issuer_mismatch", "iss is not a configured issuer")
         config = key_set.config
         kid, alg, limit = unverified.kid, unverified.alg, self.config.max_keys_without_kid

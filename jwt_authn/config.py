@@ -6,7 +6,7 @@ embedding service builds these objects from its own settings.
 
 Usage:
     config = AuthnConfig(
-        issuers=(IssuerConfig(issuer="https://idp.example.com/", audiences=("api://orders",)),),
+        issuers=(IssuerConfig(issuer="https://idp.example.com", audiences=("api://orders",)),),
         policy=Policy(public_methods=("/shop.v1.Orders/Ping",)),  # health and reflection stay public
     )
 """
@@ -54,6 +54,8 @@ PUBLIC_GRPC_INFRA_METHODS: tuple[str, ...] = (
 
 _METHOD_PATTERN = re.compile(r"/[A-Za-z_][\w.]*/(\*|[A-Za-z_]\w*)")
 _CLAIM_PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
+#: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 
 
 def _require(condition: bool, setting: str, problem: str) -> None:
@@ -125,7 +127,7 @@ class IssuerConfig:
     # Key source: exactly one of discovery (the default), jwks_uri, jwks_file, jwks.
     #: Explicit JWKS URL; skips OIDC discovery.
     jwks_uri: str | None = None
-    #: Local JWKS file, reloaded when its modification time changes.
+    #: Local JWKS file, re-read when its modification time or size changes (checked every second).
     jwks_file: str | None = None
     #: An in-memory JWKS document (a dict with "keys"), e.g. for an embedded default issuer.
     jwks: Mapping[str, Any] | None = None
@@ -181,7 +183,7 @@ class IssuerConfig:
         )
         _set_names(
             self,
-            audiences=("audience", self.audiences),
+            audiences=("audiences", self.audiences),
             algorithms=("algorithms", self.algorithms),
             required_claims=("required_claims", self.required_claims),
         )
@@ -198,16 +200,16 @@ class IssuerConfig:
             )
         _require(
             bool(self.audiences) or self.allow_any_audience,
-            "audience",
+            "audiences",
             "at least one audience is required (or explicitly allow any audience)",
         )
         _require(
-            all(isinstance(a, str) and a for a in self.audiences), "audience", "must be non-empty strings"
+            all(isinstance(a, str) and a for a in self.audiences), "audiences", "must be non-empty strings"
         )
         _require(bool(self.algorithms), "algorithms", "at least one algorithm is required")
         unknown = sorted(set(self.algorithms) - ASYMMETRIC_ALGORITHMS)
         _require(not unknown, "algorithms", f"unsupported or unsafe: {', '.join(unknown)}")
-        _require(0 <= self.leeway_s <= 300, "leeway", "must be between 0 and 300 seconds")
+        _require(0 <= self.leeway_s <= 300, "leeway_s", "must be between 0 and 300 seconds")
         roles_claim_ok = _CLAIM_PATH.fullmatch(self.roles_claim) is not None
         _require(roles_claim_ok, "roles_claim", "must be a claim name or dotted path")
         for name in (
@@ -247,6 +249,15 @@ class Requirement:
     def __post_init__(self) -> None:
         for name in ("scopes", "roles"):
             object.__setattr__(self, name, frozenset(_names(getattr(self, name), name)))
+        # A token's scopes are one space-separated string (RFC 6749 §3.3): "a b" as one required
+        # scope could never be met, and a quote would break the challenge's scope="..." parameter.
+        bad = sorted(scope for scope in self.scopes if _SCOPE_TOKEN.fullmatch(scope) is None)
+        _require(
+            not bad,
+            "scopes",
+            f"each scope is one scope-token (RFC 6749 §3.3: no spaces, quotes or backslashes),"
+            f" list them one by one: {bad!r:.120}",
+        )
 
 
 class MethodAccess(NamedTuple):
@@ -255,6 +266,12 @@ class MethodAccess(NamedTuple):
     public: bool
     #: None: a valid token is enough (or the method is public).
     requirement: Requirement | None
+    #: Some entry names the method (exactly or by its service's wildcard), gRPC's infrastructure
+    #: included; ``Policy(require_listed=True)`` refuses the methods for which this is False.
+    listed: bool = True
+    #: Callable without a token, but a token sent must be valid, and its principal is the
+    #: handler's (``allow_missing_methods``, Envoy's ``allow_missing``). Never ``public`` too.
+    optional: bool = False
 
 
 #: Most methods whose decision a Policy remembers. A gRPC server only asks about its registered
@@ -272,6 +289,14 @@ class Policy:
     or a requirement) decides over its service's wildcard entry, on either side.
     gRPC's health and reflection services are public as well, unless ``public_grpc_infra`` is
     turned off: probes and tools call them without credentials.
+
+    ``require_listed=True`` fails closed on a method no entry names (PERMISSION_DENIED,
+    ``method_not_listed``), so a misspelt entry cannot leave its method open to any valid token.
+
+    ``allow_missing_methods`` are optional authentication (Envoy's ``allow_missing``): a call
+    without an ``authorization`` value passes with no principal; a call with one is authenticated
+    like any other (an invalid token is refused) and the handler sees its principal. Scopes and
+    roles are not required there (an anonymous caller gets in anyway): the handler decides.
     """
 
     public_methods: tuple[str, ...] = ()
@@ -279,22 +304,49 @@ class Policy:
     #: Add ``PUBLIC_GRPC_INFRA_METHODS`` to the public methods. Off only by an explicit choice
     #: (e.g. a service whose health must not be probed anonymously).
     public_grpc_infra: bool = True
+    #: Methods (or ``/pkg.Svc/*``) callable without a token that still authenticate one when sent.
+    allow_missing_methods: tuple[str, ...] = ()
+    #: Refuse every method that no entry names (deny unless named). Off by default, like Envoy's
+    #: rules, but where an unmatched Envoy route needs no token, an unnamed method here still needs
+    #: a valid one; on, it is refused outright.
+    require_listed: bool = False
     # Each method's decision, made once: deciding builds a wildcard string and does three lookups,
     # which inside a busy server (whose other work keeps the CPU caches cold) is a visible share of
     # a protected call.
     _decided: dict[str, MethodAccess] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _set_names(self, public_methods=("public_methods", self.public_methods))
+        _set_names(
+            self,
+            public_methods=("public_methods", self.public_methods),
+            allow_missing_methods=("allow_missing_methods", self.allow_missing_methods),
+        )
         _require(
             isinstance(self.requirements, Mapping), "requirements", "must map method names to Requirement"
         )
-        for name in (*self.public_methods, *self.requirements):
-            check_method_name(name, "policy")
+        for name in self.public_methods:
+            check_method_name(name, "public_methods")
+        for name in self.allow_missing_methods:
+            check_method_name(name, "allow_missing_methods")
+        for name in self.requirements:
+            check_method_name(name, "requirements")
         for requirement in self.requirements.values():
             _require(isinstance(requirement, Requirement), "requirements", "values must be Requirement")
+        _require(isinstance(self.require_listed, bool), "require_listed", "must be True or False")
         both = set(self.public_names) & set(self.requirements)
-        _require(not both, "policy", f"a method cannot be public and have requirements: {sorted(both)}")
+        _require(not both, "requirements", f"a method cannot be public and have requirements: {sorted(both)}")
+        optional_and_public = set(self.allow_missing_methods) & set(self.public_names)
+        _require(
+            not optional_and_public,
+            "allow_missing_methods",
+            f"a method cannot be public and allow a missing token: {sorted(optional_and_public)}",
+        )
+        optional_and_required = set(self.allow_missing_methods) & set(self.requirements)
+        _require(
+            not optional_and_required,
+            "allow_missing_methods",
+            f"a method that allows a missing token cannot have requirements: {sorted(optional_and_required)}",
+        )
         object.__setattr__(self, "requirements", MappingProxyType(dict(self.requirements)))
 
     @property
@@ -311,19 +363,28 @@ class Policy:
             wildcard = _service_wildcard(method)
             public_names = self.public_names
             exact_requirement = self.requirements.get(method)
-            # The most specific entry decides: an exact entry (public or a requirement) wins over
-            # its service's wildcard, so "/pkg.Svc/*" public never opens a method that names its
-            # own requirement. (Exact public + exact requirement is refused at construction.)
+            optional_names = self.allow_missing_methods
+            # The most specific entry decides: an exact entry (public, allow-missing or a
+            # requirement) wins over its service's wildcard, so "/pkg.Svc/*" public never opens a
+            # method that names its own requirement. (An exact name on two sides is refused at
+            # construction, and so is a wildcard.)
+            optional = False
             if method in public_names:
                 public = True
+            elif method in optional_names:
+                public, optional = False, True
             elif exact_requirement is not None:
                 public = False
             else:
                 public = wildcard in public_names
+                optional = not public and wildcard in optional_names
             requirement = exact_requirement
             if requirement is None:
                 requirement = self.requirements.get(wildcard)
-            decided = MethodAccess(public, requirement)
+            if optional:
+                requirement = None  # the handler decides what an optional caller may see
+            listed = public or optional or requirement is not None
+            decided = MethodAccess(public, requirement, listed, optional)
             if len(self._decided) < MAX_REMEMBERED_METHODS:
                 self._decided[method] = decided
         return decided

@@ -70,7 +70,10 @@ def extract_bearer(authorization_values: Sequence[str], *, max_token_bytes: int)
                 "unsupported_scheme", "authorization scheme is not Bearer", credentials_present=False
             )
         raise Unauthenticated("malformed_authorization", "authorization value is not 'Bearer <token>'")
+    # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; several spaces are one separator (but
+    # only spaces: a tab, or anything after the token, stays malformed).
+    credential = credential.lstrip(" ")
     if not _is_b64token(credential):
-        # Empty, several credentials, extra spaces, control characters...
+        # Empty, several credentials, trailing spaces, control characters...
         raise Unauthenticated("malformed_authorization", "bearer credential is empty or malformed")
     return credential

@@ -40,6 +40,7 @@ from jwt_authn.handler_wrapping import (
     wrap_behavior,
 )
 from jwt_authn.observer import AuthnObserver
+from jwt_authn.policy_check import ServedCheck
 from jwt_authn.principal import Principal
 from jwt_authn.replay import ReplayStore
 from jwt_authn.sender import CallContextNeeded, SenderContext
@@ -103,6 +104,14 @@ class SyncAuthenticator:
         self._loop.close()
 
 
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def _rejecting(handler: Handler, error: AuthnError, config: AuthnConfig) -> Handler:
     code, details, trailers = grpc_rejection(error, config.realm, config.dpop.algorithms)
 
@@ -148,10 +157,19 @@ def _authenticating_in_handler(
     return wrap_behavior(handler, unary=unary, streaming=streaming)
 
 
-class SyncAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
+_NOT_THREADED = (
+    "SyncAuthInterceptor only works on a threaded grpc.server; on a grpc.aio server use"
+    " AsyncAuthInterceptor(Authenticator(config)) (the call was refused)"
+)
+
+
+# Also a grpc.aio.ServerInterceptor, only so that grpc.aio.server() accepts it and the first call
+# gets an error naming the right adapter: grpc.aio's own check says "Interceptor must be
+# ServerInterceptor" without naming either (grpc/grpc aio/_server.py, an unformatted message).
+class SyncAuthInterceptor(grpc.ServerInterceptor, grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Requires a valid bearer token on every non-public method of a threaded grpc server."""
 
-    def __init__(self, authenticator: SyncAuthenticator) -> None:
+    def __init__(self, authenticator: SyncAuthenticator, *, check_served: bool = True) -> None:
         if not isinstance(authenticator, SyncAuthenticator):
             raise TypeError(
                 f"SyncAuthInterceptor needs a SyncAuthenticator, not {type(authenticator).__name__}:"
@@ -160,13 +178,48 @@ class SyncAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
             )
         self._authenticator = authenticator
         self._config = authenticator.config
+        #: Checks the policy against the served methods on the first call (None: turned off); the
+        #: lock lets one call at a time probe.
+        self._served_check = (
+            ServedCheck(authenticator.config.policy, log, "SyncAuthInterceptor") if check_served else None
+        )
+        self._probing = threading.Lock()
 
-    def intercept_service(
+    def _check_served(
+        self,
+        check: ServedCheck,
+        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+        found: bool,
+    ) -> None:
+        """Ask the server's handler lookup about each policy entry; log those that name nothing."""
+        details_type: Any = type(handler_call_details)  # grpc.HandlerCallDetails has no public constructor
+        answers: dict[str, bool] = {}
+        try:
+            for name in check.targets:
+                answers[name] = continuation(details_type(name, ())) is not None
+        except Exception as error:  # never fail a call because the check could not run
+            check.pending = False
+            log.warning("the policy could not be checked against the served methods: %r", error)
+            return
+        check.record(handler_call_details.method if found else None, answers)
+
+    def intercept_service(  # type: ignore[override]  # grpc.aio's signature: refused on the first call
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
+        if _in_event_loop():
+            # grpc.aio awaits interceptors in its event loop; a threaded server's thread has none.
+            raise TypeError(_NOT_THREADED)
         handler = continuation(handler_call_details)
+        check = self._served_check
+        if check is not None and check.pending and self._probing.acquire(blocking=False):
+            try:
+                if check.pending:
+                    self._check_served(check, continuation, handler_call_details, handler is not None)
+            finally:
+                self._probing.release()
         method = handler_call_details.method
         if handler is None or self._authenticator.authenticator.is_public(method):
             return handler
@@ -178,5 +231,6 @@ class SyncAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         except AuthnError as error:
             log.info("rejected %s: %s (%s)", method, error.reason, error.detail)
             return _rejecting(handler, error, self._config)
-        assert principal is not None
+        if principal is None:  # an allow-missing method called without a token
+            return handler
         return with_principal(handler, principal)

@@ -49,6 +49,8 @@ def grpc_rejection(
     code = _CODES.get(type(error), grpc.StatusCode.UNAUTHENTICATED)
     if isinstance(error, KeySetUnavailable):
         return code, _UNAVAILABLE_TEXT, ()
+    if isinstance(error, PermissionDenied) and not error.bearer_error:
+        return code, error.description, ()  # no token would help (method_not_listed): no challenge
     trailers = tuple(("www-authenticate", value) for value in challenges(error, realm, dpop_algorithms))
     if error.dpop_nonce is not None:
         trailers += ((DPOP_NONCE_METADATA, error.dpop_nonce),)
@@ -71,6 +73,8 @@ def http_rejection(
     status = _HTTP_STATUSES.get(type(error), 401)
     if isinstance(error, KeySetUnavailable):
         return status, _UNAVAILABLE_TEXT, [("Retry-After", str(RETRY_AFTER_S))]
+    if isinstance(error, PermissionDenied) and not error.bearer_error:
+        return status, error.description, []  # no token would help (method_not_listed): no challenge
     headers = [("WWW-Authenticate", value) for value in challenges(error, realm, dpop_algorithms)]
     if error.dpop_nonce is not None:
         headers.append(("DPoP-Nonce", error.dpop_nonce))

@@ -157,6 +157,10 @@ VECTORS: list[Vector] = [
     Vector("valid_rs256", lambda c: c.token("RS256"), OK),
     # {"alg":"PS256","typ":"at+jwt","kid":$KID(PS256)} . valid payload
     Vector("valid_ps256", lambda c: c.token("PS256"), OK),
+    # authorization: "Bearer  " + the valid ES256 token: two spaces (RFC 6750 §2.1: 1*SP)
+    Vector("valid_after_two_spaces", lambda c: " " + c.token("ES256"), OK),
+    # authorization: "Bearer \t" + the valid ES256 token: a tab is not SP
+    Vector("tab_after_scheme", lambda c: "\t" + c.token("ES256"), UNAUTH, "malformed_authorization"),
     # {"alg":"ES256","typ":"at+jwt","kid":$KID(ES256)} . valid payload
     Vector("valid_es256", lambda c: c.token("ES256"), OK),
     # {"alg":"EdDSA","typ":"at+jwt","kid":$KID(EdDSA)} . valid payload

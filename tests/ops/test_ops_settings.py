@@ -27,7 +27,7 @@ AssertBadSetting = Callable[..., None]
 @pytest.mark.parametrize(
     ("args", "env", "setting"),
     [
-        pytest.param(("--issuer", ISSUER, "--listen", "127.0.0.1:0"), {}, "audience", id="audience-missing"),
+        pytest.param(("--issuer", ISSUER, "--listen", "127.0.0.1:0"), {}, "audiences", id="audience-missing"),
         pytest.param((*BASE, "--jwks-uri", "not a url"), {}, "jwks_uri", id="bad-url"),
         pytest.param(
             (*BASE, "--jwks-uri", "http://keys.example.com/jwks"), {}, "jwks_uri", id="http-off-loopback"
