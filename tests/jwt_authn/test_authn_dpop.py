@@ -555,3 +555,12 @@ async def test_a_broken_replay_store_refuses_and_is_never_a_server_error(
     answer = await server.call(f"DPoP {case.token}", [case.proof()])
     assert (answer.outcome, answer.reason) == ("unauthenticated", "dpop_replay_store_unavailable")
     assert "a bug" not in answer.everything
+
+
+async def test_several_spaces_after_the_dpop_scheme(serve: Any, issuer: LoopbackIssuer, clock: Any) -> None:
+    """RFC 6750 §2.1's 1*SP holds for DPoP too, and a cached value gives the same token for ath."""
+    server = await serve()
+    case = _case(server, issuer, clock.now)
+    for _ in range(2):  # the second call is a token-cache hit
+        answer = await server.call(f"DPoP   {case.token}", [case.proof()])
+        assert (answer.outcome, answer.reason) == ("ok", "alice"), answer

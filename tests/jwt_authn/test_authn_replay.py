@@ -349,3 +349,20 @@ async def test_a_dpop_call_without_the_scope_gets_a_dpop_insufficient_scope_chal
         'DPoP error="insufficient_scope", error_description="insufficient scope",'
         ' scope="echo.write", algs="ES256"',
     )
+
+
+async def test_an_allow_missing_method_checks_a_dpop_token_sent(
+    make_authenticator: Any, issuer: LoopbackIssuer, issuer_config: Any, clock: Any
+) -> None:
+    authenticator = await make_authenticator(
+        issuer_config(issuer), policy=Policy(allow_missing_methods=(METHOD,))
+    )
+    assert (
+        await authenticator.authenticate([], METHOD, sender=_sender("unused")) is None
+    )  # no token: anonymous
+    key = generate_key("ES256")
+    token = issuer.tokens.issue(now=clock.now, claims={"cnf": {"jkt": key.thumbprint()}})
+    proof = make_dpop_proof(key, htm="POST", htu=HTU, iat=clock.now, token=token)
+    principal = await authenticator.authenticate([f"DPoP {token}"], METHOD, sender=_sender(proof))
+    assert principal is not None and principal.subject == "alice"
+    assert await _outcome(authenticator, token, proof) == "dpop_proof_replayed"  # a token sent is checked
