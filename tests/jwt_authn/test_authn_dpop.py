@@ -23,6 +23,7 @@ from jwcrypto import jwk
 
 from jwt_authn import AuthnConfig, DPoPConfig, IssuerConfig, Policy
 from jwt_authn.dpop import normalize_uri
+from jwt_authn.sender import is_trusted_peer, peer_address
 from jwt_authn.testing import LoopbackIssuer, encode_segment, generate_key, make_dpop_proof
 
 
@@ -564,3 +565,36 @@ async def test_several_spaces_after_the_dpop_scheme(serve: Any, issuer: Loopback
     for _ in range(2):  # the second call is a token-cache hit
         answer = await server.call(f"DPoP   {case.token}", [case.proof()])
         assert (answer.outcome, answer.reason) == ("ok", "alice"), answer
+
+
+@pytest.mark.parametrize(
+    ("grpc_peer", "address"),
+    [
+        ("ipv4:127.0.0.1:50051", "127.0.0.1"),
+        ("ipv6:[::1]:50051", "::1"),
+        ("ipv6:[fe80::1%eth0]:50051", "fe80::1%eth0"),
+        ("unix:/run/app.sock", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_the_peer_address_of_a_grpc_call(grpc_peer: str | None, address: str | None) -> None:
+    assert peer_address(grpc_peer) == address
+
+
+@pytest.mark.parametrize(
+    ("address", "networks", "trusted"),
+    [
+        ("127.0.0.1", ("127.0.0.0/8",), True),
+        ("10.1.2.3", ("10.1.2.3/32",), True),
+        ("10.1.2.4", ("10.1.2.3/32",), False),
+        ("::1", ("::1/128",), True),
+        ("::ffff:10.0.0.7", ("10.0.0.0/8",), True),  # an IPv4 peer on a dual-stack socket
+        ("fe80::1%eth0", ("fe80::/10",), True),
+        ("127.0.0.1", (), False),  # nobody is trusted by default
+        (None, ("0.0.0.0/0",), False),  # an unknown peer (a Unix socket) never is
+        ("not an address", ("0.0.0.0/0",), False),
+    ],
+)
+def test_trusted_peers(address: str | None, networks: tuple[str, ...], trusted: bool) -> None:
+    assert is_trusted_peer(address, networks) is trusted
