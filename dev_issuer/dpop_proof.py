@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections import OrderedDict
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -158,7 +159,7 @@ def check_token_request_proof(
         raise _refuse("the proof's htu is not the token endpoint")
     raw_iat = claims.get("iat")
     # bool is an int to Python, and NaN passes every comparison below: neither is a time.
-    if isinstance(raw_iat, bool) or not isinstance(raw_iat, (int, float)) or raw_iat != raw_iat:
+    if isinstance(raw_iat, bool) or not isinstance(raw_iat, (int, float)) or not math.isfinite(raw_iat):
         raise _refuse("the proof's iat is not a number")
     iat = float(raw_iat)
     if iat > now + PROOF_LEEWAY_S or iat < now - MAX_PROOF_AGE_S:
