@@ -34,6 +34,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import threading
 import time
@@ -224,10 +225,37 @@ def dpop_headers(
     }
 
 
+#: One comma-separated element of a WWW-Authenticate value: quoted strings may hold commas.
+_ELEMENT = re.compile(r'(?:[^,"]|"(?:[^"\\]|\\.)*")+')
+_TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+#: An element that starts a challenge: a scheme, then nothing or its first auth-param (RFC 9110 §11.6.1).
+_CHALLENGE_START = re.compile(rf"({_TCHARS})(?:\s+(.*))?", re.DOTALL)
+_PARAM = re.compile(rf'\s*({_TCHARS})\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)\s*', re.DOTALL)
+
+
+def _challenge_params(values: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """Each challenge of ``WWW-Authenticate`` values, as (scheme in lower case, its auth-params);
+    several challenges may share one value, as a proxy joins them (``Bearer, DPoP error=...``)."""
+    found: list[tuple[str, dict[str, str]]] = []
+    for value in values:
+        for element in _ELEMENT.findall(value):
+            text = element.strip()
+            start = _CHALLENGE_START.fullmatch(text)
+            if start is not None and not text[len(start.group(1)) :].lstrip().startswith("="):
+                found.append((start.group(1).lower(), {}))
+                text = start.group(2) or ""
+            param = _PARAM.fullmatch(text)
+            if param is not None and found:
+                raw = param.group(2)
+                unquoted = re.sub(r"\\(.)", r"\1", raw[1:-1]) if raw.startswith('"') else raw
+                found[-1][1][param.group(1).lower()] = unquoted
+    return found
+
+
 def _asks_for_nonce(challenges: list[str]) -> bool:
     return any(
-        value.lstrip().lower().startswith("dpop") and 'error="use_dpop_nonce"' in value
-        for value in challenges
+        scheme == "dpop" and params.get("error") == "use_dpop_nonce"
+        for scheme, params in _challenge_params(challenges)
     )
 
 

@@ -113,6 +113,12 @@ def test_nonce_requested_reads_the_challenge_and_the_header() -> None:
     assert nonce_requested(401, challenge) == "n"
     assert nonce_requested(401, {**challenge, "WWW-Authenticate": 'DPoP error="invalid_dpop_proof"'}) is None
     assert nonce_requested(200, challenge) is None
+    # A proxy may join the challenges into one value (RFC 9110 §11.6.1); commas inside quotes stay.
+    joined = 'Bearer, DPoP error="use_dpop_nonce", error_description="a, b", algs="ES256"'
+    assert nonce_requested(401, {"WWW-Authenticate": joined, "DPoP-Nonce": "n"}) == "n"
+    # The error of another scheme's challenge is not a nonce request.
+    other = 'Bearer error="use_dpop_nonce", DPoP algs="ES256"'
+    assert nonce_requested(401, {"WWW-Authenticate": other, "DPoP-Nonce": "n"}) is None
 
 
 def test_nonces_are_kept_per_origin_and_bounded() -> None:
