@@ -110,8 +110,14 @@ def authn_middleware(authenticator: Authenticator) -> Middleware:
         # step here, not with the connection (kept-alive connections serve many requests).
         reset = principal_var.set(principal)
         try:
-            return await handler(request)
+            response = await handler(request)
         finally:
             principal_var.reset(reset)
+        nonces = authenticator.nonces
+        if nonces is not None and not response.prepared and "DPoP" in request.headers:
+            # RFC 9449 §8.2: the next nonce with a success, so a client never needs a refused call
+            # to learn it after a rotation.
+            response.headers["DPoP-Nonce"] = nonces.current(authenticator.config.clock())
+        return response
 
     return authenticate

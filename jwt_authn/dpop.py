@@ -150,17 +150,33 @@ def _header(segment: str, config: DPoPConfig) -> tuple[str, VerificationKey, str
     return parsed
 
 
+#: Normalised URIs by their text: a client's proofs name the same few URIs, and a server's
+#: targets repeat. Bounded; emptied when full.
+_NORMALIZED_CACHE_SIZE = 4096
+_NORMALIZED: dict[str, str | None] = {}
+
+
+def _normalized(uri: str) -> str | None:
+    normalized = _NORMALIZED.get(uri, "")
+    if normalized == "":
+        normalized = normalize_uri(uri)
+        if len(_NORMALIZED) >= _NORMALIZED_CACHE_SIZE:
+            _NORMALIZED.clear()
+        _NORMALIZED[uri] = normalized
+    return normalized
+
+
 def _htu_matches(htu: Any, target: ProofTarget) -> bool:
     if not isinstance(htu, str) or len(htu) > 4096:
         return False
-    normalized = normalize_uri(htu)
+    normalized = _normalized(htu)
     if normalized is None:
         return False
     if target.scheme_and_path is not None:
         scheme, path = target.scheme_and_path
         proof_scheme, _, rest = normalized.partition("://")
         return proof_scheme == scheme and "/" + rest.partition("/")[2] == _normalize_path(path)
-    return any(normalized == normalize_uri(uri) for uri in target.uris)
+    return any(normalized == _normalized(uri) for uri in target.uris)
 
 
 def check_proof(

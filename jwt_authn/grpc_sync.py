@@ -95,6 +95,9 @@ class SyncAuthenticator:
     def close(self) -> None:
         if self._loop.is_running():
             self._run(self.authenticator.close(), timeout_s=self.timeout_s)
+            if self._replay_store is not None:
+                # A given store (Redis) made its connections on this loop: it is closed here too.
+                self._run(self._replay_store.close(), timeout_s=self.timeout_s)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(self.timeout_s)
         self._loop.close()

@@ -14,7 +14,7 @@ ls "$work"/wheels/jwt_authn-*.whl "$work"/wheels/jwt_authn_examples-*.whl "$work
 
 # The guard's wheel holds the guard and nothing else.
 "$python" - "$work"/wheels/jwt_authn-*.whl <<'PY'
-import sys, zipfile
+import re, sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
 stray = [n for n in names if not n.startswith(("jwt_authn/", "jwt_authn-"))]
 assert not stray, f"the guard's wheel holds more than the guard: {stray}"
@@ -24,7 +24,7 @@ requires = sorted(line.split(":", 1)[1].split(">")[0].split("<")[0].strip()
                   for line in metadata.splitlines()
                   if line.startswith("Requires-Dist:") and "extra ==" not in line)
 assert requires == ["aiohttp", "grpcio", "jwcrypto"], f"runtime dependencies: {requires}"
-extras = sorted(line.split(":", 1)[1].split(">")[0].strip()
+extras = sorted(re.split(r"[<>=!~;\[ ]", line.split(":", 1)[1].strip())[0]
                 for line in metadata.splitlines()
                 if line.startswith("Requires-Dist:") and "extra ==" in line)
 assert extras == ["redis"], f"optional dependencies: {extras}"

@@ -222,6 +222,11 @@ class Server:
                     b"hi", metadata=metadata, timeout=WAIT_S
                 )
                 replies = [r async for r in call]
+            elif method == "BidiUnwritten":
+                # Opened and never written to: a write racing the guard's answer would fail in the
+                # client's core at random (INTERNAL), which is not what a rejection test is about.
+                call = channel.stream_stream(f"/{SERVICE}/Bidi")(metadata=metadata, timeout=WAIT_S)
+                replies = [r async for r in call]
             else:
                 call = channel.stream_stream(f"/{SERVICE}/Bidi")(
                     iter([b"a", b"b"]), metadata=metadata, timeout=WAIT_S
@@ -255,11 +260,16 @@ def _server_credentials(tls: TLS) -> grpc.ServerCredentials:
 
 
 async def start(
-    kind: str, config: AuthnConfig, *, tls: TLS | None = None, replay_store: ReplayStore | None = None
+    kind: str,
+    config: AuthnConfig,
+    *,
+    tls: TLS | None = None,
+    replay_store: ReplayStore | None = None,
+    observer: Any = None,
 ) -> Server:
     """One server of ``kind`` guarding ``METHOD`` (and ``/orders`` over HTTP) with ``config``."""
     if kind == "http":
-        authenticator = Authenticator(config, replay_store=replay_store)
+        authenticator = Authenticator(config, replay_store=replay_store, observer=observer)
 
         @operation(METHOD)
         async def orders(request: web.Request) -> web.Response:
@@ -286,7 +296,7 @@ async def start(
         assert await authenticator.wait_ready(WAIT_S)
         return server
     if kind.startswith("aio"):
-        authenticator = Authenticator(config, replay_store=replay_store)
+        authenticator = Authenticator(config, replay_store=replay_store, observer=observer)
         aio_server = grpc.aio.server(
             migration_thread_pool=ThreadPoolExecutor(max_workers=1),
             interceptors=[AsyncAuthInterceptor(authenticator)],
@@ -312,7 +322,7 @@ async def start(
         assert await authenticator.wait_ready(WAIT_S)
         return server
     sync_authenticator = await asyncio.to_thread(
-        lambda: SyncAuthenticator(config, timeout_s=5.0, replay_store=replay_store)
+        lambda: SyncAuthenticator(config, timeout_s=5.0, replay_store=replay_store, observer=observer)
     )
     threaded = grpc.server(
         ThreadPoolExecutor(max_workers=2),

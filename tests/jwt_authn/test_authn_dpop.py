@@ -9,6 +9,8 @@ wall clock.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -63,7 +65,7 @@ def _header_of(case: Case, **changes: Any) -> dict[str, Any]:
 
 
 def _payload_of(case: Case, **changes: Any) -> dict[str, Any]:
-    payload = json.loads(__import__("base64").urlsafe_b64decode(case.proof().split(".")[1] + "==").decode())
+    payload = json.loads(base64.urlsafe_b64decode(case.proof().split(".")[1] + "==").decode())
     payload.update(changes)
     return payload
 
@@ -215,7 +217,11 @@ async def serve(
     servers: list[Server] = []
 
     async def make(
-        *, dpop: DPoPConfig | None = None, replay_store: Any = None, **issuer_settings: Any
+        *,
+        dpop: DPoPConfig | None = None,
+        replay_store: Any = None,
+        observer: Any = None,
+        **issuer_settings: Any,
     ) -> Server:
         config = AuthnConfig(
             issuers=(issuer_config(issuer, **issuer_settings),),
@@ -223,7 +229,7 @@ async def serve(
             clock=clock,
             dpop=dpop or DPoPConfig(),
         )
-        server = await start(kind, config, replay_store=replay_store)
+        server = await start(kind, config, replay_store=replay_store, observer=observer)
         servers.append(server)
         return server
 
@@ -284,7 +290,8 @@ async def test_streaming_calls_check_the_proof(
         htu = server.htu.replace("/Unary", f"/{method}")
         good = await server.call(f"DPoP {case.token}", [case.proof(htu=htu)], method=method)
         assert (good.outcome, good.reason) == ("ok", "alice")
-        bad = await server.call(f"DPoP {case.token}", [case.proof(htu=server.htu)], method=method)
+        rejected_method = "BidiUnwritten" if method == "Bidi" else method
+        bad = await server.call(f"DPoP {case.token}", [case.proof(htu=server.htu)], method=rejected_method)
         assert (bad.outcome, bad.reason) == ("unauthenticated", "dpop_htu_mismatch")
 
 
@@ -343,7 +350,10 @@ async def test_server_nonces(serve: Any, issuer: LoopbackIssuer, clock: Any) -> 
     assert (first.outcome, first.reason) == ("unauthenticated", "use_dpop_nonce")
     assert first.nonce
     assert first.challenges[1].startswith('DPoP error="use_dpop_nonce"')
-    assert (await server.call(f"DPoP {case.token}", [case.proof(nonce=first.nonce)])).outcome == "ok"
+    accepted = await server.call(f"DPoP {case.token}", [case.proof(nonce=first.nonce)])
+    assert accepted.outcome == "ok"
+    if server.kind == "http":  # RFC 9449 §8.2: HTTP successes carry the current nonce too
+        assert f"('DPoP-Nonce', '{first.nonce}')" in accepted.everything
     wrong = await server.call(f"DPoP {case.token}", [case.proof(nonce=first.nonce + "x")])
     assert (wrong.outcome, wrong.reason) == ("unauthenticated", "use_dpop_nonce")
     # Rotated: the previous period's nonce still passes, the one before that no longer does.
@@ -474,3 +484,39 @@ def test_dpop_settings_are_normalised_and_frozen() -> None:
     assert config.replay_window_s == 65.0
     with pytest.raises(AttributeError):
         config.require_nonce = True  # type: ignore[misc]
+
+
+class TracingRecorder:
+    """An observer that records outcomes and verdicts (a TracingObserver)."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[str] = []
+        self.verdicts: list[Any] = []
+
+    def on_outcome(self, reason: str) -> None:
+        self.outcomes.append(reason)
+
+    def on_verdict(self, verdict: Any) -> None:
+        self.verdicts.append(verdict)
+
+    def key_fetch(self, issuer: str, step: str, url: str) -> Any:
+        return contextlib.nullcontext()
+
+
+async def test_each_call_is_one_outcome_named_by_its_reason(
+    serve: Any, issuer: LoopbackIssuer, clock: Any
+) -> None:
+    """Also where a gRPC interceptor hands the decision to the handler: one outcome per call."""
+    recorder = TracingRecorder()
+    server = await serve(observer=recorder)
+    case = _case(server, issuer, clock.now)
+    proof = case.proof()
+    await server.call(f"DPoP {case.token}", [proof])
+    await server.call(f"DPoP {case.token}", [proof])
+    await server.call(f"DPoP {case.token}", [case.proof(htm="PUT")])
+    await server.call(f"Bearer {case.token}")
+    assert recorder.outcomes == ["ok", "dpop_proof_replayed", "dpop_htm_mismatch", "bound_token_as_bearer"]
+    assert [v.reason for v in recorder.verdicts] == recorder.outcomes
+    assert all(v.issuer == issuer.url for v in recorder.verdicts)
+    assert [v.subject for v in recorder.verdicts] == ["alice", None, None, None]
+    assert case.token not in repr(recorder.verdicts)

@@ -23,12 +23,15 @@ from jwt_authn import (
     DPoPConfig,
     IssuerConfig,
     MemoryReplayStore,
+    PermissionDenied,
     Policy,
     ProofTarget,
+    Requirement,
     SenderContext,
     Unauthenticated,
 )
 from jwt_authn.replay_redis import RedisReplayStore
+from jwt_authn.status_map import challenges
 from jwt_authn.testing import LoopbackIssuer, generate_key, make_dpop_proof
 
 HTU = "https://api.example.com/test.v1.Echo/Unary"
@@ -249,6 +252,18 @@ async def test_a_proof_accepted_by_one_replica_is_refused_by_another(
             assert (replayed.outcome, replayed.reason) == ("unauthenticated", "dpop_proof_replayed")
         finally:
             await second.close()
+        # A threaded replica (its store lives on the SyncAuthenticator's loop, which closes it).
+        threaded = await start("sync", config, replay_store=RedisReplayStore.from_url(redis_process.url))
+        try:
+            fresh = make_dpop_proof(key, htm="POST", htu=HTU, iat=clock.now, token=token)
+            assert (await threaded.call(f"DPoP {token}", [fresh])).outcome == "ok"
+            for replica in (aio, threaded):
+                replayed = await replica.call(f"DPoP {token}", [fresh])
+                assert (replayed.outcome, replayed.reason) == ("unauthenticated", "dpop_proof_replayed")
+            replayed = await threaded.call(f"DPoP {token}", [proof])  # accepted by the aio replica
+            assert (replayed.outcome, replayed.reason) == ("unauthenticated", "dpop_proof_replayed")
+        finally:
+            await threaded.close()
     finally:
         await http.close()
         await aio.close()
@@ -301,3 +316,20 @@ async def test_redis_unreachable_fails_closed_and_says_so(
     assert await _outcome(authenticator, token, proof()) == "ok"
     assert store.available is True
     assert await store.check() is True
+
+
+async def test_a_dpop_call_without_the_scope_gets_a_dpop_insufficient_scope_challenge(
+    make_authenticator: Any, issuer: LoopbackIssuer, issuer_config: Any, clock: Any
+) -> None:
+    policy = Policy(requirements={METHOD: Requirement(scopes=frozenset({"echo.write"}))})
+    authenticator = await make_authenticator(issuer_config(issuer), policy=policy)
+    key = generate_key("ES256")
+    token = issuer.tokens.issue(now=clock.now, claims={"cnf": {"jkt": key.thumbprint()}})
+    proof = make_dpop_proof(key, htm="POST", htu=HTU, iat=clock.now, token=token)
+    with pytest.raises(PermissionDenied) as caught:
+        await authenticator.authenticate([f"DPoP {token}"], METHOD, sender=_sender(proof))
+    assert challenges(caught.value, "", ("ES256",)) == (
+        "Bearer",
+        'DPoP error="insufficient_scope", error_description="insufficient scope",'
+        ' scope="echo.write", algs="ES256"',
+    )
