@@ -22,16 +22,23 @@ from http_facade.responses import render, render_error, render_rpc_error
 from jwt_authn import DPOP_HTM_METADATA, DPOP_HTU_METADATA, DPOP_METADATA
 from secureroute.v1 import secureroute_pb2
 
-__all__ = ["add_routes"]
+__all__ = ["PUBLIC_BASE_URL_KEY", "add_routes"]
 
 # gRPC metadata values must be printable ASCII; anything else cannot be a bearer credential.
 _METADATA_VALUE = re.compile(r"[\x20-\x7e]*")
 
 
+#: ``dpop_public_base_url``: the URL clients use, when a proxy in front of the facade changes it.
+PUBLIC_BASE_URL_KEY = web.AppKey("dpop_public_base_url", str)
+
+
 def _proof_target(request: web.Request) -> tuple[str, str]:
     """The request's method and URL as its DPoP proof names them (RFC 9449 §4.2: ``htu`` without
-    query and fragment), as the guard's aiohttp middleware takes them: the scheme of this
-    connection, the ``Host`` the client sent, the path."""
+    query and fragment): the configured public base URL and the path, else, as the guard's aiohttp
+    middleware takes them, the scheme of this connection, the ``Host`` the client sent, the path."""
+    base = request.app.get(PUBLIC_BASE_URL_KEY)
+    if base is not None:
+        return request.method, base + request.rel_url.raw_path
     return request.method, str(request.url.with_query(None).with_fragment(None))
 
 
@@ -145,7 +152,9 @@ async def secure_route(request: web.Request) -> web.Response:
     )
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, *, dpop_public_base_url: str | None = None) -> None:
+    if dpop_public_base_url is not None:
+        app[PUBLIC_BASE_URL_KEY] = dpop_public_base_url
     # add_get also answers HEAD (allow_head=True); other methods get 405 with Allow.
     app.router.add_get("/health", health)
     app.router.add_get("/secure-route", secure_route)

@@ -16,8 +16,10 @@ import aiohttp
 import grpc
 import pytest
 
+from http_facade.settings import load_facade_settings
 from jwt_authn.dpop_client import DPoPKey, DPoPNonces, dpop_headers, dpop_request, nonce_requested
 from jwt_authn.testing import LoopbackIssuer
+from secureroute.settings import SettingsError
 from service.server import SecureRouteServer
 
 PROOF = "eyJ0eXAiOiJkcG9wK2p3dCJ9.eyJodG0iOiJHRVQifQ.c2lnbmF0dXJl"
@@ -42,6 +44,24 @@ async def test_the_proof_and_the_requests_method_and_url_are_forwarded(
     assert sent["dpop"] == PROOF
     # RFC 9449 §4.2: htu without query and fragment; the Host the client sent, this connection's scheme.
     assert (sent["dpop-htm"], sent["dpop-htu"]) == ("GET", f"{url}/secure-route")
+
+
+async def test_behind_a_proxy_the_public_base_url_names_the_request(
+    stub_backend: Any, start_facade: Callable[..., Awaitable[str]], http: aiohttp.ClientSession
+) -> None:
+    """A proxy in front (TLS offload, a path prefix) changes the URL the facade sees; the client's
+    proof names the public one: --dpop-public-base-url says what it is."""
+    url = await start_facade(
+        stub_backend.target, extra=("--dpop-public-base-url", "https://api.example.com/shop/")
+    )
+    async with http.get(f"{url}/secure-route?x=1", headers={"DPoP": PROOF}) as response:
+        assert response.status == 200
+    assert stub_backend.metadata[-1]["dpop-htu"] == "https://api.example.com/shop/secure-route"
+
+
+def test_the_public_base_url_is_checked_at_start() -> None:
+    with pytest.raises(SettingsError, match=r"^dpop_public_base_url: must be an http\(s\) URL"):
+        load_facade_settings(["--dpop-public-base-url", "api.example.com/shop?x"], environ={})
 
 
 async def test_head_is_forwarded_as_head(
