@@ -202,7 +202,7 @@ async def test_split_a_dpop_call_through_the_facade_passes_when_the_facade_is_tr
 async def test_split_an_untrusted_facade_cannot_forward(
     split: Callable[..., Awaitable[str]], issuer: LoopbackIssuer, http: aiohttp.ClientSession
 ) -> None:
-    url = await split("--trusted-proxies", "192.0.2.7")  # a documentation address: not the facade
+    url = await split("--trusted-proxies", "127.0.0.2")  # loopback, but not the facade (127.0.0.1)
     key, token = _bound(issuer)
     async with await dpop_request(
         http, "GET", f"{url}/secure-route", key=key, access_token=token
