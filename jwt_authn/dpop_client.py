@@ -176,7 +176,9 @@ def grpc_htu(service_url: str, method_name: str) -> str:
     ``<scheme>://<:authority>/<package.Service>`` and ``method_name`` the bare method.
 
     gRPC core leaves the scheme empty (``://host:port/...``) on channels without TLS (local
-    credentials); such a call goes over plaintext HTTP/2, so its scheme is ``http``. Over TLS it
+    credentials: its local security connector passes no URL scheme, grpc
+    src/core/lib/security/security_connector/local/local_security_connector.cc; seen with
+    grpcio 1.85); such a call goes over plaintext HTTP/2, so its scheme is ``http``. Over TLS it
     writes ``https`` and drops a default port 443 from the authority, as RFC 3986 does."""
     scheme, separator, rest = service_url.partition("://")
     if not separator or "/" not in rest:
