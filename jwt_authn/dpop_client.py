@@ -289,10 +289,15 @@ async def dpop_request(
     With ``nonces``, the server's last nonce is used from the first try and every ``DPoP-Nonce``
     it sends is remembered. A body given as an async stream cannot be sent twice: pass bytes."""
     nonce = nonces.get(url) if nonces is not None else None
+    # The caller's other headers; its own credentials, in any letter case, never travel beside ours.
+    extra = {
+        name: value
+        for name, value in dict(kwargs.pop("headers", None) or {}).items()
+        if name.lower() not in ("authorization", "dpop")
+    }
     for attempt in range(2):
-        headers = {**kwargs.pop("headers", {}), **dpop_headers(key, access_token, method, url, nonce=nonce)}
+        headers = {**extra, **dpop_headers(key, access_token, method, url, nonce=nonce)}
         response = await session.request(method, url, headers=headers, **kwargs)
-        kwargs["headers"] = {k: v for k, v in headers.items() if k not in ("Authorization", "DPoP")}
         fresh = response.headers.get("DPoP-Nonce")
         if fresh and nonces is not None:
             nonces.remember(url, fresh)

@@ -274,8 +274,12 @@ async def test_http_without_nonce_support_the_helper_makes_one_request(serve: An
     issuer, key, token = bound
     server = await serve("http", issuer)
     url = f"http://127.0.0.1:{server.port}/orders"
+    # A credential among the caller's headers (any letter case) is dropped: two would be refused.
+    stale = {"authorization": "Bearer stale", "Accept": "text/plain"}
     async with aiohttp.ClientSession() as session:
-        async with await dpop_request(session, "GET", url, key=key, access_token=token) as answer:
+        async with await dpop_request(
+            session, "GET", url, key=key, access_token=token, headers=stale
+        ) as answer:
             assert (answer.status, await answer.text()) == (200, "alice")
         # The same token under Bearer is refused: the helper's DPoP scheme is what passed.
         async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as refused:
