@@ -16,7 +16,6 @@ Usage:
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -25,14 +24,14 @@ from typing import Any
 import aiohttp
 
 from jwt_authn.config import AuthnConfig, IssuerConfig, Requirement
-from jwt_authn.dpop import check_proof
+from jwt_authn.dpop import check_proof, same_text
 from jwt_authn.errors import AuthnError, KeySetUnavailable, PermissionDenied, Unauthenticated
 from jwt_authn.extractor import extract_credentials, max_authorization_length
 from jwt_authn.jwks import KeySetCache
 from jwt_authn.nonce import NonceSource
 from jwt_authn.observer import MAX_VERDICT_KID_CHARS, OUTCOME_OK, AuthnObserver, AuthnVerdict, TracingObserver
 from jwt_authn.principal import Principal
-from jwt_authn.replay import MemoryReplayStore, ReplayStore
+from jwt_authn.replay import MemoryReplayStore, ReplayStore, ReplayStoreUnavailable
 from jwt_authn.sender import CallContextNeeded, ProofTarget, SenderContext, is_trusted_peer
 from jwt_authn.sources import key_source_for
 from jwt_authn.token_cache import TokenCache, VerifiedToken
@@ -363,7 +362,7 @@ class Authenticator:
                     raise CallContextNeeded
                 if sender.certificate_thumbprint is None:
                     raise Unauthenticated("certificate_missing", "the token is bound to a client certificate")
-                if not hmac.compare_digest(sender.certificate_thumbprint, binding.x5t_s256):
+                if not same_text(sender.certificate_thumbprint, binding.x5t_s256):
                     raise Unauthenticated("certificate_mismatch", "the client certificate is not the token's")
             if binding.jkt is None:
                 return  # a certificate-bound bearer token, its certificate presented
@@ -399,7 +398,15 @@ class Authenticator:
             proofs[0], token=token, expected_jkt=jkt, target=target, config=dpop, now=now, nonces=self.nonces
         )
         # Last: a proof is remembered only once every other check passed.
-        await self.replay_store.remember(proof.replay_key, proof.jkt, proof.expires_at, now)
+        try:
+            await self.replay_store.remember(proof.replay_key, proof.jkt, proof.expires_at, now)
+        except AuthnError:
+            raise
+        except Exception as err:
+            # A store that breaks (a bug, a client library's surprise) refuses: fail closed, and
+            # never a 500 for the caller.
+            log.warning("DPoP replay store failed, refusing the proof: %s", type(err).__name__)
+            raise ReplayStoreUnavailable(f"replay store: {type(err).__name__}") from None
 
     def _remembered(self, key: bytes, now: float) -> VerifiedToken | None:
         """The verified token in the cache under ``key``, still valid at ``now``."""

@@ -385,8 +385,9 @@ class DPoPConfig:
     #: in ``dpop-htm`` / ``dpop-htu`` metadata (the split deployment's facade). From any other
     #: peer such metadata is refused. Empty: nobody may forward.
     trusted_proxies: tuple[str, ...] = ()
-    #: Most proof ids (``jti``) the in-memory replay store keeps, in total and per client key.
-    #: When full the store never forgets a live entry: see ``MemoryReplayStore``.
+    #: Most proof ids (``jti``) the in-memory replay store keeps, in total and per client key
+    #: (100,000 entries is about 30 MB). When full it drops the oldest and refuses any proof as old
+    #: (never a replay): see ``MemoryReplayStore``.
     replay_store_size: int = 100_000
     replay_store_size_per_key: int = 10_000
 

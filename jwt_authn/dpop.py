@@ -47,7 +47,7 @@ from jwt_authn.nonce import NonceSource
 from jwt_authn.sender import ProofTarget
 from jwt_authn.verifier import decode_object, decode_segment, signature_verifies
 
-__all__ = ["VerifiedProof", "access_token_hash", "check_proof", "normalize_uri"]
+__all__ = ["VerifiedProof", "access_token_hash", "check_proof", "normalize_uri", "same_text"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
@@ -65,6 +65,12 @@ class VerifiedProof(NamedTuple):
     replay_key: bytes
     #: When this proof stops being acceptable (``iat + max_proof_age_s``, leeway included).
     expires_at: float
+
+
+def same_text(a: str, b: str) -> bool:
+    """Constant-time equality of two strings of any characters. (``hmac.compare_digest`` raises
+    TypeError for non-ASCII ``str``, and every string compared here comes from a caller.)"""
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
 
 
 def access_token_hash(token: str) -> str:
@@ -219,9 +225,9 @@ def check_proof(
     if iat < now - config.max_proof_age_s:
         raise Unauthenticated("dpop_proof_expired", "proof iat is too old")
     ath = claims.get("ath")
-    if not isinstance(ath, str) or not hmac.compare_digest(ath, access_token_hash(token)):
+    if not isinstance(ath, str) or not same_text(ath, access_token_hash(token)):
         raise Unauthenticated("dpop_ath_mismatch", "proof ath is not the hash of the presented token")
-    if not hmac.compare_digest(jkt, expected_jkt):
+    if not same_text(jkt, expected_jkt):
         raise Unauthenticated("dpop_key_mismatch", "the proof's key is not the key the token is bound to")
     if nonces is not None:
         nonce = claims.get("nonce")

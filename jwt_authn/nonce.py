@@ -42,4 +42,6 @@ class NonceSource:
     def is_valid(self, nonce: str, now: float) -> bool:
         """``nonce`` is the current period's or the previous one's."""
         period = self._period(now)
-        return any(hmac.compare_digest(nonce, self._nonce(p)) for p in (period, period - 1))
+        # Bytes: compare_digest refuses non-ASCII str, and the nonce is the caller's text.
+        given = nonce.encode("utf-8", "surrogatepass")
+        return any(hmac.compare_digest(given, self._nonce(p).encode("ascii")) for p in (period, period - 1))

@@ -170,11 +170,22 @@ VECTORS = [
     # --- ath ----------------------------------------------------------------------------------
     Vector("ath_missing", lambda c: c.dpop(c.proof(token=None)), "dpop_ath_mismatch"),
     Vector("ath_of_another_token", lambda c: c.dpop(c.proof(token=c.token + "x")), "dpop_ath_mismatch"),
+    # {..,"ath":"é…"}: non-ASCII text where a hash belongs (a constant-time compare of str would raise)
+    Vector("ath_not_ascii", lambda c: c.dpop(c.proof(claims={"ath": "é" * 43})), "dpop_ath_mismatch"),
     # --- cnf.jkt: the token is bound to key A; a valid proof by key B ---------------------------
     Vector(
         "proof_by_another_key",
         lambda c: c.dpop(
             make_dpop_proof(c.other_key, htm=c.server.htm, htu=c.server.htu, iat=c.now, token=c.token)
+        ),
+        "dpop_key_mismatch",
+    ),
+    # a token whose cnf.jkt is non-ASCII text, with a good proof by the caller's key
+    Vector(
+        "cnf_jkt_not_ascii",
+        lambda c: (
+            f"DPoP {(odd := c.issuer.tokens.issue(now=c.now, claims={'cnf': {'jkt': 'é' * 43}}))}",
+            (c.proof(token=odd),),
         ),
         "dpop_key_mismatch",
     ),
@@ -356,6 +367,8 @@ async def test_server_nonces(serve: Any, issuer: LoopbackIssuer, clock: Any) -> 
         assert f"('DPoP-Nonce', '{first.nonce}')" in accepted.everything
     wrong = await server.call(f"DPoP {case.token}", [case.proof(nonce=first.nonce + "x")])
     assert (wrong.outcome, wrong.reason) == ("unauthenticated", "use_dpop_nonce")
+    not_ascii = await server.call(f"DPoP {case.token}", [case.proof(nonce="é" * 32)])
+    assert (not_ascii.outcome, not_ascii.reason) == ("unauthenticated", "use_dpop_nonce")
     # Rotated: the previous period's nonce still passes, the one before that no longer does.
     clock.advance(60)
     case.now = clock.now
@@ -520,3 +533,25 @@ async def test_each_call_is_one_outcome_named_by_its_reason(
     assert all(v.issuer == issuer.url for v in recorder.verdicts)
     assert [v.subject for v in recorder.verdicts] == ["alice", None, None, None]
     assert case.token not in repr(recorder.verdicts)
+
+
+class BrokenStore:
+    """A replay store with a bug: every call raises something no one expected."""
+
+    available = True
+
+    async def remember(self, replay_key: bytes, jkt: str, expires_at: float, now: float) -> None:
+        raise RuntimeError("a bug in a store")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_broken_replay_store_refuses_and_is_never_a_server_error(
+    serve: Any, issuer: LoopbackIssuer, clock: Any
+) -> None:
+    server = await serve(replay_store=BrokenStore())
+    case = _case(server, issuer, clock.now)
+    answer = await server.call(f"DPoP {case.token}", [case.proof()])
+    assert (answer.outcome, answer.reason) == ("unauthenticated", "dpop_replay_store_unavailable")
+    assert "a bug" not in answer.everything

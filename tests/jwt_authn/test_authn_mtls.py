@@ -151,6 +151,10 @@ async def test_a_certificate_bound_token_passes_with_its_certificate_only(
     plain = await serve()
     answer = await plain.call(f"Bearer {token}")
     assert (answer.outcome, answer.reason) == ("unauthenticated", "certificate_missing")
+    # A thumbprint of non-ASCII text in the token is a mismatch, not an error.
+    odd = issuer.tokens.issue(now=clock.now, claims={"cnf": {"x5t#S256": "é" * 43}})
+    answer = await server.call(f"Bearer {odd}")
+    assert (answer.outcome, answer.reason) == ("unauthenticated", "certificate_mismatch")
     # An unbound token needs no certificate, over TLS or not.
     assert (await other.call(f"Bearer {issuer.tokens.issue(now=clock.now)}")).outcome == "ok"
 

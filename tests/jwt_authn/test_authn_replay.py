@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -70,23 +71,38 @@ async def test_memory_store_full_in_total_raises_its_floor_instead_of_forgetting
     assert await _reason(store, b"e", "k4", expires_at=120, now=0) == "ok"
 
 
-async def test_memory_store_bounds_each_key() -> None:
+async def test_memory_store_full_for_one_key_raises_that_keys_floor() -> None:
     store = MemoryReplayStore(max_entries=100, max_entries_per_key=2)
     assert await _reason(store, b"a", "k", expires_at=100, now=0) == "ok"
-    assert await _reason(store, b"b", "k", expires_at=100, now=0) == "ok"
-    assert await _reason(store, b"c", "k", expires_at=100, now=0) == "dpop_replay_store_full"
-    assert await _reason(store, b"c", "another key", expires_at=100, now=0) == "ok"
-    # Once the key's proofs expire it may send again.
-    assert await _reason(store, b"d", "k", expires_at=300, now=101) == "ok"
+    assert await _reason(store, b"b", "k", expires_at=101, now=0) == "ok"
+    assert await _reason(store, b"c", "k", expires_at=102, now=0) == "ok"  # "a" leaves: k's floor 100
+    assert len(store) == 2
+    assert await _reason(store, b"a", "k", expires_at=100, now=0) == "dpop_replay_store_full"
+    assert await _reason(store, b"b", "k", expires_at=101, now=0) == "dpop_proof_replayed"
+    # Another key is not affected by k's floor, nor is the store's.
+    assert await _reason(store, b"x", "another key", expires_at=100, now=0) == "ok"
+    assert store.floor == -math.inf
+    # Fresh proofs of k still pass.
+    assert await _reason(store, b"d", "k", expires_at=160, now=0) == "ok"
 
 
-async def test_memory_store_stays_bounded_over_many_distinct_proofs() -> None:
-    store = MemoryReplayStore(max_entries=1000, max_entries_per_key=1000)
+@pytest.mark.parametrize("keys", [1, 50])
+async def test_memory_store_stays_bounded_over_many_distinct_proofs(keys: int) -> None:
+    """20,000 fresh proofs in 20 s, far more than the store holds: every one passes (each is
+    fresh), none is remembered beyond the bounds, the bookkeeping stays bounded too."""
+    store = MemoryReplayStore(max_entries=1000, max_entries_per_key=100)
     for index in range(20_000):
-        now = index * 0.01
-        assert await _reason(store, index.to_bytes(4, "big"), f"k{index % 50}", now + 60, now) == "ok"
+        now = index * 0.001
+        assert await _reason(store, index.to_bytes(4, "big"), f"k{index % keys}", now + 60, now) == "ok"
         assert len(store) <= 1000
-    assert len(store._per_key) <= 50
+        assert len(store._order) <= 2 * 1000 + 64
+        assert all(len(order) <= 2 * 100 + 64 for order in store._per_key.values())
+    assert len(store._per_key) <= keys
+    # And a replay of the last one is still caught.
+    assert (
+        await _reason(store, (19_999).to_bytes(4, "big"), f"k{19_999 % keys}", 80, 20)
+        == "dpop_proof_replayed"
+    )
 
 
 # --- through the Authenticator: observer reasons ------------------------------------------------
