@@ -45,6 +45,7 @@ _SAMPLES = {
     "trusted_proxies": "10.0.0.7,10.1.0.0/16",
     "dpop_public_base_urls": "https://api.example.com",
     "dpop_public_base_url": "https://api.example.com",
+    "dpop_replay_redis_url": "redis://127.0.0.1:6379/0",
 }
 _FILES = {"jwks_file", "tls_cert", "tls_key", "tls_client_ca", "backend_ca", "backend_client_cert"}
 _FILES |= {"backend_client_key"}
