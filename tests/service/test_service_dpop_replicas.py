@@ -15,11 +15,12 @@ from typing import Any
 import grpc
 import pytest
 
+from jwt_authn import replay_redis
 from jwt_authn.dpop_client import DPoPKey
 from jwt_authn.testing import LoopbackIssuer
 from secureroute.settings import SettingsError
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
-from service.server import SecureRouteServer
+from service.server import SecureRouteServer, build_server
 
 WAIT_S = 15.0
 METHOD = "/secureroute.v1.SecureRouteService/SecureRoute"
@@ -141,3 +142,13 @@ async def test_redis_down_refuses_dpop_calls_and_no_bearer_call(
 def test_the_redis_url_is_checked_at_start(make_service_settings: Callable[..., Any]) -> None:
     with pytest.raises(SettingsError, match=r"^dpop_replay_redis_url: must be a redis://"):
         make_service_settings("http://127.0.0.1:1", "--dpop-replay-redis-url", "http://127.0.0.1:6379")
+
+
+def test_without_the_redis_package_the_setting_fails_at_start(
+    make_service_settings: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As where the guard's redis extra is not installed (its import found no redis package)."""
+    monkeypatch.setattr(replay_redis, "redis_asyncio", None)
+    settings = make_service_settings("http://127.0.0.1:1", "--dpop-replay-redis-url", "redis://127.0.0.1:1/0")
+    with pytest.raises(SettingsError, match=r"^dpop_replay_redis_url: .*pip install 'jwt-authn\[redis\]'"):
+        build_server(settings)
