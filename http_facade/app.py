@@ -85,7 +85,7 @@ def create_app(settings: FacadeSettings, backend: BackendContext | None = None) 
             settings.backend_server_name,
         )
     app.cleanup_ctx.append(backend)
-    add_routes(app)
+    add_routes(app, dpop_public_base_url=settings.dpop_public_base_url)
     if settings.http.metrics_listen is not None:
         # Served by the metrics listener (http_facade.runner), never on the public port.
         app[METRICS_KEY] = FacadeMetrics()

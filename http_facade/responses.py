@@ -20,6 +20,7 @@ import grpc
 from aiohttp import web
 
 from http_facade.status_map import http_mapping
+from jwt_authn import DPOP_NONCE_METADATA
 
 __all__ = ["RETRY_AFTER_S", "render", "render_error", "render_rpc_error", "wants_json"]
 
@@ -30,6 +31,8 @@ _MAX_DETAIL_CHARS = 200
 #: 100+ characters; RFC 6749 §10.10 asks for at least 128 bits of entropy, ~22 base64 chars).
 _MIN_SECRET_CHARS = 16
 _PRINTABLE = re.compile(r"[^\x20-\x7e]+")
+#: RFC 9449 §8.1: a nonce is 1*NQCHAR (printable ASCII but the double quote and backslash).
+_NONCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}")
 
 _log = logging.getLogger(__name__)
 
@@ -94,7 +97,8 @@ def render_rpc_error(request: web.Request, err: grpc.aio.AioRpcError) -> web.Res
     """The HTTP response for a failed backend call, per the status table."""
     code = err.code()
     mapping = http_mapping(code)
-    details = _public_details(err.details(), request.headers.getall("Authorization", []))
+    credentials = [*request.headers.getall("Authorization", []), *request.headers.getall("DPoP", [])]
+    details = _public_details(err.details(), credentials)
     # Details go to our log (they may name backend addresses); the token never does. The
     # service already logged an authentication failure once, at INFO, with its reason.
     level = logging.DEBUG if mapping.status in (401, 403) else logging.INFO
@@ -114,6 +118,14 @@ def render_rpc_error(request: web.Request, err: grpc.aio.AioRpcError) -> web.Res
         ]
         if challenges:
             headers["WWW-Authenticate"] = ", ".join(challenges)
+        # RFC 9449 §8: the server's nonce, for the client's next proof (use_dpop_nonce).
+        nonces = [
+            value
+            for key, value in trailers
+            if key == DPOP_NONCE_METADATA and isinstance(value, str) and _NONCE.fullmatch(value)
+        ]
+        if len(nonces) == 1:
+            headers["DPoP-Nonce"] = nonces[0]
         if mapping.status == 401:
             # RFC 9110 §15.5.2: a 401 must carry a challenge.
             headers.setdefault("WWW-Authenticate", "Bearer")

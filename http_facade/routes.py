@@ -19,12 +19,27 @@ from google.protobuf.message import Message
 from http_facade.backend import BACKEND_KEY
 from http_facade.request_id import REQUEST_ID_KEY
 from http_facade.responses import render, render_error, render_rpc_error
+from jwt_authn import DPOP_HTM_METADATA, DPOP_HTU_METADATA, DPOP_METADATA
 from secureroute.v1 import secureroute_pb2
 
-__all__ = ["add_routes"]
+__all__ = ["PUBLIC_BASE_URL_KEY", "add_routes"]
 
 # gRPC metadata values must be printable ASCII; anything else cannot be a bearer credential.
 _METADATA_VALUE = re.compile(r"[\x20-\x7e]*")
+
+
+#: ``dpop_public_base_url``: the URL clients use, when a proxy in front of the facade changes it.
+PUBLIC_BASE_URL_KEY = web.AppKey("dpop_public_base_url", str)
+
+
+def _proof_target(request: web.Request) -> tuple[str, str]:
+    """The request's method and URL as its DPoP proof names them (RFC 9449 §4.2: ``htu`` without
+    query and fragment): the configured public base URL and the path, else, as the guard's aiohttp
+    middleware takes them, the scheme of this connection, the ``Host`` the client sent, the path."""
+    base = request.app.get(PUBLIC_BASE_URL_KEY)
+    if base is not None:
+        return request.method, base + request.rel_url.raw_path
+    return request.method, str(request.url.with_query(None).with_fragment(None))
 
 
 def _metadata(request: web.Request) -> list[tuple[str, str]]:
@@ -33,13 +48,25 @@ def _metadata(request: web.Request) -> list[tuple[str, str]]:
     # (malformed_authorization), as it does over gRPC. Forwarding only the first would let a
     # second, different credential pass unseen.
     metadata.extend(("authorization", value) for value in request.headers.getall("Authorization", []))
+    proofs = request.headers.getall("DPoP", [])
+    if proofs:
+        # Every DPoP proof (the guard refuses several), and what the proof must match: the
+        # service sees our call, not the client's request, and trusts these from its configured
+        # proxies only (trusted_proxies). Never a client's own DPoP-Htm/-Htu headers.
+        metadata.extend((DPOP_METADATA, proof) for proof in proofs)
+        htm, htu = _proof_target(request)
+        metadata += [(DPOP_HTM_METADATA, htm), (DPOP_HTU_METADATA, htu)]
     return metadata
 
 
 def _malformed_authorization(request: web.Request) -> web.Response | None:
-    """A 400 when any Authorization value cannot travel as gRPC metadata (grpc-core would refuse
-    to send it, and the call would end in a 500), else None."""
-    if all(_METADATA_VALUE.fullmatch(value) for value in request.headers.getall("Authorization", [])):
+    """A 400 when any Authorization or DPoP value, or the URL a proof is checked against, cannot
+    travel as gRPC metadata (grpc-core would refuse to send it, and the call would end in a 500),
+    else None."""
+    values = [*request.headers.getall("Authorization", []), *request.headers.getall("DPoP", [])]
+    if "DPoP" in request.headers:
+        values.append(_proof_target(request)[1])
+    if all(_METADATA_VALUE.fullmatch(value) for value in values):
         return None
     # RFC 6750 §3.1: a malformed request is invalid_request, answered with 400.
     return render_error(
@@ -125,7 +152,9 @@ async def secure_route(request: web.Request) -> web.Response:
     )
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, *, dpop_public_base_url: str | None = None) -> None:
+    if dpop_public_base_url is not None:
+        app[PUBLIC_BASE_URL_KEY] = dpop_public_base_url
     # add_get also answers HEAD (allow_head=True); other methods get 405 with Allow.
     app.router.add_get("/health", health)
     app.router.add_get("/secure-route", secure_route)

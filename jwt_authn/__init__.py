@@ -30,6 +30,7 @@ from jwt_authn.config import (
     Policy,
     Requirement,
 )
+from jwt_authn.dpop_client import DPoPCallCredentials, DPoPKey, DPoPNonces, dpop_headers, dpop_request
 from jwt_authn.errors import AuthnError, KeySetUnavailable, PermissionDenied, Unauthenticated
 from jwt_authn.grpc_aio import AsyncAuthInterceptor, recommended_server_options
 from jwt_authn.grpc_sync import SyncAuthenticator, SyncAuthInterceptor
@@ -61,7 +62,10 @@ __all__ = [
     "AuthnError",
     "AuthnObserver",
     "AuthnVerdict",
+    "DPoPCallCredentials",
     "DPoPConfig",
+    "DPoPKey",
+    "DPoPNonces",
     "IssuerConfig",
     "KeySetUnavailable",
     "MemoryReplayStore",
@@ -83,6 +87,8 @@ __all__ = [
     "check_policy",
     "current_principal",
     "dpop_challenge",
+    "dpop_headers",
+    "dpop_request",
     "operation",
     "recommended_server_options",
 ]

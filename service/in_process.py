@@ -98,6 +98,12 @@ class _Context:
     def peer(self) -> str:
         return "in-process"
 
+    def auth_context(self) -> dict[str, list[bytes]]:
+        """No transport, so no TLS and no client certificate. The guard asks when it checks a
+        DPoP proof or a certificate-bound token in the handler; with no peer address it trusts no
+        forwarded DPoP target here (jwt_authn's aiohttp middleware serves DPoP over HTTP)."""
+        return {}
+
     def cancelled(self) -> bool:
         return False
 

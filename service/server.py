@@ -36,6 +36,7 @@ from grpc_reflection.v1alpha import reflection
 
 from jwt_authn import AsyncAuthInterceptor, Authenticator, AuthnConfig
 from jwt_authn.grpc_aio import recommended_server_options
+from jwt_authn.replay_redis import RedisReplayStore
 from secureroute.metrics_server import MetricsServer
 from secureroute.ports import check_bindable
 from secureroute.settings import SettingsError
@@ -121,8 +122,20 @@ class SecureRouteServer:
         if self.unix_socket is not None:
             self.unix_socket.remove()  # so a restart binds a fresh path
         await self.authenticator.close()
+        if isinstance(self.authenticator.replay_store, RedisReplayStore):
+            await self.authenticator.replay_store.close()  # a store we passed in is ours to close
         if self.metrics_server is not None:
             await self.metrics_server.stop()
+
+
+def _replay_store(redis_url: str | None) -> RedisReplayStore | None:
+    """The Redis store replicas share for DPoP replay protection, or None (each process's own)."""
+    if redis_url is None:
+        return None
+    try:
+        return RedisReplayStore.from_url(redis_url)
+    except RuntimeError as error:  # the redis package is missing: the guard's optional extra
+        raise SettingsError(f"dpop_replay_redis_url: {error}") from None
 
 
 class _HandlerRecorder:
@@ -189,7 +202,9 @@ def build_server(
     if settings.grpc.listen_unix is not None:
         check_unix_bindable(settings.grpc.listen_unix, "listen_unix")
     metrics = ServiceMetrics()
-    authenticator = Authenticator(config, observer=traced_observer(metrics))
+    authenticator = Authenticator(
+        config, observer=traced_observer(metrics), replay_store=_replay_store(settings.dpop_replay_redis_url)
+    )
     metrics.watch(authenticator)
     admission = AnonymousAdmission(
         authenticator,
