@@ -34,9 +34,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from jwt_authn import AsyncAuthInterceptor, Authenticator, AuthnConfig
+from jwt_authn import AsyncAuthInterceptor, Authenticator, AuthnConfig, ReplayStore
 from jwt_authn.grpc_aio import recommended_server_options
-from jwt_authn.replay_redis import RedisReplayStore
 from secureroute.metrics_server import MetricsServer
 from secureroute.ports import check_bindable
 from secureroute.settings import SettingsError
@@ -122,16 +121,21 @@ class SecureRouteServer:
         if self.unix_socket is not None:
             self.unix_socket.remove()  # so a restart binds a fresh path
         await self.authenticator.close()
-        if isinstance(self.authenticator.replay_store, RedisReplayStore):
-            await self.authenticator.replay_store.close()  # a store we passed in is ours to close
+        # The guard leaves a store it was given to its giver (build_server); closing the
+        # in-memory one costs nothing.
+        await self.authenticator.replay_store.close()
         if self.metrics_server is not None:
             await self.metrics_server.stop()
 
 
-def _replay_store(redis_url: str | None) -> RedisReplayStore | None:
+def _replay_store(redis_url: str | None) -> ReplayStore | None:
     """The Redis store replicas share for DPoP replay protection, or None (each process's own)."""
     if redis_url is None:
         return None
+    # Imported only when asked for: the redis package imports OpenTelemetry when it is installed,
+    # and a program with tracing off imports none of it.
+    from jwt_authn.replay_redis import RedisReplayStore  # noqa: PLC0415
+
     try:
         return RedisReplayStore.from_url(redis_url)
     except RuntimeError as error:  # the redis package is missing: the guard's optional extra

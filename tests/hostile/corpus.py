@@ -1080,9 +1080,9 @@ _AUTHORIZATION = [
     ),
     header_case(
         "scheme-dpop",
-        '"DPoP <valid token>"',
+        '"DPoP <valid token>": a token with no cnf.jkt under the DPoP scheme (RFC 9449 §7.1)',
         lambda ctx: (f"DPoP {valid(ctx)}",),
-        **rejected("unsupported_scheme"),
+        **rejected("token_not_dpop_bound"),
     ),
     header_case("scheme-only", '"Bearer"', lambda ctx: ("Bearer",), **rejected("malformed_authorization")),
     header_case(
