@@ -54,10 +54,11 @@ def _multiprocess_dir() -> str | None:
 class FacadeMetrics:
     """The facade's metric objects, in a registry of their own (tests run several apps per process)."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        """Metrics in ``registry`` (the one program's: the service's), else in one of their own."""
         self.multiprocess = _multiprocess_dir() is not None
         # Per-process figures mean nothing summed across workers, so only a lone process has them.
-        self.registry = new_registry(process_figures=not self.multiprocess)
+        self.registry = new_registry(process_figures=not self.multiprocess) if registry is None else registry
         self._requests = CachedLabels(
             Counter(
                 "secureroute_http_requests",

@@ -5,7 +5,8 @@ so one ``Policy`` decides both transports: public names pass, requirements apply
 other route needs a valid token (deny by default; an unnamed route is decided as
 ``"GET /orders/{id}"``, which no policy entry can name). Unmatched requests keep aiohttp's own
 404/405 and never authenticate. Rejections are RFC 6750: 401 and 403 with ``WWW-Authenticate``,
-503 with ``Retry-After``. The handler reads the caller with ``current_principal()``.
+503 with ``Retry-After``, as plain text unless ``reject`` renders them (say, as the app's JSON
+errors). The handler reads the caller with ``current_principal()``.
 
 Usage:
     authenticator = Authenticator(config)
@@ -19,7 +20,7 @@ Usage:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -31,12 +32,19 @@ from jwt_authn.errors import AuthnError
 from jwt_authn.principal import principal_var
 from jwt_authn.status_map import http_rejection
 
-__all__ = ["authn_middleware", "operation"]
+__all__ = ["Reject", "authn_middleware", "operation"]
 
 log = logging.getLogger(__name__)
 
 _OPERATION_ATTRIBUTE = "__jwt_authn_operation__"
 HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
+#: Renders a rejection: ``reject(request, status, text, headers)``; the headers (the RFC 6750
+#: challenge, ``Retry-After``) must reach the client unchanged.
+Reject = Callable[[web.Request, int, str, Mapping[str, str]], web.StreamResponse]
+
+
+def _plain_text(request: web.Request, status: int, text: str, headers: Mapping[str, str]) -> web.Response:
+    return web.Response(status=status, text=text, headers=headers)
 
 
 def operation(name: str) -> Callable[[HandlerT], HandlerT]:
@@ -58,8 +66,9 @@ def _operation_of(request: web.Request) -> str:
     return f"{request.method} {resource.canonical if resource is not None else request.path}"
 
 
-def authn_middleware(authenticator: Authenticator) -> Middleware:
-    """A middleware requiring a valid bearer token on every non-public route of an aiohttp app."""
+def authn_middleware(authenticator: Authenticator, *, reject: Reject = _plain_text) -> Middleware:
+    """A middleware requiring a valid bearer token on every non-public route of an aiohttp app;
+    ``reject`` renders its refusals (plain text by default)."""
     if not isinstance(authenticator, Authenticator):
         raise TypeError(f"authn_middleware needs an Authenticator, not {type(authenticator).__name__}")
     realm = authenticator.config.realm
@@ -74,7 +83,7 @@ def authn_middleware(authenticator: Authenticator) -> Middleware:
         except AuthnError as error:
             log.info("rejected %s: %s (%s)", name, error.reason, error.detail)
             status, text, headers = http_rejection(error, realm)
-            return web.Response(status=status, text=text, headers=headers)
+            return reject(request, status, text, headers)
         if principal is None:
             return await handler(request)
         # The handler runs in this task: it sees the principal, and the value dies with the task's

@@ -18,9 +18,8 @@ from typing import Any
 
 import grpc
 
-from jwt_authn.handler_wrapping import Behavior, Handler, wrap_behavior
 from secureroute.request_id import NO_REQUEST_ID, REQUEST_ID_METADATA, is_safe_request_id, request_id_var
-from secureroute.rpc_outcome import Ended, ending_wrappers
+from secureroute.rpc_outcome import Behavior, Ended, Handler, ending_wrappers, wrap_behavior
 from service.metrics import ServiceMetrics
 
 __all__ = ["ObservingInterceptor"]

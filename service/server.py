@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -46,7 +44,6 @@ from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 from service.admission import AnonymousAdmission
 from service.handlers import SecureRouteServicer
 from service.health import HealthReporter
-from service.in_process import InProcessChannel
 from service.interceptor import ObservingInterceptor
 from service.metrics import ServiceMetrics
 from service.settings import ServiceSettings, authn_config
@@ -78,15 +75,6 @@ class SecureRouteServer:
     metrics_server: MetricsServer | None = None
     #: The socket file of ``listen_unix`` (None when it is unset).
     unix_socket: BoundSocketFile | None = None
-    #: The server's interceptors after tracing's (the observer, admission, the guard), outermost
-    #: first, and its SecureRouteService handlers: what ``in_process_channel`` calls through.
-    chain: tuple[grpc.aio.ServerInterceptor, ...] = ()  # type: ignore[type-arg]
-    handlers: tuple[grpc.GenericRpcHandler[Any, Any], ...] = ()
-
-    def in_process_channel(self) -> InProcessChannel:
-        """A channel to this server's SecureRouteService in this process, through the same chain
-        (the same guard, admission pools and metrics) as a call over the socket."""
-        return InProcessChannel(self.chain, self.handlers)
 
     @property
     def metrics_port(self) -> int | None:
@@ -123,22 +111,6 @@ class SecureRouteServer:
         await self.authenticator.close()
         if self.metrics_server is not None:
             await self.metrics_server.stop()
-
-
-class _HandlerRecorder:
-    """Passes a generated ``add_…Servicer_to_server``'s handlers to the server and keeps the
-    generic ones (the generated code builds them inside that function)."""
-
-    def __init__(self, server: grpc.aio.Server) -> None:
-        self._server = server
-        self.generic: list[grpc.GenericRpcHandler[Any, Any]] = []
-
-    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler[Any, Any]]) -> None:
-        self.generic.extend(handlers)
-        self._server.add_generic_rpc_handlers(handlers)
-
-    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
-        self._server.add_registered_method_handlers(service, handlers)  # type: ignore[attr-defined]
 
 
 def _limit_options(settings: ServiceSettings) -> list[tuple[str, int]]:
@@ -213,9 +185,8 @@ def build_server(
         # keeps anonymous calls to a share of it.
         maximum_concurrent_rpcs=settings.grpc.max_concurrent_rpcs,
     )
-    handlers = _HandlerRecorder(server)
     secureroute_pb2_grpc.add_SecureRouteServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        SecureRouteServicer(), handlers
+        SecureRouteServicer(), server
     )
     health = HealthReporter()
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
@@ -249,6 +220,4 @@ def build_server(
         drain_delay_s=settings.drain_delay,
         metrics_server=metrics_server,
         unix_socket=unix_socket,
-        chain=chain,
-        handlers=tuple(handlers.generic),
     )

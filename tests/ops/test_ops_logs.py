@@ -90,7 +90,9 @@ async def test_a_rejected_request_is_logged_once_with_its_id_and_never_its_token
     )  # fmt: skip
     service_port = await service.port()
     await service.wait_for("key set loaded")
-    facade = await spawn("http_facade", "--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{service_port}")
+    facade = await spawn(
+        "http_facade", "--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{service_port}", "--access-log"
+    )
     facade_port = await facade.port()
 
     expired = issuer.tokens.issue(ttl_s=-600)
@@ -120,3 +122,19 @@ async def test_a_rejected_request_is_logged_once_with_its_id_and_never_its_token
         assert token not in everything
         assert token.split(".")[2] not in everything  # not even the signature
     assert all(raw.startswith("{") for raw in service.raw + facade.raw)  # JSON lines only
+
+
+@pytest.mark.parametrize("flags", [(), ("--access-log",)], ids=["default_off", "turned_on"])
+async def test_access_lines_only_when_asked_for(
+    flags: tuple[str, ...], spawn: Any, http: aiohttp.ClientSession, unused_port: Any
+) -> None:
+    facade = await spawn(
+        "http_facade", "--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{unused_port()}", *flags
+    )
+    facade_port = await facade.port()
+    for _ in range(3):
+        async with http.get(f"http://127.0.0.1:{facade_port}/no-such-path") as response:
+            assert response.status == 404
+    assert await facade.stop() == 0
+    access = [line for line in facade.lines if "/no-such-path" in line["message"]]
+    assert len(access) == (3 if flags else 0), facade.lines
