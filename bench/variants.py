@@ -35,7 +35,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from time import perf_counter_ns
 from types import MappingProxyType
@@ -135,18 +135,14 @@ def _install_timers(path: Path) -> None:
     signal.signal(signal.SIGUSR1, dump)
 
 
-class _GuardOff(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Where the guard stood: every call goes through as one fixed principal, set as the guard sets it."""
+class _GuardOff:
+    """Where the guard stood (``AsyncAuthInterceptor.guard``, which the service's interceptor asks
+    once per call): every call goes through as one fixed principal, set as the guard sets it."""
 
     def __init__(self, principal: Principal) -> None:
         self._principal = principal
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(details)
+    async def guard(self, handler: Any, details: grpc.HandlerCallDetails) -> Any:
         principal_var.set(self._principal)
         return handler
 

@@ -4,6 +4,9 @@ Unknown methods stay UNIMPLEMENTED (the continuation is asked first); public met
 every other call needs a valid bearer token. The verified principal is set in a ContextVar
 for the call (its own task), read with ``jwt_authn.current_principal()``.
 
+An application whose own interceptor already finds the handler (metrics, admission) composes the
+guard into that one pass with ``AsyncAuthInterceptor.guard`` instead of a second interceptor.
+
 Usage:
     authenticator = Authenticator(config)
     server = grpc.aio.server(
@@ -11,6 +14,8 @@ Usage:
         options=recommended_server_options(config),
     )
     await authenticator.start()
+
+    handler = await AsyncAuthInterceptor(authenticator).guard(handler, handler_call_details)
 """
 
 from __future__ import annotations
@@ -72,10 +77,18 @@ class AsyncAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
         handler = await continuation(handler_call_details)
+        if handler is None:
+            return None  # unknown method: stay UNIMPLEMENTED
+        return await self.guard(handler, handler_call_details)
+
+    async def guard(self, handler: Handler, handler_call_details: grpc.HandlerCallDetails) -> Handler:
+        """The handler to run for this call of a known method: ``handler`` for a public method or a
+        valid token (the principal then set for the call; a plain ``def`` behavior is rebuilt to
+        see it on its worker thread), else a handler that answers the refusal without reading the
+        request. Call it in the call's own task (a server interceptor's), once per call."""
         method = handler_call_details.method
-        # Unknown method: stay UNIMPLEMENTED. Public method: nothing to check.
-        if handler is None or self._authenticator.is_public(method):
-            return handler
+        if self._authenticator.is_public(method):
+            return handler  # nothing to check
         values = authorization_values(handler_call_details.invocation_metadata)
         try:
             principal = await self._authenticator.authenticate(values, method)

@@ -11,7 +11,8 @@ With ``listen_unix`` the server also binds ``unix:PATH`` (same credentials as th
 path is checked before the bind (``secureroute.unix_socket``) and its socket file removed at stop.
 
 Limits (settings): ``max_concurrent_rpcs`` across the server (more are RESOURCE_EXHAUSTED), of
-which calls without a token take at most ``max_anonymous_rpcs`` + ``max_anonymous_streams``
+which calls without a token take at most ``max_anonymous_rpcs`` + ``max_anonymous_streams``,
+and one client at most ``max_anonymous_per_connection`` / ``max_anonymous_per_address``
 (``service.admission``), ``max_concurrent_streams`` per connection, ``max_connection_idle`` and
 ``max_connection_age`` (+ grace) before a GOAWAY.
 
@@ -44,7 +45,7 @@ from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 from service.admission import AnonymousAdmission
 from service.handlers import SecureRouteServicer
 from service.health import HealthReporter
-from service.interceptor import ObservingInterceptor
+from service.interceptor import ServiceInterceptor
 from service.metrics import ServiceMetrics
 from service.settings import ServiceSettings, authn_config
 
@@ -164,17 +165,17 @@ def build_server(
     authenticator = Authenticator(config, observer=traced_observer(metrics))
     metrics.watch(authenticator)
     admission = AnonymousAdmission(
-        authenticator,
         max_unary=settings.grpc.max_anonymous_rpcs,
         max_streams=settings.grpc.max_anonymous_streams,
+        max_per_connection=settings.grpc.max_anonymous_per_connection,
+        max_per_address=settings.grpc.max_anonymous_per_address,
         message_timeout_s=settings.grpc.request_message_timeout,
     )
-    # The observer first: the request id is set before jwt_authn logs a rejection. Admission
-    # next, around the guard: it sorts calls by the principal the guard sets. Tracing (when on)
-    # before all: the guard's verdict and key fetches belong to the RPC's span.
-    chain = (ObservingInterceptor(metrics), admission, AsyncAuthInterceptor(authenticator))
+    # One pass per call: request id, guard, admission and metrics (service.interceptor). Tracing
+    # (when on) before it: the guard's verdict and key fetches belong to the RPC's span.
+    interceptor = ServiceInterceptor(metrics, AsyncAuthInterceptor(authenticator), admission, authenticator)
     server = grpc.aio.server(
-        interceptors=[*server_interceptors(), *chain],
+        interceptors=[*server_interceptors(), interceptor],
         options=[
             *recommended_server_options(config),
             *_SERVER_OPTIONS,
