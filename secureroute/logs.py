@@ -48,6 +48,7 @@ PER_REQUEST_LOGGERS: tuple[str, ...] = (
     "jwt_authn.aiohttp",
     "http_facade.responses",
     "http_facade.server",
+    "http_facade.connections",
 )
 #: Enough to see what a flood is made of, about a kilobyte a second per logger at most.
 PER_REQUEST_LINES_PER_S = 10

@@ -71,6 +71,17 @@ def free_port() -> int:
         return port
 
 
+if os.environ.get("SECUREROUTE_TEST_LOOP") == "uvloop":
+    # In-process tests run on asyncio's loop; this runs them on uvloop, the loop the programs serve
+    # on (a child program always runs on its own event_loop setting, uvloop by default).
+
+    @pytest.fixture(scope="session")
+    def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+        import uvloop  # noqa: PLC0415
+
+        return uvloop.EventLoopPolicy()
+
+
 @pytest.fixture
 def make_service_settings() -> Callable[..., ServiceSettings]:
     """``make_service_settings(issuer_url, *extra_flags, listen="127.0.0.1:0")``."""
