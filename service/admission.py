@@ -22,28 +22,39 @@ after jwt_authn's guard:
   The copy is request-streaming, so grpc runs it when the call arrives, before any message: the
   only way to see the peer (``context.peer()``) and to count a call whose client withholds its
   message. A unary request must then arrive within ``message_timeout_s`` (DEADLINE_EXCEEDED
-  otherwise), so a silent call holds its slot that long at most. The copy reads that message with
-  ``context.read()`` in the same coroutine (no request iterator, no extra coroutine per call).
+  otherwise; ``MessageDeadlines``, one sweeping timer instead of one per call), so a silent call
+  holds its slot that long at most. The unary copy is one coroutine that also records the call's
+  metric sample, and reads the message with ``context.read()`` (no request iterator): measured,
+  the request-streaming shape itself costs grpc.aio nothing; what cost was the Python around it.
 
 Unknown methods stay UNIMPLEMENTED (the router answers them before we look).
 
 Usage:
     admission = AnonymousAdmission(max_unary=100, max_streams=100, max_per_connection=32,
                                    max_per_address=50, message_timeout_s=1.0)
-    handler = admission.admitted(handler)      # once per public method
+    handler = admission.admitted(handler, observe)      # once per public method
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from time import monotonic, perf_counter
 from typing import Any
 
 import grpc
 
-from secureroute.rpc_outcome import Handler
+from secureroute.rpc_outcome import Ended, Handler, ending_wrappers, failure_code, final_code, wrap_behavior
 
-__all__ = ["CLIENT_LIMIT_DETAILS", "POOL_FULL_DETAILS", "AnonymousAdmission", "CallPool", "ClientCounts"]
+__all__ = [
+    "CLIENT_LIMIT_DETAILS",
+    "POOL_FULL_DETAILS",
+    "AnonymousAdmission",
+    "CallPool",
+    "ClientCounts",
+    "MessageDeadlines",
+    "Observe",
+]
 
 #: What a client past its own limit reads (RESOURCE_EXHAUSTED; HTTP 429 at the facade).
 CLIENT_LIMIT_DETAILS = "too many anonymous calls from this client, retry later"
@@ -116,6 +127,41 @@ async def _responses(result: Any) -> AsyncIterator[Any]:
         await result
 
 
+#: Told a call's status code and its duration in seconds (the service's metrics).
+Observe = Callable[[grpc.StatusCode, float], None]
+
+
+class MessageDeadlines:
+    """Calls waiting for their one request message, oldest first. One timer sweeps them every
+    tenth of ``timeout_s`` and cancels those past it (cheaper than a timer per call: most messages
+    come with the call's headers), so a call waits ``timeout_s`` to 1.1 x ``timeout_s``."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._waiting: dict[asyncio.Task[Any], float] = {}
+        self.late: set[asyncio.Task[Any]] = set()
+        self._sweep_handle: asyncio.TimerHandle | None = None
+
+    def add(self, task: asyncio.Task[Any]) -> None:
+        self._waiting[task] = monotonic() + self.timeout_s
+        if self._sweep_handle is None:
+            self._sweep_handle = asyncio.get_running_loop().call_later(self.timeout_s / 10, self._sweep)
+
+    def discard(self, task: asyncio.Task[Any]) -> None:
+        self._waiting.pop(task, None)
+
+    def _sweep(self) -> None:
+        now = monotonic()
+        for task, deadline in list(self._waiting.items()):
+            if deadline > now:
+                break  # the rest came later
+            del self._waiting[task]
+            self.late.add(task)
+            task.cancel()
+        loop = asyncio.get_running_loop()
+        self._sweep_handle = loop.call_later(self.timeout_s / 10, self._sweep) if self._waiting else None
+
+
 class AnonymousAdmission:
     """The per-client counts and the two pools; see the module docstring."""
 
@@ -131,65 +177,96 @@ class AnonymousAdmission:
         self.unary = CallPool(max_unary)
         self.streams = CallPool(max_streams)
         self.clients = ClientCounts(max_per_connection, max_per_address)
-        self._message_timeout_s = message_timeout_s
+        self.deadlines = MessageDeadlines(message_timeout_s)
 
-    async def _enter(self, pool: CallPool, peer: str, address: str, context: Any) -> None:
-        """Take a place for the call or abort it RESOURCE_EXHAUSTED (the client's limit first)."""
+    def _refusal(self, pool: CallPool, peer: str, address: str) -> str | None:
+        """None when the call has taken its places, else why not (the client's limit first)."""
         if not self.clients.try_enter(peer, address):
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, CLIENT_LIMIT_DETAILS)
+            return CLIENT_LIMIT_DETAILS
         if not pool.try_enter():
             self.clients.leave(peer, address)
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, POOL_FULL_DETAILS)
-
-    def _leave(self, pool: CallPool, peer: str, address: str) -> None:
-        pool.leave()
-        self.clients.leave(peer, address)
+            return POOL_FULL_DETAILS
+        return None
 
     async def _request(self, context: Any) -> Any:
         """The call's one request message, or an abort: too slow (DEADLINE_EXCEEDED) or none."""
+        task = asyncio.current_task()
+        assert task is not None  # grpc.aio runs each call in a task of its own
+        deadlines = self.deadlines
+        deadlines.add(task)
         try:
-            async with asyncio.timeout(self._message_timeout_s):
-                request = await context.read()
-        except TimeoutError:
+            request = await context.read()
+        except asyncio.CancelledError:
+            if task not in deadlines.late:
+                raise  # the client went away, or the server is stopping
+            task.uncancel()
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, _MESSAGE_LATE)
+        finally:
+            deadlines.discard(task)
+            deadlines.late.discard(task)
         if request is grpc.aio.EOF:  # type: ignore[attr-defined]  # not in grpc-stubs
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no request message")
         return request
 
-    def admitted(self, handler: Handler) -> Handler:
+    def admitted(self, handler: Handler, observe: Observe) -> Handler:
         """``handler`` (a public method's) as a request-streaming handler that admits each call or
-        refuses it at once; built once per method."""
-        behavior: Any = handler.unary_unary or handler.unary_stream or handler.stream_unary
-        behavior = behavior or handler.stream_stream
-        reads_one = not handler.request_streaming
-        pool = self.unary if reads_one and not handler.response_streaming else self.streams
+        refuses it at once, and tells ``observe`` how it ended; built once per method."""
         options = {
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,
         }
-
-        if not handler.response_streaming:
-
-            async def unary(requests: AsyncIterator[Any], context: Any) -> Any:
-                peer = context.peer()
-                address = _address(peer)
-                await self._enter(pool, peer, address, context)
-                try:
-                    return await behavior(await self._request(context) if reads_one else requests, context)
-                finally:
-                    self._leave(pool, peer, address)
-
-            return grpc.stream_unary_rpc_method_handler(unary, **options)
+        if handler.unary_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(self._unary(handler.unary_unary, observe), **options)
+        behavior: Any = handler.unary_stream or handler.stream_unary or handler.stream_stream
+        reads_one = not handler.request_streaming
+        pool = self.streams
 
         async def stream(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
             peer = context.peer()
             address = _address(peer)
-            await self._enter(pool, peer, address, context)
+            if (refusal := self._refusal(pool, peer, address)) is not None:
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
             try:
                 result = behavior(await self._request(context) if reads_one else requests, context)
+                if not handler.response_streaming:
+                    yield await result
+                    return
                 async for response in _responses(result):
                     yield response
             finally:
-                self._leave(pool, peer, address)
+                pool.leave()
+                self.clients.leave(peer, address)
 
-        return grpc.stream_stream_rpc_method_handler(stream, **options)
+        def start() -> Ended:
+            started = perf_counter()
+            return lambda code: observe(code, perf_counter() - started)
+
+        unary, streaming = ending_wrappers(start)
+        return wrap_behavior(
+            grpc.stream_stream_rpc_method_handler(stream, **options), unary=unary, streaming=streaming
+        )
+
+    def _unary(self, behavior: Any, observe: Observe) -> Any:
+        """The unary-unary copy, the hot anonymous path (probes, Health): one coroutine that admits,
+        reads the message, runs ``behavior`` and observes the outcome."""
+        pool, clients = self.unary, self.clients
+
+        async def unary(requests: AsyncIterator[Any], context: Any) -> Any:
+            started = perf_counter()
+            try:
+                peer = context.peer()
+                address = _address(peer)
+                if (refusal := self._refusal(pool, peer, address)) is not None:
+                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
+                try:
+                    response = await behavior(await self._request(context), context)
+                finally:
+                    pool.leave()
+                    clients.leave(peer, address)
+            except BaseException as error:
+                observe(failure_code(context, error), perf_counter() - started)
+                raise
+            observe(final_code(context), perf_counter() - started)
+            return response
+
+        return unary

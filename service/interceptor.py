@@ -5,7 +5,7 @@ Per call it sets the request id (from ``x-request-id`` metadata; before the guar
 log line carries it), finds the handler, asks jwt_authn's guard once
 (``AsyncAuthInterceptor.guard``, public API), and returns the handler to run:
 
-- a public method's handler, admitted (``service.admission``) and observed, built once per method;
+- a public method's handler, admitted and observed (``service.admission``), built once per method;
 - an authenticated call's handler, observed, built once per method;
 - a refusal (the guard's own handler), observed, per call.
 
@@ -22,6 +22,7 @@ Usage:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from time import perf_counter
 from typing import Any
 
@@ -83,8 +84,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         kept = self._built.get(method)
         if kept is not None and kept[0] is handler:
             return kept[1]
-        built = self._admission.admitted(handler) if self._is_public(method) else handler
-        built = self._observed(method, built)
+        if self._is_public(method):
+            built = self._admission.admitted(handler, partial(self._metrics.observe_rpc, method))
+        else:
+            built = self._observed(method, handler)
         if kept is not None or len(self._built) < _MAX_WRAPPED_METHODS:
             self._built[method] = (handler, built)
         return built
