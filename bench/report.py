@@ -91,6 +91,10 @@ LOAD_TARGETS: tuple[tuple[str, str, str, float | str], ...] = (
      "service SecureRoute warm", _EXPRESS_WARM, 2.0),
     ("ceiling of the row above: gRPC Health (no authentication) / Express /secure-route warm, req/s",
      "service Health", _EXPRESS_WARM, _CEILING),
+    ("HTTP guard on / off (one program), /secure-route reused token, req/s (wrk)",
+     f"{_ONE} /secure-route warm", f"{http_section.GUARD_OFF} /secure-route warm", 0.95),
+    ("HTTP guard on / off (one program), /secure-route fresh tokens on both sides, req/s (wrk)",
+     f"{_ONE} /secure-route cold", f"{http_section.GUARD_OFF} /secure-route cold", 0.85),
     ("one program /secure-route warm / Express /secure-route warm, req/s",
      f"{_ONE} /secure-route warm", _EXPRESS_WARM, 3.0),
     ("ceiling: bare aiohttp /secure-route (no authentication) / Express /secure-route warm, req/s",
@@ -353,7 +357,7 @@ def _http(results: BenchResults) -> list[str]:
     if not results.http:
         return _not_run(results, "http")
     rounds, unix, one = results.http, http_section.UNIX_FACADE, http_section.ONE_PROGRAM
-    systems = (one, "facade", "express", _BARE_HTTP)
+    systems = (one, http_section.GUARD_OFF, "facade", "express", _BARE_HTTP)
     pairs = [
         (f"{s}: /secure-route {t} / /health", f"{s} /secure-route {t}", f"{s} /health")
         for s in systems
@@ -375,7 +379,10 @@ def _http(results: BenchResults) -> list[str]:
         "service's. *express* is the original system (`bench/peers/express`: Express 5, express-jwt 8 on "
         "jsonwebtoken 9, jwks-rsa 4 with its cache), same issuer, same tokens, same load. *bare-aiohttp* "
         "is the ceiling: plain aiohttp handlers answering the same texts with no middleware, no "
-        "authentication and no access log, on the loop our programs serve on (`bench/peers/bare.py`).",
+        "authentication and no access log, on the loop our programs serve on (`bench/peers/bare.py`). "
+        "*one-guard-off* is the one program with both guards replaced by a pass-through that sets one "
+        "fixed principal (`bench/variants.py`), sent the same tokens: one / one-guard-off is the guard's "
+        "cost over HTTP.",
         "",
         *_load_table(
             rounds, [f"{s} {w}" for s in systems for w in http_section.WHATS if f"{s} {w}" != _NO_BARE_COLD]

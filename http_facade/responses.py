@@ -37,8 +37,11 @@ _log = logging.getLogger(__name__)
 
 def wants_json(request: web.Request) -> bool:
     """True when Accept ranks application/json at least as high as text/plain (and above 0)."""
+    accept = request.headers.get("Accept", "")
+    if "json" not in accept.lower():
+        return False  # most requests: no Accept, or */*
     best = {"json": 0.0, "text": 0.0}
-    for media_range in request.headers.get("Accept", "").split(","):
+    for media_range in accept.split(","):
         media, *params = (part.strip().lower() for part in media_range.split(";"))
         quality = 1.0
         for param in params:

@@ -33,6 +33,7 @@ from http_facade.backend import BACKEND_KEY, LocalBackend
 from http_facade.request_id import REQUEST_ID_KEY
 from http_facade.responses import render, render_error, render_rpc_error, render_status
 from jwt_authn import authn_middleware, current_principal, operation
+from secureroute.deadlines import Deadlines
 from secureroute.v1 import secureroute_pb2
 
 __all__ = ["LOCAL_BACKEND_KEY", "add_local_routes", "add_routes", "malformed_authorization_middleware"]
@@ -178,14 +179,19 @@ def _rejection(request: web.Request, status: int, text: str, headers: Mapping[st
 def _deadline_middleware(timeout_s: float) -> Any:
     """The backend deadline of the remote facade, kept in the one program: the guard (a key fetch
     for an unknown kid) and the handler answer within ``timeout_s``, else 504."""
+    deadlines = Deadlines(timeout_s)
 
     @web.middleware
     async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
+        task = deadlines.enter()
         try:
-            async with asyncio.timeout(timeout_s):
-                return await handler(request)
-        except TimeoutError:
+            return await handler(request)
+        except asyncio.CancelledError:
+            if not deadlines.expired(task):
+                raise  # the client went away
             return render_status(request, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        finally:
+            deadlines.leave(task)
 
     return deadline
 

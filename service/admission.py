@@ -22,7 +22,7 @@ after jwt_authn's guard:
   The copy is request-streaming, so grpc runs it when the call arrives, before any message: the
   only way to see the peer (``context.peer()``) and to count a call whose client withholds its
   message. A unary request must then arrive within ``message_timeout_s`` (DEADLINE_EXCEEDED
-  otherwise; ``MessageDeadlines``, one sweeping timer instead of one per call), so a silent call
+  otherwise; ``secureroute.deadlines``, one sweeping timer instead of one per call), so a silent call
   holds its slot that long at most. The unary copy is one coroutine that also records the call's
   metric sample, and reads the message with ``context.read()`` (no request iterator): measured,
   the request-streaming shape itself costs grpc.aio nothing; what cost was the Python around it.
@@ -39,11 +39,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from time import monotonic, perf_counter
+from time import perf_counter
 from typing import Any
 
 import grpc
 
+from secureroute.deadlines import Deadlines
 from secureroute.rpc_outcome import Ended, Handler, ending_wrappers, failure_code, final_code, wrap_behavior
 
 __all__ = [
@@ -52,7 +53,6 @@ __all__ = [
     "AnonymousAdmission",
     "CallPool",
     "ClientCounts",
-    "MessageDeadlines",
     "Observe",
 ]
 
@@ -131,37 +131,6 @@ async def _responses(result: Any) -> AsyncIterator[Any]:
 Observe = Callable[[grpc.StatusCode, float], None]
 
 
-class MessageDeadlines:
-    """Calls waiting for their one request message, oldest first. One timer sweeps them every
-    tenth of ``timeout_s`` and cancels those past it (cheaper than a timer per call: most messages
-    come with the call's headers), so a call waits ``timeout_s`` to 1.1 x ``timeout_s``."""
-
-    def __init__(self, timeout_s: float) -> None:
-        self.timeout_s = timeout_s
-        self._waiting: dict[asyncio.Task[Any], float] = {}
-        self.late: set[asyncio.Task[Any]] = set()
-        self._sweep_handle: asyncio.TimerHandle | None = None
-
-    def add(self, task: asyncio.Task[Any]) -> None:
-        self._waiting[task] = monotonic() + self.timeout_s
-        if self._sweep_handle is None:
-            self._sweep_handle = asyncio.get_running_loop().call_later(self.timeout_s / 10, self._sweep)
-
-    def discard(self, task: asyncio.Task[Any]) -> None:
-        self._waiting.pop(task, None)
-
-    def _sweep(self) -> None:
-        now = monotonic()
-        for task, deadline in list(self._waiting.items()):
-            if deadline > now:
-                break  # the rest came later
-            del self._waiting[task]
-            self.late.add(task)
-            task.cancel()
-        loop = asyncio.get_running_loop()
-        self._sweep_handle = loop.call_later(self.timeout_s / 10, self._sweep) if self._waiting else None
-
-
 class AnonymousAdmission:
     """The per-client counts and the two pools; see the module docstring."""
 
@@ -177,7 +146,7 @@ class AnonymousAdmission:
         self.unary = CallPool(max_unary)
         self.streams = CallPool(max_streams)
         self.clients = ClientCounts(max_per_connection, max_per_address)
-        self.deadlines = MessageDeadlines(message_timeout_s)
+        self.deadlines = Deadlines(message_timeout_s)
 
     def _refusal(self, pool: CallPool, peer: str, address: str) -> str | None:
         """None when the call has taken its places, else why not (the client's limit first)."""
@@ -190,20 +159,16 @@ class AnonymousAdmission:
 
     async def _request(self, context: Any) -> Any:
         """The call's one request message, or an abort: too slow (DEADLINE_EXCEEDED) or none."""
-        task = asyncio.current_task()
-        assert task is not None  # grpc.aio runs each call in a task of its own
         deadlines = self.deadlines
-        deadlines.add(task)
+        task = deadlines.enter()
         try:
             request = await context.read()
         except asyncio.CancelledError:
-            if task not in deadlines.late:
+            if not deadlines.expired(task):
                 raise  # the client went away, or the server is stopping
-            task.uncancel()
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, _MESSAGE_LATE)
         finally:
-            deadlines.discard(task)
-            deadlines.late.discard(task)
+            deadlines.leave(task)
         if request is grpc.aio.EOF:  # type: ignore[attr-defined]  # not in grpc-stubs
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no request message")
         return request

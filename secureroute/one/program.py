@@ -66,7 +66,7 @@ def _build(settings: OneProgramSettings) -> tuple[SecureRouteServer, FacadeServe
     facade = FacadeServer(
         facade_settings,
         backend=LocalBackend(SecureRouteCalls(), service.authenticator),
-        metrics=FacadeMetrics(registry=service.metrics.registry),
+        metrics=None if settings.metrics_listen is None else FacadeMetrics(registry=service.metrics.registry),
         ssl_context=ssl_context,
     )
     return service, facade
