@@ -1,11 +1,6 @@
-"""Deadlines for many short tasks at once, kept by one sweeping timer instead of one timer each.
-
-``asyncio.timeout`` arms and disarms a loop timer per use; on a path that runs thousands of times a
-second and almost never times out (a request message that comes with the call's headers, an HTTP
-request answered in a millisecond) that timer is a measurable share of the work. Here a task is
-registered with its deadline (a dict insert, in order of arrival), one timer sweeps every tenth of
-the timeout, and a late task is cancelled and marked ``late``: its ``CancelledError`` is then ours to
-turn into a timeout answer. A task is thus stopped between 1 and 1.1 times the timeout.
+"""Deadlines of many short tasks, kept by one sweeping timer instead of an ``asyncio.timeout`` each
+(whose timer was a measurable share of a request that almost never times out). A task is stopped
+between 1 and 1.1 times the timeout: the sweep, every tenth of it, cancels the late ones.
 
 Usage:
     deadlines = Deadlines(timeout_s=1.0)
@@ -41,7 +36,7 @@ class Deadlines:
     def enter(self) -> asyncio.Task[Any]:
         """Start the current task's deadline; returns the task."""
         task = asyncio.current_task()
-        assert task is not None  # called from a coroutine run as a task (grpc.aio and aiohttp do)
+        assert task is not None  # grpc.aio and aiohttp run each call in a task
         self._waiting[task] = monotonic() + self.timeout_s
         if self._sweep_handle is None:
             self._sweep_handle = asyncio.get_running_loop().call_later(self.timeout_s / 10, self._sweep)

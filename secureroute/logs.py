@@ -55,8 +55,8 @@ PER_REQUEST_LINES_PER_S = 10
 
 
 class RateLimitFilter(logging.Filter):
-    """At most ``per_second`` records per second (one window a second) from each of ``loggers``;
-    the first record passed after some were dropped says how many. Other records pass."""
+    """At most ``per_second`` records a second from each of ``loggers`` (others pass); the first
+    one passed after some were dropped says how many."""
 
     def __init__(
         self,
@@ -66,23 +66,22 @@ class RateLimitFilter(logging.Filter):
     ) -> None:
         super().__init__()
         self._per_second, self._clock = per_second, clock
-        #: logger name -> [window, passed in it, dropped since the last one passed]
-        self._state = {name: [0, 0, 0] for name in loggers}
+        self._state = {name: [0, 0, 0] for name in loggers}  # name -> [second, passed in it, dropped]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        state = self._state.get(record.name)
-        if state is None:
+        if (state := self._state.get(record.name)) is None:
             return True
-        window = int(self._clock())
-        if window != state[0]:
-            state[0], state[1] = window, 0
+        if (second := int(self._clock())) != state[0]:
+            state[0], state[1] = second, 0
         if state[1] >= self._per_second:
             state[2] += 1
             return False
         state[1] += 1
         if state[2]:
-            record.msg = f"{record.getMessage()} ({state[2]} similar lines left out before this one)"
-            record.args = None
+            record.msg, record.args = (
+                f"{record.getMessage()} ({state[2]} similar lines left out before this one)",
+                None,
+            )
             state[2] = 0
         return True
 

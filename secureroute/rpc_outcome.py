@@ -18,16 +18,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from time import perf_counter
 from typing import Any, TypeAlias, cast
 
 import grpc
 
-__all__ = ["Behavior", "Ended", "Handler", "ending_wrappers", "failure_code", "final_code", "wrap_behavior"]
+__all__ = [
+    "Behavior",
+    "Ended",
+    "Handler",
+    "Observe",
+    "ending_wrappers",
+    "failure_code",
+    "final_code",
+    "timed",
+    "wrap_behavior",
+]
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Behavior: TypeAlias = Callable[..., Any]
 #: Told the call's status code once, when its handler ends.
 Ended = Callable[[grpc.StatusCode], None]
+#: Told a call's status code and its duration in seconds (the service's metrics).
+Observe = Callable[[grpc.StatusCode, float], None]
 _Wrap = Callable[[Behavior], Behavior]
 _UNARY_RESPONSE = ("unary_unary", "stream_unary")
 
@@ -91,3 +104,14 @@ def ending_wrappers(start: Callable[[], Ended]) -> tuple[_Wrap, _Wrap]:
         return call
 
     return unary, streaming
+
+
+def timed(handler: Handler, observe: Observe) -> Handler:
+    """``handler`` telling ``observe`` each call's status code and duration (from its start)."""
+
+    def start() -> Ended:
+        started = perf_counter()
+        return lambda code: observe(code, perf_counter() - started)
+
+    unary, streaming = ending_wrappers(start)
+    return wrap_behavior(handler, unary=unary, streaming=streaming)

@@ -38,14 +38,14 @@ Usage:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from time import perf_counter
 from typing import Any
 
 import grpc
 
 from secureroute.deadlines import Deadlines
-from secureroute.rpc_outcome import Ended, Handler, ending_wrappers, failure_code, final_code, wrap_behavior
+from secureroute.rpc_outcome import Handler, Observe, failure_code, final_code, timed
 
 __all__ = [
     "CLIENT_LIMIT_DETAILS",
@@ -53,7 +53,6 @@ __all__ = [
     "AnonymousAdmission",
     "CallPool",
     "ClientCounts",
-    "Observe",
 ]
 
 #: What a client past its own limit reads (RESOURCE_EXHAUSTED; HTTP 429 at the facade).
@@ -127,10 +126,6 @@ async def _responses(result: Any) -> AsyncIterator[Any]:
         await result
 
 
-#: Told a call's status code and its duration in seconds (the service's metrics).
-Observe = Callable[[grpc.StatusCode, float], None]
-
-
 class AnonymousAdmission:
     """The per-client counts and the two pools; see the module docstring."""
 
@@ -202,14 +197,7 @@ class AnonymousAdmission:
                 pool.leave()
                 self.clients.leave(peer, address)
 
-        def start() -> Ended:
-            started = perf_counter()
-            return lambda code: observe(code, perf_counter() - started)
-
-        unary, streaming = ending_wrappers(start)
-        return wrap_behavior(
-            grpc.stream_stream_rpc_method_handler(stream, **options), unary=unary, streaming=streaming
-        )
+        return timed(grpc.stream_stream_rpc_method_handler(stream, **options), observe)
 
     def _unary(self, behavior: Any, observe: Observe) -> Any:
         """The unary-unary copy, the hot anonymous path (probes, Health): one coroutine that admits,

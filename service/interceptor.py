@@ -23,14 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
-from time import perf_counter
 from typing import Any
 
 import grpc
 
 from jwt_authn import AsyncAuthInterceptor, Authenticator
 from secureroute.request_id import NO_REQUEST_ID, REQUEST_ID_METADATA, is_safe_request_id, request_id_var
-from secureroute.rpc_outcome import Ended, Handler, ending_wrappers, wrap_behavior
+from secureroute.rpc_outcome import Handler, timed
 from service.admission import AnonymousAdmission
 from service.metrics import ServiceMetrics
 
@@ -93,11 +92,4 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         return built
 
     def _observed(self, method: str, handler: Handler) -> Handler:
-        observe = self._metrics.observe_rpc
-
-        def start() -> Ended:
-            started = perf_counter()
-            return lambda code: observe(method, code, perf_counter() - started)
-
-        unary, streaming = ending_wrappers(start)
-        return wrap_behavior(handler, unary=unary, streaming=streaming)
+        return timed(handler, partial(self._metrics.observe_rpc, method))
