@@ -40,6 +40,7 @@ _SAMPLES = {
     "listen_unix": "/run/secureroute/grpc.sock",
     "log_level": "DEBUG",
     "log_format": "text",
+    "event_loop": "asyncio",
     "backend": "dns:///svc:50051",
     "backend_server_name": "svc.example.com",
 }
