@@ -65,7 +65,7 @@ async def test_an_authenticated_call_is_one_server_span_with_the_verdict_under_t
     token = issuer.tokens.issue(sub="alice", claims={"email": "alice@example.com"})
     code = await _call(app.port, (("authorization", f"Bearer {token}"), ("traceparent", TRACEPARENT)))
     assert code is grpc.StatusCode.OK
-    (rpc,) = spans.named(SECURE_ROUTE)
+    (rpc,) = await spans.ended(SECURE_ROUTE)
     assert rpc.kind is SpanKind.SERVER
     assert (
         rpc.context.trace_id == TRACE_ID and rpc.parent is not None and rpc.parent.span_id == PARENT_SPAN_ID
@@ -110,7 +110,7 @@ async def test_a_rejected_call_has_its_result_and_reason_and_no_subject(
         authorization = "Bearer " + issuer.tokens.issue(ttl_s=-120)
     metadata = (("authorization", authorization),) if authorization else ()
     assert await _call(app.port, metadata) is grpc.StatusCode.UNAUTHENTICATED
-    (rpc,) = spans.named(SECURE_ROUTE)
+    (rpc,) = await spans.ended(SECURE_ROUTE)
     attributes = dict(rpc.attributes or {})
     assert attributes["jwt_authn.result"] == "unauthenticated"
     assert attributes["jwt_authn.reason"] == reason
@@ -131,7 +131,7 @@ async def test_a_key_refresh_caused_by_a_call_is_a_child_of_that_calls_span(
     spans.clear()
     token = issuer.tokens.issue()
     assert await _call(app.port, (("authorization", f"Bearer {token}"),)) is grpc.StatusCode.OK
-    (rpc,) = spans.named(SECURE_ROUTE)
+    (rpc,) = await spans.ended(SECURE_ROUTE)
     (refresh,) = spans.children(rpc)
     assert refresh.name == "jwt_authn refresh" and refresh.context.trace_id == rpc.context.trace_id
     names = sorted(span.name for span in spans.children(refresh))
@@ -150,7 +150,7 @@ async def test_an_unknown_kid_whose_refresh_fails_records_the_failure_on_the_fet
     stranger = issuer.tokens.issue(key=generate_key("ES256", kid="stranger"))
     code = await _call(app.port, (("authorization", f"Bearer {stranger}"),))
     assert code is grpc.StatusCode.UNAUTHENTICATED
-    (rpc,) = spans.named(SECURE_ROUTE)
+    (rpc,) = await spans.ended(SECURE_ROUTE)
     assert rpc.attributes is not None and rpc.attributes["jwt_authn.key_id"] == "stranger"
     (refresh,) = spans.children(rpc)
     (jwks,) = spans.named("jwt_authn jwks")
