@@ -22,16 +22,17 @@ after jwt_authn's guard:
   The copy is request-streaming, so grpc runs it when the call arrives, before any message: the
   only way to see the peer (``context.peer()``) and to count a call whose client withholds its
   message. A unary request must then arrive within ``message_timeout_s`` (DEADLINE_EXCEEDED
-  otherwise; ``secureroute.deadlines``, one sweeping timer instead of one per call), so a silent call
-  holds its slot that long at most. The unary copy is one coroutine that also records the call's
-  metric sample, and reads the message with ``context.read()`` (no request iterator): measured,
-  the request-streaming shape itself costs grpc.aio nothing; what cost was the Python around it.
+  otherwise, at 1 to 1.1 times it: ``secureroute.deadlines``, one sweeping timer instead of one
+  per call), so a silent call holds its slot that long at most. The unary copy is one coroutine
+  that also records the call's metric sample, and reads the message with ``context.read()`` (no
+  request iterator): measured, the request-streaming shape itself costs grpc.aio nothing; what
+  cost was the Python around it.
 
 Unknown methods stay UNIMPLEMENTED (the router answers them before we look).
 
 Usage:
     admission = AnonymousAdmission(max_unary=100, max_streams=100, max_per_connection=32,
-                                   max_per_address=50, message_timeout_s=1.0)
+                                   max_per_address=32, message_timeout_s=1.0)
     handler = admission.admitted(handler, observe)      # once per public method
 """
 
