@@ -24,6 +24,7 @@ from aiohttp import web
 
 from dev_issuer.authorize import authorize_get, authorize_post
 from dev_issuer.config import SIGNING_ALGORITHMS, IssuerConfig
+from dev_issuer.dpop_proof import DPOP_ALGORITHMS
 from dev_issuer.keys import generate_key
 from dev_issuer.oauth_errors import OAuthError, error_response
 from dev_issuer.state import STATE, IssuerState
@@ -68,7 +69,21 @@ async def _discovery(request: web.Request) -> web.Response:
         "id_token_signing_alg_values_supported": list(SIGNING_ALGORITHMS),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "scopes_supported": list(config.scopes_supported),
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "roles"],
+        "claims_supported": [
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "nbf",
+            "jti",
+            "client_id",
+            "scope",
+            "roles",
+            "cnf",
+        ],
+        # RFC 9449 §5.1: a token request with a DPoP proof by one of these gets a bound token.
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
     }
     return web.json_response(document, headers=_public_cache(config))
 

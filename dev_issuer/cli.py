@@ -1,4 +1,5 @@
-"""Command line: ``serve`` the issuer, print a ``token``, ``rotate`` the keys.
+"""Command line: ``serve`` the issuer, print a ``token``, ``rotate`` the keys; for DPoP (RFC 9449),
+make a client key (``dpop-key``), a token bound to it (``token --dpop-key``) and a ``proof``.
 
 ``serve`` takes its settings from flags, else from the TOML file named by ``--config`` (keys named
 like the flags: ``listen``, ``scopes = ["greeter.farewell"]``, ...), else the defaults.
@@ -7,6 +8,11 @@ Usage:
     python -m dev_issuer serve --listen 127.0.0.1:8080 --state-dir .dev-state/issuer --scope greeter.farewell
     grpcurl -H "authorization: Bearer $(python -m dev_issuer token --sub alice --role admin)" ...
     python -m dev_issuer rotate --url http://127.0.0.1:8080
+    python -m dev_issuer dpop-key --out .dev-state/dpop-key.json     # prints its thumbprint (jkt)
+    TOKEN=$(python -m dev_issuer token --dpop-key .dev-state/dpop-key.json --sub alice)
+    PROOF=$(python -m dev_issuer proof --dpop-key .dev-state/dpop-key.json --token "$TOKEN" \\
+            --htm GET --htu http://127.0.0.1:8081/v1/hello)
+    curl -H "Authorization: DPoP $TOKEN" -H "DPoP: $PROOF" http://127.0.0.1:8081/v1/hello
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import tomllib
@@ -39,6 +46,7 @@ from dev_issuer.token_client import (
     fetch_token,
     rotate_keys,
 )
+from jwt_authn.dpop_client import DPOP_ALGORITHMS, DPoPKey
 
 __all__ = ["main"]
 
@@ -165,6 +173,32 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, help="lifetime in seconds (dev-only)")
     token.add_argument("--audience", help="aud (default: the issuer's default audience)")
     token.add_argument("--alg", choices=SIGNING_ALGORITHMS, help="signing algorithm (dev-only)")
+    token.add_argument(
+        "--dpop-key",
+        type=Path,
+        metavar="FILE",
+        help="bind the token to this DPoP key (from dpop-key): a DPoP-bound token (RFC 9449 §5)",
+    )
+
+    key = commands.add_parser(
+        "dpop-key",
+        help="make a DPoP client key (a private JWK file, mode 0600); prints its thumbprint (jkt)",
+    )
+    key.add_argument("--out", type=Path, required=True, metavar="FILE", help="a new file (never overwritten)")
+    key.add_argument("--alg", choices=DPOP_ALGORITHMS, default="ES256", help="default ES256")
+
+    proof = commands.add_parser(
+        "proof",
+        help="print a fresh DPoP proof for one request",
+        description="gRPC calls: --htm POST --htu <http|https>://<host:port>/<package.Service>/<Method>.",
+    )
+    proof.add_argument("--dpop-key", type=Path, required=True, metavar="FILE", help="the key from dpop-key")
+    proof.add_argument("--htm", default="POST", help="the request's method (default POST, as for gRPC)")
+    proof.add_argument("--htu", required=True, help="the request's URL, without query and fragment")
+    proof.add_argument(
+        "--token", help="the access token the request carries (its hash goes into ath); none at /token"
+    )
+    proof.add_argument("--nonce", help="the server's DPoP-Nonce, when it asked for one")
 
     rotate = commands.add_parser(
         "rotate",
@@ -177,6 +211,31 @@ def _parser() -> argparse.ArgumentParser:
         help="sign with the new keys at once (verifiers that cached the JWKS refuse them until they refresh)",
     )
     return parser
+
+
+def _write_key(path: Path, alg: str) -> str:
+    """A new private JWK file only its owner may read; returns the key's thumbprint."""
+    key = DPoPKey.generate(alg)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ValueError(f"out: {path} exists; a key file is never overwritten") from None
+    except OSError as exc:
+        raise ValueError(f"out: cannot create {path}: {exc.strerror}") from None
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(key.private_jwk_json() + "\n")
+    return key.jkt
+
+
+def _read_key(path: Path) -> DPoPKey:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"dpop_key: cannot read {path}: {exc.strerror}") from None
+    try:
+        return DPoPKey.from_jwk(text)
+    except ValueError as exc:
+        raise ValueError(f"dpop_key: {path}: {exc}") from None
 
 
 async def _serve(settings: _ServeSettings) -> int:
@@ -236,8 +295,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ttl_s=args.ttl,
                 audience=args.audience,
                 alg=args.alg,
+                dpop_key=None if args.dpop_key is None else _read_key(args.dpop_key),
             )
             print(token)  # stdout carries only the token, for $(...)
+            return 0
+        if args.command == "dpop-key":
+            print(_write_key(args.out, args.alg))
+            return 0
+        if args.command == "proof":
+            made = _read_key(args.dpop_key).proof(
+                args.htm, args.htu, access_token=args.token, nonce=args.nonce
+            )
+            print(made)  # stdout carries only the proof, for $(...)
             return 0
         print(json.dumps(rotate_keys(args.url, immediate=args.immediate), indent=2))
         return 0

@@ -17,6 +17,8 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit
 
+from jwt_authn.dpop_client import DPoPKey
+
 __all__ = ["DEV_CLIENT_ID", "DEV_CLIENT_SECRET", "IssuerRequestError", "fetch_token", "rotate_keys"]
 
 DEV_CLIENT_ID = "secureroute-dev"
@@ -60,9 +62,11 @@ def fetch_token(
     ttl_s: int | None = None,
     audience: str | None = None,
     alg: str | None = None,
+    dpop_key: DPoPKey | None = None,
     timeout_s: float = 5.0,
 ) -> str:
-    """A fresh access token via client_credentials at the token endpoint named by discovery."""
+    """A fresh access token via client_credentials at the token endpoint named by discovery;
+    with ``dpop_key``, a DPoP-bound one (RFC 9449 §5: a proof for the token endpoint goes along)."""
     discovery = _request(issuer_url.rstrip("/") + "/.well-known/openid-configuration", timeout_s=timeout_s)
     token_endpoint = discovery.get("token_endpoint") if isinstance(discovery, dict) else None
     if not isinstance(token_endpoint, str):
@@ -79,15 +83,16 @@ def fetch_token(
     form += [("roles", " ".join(roles))] if roles else []
     # RFC 6749 §2.3.1: form-urlencode id and secret before the Basic encoding.
     basic = base64.b64encode(f"{quote_plus(client_id)}:{quote_plus(client_secret)}".encode()).decode()
-    answer = _request(
-        token_endpoint,
-        data=urlencode(form).encode(),
-        headers={"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"},
-        timeout_s=timeout_s,
-    )
+    headers = {"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"}
+    if dpop_key is not None:
+        headers["DPoP"] = dpop_key.proof("POST", token_endpoint)
+    answer = _request(token_endpoint, data=urlencode(form).encode(), headers=headers, timeout_s=timeout_s)
     token = answer.get("access_token") if isinstance(answer, dict) else None
     if not isinstance(token, str):
         raise IssuerRequestError("the token endpoint answered without an access_token")
+    if dpop_key is not None and answer.get("token_type") != "DPoP":
+        # An issuer that ignores DPoP answers a bearer token: say so rather than print it as bound.
+        raise IssuerRequestError("the issuer answered a bearer token, not a DPoP-bound one")
     return token
 
 

@@ -1,5 +1,8 @@
 """``POST /token``: the client_credentials and authorization_code (+ PKCE) grants.
 
+With a valid ``DPoP`` proof header (RFC 9449 §5, checked by ``dpop_proof``), either grant
+answers a DPoP-bound token: ``cnf.jkt`` in the token, ``token_type: DPoP`` in the answer.
+
 Every refusal is an ``OAuthError`` (RFC 6749 §5.2); the app's middleware renders it.
 
 Dev-only extension: a client registered with ``may_set_subject`` (``secureroute-dev``) may
@@ -9,6 +12,7 @@ request, so scripts and tests can get a token for any user without a browser.
 Usage:
     curl -s -u secureroute-dev:secureroute-dev-secret -d grant_type=client_credentials \\
          -d sub=alice -d roles=admin http://127.0.0.1:8080/token
+    curl ... -H "DPoP: $(python -m dev_issuer proof --key key.jwk --htu http://127.0.0.1:8080/token)" ...
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from multidict import MultiMapping
 
 from dev_issuer.client_auth import authenticate_client
 from dev_issuer.config import ClientConfig
+from dev_issuer.dpop_proof import check_token_request_proof
 from dev_issuer.oauth_errors import OAuthError, no_store_json
 from dev_issuer.params import (
     parse_algorithm,
@@ -57,12 +62,22 @@ async def token_endpoint(request: web.Request) -> web.Response:
         raise OAuthError("unsupported_grant_type", f"supported grant types: {', '.join(_GRANTS)}")
     if grant_type not in client.grant_types:
         raise OAuthError("unauthorized_client", f"{client.client_id} may not use {grant_type}")
+    # The proof is checked before the grant: an authorization code is single-use, and a bad proof
+    # must not cost the client its code.
+    jkt = check_token_request_proof(
+        request.headers.getall("DPoP", []),
+        token_endpoint=f"{state.config.issuer_url}/token",
+        now=state.config.clock(),
+        seen=state.seen_proofs,
+    )
     if grant_type == "client_credentials":
-        return _client_credentials(state, client, form)
-    return _authorization_code(state, client, form)
+        return _client_credentials(state, client, form, jkt)
+    return _authorization_code(state, client, form, jkt)
 
 
-def _client_credentials(state: IssuerState, client: ClientConfig, form: MultiMapping[Any]) -> web.Response:
+def _client_credentials(
+    state: IssuerState, client: ClientConfig, form: MultiMapping[Any], jkt: str | None
+) -> web.Response:
     config = state.config
     scopes = parse_scope(single(form, "scope"), config, default=client.default_scope)
     audience = parse_audience(single(form, "audience"), config)
@@ -82,11 +97,14 @@ def _client_credentials(state: IssuerState, client: ClientConfig, form: MultiMap
         scopes=scopes,
         roles=roles,
         ttl_s=ttl_s,
+        jkt=jkt,
     )
     return _issue(state, request, alg=alg, nonce=None, with_id_token=False)
 
 
-def _authorization_code(state: IssuerState, client: ClientConfig, form: MultiMapping[Any]) -> web.Response:
+def _authorization_code(
+    state: IssuerState, client: ClientConfig, form: MultiMapping[Any], jkt: str | None
+) -> web.Response:
     code = required(form, "code")
     redirect_uri = required(form, "redirect_uri")
     verifier = required(form, "code_verifier")
@@ -109,6 +127,7 @@ def _authorization_code(state: IssuerState, client: ClientConfig, form: MultiMap
         scopes=record.scopes,
         roles=record.roles,
         ttl_s=state.config.token_ttl_s,
+        jkt=jkt,
     )
     return _issue(
         state,
@@ -126,7 +145,8 @@ def _issue(
     key = state.keys.signing_key(alg)
     body: dict[str, object] = {
         "access_token": mint_access_token(key, request, now=now),
-        "token_type": "Bearer",
+        # RFC 9449 §5: a bound token's type is DPoP, so the client knows to send proofs with it.
+        "token_type": "Bearer" if request.jkt is None else "DPoP",
         "expires_in": request.ttl_s,
         "scope": " ".join(request.scopes),
     }
@@ -142,11 +162,12 @@ def _issue(
             now=now,
         )
     _log.info(
-        "issued an access token: client=%s sub=%s aud=%s kid=%s ttl=%ss",
+        "issued an access token: client=%s sub=%s aud=%s kid=%s ttl=%ss type=%s",
         request.client_id,
         request.subject,
         request.audience,
         key.kid,
         request.ttl_s,
+        body["token_type"],
     )
     return no_store_json(body)

@@ -33,6 +33,9 @@ class AccessTokenRequest:
     scopes: tuple[str, ...]
     roles: tuple[str, ...]
     ttl_s: int
+    #: RFC 7638 thumbprint of the client's DPoP key: the token is bound to it (``cnf.jkt``,
+    #: RFC 9449 §6.1). None: a bearer token.
+    jkt: str | None = None
 
 
 def _factory(issuer: str, key: SigningKey) -> TokenFactory:
@@ -53,7 +56,11 @@ def mint_access_token(key: SigningKey, request: AccessTokenRequest, *, now: floa
         ttl_s=request.ttl_s,
         alg=key.alg,
         now=now,
-        claims={"nbf": int(now), "client_id": request.client_id},
+        claims={
+            "nbf": int(now),
+            "client_id": request.client_id,
+            **({"cnf": {"jkt": request.jkt}} if request.jkt is not None else {}),
+        },
     )
 
 

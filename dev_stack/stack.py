@@ -77,7 +77,9 @@ def _plan(config: StackConfig) -> list[tuple[str, list[str], Probe]]:
         issuer,
         (
             "service",
-            [py, "-m", "service", "--listen", config.grpc_address, *authn],
+            # The facade calls from loopback: the service trusts it (and only it, everything here
+            # being on 127.0.0.1) to forward a DPoP request's method and URL.
+            [py, "-m", "service", "--listen", config.grpc_address, *authn, "--trusted-proxies", HOST],
             service_ready(config.grpc_address),
         ),
         (

@@ -105,5 +105,5 @@ def create_app(
             settings.backend_server_name,
         )
     app.cleanup_ctx.append(backend)
-    add_routes(app)
+    add_routes(app, dpop_public_base_url=settings.dpop_public_base_url)
     return app

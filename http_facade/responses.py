@@ -21,6 +21,7 @@ import grpc
 from aiohttp import web
 
 from http_facade.status_map import http_mapping
+from jwt_authn import DPOP_NONCE_METADATA
 
 __all__ = ["RETRY_AFTER_S", "render", "render_error", "render_rpc_error", "render_status", "wants_json"]
 
@@ -31,6 +32,8 @@ _MAX_DETAIL_CHARS = 200
 #: 100+ characters; RFC 6749 §10.10 asks for at least 128 bits of entropy, ~22 base64 chars).
 _MIN_SECRET_CHARS = 16
 _PRINTABLE = re.compile(r"[^\x20-\x7e]+")
+#: RFC 9449 §8.1: a nonce is 1*NQCHAR (printable ASCII but the double quote and backslash).
+_NONCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}")
 
 _log = logging.getLogger(__name__)
 
@@ -101,23 +104,37 @@ def _public_details(details: str | None, authorization_values: Iterable[str]) ->
 
 def render_rpc_error(request: web.Request, err: grpc.aio.AioRpcError) -> web.Response:
     """The HTTP response for a failed backend call, per the status table."""
-    challenge = None
     # At runtime this is grpc.aio.Metadata (pairs); grpc-stubs types it as the sync tuple.
-    for key, value in cast(Iterable[tuple[str, str | bytes]], err.trailing_metadata() or ()):
-        if key == "www-authenticate" and isinstance(value, str) and not _PRINTABLE.search(value):
-            challenge = value
-    return render_status(request, err.code(), err.details(), challenge)
+    trailers = [
+        (key, value)
+        for key, value in cast(Iterable[tuple[str, str | bytes]], err.trailing_metadata() or ())
+        if isinstance(value, str)
+    ]
+    # Every challenge the service sent (Bearer and DPoP, RFC 9449 §7.1), as one field: a
+    # comma-separated list of challenges is the same as several fields (RFC 9110 §11.6.1).
+    challenges = [v for k, v in trailers if k == "www-authenticate" and not _PRINTABLE.search(v)]
+    # RFC 9449 §8: the server's nonce, for the client's next proof (use_dpop_nonce).
+    nonces = [v for k, v in trailers if k == DPOP_NONCE_METADATA and _NONCE.fullmatch(v)]
+    challenge = ", ".join(challenges) if challenges else None
+    return render_status(
+        request, err.code(), err.details(), challenge, nonces[0] if len(nonces) == 1 else None
+    )
 
 
 def render_status(
-    request: web.Request, code: grpc.StatusCode | None, details: str | None, challenge: str | None = None
+    request: web.Request,
+    code: grpc.StatusCode | None,
+    details: str | None,
+    challenge: str | None = None,
+    nonce: str | None = None,
 ) -> web.Response:
     """The HTTP response for a call that ended with ``code``, per the status table: the backend's
     (``render_rpc_error``) or, in the one program, the guard's verdict (``challenge`` is its
-    RFC 6750 ``WWW-Authenticate``) and the deadline."""
+    RFC 6750 / RFC 9449 ``WWW-Authenticate``, ``nonce`` its ``DPoP-Nonce``) and the deadline."""
     code = code or grpc.StatusCode.UNKNOWN
     mapping = http_mapping(code)
-    details = _public_details(details, request.headers.getall("Authorization", []))
+    credentials = [*request.headers.getall("Authorization", []), *request.headers.getall("DPoP", [])]
+    details = _public_details(details, credentials)
     # Details go to our log (they may name backend addresses); the token never does. The
     # guard already logged an authentication failure once, with its reason.
     level = logging.DEBUG if mapping.status in (401, 403) else logging.INFO
@@ -130,6 +147,8 @@ def render_status(
             headers["WWW-Authenticate"] = challenge
         elif mapping.status == 401:
             headers["WWW-Authenticate"] = "Bearer"  # RFC 9110 §15.5.2: a 401 must carry a challenge.
+        if nonce is not None:
+            headers["DPoP-Nonce"] = nonce  # RFC 9449 §8: for the client's next proof
     if mapping.status in (429, 503):
         headers["Retry-After"] = str(RETRY_AFTER_S)  # RFC 6585 §4, RFC 9110 §15.6.4
     return render_error(request, mapping.status, code.name.lower(), message, headers)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -32,11 +32,24 @@ from google.protobuf.message import Message
 from http_facade.backend import BACKEND_KEY, LocalBackend
 from http_facade.request_id import REQUEST_ID_KEY
 from http_facade.responses import render, render_error, render_rpc_error, render_status
-from jwt_authn import authn_middleware, current_principal, operation
+from jwt_authn import (
+    DPOP_HTM_METADATA,
+    DPOP_HTU_METADATA,
+    DPOP_METADATA,
+    authn_middleware,
+    current_principal,
+    operation,
+)
 from secureroute.deadlines import Deadlines
 from secureroute.v1 import secureroute_pb2
 
-__all__ = ["LOCAL_BACKEND_KEY", "add_local_routes", "add_routes", "malformed_authorization_middleware"]
+__all__ = [
+    "LOCAL_BACKEND_KEY",
+    "PUBLIC_BASE_URL_KEY",
+    "add_local_routes",
+    "add_routes",
+    "malformed_authorization_middleware",
+]
 
 LOCAL_BACKEND_KEY = web.AppKey("local_backend", LocalBackend)
 
@@ -48,20 +61,46 @@ SECURE_ROUTE_METHOD = f"/{_SERVICE}/SecureRoute"
 _METADATA_VALUE = re.compile(r"[\x20-\x7e]*")
 
 
+#: ``dpop_public_base_url``: the URL clients use, when a proxy in front of the facade changes it.
+PUBLIC_BASE_URL_KEY = web.AppKey("dpop_public_base_url", str)
+
+
+def _proof_target(request: web.Request) -> tuple[str, str]:
+    """The request's method and URL as its DPoP proof names them (RFC 9449 §4.2: ``htu`` without
+    query and fragment): the configured public base URL and the path, else, as the guard's aiohttp
+    middleware takes them, the scheme of this connection, the ``Host`` the client sent, the path."""
+    base = request.app.get(PUBLIC_BASE_URL_KEY)
+    if base is not None:
+        return request.method, base + request.rel_url.raw_path
+    return request.method, str(request.url.with_query(None).with_fragment(None))
+
+
 def _metadata(request: web.Request) -> list[tuple[str, str]]:
     metadata = [("x-request-id", request[REQUEST_ID_KEY])]
     # Every Authorization header, each as its own entry: jwt_authn refuses more than one
     # (malformed_authorization), as it does over gRPC. Forwarding only the first would let a
     # second, different credential pass unseen.
     metadata.extend(("authorization", value) for value in request.headers.getall("Authorization", []))
+    proofs = request.headers.getall("DPoP", [])
+    if proofs:
+        # Every DPoP proof (the guard refuses several), and what the proof must match: the
+        # service sees our call, not the client's request, and trusts these from its configured
+        # proxies only (trusted_proxies). Never a client's own DPoP-Htm/-Htu headers.
+        metadata.extend((DPOP_METADATA, proof) for proof in proofs)
+        htm, htu = _proof_target(request)
+        metadata += [(DPOP_HTM_METADATA, htm), (DPOP_HTU_METADATA, htu)]
     return metadata
 
 
 @web.middleware
 async def malformed_authorization_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A 400 when any Authorization value cannot travel as gRPC metadata (grpc-core would refuse
-    to send it, and the call would end in a 500); the one program answers the same."""
-    if all(_METADATA_VALUE.fullmatch(value) for value in request.headers.getall("Authorization", ())):
+    """A 400 when any Authorization or DPoP value, or the URL a proof is checked against, cannot
+    travel as gRPC metadata (grpc-core would refuse to send it, and the call would end in a 500);
+    the one program answers the same."""
+    values = [*request.headers.getall("Authorization", ()), *request.headers.getall("DPoP", ())]
+    if "DPoP" in request.headers:
+        values.append(_proof_target(request)[1])
+    if all(_METADATA_VALUE.fullmatch(value) for value in values):
         return await handler(request)
     # RFC 6750 §3.1: a malformed request is invalid_request, answered with 400.
     return render_error(
@@ -145,7 +184,9 @@ async def secure_route(request: web.Request) -> web.Response:
     )
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, *, dpop_public_base_url: str | None = None) -> None:
+    if dpop_public_base_url is not None:
+        app[PUBLIC_BASE_URL_KEY] = dpop_public_base_url
     # add_get also answers HEAD (allow_head=True); other methods get 405 with Allow.
     app.router.add_get("/health", health)
     app.router.add_get("/secure-route", secure_route)
@@ -171,9 +212,14 @@ _REJECTION_CODES = {
 }
 
 
-def _rejection(request: web.Request, status: int, text: str, headers: Mapping[str, str]) -> web.Response:
+def _rejection(
+    request: web.Request, status: int, text: str, headers: Sequence[tuple[str, str]]
+) -> web.Response:
     code = _REJECTION_CODES.get(status, grpc.StatusCode.UNAUTHENTICATED)
-    return render_status(request, code, text, headers.get("WWW-Authenticate"))
+    # As the remote facade joins the service's challenge trailers (Bearer and DPoP): one field.
+    challenges = [value for name, value in headers if name == "WWW-Authenticate"]
+    nonce = next((value for name, value in headers if name == "DPoP-Nonce"), None)
+    return render_status(request, code, text, ", ".join(challenges) or None, nonce)
 
 
 def _deadline_middleware(timeout_s: float) -> Any:

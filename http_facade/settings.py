@@ -7,9 +7,10 @@ Usage:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar, Self
+from typing import Annotated, ClassVar, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from secureroute.settings import (
     ExistingFile,
@@ -36,6 +37,16 @@ __all__ = [
 ]
 
 PROG = "secureroute-facade"
+
+
+def _base_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"must be an http(s) URL without query or fragment: {value!r}")
+    return value.rstrip("/")
+
+
+BaseUrl = Annotated[Text, AfterValidator(_base_url)]
 
 
 class HttpServer(ServerTLSSettings):
@@ -151,6 +162,13 @@ class FacadeSettings(BackendSettings, ProcessSettings, ProgramSettings):
     inline: ClassVar[frozenset[str]] = frozenset({"http"})
 
     http: HttpServer = HttpServer()
+    # None: the URL as this facade sees it (its own scheme, the Host the client sent), as
+    # jwt_authn's aiohttp middleware does without public_base_urls.
+    dpop_public_base_url: BaseUrl | None = Field(
+        None,
+        description="the URL clients reach the facade at (https://api.example.com), when a proxy in "
+        "front changes it: the URL passed on with a DPoP proof is this plus the request's path",
+    )
     # Well inside Kubernetes' default 30 s terminationGracePeriodSeconds.
     grace_period: Seconds = Field(
         5.0, description="on SIGTERM/SIGINT, how long open requests may still finish, seconds"

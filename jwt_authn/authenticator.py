@@ -23,22 +23,30 @@ from typing import Any
 
 import aiohttp
 
-from jwt_authn.config import AuthnConfig, IssuerConfig, Requirement
+from jwt_authn.config import MAX_REMEMBERED_METHODS, AuthnConfig, IssuerConfig, Requirement
+from jwt_authn.dpop import check_proof, same_text
 from jwt_authn.errors import AuthnError, KeySetUnavailable, PermissionDenied, Unauthenticated
-from jwt_authn.extractor import extract_bearer, max_authorization_length
+from jwt_authn.extractor import extract_credentials, max_authorization_length
 from jwt_authn.jwks import KeySetCache
+from jwt_authn.nonce import NonceSource
 from jwt_authn.observer import MAX_VERDICT_KID_CHARS, OUTCOME_OK, AuthnObserver, AuthnVerdict, TracingObserver
 from jwt_authn.principal import Principal
-from jwt_authn.sources import key_source_for
+from jwt_authn.replay import MemoryReplayStore, ReplayStore, ReplayStoreUnavailable
+from jwt_authn.sender import CallContextNeeded, ProofTarget, SenderContext, is_trusted_peer
+from jwt_authn.sources import key_source_for, slash_hint
 from jwt_authn.token_cache import TokenCache, VerifiedToken
 from jwt_authn.verifier import check_claims, check_header, parse_token, verify_signature
 
-__all__ = ["Authenticator", "challenge"]
+__all__ = ["Authenticator", "challenge", "dpop_challenge"]
 
 log = logging.getLogger(__name__)
 
 
 _NO_STRINGS: frozenset[str] = frozenset()
+#: The sender of a call whose adapter says nothing about it: no proof, no certificate.
+_NO_SENDER = SenderContext()
+#: Most unknown ``iss`` values logged at WARNING (each once): the value is the caller's to choose.
+_MAX_MISMATCHED_ISSUERS = 16
 
 
 def _strings(value: Any) -> frozenset[str]:
@@ -88,6 +96,14 @@ def _check_requirement(principal: Principal, method: str, requirement: Requireme
         raise PermissionDenied("insufficient_role", f"{method} needs roles")
 
 
+def _sender_constraint_required(entry: VerifiedToken) -> Unauthenticated:
+    error = Unauthenticated(
+        "sender_constraint_required", "this issuer's tokens must be DPoP- or certificate-bound"
+    )
+    error.issuer, error.key_id = entry.issuer, entry.key_id
+    return error
+
+
 def _verdict(error: AuthnError, entry: VerifiedToken | None) -> AuthnVerdict:
     """What a trace may say about ``error``; ``entry`` is the verified token a policy refused."""
     if isinstance(error, PermissionDenied):
@@ -113,6 +129,20 @@ def challenge(error: AuthnError | None, realm: str = "") -> str:
     return "Bearer " + ", ".join(params) if params else "Bearer"
 
 
+def dpop_challenge(error: AuthnError | None, realm: str = "", algorithms: tuple[str, ...] = ()) -> str:
+    """The RFC 9449 §7.1 ``WWW-Authenticate`` value of the DPoP scheme: the error (when the
+    request used DPoP) and the accepted proof algorithms."""
+    params = [f'realm="{realm}"'] if realm else []
+    if error is not None and error.bearer_error:
+        params.append(f'error="{error.bearer_error}"')
+        params.append(f'error_description="{error.description}"')
+        if isinstance(error, PermissionDenied) and error.required_scopes:
+            params.append(f'scope="{" ".join(sorted(error.required_scopes))}"')
+    if algorithms:
+        params.append(f'algs="{" ".join(algorithms)}"')
+    return "DPoP " + ", ".join(params) if params else "DPoP"
+
+
 class Authenticator:
     """Validates bearer tokens for one service; share one instance across interceptors."""
 
@@ -122,8 +152,21 @@ class Authenticator:
         *,
         session: aiohttp.ClientSession | None = None,
         observer: AuthnObserver | None = None,
+        replay_store: ReplayStore | None = None,
     ) -> None:
         self.config = config
+        dpop = config.dpop
+        #: Where accepted DPoP proofs are remembered (``MemoryReplayStore`` unless one is given,
+        #: e.g. ``RedisReplayStore`` shared by replicas). ``replay_store.available`` is for readiness.
+        self.replay_store: ReplayStore = replay_store or MemoryReplayStore(
+            max_entries=dpop.replay_store_size, max_entries_per_key=dpop.replay_store_size_per_key
+        )
+        self._owns_replay_store = replay_store is None
+        #: Server nonces (RFC 9449 §8), when ``DPoPConfig.require_nonce``.
+        self.nonces = (
+            NonceSource(dpop.nonce_secret, rotation_s=dpop.nonce_rotation_s) if dpop.require_nonce else None
+        )
+        self._issuers = {issuer.issuer: issuer for issuer in config.issuers}
         #: Told every outcome of ``authenticate`` (for metrics); None tells nobody.
         self.observer = observer
         # Decided once: a TracingObserver is also told verdicts and key fetches (observer.py).
@@ -141,7 +184,11 @@ class Authenticator:
             for issuer in config.issuers
         }
         self.token_cache = TokenCache(config.token_cache_size)
+        self._unlisted_logged: set[str] = set()
+        self._mismatched_issuers: set[str] = set()
         self._ready = asyncio.Event()
+        #: Whether the key sets' background lifecycle was started (by start() or the first use).
+        self._started = False
         self._ready_callbacks: list[Callable[[], None]] = []
         for issuer, cache in self.key_sets.items():
             cache.on_keys_removed(lambda key_ids, issuer=issuer: self._forget_tokens(issuer, key_ids))  # type: ignore[misc]
@@ -157,7 +204,24 @@ class Authenticator:
         return self._session
 
     async def start(self) -> None:
-        """Start loading key sets in the background; returns at once, even if issuers are down."""
+        """Start loading key sets in the background; returns at once, even if issuers are down.
+
+        Call it at startup, so the keys load before the first call. The first ``authenticate`` or
+        ``verify`` starts it too when it was forgotten (the keys would never be refreshed else)."""
+        self._start_key_sets()
+
+    def _start_by_first_use(self) -> None:
+        log.warning(
+            "jwt_authn: the Authenticator was not started; its first authenticate() starts the key sets'"
+            " background loading and refresh now. Call `await authenticator.start()` at startup"
+            " (aiohttp: in on_startup) so the keys load before the first call."
+        )
+        self._start_key_sets()
+
+    def _start_key_sets(self) -> None:
+        if self._started:
+            return
+        self._started = True
         pending = set(self.key_sets)
         for issuer, cache in self.key_sets.items():
             cache.on_ready(lambda issuer=issuer: self._one_ready(pending, issuer))  # type: ignore[misc]
@@ -177,6 +241,8 @@ class Authenticator:
         if self._session is not None and self._owns_session:
             await self._session.close()
             self._session = None
+        if self._owns_replay_store:
+            await self.replay_store.close()
 
     @property
     def ready(self) -> bool:
@@ -208,16 +274,33 @@ class Authenticator:
     def is_public(self, method: str) -> bool:
         return self.config.policy.is_public(method)
 
-    async def authenticate(self, authorization_values: Sequence[str], method: str) -> Principal | None:
-        """The principal allowed to call ``method``; None for a public method. Raises AuthnError."""
+    async def authenticate(
+        self, authorization_values: Sequence[str], method: str, *, sender: SenderContext | None = None
+    ) -> Principal | None:
+        """The principal allowed to call ``method``; None for a public method, or an allow-missing
+        one called without a token. Raises AuthnError.
+
+        ``sender`` describes the request for sender-constrained tokens (DPoP proofs, target URI,
+        peer, client certificate); without it only unbound bearer tokens pass. Raises
+        ``CallContextNeeded`` (not an AuthnError, never observed) when ``sender`` says the call's
+        context is unknown and a check needs it: the gRPC adapters then ask again from the handler.
+        """
         access = self.config.policy.access(method)
         if access.public:
             return None
+        if not self._started:
+            self._start_by_first_use()
+        if access.optional and not authorization_values:
+            return None  # allow_missing: no token is fine; a token sent is checked below
         entry: VerifiedToken | None = None
         try:
-            entry = await self._verify_authorization(authorization_values)
+            if not access.listed and self.config.policy.require_listed:
+                raise self._not_listed(method)
+            entry = await self._verify_authorization(authorization_values, sender or _NO_SENDER)
             _check_requirement(entry.principal, method, access.requirement)
         except AuthnError as error:
+            if len(authorization_values) == 1 and authorization_values[0][:5].lower() == "dpop ":
+                error.scheme = "DPoP"  # its challenge carries the error (RFC 9449 §7.1)
             if self.observer is not None:
                 self.observer.on_outcome(error.reason)
                 if self._on_verdict is not None:
@@ -232,9 +315,27 @@ class Authenticator:
                 )
         return principal
 
+    def _not_listed(self, method: str) -> PermissionDenied:
+        """The refusal of a method no policy entry names, under ``require_listed``: no token can
+        help (403 without a challenge), and the operator hears of each such method once."""
+        if method not in self._unlisted_logged and len(self._unlisted_logged) < MAX_REMEMBERED_METHODS:
+            self._unlisted_logged.add(method)
+            log.error(
+                "refused %s: no policy entry names it and the policy requires one (require_listed)", method
+            )
+        error = PermissionDenied("method_not_listed", f"{method} is named by no policy entry")
+        error.bearer_error = ""  # no token would help: nothing to challenge for
+        return error
+
     async def verify(self, token: str) -> Principal:
-        """Validate one token (signature and claims) and return whom it speaks for."""
-        return (await self._verify_token(token)).principal
+        """Validate one token (signature and claims) and return whom it speaks for. A bound token
+        (``cnf``) is refused: without its proof or certificate it proves nothing."""
+        if not self._started:
+            self._start_by_first_use()
+        entry = await self._verify_token(token)
+        if entry.binding is not None:
+            raise Unauthenticated("bound_token_as_bearer", "cnf binds the token; it needs its proof")
+        return entry.principal
 
     async def _verify_token(self, token: str) -> VerifiedToken:
         if len(token) > self.config.max_token_bytes:
@@ -245,8 +346,11 @@ class Authenticator:
             entry = await self._verify_new(token, key, now)
         return entry
 
-    async def _verify_authorization(self, authorization_values: Sequence[str]) -> VerifiedToken:
-        """``verify`` for a call's ``authorization`` values, its cache keyed by the value as sent.
+    async def _verify_authorization(
+        self, authorization_values: Sequence[str], sender: SenderContext
+    ) -> VerifiedToken:
+        """``verify`` for a call's ``authorization`` values, its cache keyed by the value as sent,
+        then the sender checks of a bound token (or a DPoP request).
 
         A value met before (``Bearer <token>``, spelled as the caller spells it) was extracted
         and its token verified then, and extraction gives the same token every time: so a hit
@@ -256,16 +360,114 @@ class Authenticator:
         max_token_bytes = self.config.max_token_bytes
         if len(authorization_values) == 1:
             value = authorization_values[0]
-            # ASCII only: a bearer value is, and anything else is extract_bearer's to refuse.
+            # ASCII only: a bearer value is, and anything else is extract_credentials' to refuse.
             if len(value) <= max_authorization_length(max_token_bytes) and value.isascii():
                 now, key = self.config.clock(), self.token_cache.digest(value)
                 entry = self._remembered(key, now)
                 if entry is None:
-                    token = extract_bearer(authorization_values, max_token_bytes=max_token_bytes)
+                    scheme, token = extract_credentials(authorization_values, max_token_bytes=max_token_bytes)
                     entry = await self._verify_new(token, key, now)
+                else:
+                    # Cached values were extracted before: "<scheme> <token>", one or more spaces.
+                    scheme, _, token = value.partition(" ")
+                    scheme, token = ("DPoP" if scheme.lower() == "dpop" else "Bearer"), token.lstrip(" ")
+                if entry.binding is not None or scheme == "DPoP" or sender.proofs:
+                    await self._check_sender(entry, scheme, token, sender, now)
+                elif self._issuers[entry.issuer].require_sender_constrained:
+                    raise _sender_constraint_required(entry)
                 return entry
-        # None, several, or an oversized value: extract_bearer raises the matching error.
-        return await self._verify_token(extract_bearer(authorization_values, max_token_bytes=max_token_bytes))
+        # None, several, or an oversized value: extract_credentials raises the matching error.
+        extract_credentials(authorization_values, max_token_bytes=max_token_bytes)
+        # Unreachable (extraction refuses all of these); refused all the same, never waved through.
+        raise Unauthenticated("malformed_authorization", "authorization value not accepted")
+
+    async def _check_sender(
+        self, entry: VerifiedToken, scheme: str, token: str, sender: SenderContext, now: float
+    ) -> None:
+        """The binding rules of a verified token (RFC 9449 §7, RFC 8705 §3) and the DPoP proof.
+
+        Only the token's verification is cached: the proof is checked afresh on every call."""
+        binding = entry.binding
+        try:
+            if scheme == "Bearer":
+                if binding is not None and binding.jkt is not None:
+                    # RFC 9449 §7.2: accepted as a plain bearer token, the binding protects nothing.
+                    raise Unauthenticated("bound_token_as_bearer", "a DPoP-bound token needs its proof")
+                if binding is None:
+                    if self._issuers[entry.issuer].require_sender_constrained:
+                        raise _sender_constraint_required(entry)
+                    return  # a bearer token: any DPoP header beside it is not ours to check
+            elif binding is None or binding.jkt is None:
+                raise Unauthenticated(
+                    "token_not_dpop_bound", "the DPoP scheme needs a token bound by cnf.jkt"
+                )
+            if binding.x5t_s256 is not None:
+                if not sender.call_context_known:
+                    raise CallContextNeeded
+                if sender.certificate_thumbprint is None:
+                    raise Unauthenticated("certificate_missing", "the token is bound to a client certificate")
+                if not same_text(sender.certificate_thumbprint, binding.x5t_s256):
+                    raise Unauthenticated("certificate_mismatch", "the client certificate is not the token's")
+            if binding.jkt is None:
+                return  # a certificate-bound bearer token, its certificate presented
+            await self._check_proof(binding.jkt, token, sender, now)
+        except AuthnError as error:
+            error.issuer, error.key_id = entry.issuer, entry.key_id
+            raise
+
+    async def _check_proof(self, jkt: str, token: str, sender: SenderContext, now: float) -> None:
+        dpop = self.config.dpop
+        forwarded = bool(sender.forwarded_htm or sender.forwarded_htu)
+        if (forwarded or sender.target is None) and not sender.call_context_known:
+            raise CallContextNeeded
+        proofs = sender.proofs
+        if not proofs:
+            raise Unauthenticated("dpop_proof_missing", "the DPoP scheme needs exactly one DPoP proof")
+        if len(proofs) > 1:
+            raise Unauthenticated("dpop_proof_multiple", "more than one DPoP proof")
+        target = sender.target
+        if forwarded:
+            # The split deployment: a proxy passes the original method and URL. Only a configured
+            # proxy may: from anyone else these would let a proof made for another URL pass.
+            if not is_trusted_peer(sender.peer_address, dpop.trusted_proxies):
+                raise Unauthenticated(
+                    "dpop_forwarding_untrusted", "dpop-htm/dpop-htu from a peer not trusted"
+                )
+            if len(sender.forwarded_htm) != 1 or len(sender.forwarded_htu) != 1:
+                raise Unauthenticated("dpop_forwarding_malformed", "need one dpop-htm and one dpop-htu")
+            target = ProofTarget(sender.forwarded_htm[0], uris=(sender.forwarded_htu[0],))
+        if target is None:
+            raise Unauthenticated("dpop_htu_mismatch", "the request's URI is unknown")
+        proof = check_proof(
+            proofs[0], token=token, expected_jkt=jkt, target=target, config=dpop, now=now, nonces=self.nonces
+        )
+        # Last: a proof is remembered only once every other check passed.
+        try:
+            await self.replay_store.remember(proof.replay_key, proof.jkt, proof.expires_at, now)
+        except AuthnError:
+            raise
+        except Exception as err:
+            # A store that breaks (a bug, a client library's surprise) refuses: fail closed, and
+            # never a 500 for the caller.
+            log.warning("DPoP replay store failed, refusing the proof: %s", type(err).__name__)
+            raise ReplayStoreUnavailable(f"replay store: {type(err).__name__}") from None
+
+    def _warn_issuer_mismatch(self, issuer: object) -> None:
+        """Log the first token of each unknown ``iss`` at WARNING, with the configured issuers
+        (a trailing-slash mismatch refuses every token, and INFO lines hide it). Bounded: the
+        value is the caller's, so a flood of made-up issuers costs at most a few lines."""
+        seen = str(issuer)[:200]
+        if seen in self._mismatched_issuers or len(self._mismatched_issuers) >= _MAX_MISMATCHED_ISSUERS:
+            return
+        self._mismatched_issuers.add(seen)
+        configured = tuple(self.key_sets)
+        hints = "".join(slash_hint(seen, name) for name in configured)
+        log.warning(
+            "a token names the issuer %r, which is not configured (configured: %s)%s",
+            seen,
+            ", ".join(repr(name) for name in configured),
+            hints,
+        )
 
     def _remembered(self, key: bytes, now: float) -> VerifiedToken | None:
         """The verified token in the cache under ``key``, still valid at ``now``."""
@@ -292,6 +494,7 @@ class Authenticator:
         key_set = self.key_sets.get(issuer) if isinstance(issuer, str) else None
         if key_set is None:
             # Decided before any key lookup: an unknown issuer never causes a fetch.
+            self._warn_issuer_mismatch(issuer)
             raise Unauthenticated("issuer_mismatch", "iss is not a configured issuer")
         config = key_set.config
         kid, alg, limit = unverified.kid, unverified.alg, self.config.max_keys_without_kid
@@ -309,7 +512,12 @@ class Authenticator:
             error.issuer, error.key_id = config.issuer, kid
             raise
         entry = VerifiedToken(
-            _principal(claims, config), config.issuer, key_id, window.valid_from, window.valid_until
+            _principal(claims, config),
+            config.issuer,
+            key_id,
+            window.valid_from,
+            window.valid_until,
+            window.binding,
         )
         self.token_cache.put(key, entry)
         return entry

@@ -6,7 +6,7 @@ embedding service builds these objects from its own settings.
 
 Usage:
     config = AuthnConfig(
-        issuers=(IssuerConfig(issuer="https://idp.example.com/", audiences=("api://orders",)),),
+        issuers=(IssuerConfig(issuer="https://idp.example.com", audiences=("api://orders",)),),
         policy=Policy(public_methods=("/shop.v1.Orders/Ping",)),  # health and reflection stay public
     )
 """
@@ -28,6 +28,7 @@ __all__ = [
     "MAX_REMEMBERED_METHODS",
     "PUBLIC_GRPC_INFRA_METHODS",
     "AuthnConfig",
+    "DPoPConfig",
     "IssuerConfig",
     "MethodAccess",
     "Policy",
@@ -53,6 +54,8 @@ PUBLIC_GRPC_INFRA_METHODS: tuple[str, ...] = (
 
 _METHOD_PATTERN = re.compile(r"/[A-Za-z_][\w.]*/(\*|[A-Za-z_]\w*)")
 _CLAIM_PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
+#: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 
 
 def _require(condition: bool, setting: str, problem: str) -> None:
@@ -124,7 +127,7 @@ class IssuerConfig:
     # Key source: exactly one of discovery (the default), jwks_uri, jwks_file, jwks.
     #: Explicit JWKS URL; skips OIDC discovery.
     jwks_uri: str | None = None
-    #: Local JWKS file, reloaded when its modification time changes.
+    #: Local JWKS file, re-read when its modification time or size changes (checked every second).
     jwks_file: str | None = None
     #: An in-memory JWKS document (a dict with "keys"), e.g. for an embedded default issuer.
     jwks: Mapping[str, Any] | None = None
@@ -143,6 +146,10 @@ class IssuerConfig:
     require_access_token_type: bool = False
     #: Claim holding roles; a dotted path reaches nested objects (``realm_access.roles``).
     roles_claim: str = "roles"
+    #: Accept only sender-constrained tokens from this issuer: bound to a DPoP key (``cnf.jkt``,
+    #: RFC 9449) or a client certificate (``cnf["x5t#S256"]``, RFC 8705). Off: bound and unbound
+    #: tokens are both accepted (a bound token always needs its proof or certificate).
+    require_sender_constrained: bool = False
 
     #: HTTP timeout for discovery and JWKS fetches, seconds (jose's default is 5 s).
     fetch_timeout_s: float = 5.0
@@ -176,7 +183,7 @@ class IssuerConfig:
         )
         _set_names(
             self,
-            audiences=("audience", self.audiences),
+            audiences=("audiences", self.audiences),
             algorithms=("algorithms", self.algorithms),
             required_claims=("required_claims", self.required_claims),
         )
@@ -193,16 +200,16 @@ class IssuerConfig:
             )
         _require(
             bool(self.audiences) or self.allow_any_audience,
-            "audience",
+            "audiences",
             "at least one audience is required (or explicitly allow any audience)",
         )
         _require(
-            all(isinstance(a, str) and a for a in self.audiences), "audience", "must be non-empty strings"
+            all(isinstance(a, str) and a for a in self.audiences), "audiences", "must be non-empty strings"
         )
         _require(bool(self.algorithms), "algorithms", "at least one algorithm is required")
         unknown = sorted(set(self.algorithms) - ASYMMETRIC_ALGORITHMS)
         _require(not unknown, "algorithms", f"unsupported or unsafe: {', '.join(unknown)}")
-        _require(0 <= self.leeway_s <= 300, "leeway", "must be between 0 and 300 seconds")
+        _require(0 <= self.leeway_s <= 300, "leeway_s", "must be between 0 and 300 seconds")
         roles_claim_ok = _CLAIM_PATH.fullmatch(self.roles_claim) is not None
         _require(roles_claim_ok, "roles_claim", "must be a claim name or dotted path")
         for name in (
@@ -242,6 +249,15 @@ class Requirement:
     def __post_init__(self) -> None:
         for name in ("scopes", "roles"):
             object.__setattr__(self, name, frozenset(_names(getattr(self, name), name)))
+        # A token's scopes are one space-separated string (RFC 6749 §3.3): "a b" as one required
+        # scope could never be met, and a quote would break the challenge's scope="..." parameter.
+        bad = sorted(scope for scope in self.scopes if _SCOPE_TOKEN.fullmatch(scope) is None)
+        _require(
+            not bad,
+            "scopes",
+            f"each scope is one scope-token (RFC 6749 §3.3: no spaces, quotes or backslashes),"
+            f" list them one by one: {bad!r:.120}",
+        )
 
 
 class MethodAccess(NamedTuple):
@@ -250,6 +266,12 @@ class MethodAccess(NamedTuple):
     public: bool
     #: None: a valid token is enough (or the method is public).
     requirement: Requirement | None
+    #: Some entry names the method (exactly or by its service's wildcard), gRPC's infrastructure
+    #: included; ``Policy(require_listed=True)`` refuses the methods for which this is False.
+    listed: bool = True
+    #: Callable without a token, but a token sent must be valid, and its principal is the
+    #: handler's (``allow_missing_methods``, Envoy's ``allow_missing``). Never ``public`` too.
+    optional: bool = False
 
 
 #: Most methods whose decision a Policy remembers. A gRPC server only asks about its registered
@@ -267,6 +289,14 @@ class Policy:
     or a requirement) decides over its service's wildcard entry, on either side.
     gRPC's health and reflection services are public as well, unless ``public_grpc_infra`` is
     turned off: probes and tools call them without credentials.
+
+    ``require_listed=True`` fails closed on a method no entry names (PERMISSION_DENIED,
+    ``method_not_listed``), so a misspelt entry cannot leave its method open to any valid token.
+
+    ``allow_missing_methods`` are optional authentication (Envoy's ``allow_missing``): a call
+    without an ``authorization`` value passes with no principal; a call with one is authenticated
+    like any other (an invalid token is refused) and the handler sees its principal. Scopes and
+    roles are not required there (an anonymous caller gets in anyway): the handler decides.
     """
 
     public_methods: tuple[str, ...] = ()
@@ -274,22 +304,49 @@ class Policy:
     #: Add ``PUBLIC_GRPC_INFRA_METHODS`` to the public methods. Off only by an explicit choice
     #: (e.g. a service whose health must not be probed anonymously).
     public_grpc_infra: bool = True
+    #: Methods (or ``/pkg.Svc/*``) callable without a token that still authenticate one when sent.
+    allow_missing_methods: tuple[str, ...] = ()
+    #: Refuse every method that no entry names (deny unless named). Off by default, like Envoy's
+    #: rules, but where an unmatched Envoy route needs no token, an unnamed method here still needs
+    #: a valid one; on, it is refused outright.
+    require_listed: bool = False
     # Each method's decision, made once: deciding builds a wildcard string and does three lookups,
     # which inside a busy server (whose other work keeps the CPU caches cold) is a visible share of
     # a protected call.
     _decided: dict[str, MethodAccess] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _set_names(self, public_methods=("public_methods", self.public_methods))
+        _set_names(
+            self,
+            public_methods=("public_methods", self.public_methods),
+            allow_missing_methods=("allow_missing_methods", self.allow_missing_methods),
+        )
         _require(
             isinstance(self.requirements, Mapping), "requirements", "must map method names to Requirement"
         )
-        for name in (*self.public_methods, *self.requirements):
-            check_method_name(name, "policy")
+        for name in self.public_methods:
+            check_method_name(name, "public_methods")
+        for name in self.allow_missing_methods:
+            check_method_name(name, "allow_missing_methods")
+        for name in self.requirements:
+            check_method_name(name, "requirements")
         for requirement in self.requirements.values():
             _require(isinstance(requirement, Requirement), "requirements", "values must be Requirement")
+        _require(isinstance(self.require_listed, bool), "require_listed", "must be True or False")
         both = set(self.public_names) & set(self.requirements)
-        _require(not both, "policy", f"a method cannot be public and have requirements: {sorted(both)}")
+        _require(not both, "requirements", f"a method cannot be public and have requirements: {sorted(both)}")
+        optional_and_public = set(self.allow_missing_methods) & set(self.public_names)
+        _require(
+            not optional_and_public,
+            "allow_missing_methods",
+            f"a method cannot be public and allow a missing token: {sorted(optional_and_public)}",
+        )
+        optional_and_required = set(self.allow_missing_methods) & set(self.requirements)
+        _require(
+            not optional_and_required,
+            "allow_missing_methods",
+            f"a method that allows a missing token cannot have requirements: {sorted(optional_and_required)}",
+        )
         object.__setattr__(self, "requirements", MappingProxyType(dict(self.requirements)))
 
     @property
@@ -306,19 +363,28 @@ class Policy:
             wildcard = _service_wildcard(method)
             public_names = self.public_names
             exact_requirement = self.requirements.get(method)
-            # The most specific entry decides: an exact entry (public or a requirement) wins over
-            # its service's wildcard, so "/pkg.Svc/*" public never opens a method that names its
-            # own requirement. (Exact public + exact requirement is refused at construction.)
+            optional_names = self.allow_missing_methods
+            # The most specific entry decides: an exact entry (public, allow-missing or a
+            # requirement) wins over its service's wildcard, so "/pkg.Svc/*" public never opens a
+            # method that names its own requirement. (An exact name on two sides is refused at
+            # construction, and so is a wildcard.)
+            optional = False
             if method in public_names:
                 public = True
+            elif method in optional_names:
+                public, optional = False, True
             elif exact_requirement is not None:
                 public = False
             else:
                 public = wildcard in public_names
+                optional = not public and wildcard in optional_names
             requirement = exact_requirement
             if requirement is None:
                 requirement = self.requirements.get(wildcard)
-            decided = MethodAccess(public, requirement)
+            if optional:
+                requirement = None  # the handler decides what an optional caller may see
+            listed = public or optional or requirement is not None
+            decided = MethodAccess(public, requirement, listed, optional)
             if len(self._decided) < MAX_REMEMBERED_METHODS:
                 self._decided[method] = decided
         return decided
@@ -332,6 +398,124 @@ class Policy:
 
 def _service_wildcard(method: str) -> str:
     return method.rsplit("/", 1)[0] + "/*"
+
+
+def _network(value: str, setting: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{setting}: not an IP address or network: {value!r}") from None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DPoPConfig:
+    """How DPoP proofs (RFC 9449) are checked. DPoP is accepted with the defaults: no setting is
+    needed to receive a DPoP request.
+
+    For gRPC the proof's ``htm`` is ``POST`` and its ``htu`` is
+    ``<scheme>://<authority>/<package.Service>/<Method>`` (gRPC's HTTP/2 mapping). Python's grpc
+    does not tell a server the ``:authority`` a call was sent to (grpc/grpc#38906), so unless
+    ``public_base_urls`` names the URLs clients use, a gRPC proof's authority is not compared
+    (its scheme and path are). See the README, "Sender-constrained tokens".
+    """
+
+    #: Accepted proof algorithms (RFC 9449 §4.3 check 5: asymmetric, from an allowlist).
+    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    #: Largest ``DPoP`` proof accepted before any parsing, bytes (a proof carrying an RSA-4096
+    #: key is about 2.2 KiB; EC proofs are about 600 bytes).
+    max_proof_bytes: int = 4096
+    #: Oldest proof accepted, seconds: ``iat >= now - max_proof_age_s`` (RFC 9449 §11.1 asks for a
+    #: short window; 60 s is Spring Security's default). Also how long a ``jti`` is remembered.
+    max_proof_age_s: float = 60.0
+    #: How far in the future a proof's ``iat`` may be, seconds (clock skew).
+    proof_leeway_s: float = 5.0
+    #: Require a server nonce in every proof (RFC 9449 §8): a proof without the current nonce
+    #: gets ``use_dpop_nonce`` and a fresh ``DPoP-Nonce``. Off by default, as in the RFC.
+    require_nonce: bool = False
+    #: How often the nonce changes, seconds; the current and the previous one are accepted.
+    nonce_rotation_s: float = 300.0
+    #: The secret nonces are derived from (32 bytes or more). None: a random one per
+    #: Authenticator, so replicas behind one load balancer need a shared secret here.
+    nonce_secret: bytes | None = field(default=None, repr=False)
+    #: The base URLs clients use to reach this server (``https://api.example.com``, optionally a
+    #: path prefix): a proof's ``htu`` must be one of them followed by the request's path (the
+    #: gRPC method). Empty: HTTP compares with the request's own URL; gRPC compares scheme and
+    #: path only (its authority is not known to a Python server).
+    public_base_urls: tuple[str, ...] = ()
+    #: Peers (IP addresses or networks) allowed to forward a request's original method and URL
+    #: in ``dpop-htm`` / ``dpop-htu`` metadata (the split deployment's facade). From any other
+    #: peer such metadata is refused. Empty: nobody may forward.
+    trusted_proxies: tuple[str, ...] = ()
+    #: Most proof ids (``jti``) the in-memory replay store keeps, in total and per client key
+    #: (100,000 entries is about 30 MB). When full it drops the oldest and refuses any proof as old
+    #: (never a replay): see ``MemoryReplayStore``.
+    replay_store_size: int = 100_000
+    replay_store_size_per_key: int = 10_000
+
+    def __post_init__(self) -> None:
+        _set_names(
+            self,
+            algorithms=("dpop.algorithms", self.algorithms),
+            public_base_urls=("dpop.public_base_urls", self.public_base_urls),
+            trusted_proxies=("dpop.trusted_proxies", self.trusted_proxies),
+        )
+        _require(bool(self.algorithms), "dpop.algorithms", "at least one algorithm is required")
+        unknown = sorted(set(self.algorithms) - ASYMMETRIC_ALGORITHMS)
+        _require(not unknown, "dpop.algorithms", f"unsupported or unsafe: {', '.join(unknown)}")
+        _require(
+            512 <= self.max_proof_bytes <= 64 * 1024, "dpop.max_proof_bytes", "must be between 512 and 65536"
+        )
+        _require(
+            type(self.max_proof_age_s) in (int, float) and 1 <= self.max_proof_age_s <= 3600,
+            "dpop.max_proof_age_s",
+            "must be between 1 and 3600 seconds",
+        )
+        _require(
+            type(self.proof_leeway_s) in (int, float) and 0 <= self.proof_leeway_s <= 300,
+            "dpop.proof_leeway_s",
+            "must be between 0 and 300 seconds",
+        )
+        _require(
+            type(self.nonce_rotation_s) in (int, float) and 10 <= self.nonce_rotation_s <= 86_400,
+            "dpop.nonce_rotation_s",
+            "must be between 10 and 86400 seconds",
+        )
+        _require(
+            self.nonce_secret is None
+            or (isinstance(self.nonce_secret, bytes) and len(self.nonce_secret) >= 32),
+            "dpop.nonce_secret",
+            "must be at least 32 bytes",
+        )
+        for url in self.public_base_urls:
+            parts = urlsplit(url)
+            _require(
+                parts.scheme in ("https", "http")
+                and bool(parts.hostname)
+                and not parts.query
+                and not parts.fragment
+                and not parts.username
+                and not parts.password,
+                "dpop.public_base_urls",
+                f"not an http(s) base URL without query, fragment or user: {url!r}",
+            )
+        object.__setattr__(
+            self,
+            "trusted_proxies",
+            tuple(str(_network(p, "dpop.trusted_proxies")) for p in self.trusted_proxies),
+        )
+        for name in ("replay_store_size", "replay_store_size_per_key"):
+            value = getattr(self, name)
+            _require(type(value) is int and value >= 1, f"dpop.{name}", "must be at least 1")
+        _require(
+            self.replay_store_size_per_key <= self.replay_store_size,
+            "dpop.replay_store_size_per_key",
+            "must not exceed dpop.replay_store_size",
+        )
+
+    @property
+    def replay_window_s(self) -> float:
+        """How long a proof stays acceptable, so how long its ``jti`` must be remembered."""
+        return self.max_proof_age_s + self.proof_leeway_s
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -355,6 +539,8 @@ class AuthnConfig:
     negative_kid_cache_size: int = 1024
     #: ``realm`` of the WWW-Authenticate challenge (RFC 6750 §3); "" leaves it out.
     realm: str = ""
+    #: DPoP proof checking (RFC 9449); accepted with the defaults.
+    dpop: DPoPConfig = field(default_factory=DPoPConfig)
     #: Wall clock, injectable for tests.
     clock: Callable[[], float] = time.time
 
@@ -371,6 +557,7 @@ class AuthnConfig:
             "must contain IssuerConfig only",
         )
         _require(isinstance(self.policy, Policy), "policy", "must be a Policy")
+        _require(isinstance(self.dpop, DPoPConfig), "dpop", "must be a DPoPConfig")
         _require(bool(self.issuers), "issuers", "at least one issuer is required")
         names = [i.issuer for i in self.issuers]
         _require(len(set(names)) == len(names), "issuers", "each issuer may be configured once")

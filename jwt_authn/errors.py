@@ -31,6 +31,11 @@ class AuthnError(Exception):
     #: For observers: the ``kid`` the token's header named (the caller's text, uncut), or the
     #: ``key_id`` of the key that verified a cached token; None when not reached.
     key_id: str | None = None
+    #: The authorization scheme the request used, ``"Bearer"`` or ``"DPoP"``: the challenge of
+    #: that scheme carries the error (RFC 9449 §7.1).
+    scheme: str = "Bearer"
+    #: A fresh server nonce for the client (``DPoP-Nonce``), with ``use_dpop_nonce``.
+    dpop_nonce: str | None = None
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(reason)
@@ -52,6 +57,10 @@ class Unauthenticated(AuthnError):
         self.bearer_error = "invalid_token" if credentials_present else ""
         if reason == "malformed_authorization":
             self.bearer_error = "invalid_request"
+        elif reason == "use_dpop_nonce":
+            self.bearer_error = "use_dpop_nonce"  # RFC 9449 §8
+        elif reason.startswith("dpop_"):
+            self.bearer_error = "invalid_dpop_proof"  # RFC 9449 §7.1: any problem with the proof
 
 
 class PermissionDenied(AuthnError):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from jwt_authn.errors import Unauthenticated
 
-__all__ = ["extract_bearer", "max_authorization_length"]
+__all__ = ["extract_bearer", "extract_credentials", "max_authorization_length"]
 
 # RFC 6750 §2.1 b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 _B64TOKEN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
@@ -28,6 +28,23 @@ def _is_b64token(credential: str) -> bool:
 def max_authorization_length(max_token_bytes: int) -> int:
     """The longest ``authorization`` value ``extract_bearer`` looks into: the token cap plus "Bearer "."""
     return max_token_bytes + len("Bearer ")
+
+
+def extract_credentials(authorization_values: Sequence[str], *, max_token_bytes: int) -> tuple[str, str]:
+    """``("Bearer", token)`` or ``("DPoP", token)`` (RFC 9449 §7.1), or ``Unauthenticated``.
+
+    The same rules as ``extract_bearer``, with the DPoP scheme accepted too: its credential is a
+    token68 of the same alphabet. An error under the DPoP scheme names it (``error.scheme``), so
+    its challenge carries the error."""
+    if authorization_values and len(authorization_values) == 1:
+        value = authorization_values[0]
+        if value[:5].lower() == "dpop ":
+            try:
+                return "DPoP", extract_bearer([f"Bearer {value[5:]}"], max_token_bytes=max_token_bytes)
+            except Unauthenticated as error:
+                error.scheme = "DPoP"
+                raise
+    return "Bearer", extract_bearer(authorization_values, max_token_bytes=max_token_bytes)
 
 
 def extract_bearer(authorization_values: Sequence[str], *, max_token_bytes: int) -> str:
@@ -53,7 +70,10 @@ def extract_bearer(authorization_values: Sequence[str], *, max_token_bytes: int)
                 "unsupported_scheme", "authorization scheme is not Bearer", credentials_present=False
             )
         raise Unauthenticated("malformed_authorization", "authorization value is not 'Bearer <token>'")
+    # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; several spaces are one separator (but
+    # only spaces: a tab, or anything after the token, stays malformed).
+    credential = credential.lstrip(" ")
     if not _is_b64token(credential):
-        # Empty, several credentials, extra spaces, control characters...
+        # Empty, several credentials, trailing spaces, control characters...
         raise Unauthenticated("malformed_authorization", "bearer credential is empty or malformed")
     return credential

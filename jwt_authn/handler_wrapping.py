@@ -17,7 +17,15 @@ import grpc
 
 from jwt_authn.principal import Principal, principal_var
 
-__all__ = ["Behavior", "Handler", "rejecting_handler", "with_principal", "wrap_behavior"]
+__all__ = [
+    "Behavior",
+    "Handler",
+    "rejecting_handler",
+    "streaming_with",
+    "unary_with",
+    "with_principal",
+    "wrap_behavior",
+]
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Behavior: TypeAlias = Callable[..., Any]
@@ -57,12 +65,12 @@ def with_principal(handler: Handler, principal: Principal) -> Handler:
         return handler
     return wrap_behavior(
         handler,
-        unary=lambda behavior: _unary_with(principal, behavior),
-        streaming=lambda behavior: _streaming_with(principal, behavior),
+        unary=lambda behavior: unary_with(principal, behavior),
+        streaming=lambda behavior: streaming_with(principal, behavior),
     )
 
 
-def _unary_with(principal: Principal, behavior: Behavior) -> Behavior:
+def unary_with(principal: Principal, behavior: Behavior) -> Behavior:
     def call(request: Any, context: Any) -> Any:
         reset = principal_var.set(principal)
         try:
@@ -73,7 +81,7 @@ def _unary_with(principal: Principal, behavior: Behavior) -> Behavior:
     return call
 
 
-def _streaming_with(principal: Principal, behavior: Behavior) -> Behavior:
+def streaming_with(principal: Principal, behavior: Behavior) -> Behavior:
     def call(request: Any, context: Any) -> Iterator[Any]:
         # Set around each step, not the whole generator: a thread pool may resume it on another
         # worker, and no worker may keep the principal after its step.

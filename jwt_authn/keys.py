@@ -18,7 +18,7 @@ from typing import Any
 
 from jwcrypto import jwk
 
-__all__ = ["KeySet", "VerificationKey", "key_fits_algorithm"]
+__all__ = ["KeyRejected", "KeySet", "VerificationKey", "import_public_key", "key_fits_algorithm"]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,13 @@ def _import_entry(entry: Any) -> VerificationKey:
     return VerificationKey(
         kid=kid, key_id=key_id, kty=kty, crv=crv, alg=alg, signature_bytes=signature_bytes, key=imported
     )
+
+
+def import_public_key(entry: Mapping[str, Any]) -> VerificationKey:
+    """One public signature key (a DPoP proof's ``jwk``), with the checks a JWKS entry gets:
+    private members, symmetric keys, unknown types and curves and small RSA keys are refused
+    (``KeyRejected``). Its RFC 7638 thumbprint ends ``key_id``, after ``#jkt:``."""
+    return _import_entry(entry)
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,6 +131,13 @@ async def _get_json(session: aiohttp.ClientSession, url: str, config: IssuerConf
         raise KeySourceError(str(err)) from None
 
 
+def slash_hint(seen: str, configured: str) -> str:
+    """A hint when two issuer values differ only by a trailing slash (the usual mistake)."""
+    if seen != configured and seen.rstrip("/") == configured.rstrip("/"):
+        return "; they differ only by a trailing slash: configure the issuer exactly as the IdP writes it"
+    return ""
+
+
 class RemoteJWKSSource:
     """A JWKS at a known URL."""
 
@@ -167,8 +174,13 @@ class DiscoveryKeySource:
                 self._session(), self._config.discovery_url, self._config, "discovery", self._observer
             )
         ).document
-        if discovery.get("issuer") != self._config.issuer:
-            raise KeySourceError("discovery: the document names another issuer")
+        named = discovery.get("issuer")
+        if named != self._config.issuer:
+            raise KeySourceError(
+                f"discovery: the document names the issuer {str(named)[:200]!r}, not the configured"
+                f" {self._config.issuer!r}{slash_hint(str(named), self._config.issuer)}"
+                " (OIDC Discovery §4.3: they must be equal)"
+            )
         jwks_uri = discovery.get("jwks_uri")
         if not isinstance(jwks_uri, str):
             raise KeySourceError("discovery: no jwks_uri")
@@ -180,7 +192,7 @@ class DiscoveryKeySource:
 
 
 class FileKeySource:
-    """A JWKS file on disk, read again when its modification time or size changes."""
+    """A JWKS file on disk, re-read when its modification time or size changes (checked every second)."""
 
     poll_interval_s: float | None = 1.0
 

@@ -5,20 +5,30 @@ document and JWKS), with counters and switches for the failures a real issuer ha
 down, answering slowly, answering garbage, rotating and removing keys. ``TokenFactory``
 signs tokens with the issuer's keys (or with any other key, for hostile cases).
 
+``LoopbackIssuerThread`` serves one from its own event-loop thread, for synchronous tests (a
+threaded ``grpc.server`` with ``SyncAuthenticator``).
+
 Usage:
     async with LoopbackIssuer(audience="orders") as issuer:
         config = IssuerConfig(issuer=issuer.url, audiences=("orders",))
         token = issuer.tokens.issue(sub="alice", scope="read")  # aud "orders"
         assert issuer.jwks_fetches == 0
+
+    with LoopbackIssuerThread(audience="orders") as running:  # in a plain ``def`` test
+        config = IssuerConfig(issuer=running.url, audiences=("orders",))
+        token = running.tokens.issue(sub="alice")
+        running.stop()  # the issuer goes down (running.start() brings it back)
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +36,14 @@ from aiohttp import web
 from jwcrypto import jwk, jws
 from jwcrypto.common import base64url_encode
 
-__all__ = ["Fault", "LoopbackIssuer", "TokenFactory", "generate_key"]
+__all__ = [
+    "Fault",
+    "LoopbackIssuer",
+    "LoopbackIssuerThread",
+    "TokenFactory",
+    "generate_key",
+    "make_dpop_proof",
+]
 
 _KEY_PARAMS: dict[str, dict[str, Any]] = {
     "RS": {"kty": "RSA", "size": 2048},
@@ -60,6 +77,39 @@ def sign_compact(header: Mapping[str, Any], payload: Mapping[str, Any] | bytes, 
     engine = jws.JWA.signing_alg(header["alg"])
     signature = engine.sign(key, signing_input.encode())
     return f"{signing_input}.{encode_segment(signature)}"
+
+
+def make_dpop_proof(
+    key: jwk.JWK,
+    *,
+    htm: str,
+    htu: str,
+    iat: float,
+    token: str | None = None,
+    nonce: str | None = None,
+    claims: Mapping[str, Any] | None = None,
+    headers: Mapping[str, Any] | None = None,
+    drop: Iterable[str] = (),
+    sign_with: jwk.JWK | None = None,
+) -> str:
+    """A DPoP proof (RFC 9449 §4.2) by ``key``, of any shape, hostile ones included, for tests:
+    ``claims``/``headers`` override or add, ``drop`` removes, ``sign_with`` signs with another key
+    than the one in the header. With ``token``, ``ath`` is its hash. (Clients use
+    ``jwt_authn.dpop_client``.)"""
+    alg = str(key.get("alg") or "ES256")
+    header: dict[str, Any] = {"typ": "dpop+jwt", "alg": alg, "jwk": key.export_public(as_dict=True)}
+    header["jwk"].pop("kid", None)
+    header.update(headers or {})
+    payload: dict[str, Any] = {"jti": uuid.uuid4().hex, "htm": htm, "htu": htu, "iat": int(iat)}
+    if token is not None:
+        payload["ath"] = encode_segment(hashlib.sha256(token.encode()).digest())
+    if nonce is not None:
+        payload["nonce"] = nonce
+    payload.update(claims or {})
+    for name in drop:
+        payload.pop(name, None)
+        header.pop(name, None)
+    return sign_compact(header, payload, sign_with or key)
 
 
 @dataclass
@@ -253,3 +303,63 @@ class LoopbackIssuer:
         if faulty is not None:
             return faulty
         return web.json_response(self.public_jwks(), headers=self._headers())
+
+
+class LoopbackIssuerThread:
+    """A ``LoopbackIssuer`` on its own event loop in a daemon thread, as a context manager for
+    synchronous tests. ``issuer`` is the issuer itself: its counters, ``fault``, ``rotate()``,
+    ``withdraw()`` and ``tokens`` work from any thread; its coroutines run through ``run()``."""
+
+    def __init__(self, *, timeout_s: float = 10.0, **issuer_options: Any) -> None:
+        #: The issuer, with the options of ``LoopbackIssuer`` (``algorithms``, ``audience``, ...).
+        self.issuer = LoopbackIssuer(**issuer_options)
+        #: Longest ``run()`` waits for the issuer's loop (a wedged test fails instead of hanging).
+        self.timeout_s = timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return self.issuer.url
+
+    @property
+    def tokens(self) -> TokenFactory:
+        return self.issuer.tokens
+
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """Run ``coroutine`` on the issuer's loop and return its result."""
+        if self._loop is None:
+            coroutine.close()
+            raise RuntimeError("LoopbackIssuerThread: not entered (use it in a with statement)")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(self.timeout_s)
+
+    def start(self) -> None:
+        """Serve again on the same port, after ``stop()``."""
+        self.run(self.issuer.start())
+
+    def stop(self) -> None:
+        """Go down: connections are refused until ``start()``."""
+        self.run(self.issuer.stop())
+
+    def __enter__(self) -> LoopbackIssuerThread:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="loopback-issuer", daemon=True)
+        self._thread.start()
+        try:
+            self.start()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            self.stop()
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(self.timeout_s)
+            loop.close()
+            self._loop = self._thread = None

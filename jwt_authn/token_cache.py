@@ -20,6 +20,7 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 from jwt_authn.principal import Principal
+from jwt_authn.verifier import Binding
 
 __all__ = ["TokenCache", "VerifiedToken"]
 
@@ -35,6 +36,9 @@ class VerifiedToken(NamedTuple):
     #: The token is valid for valid_from <= now <= valid_until (leeway included).
     valid_from: float
     valid_until: float
+    #: What the token's ``cnf`` binds it to (None: a bearer token). Only the token's verification
+    #: is remembered: a bound token needs its fresh proof or its certificate on every call.
+    binding: Binding | None = None
 
 
 class TokenCache:

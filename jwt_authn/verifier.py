@@ -38,11 +38,16 @@ from jwt_authn.keys import VerificationKey
 from jwt_authn.strict_json import StrictJSONError, loads_object
 
 __all__ = [
+    "Binding",
     "UnverifiedToken",
     "ValidityWindow",
     "check_claims",
     "check_header",
+    "decode_object",
+    "decode_segment",
     "parse_token",
+    "signature_verifies",
+    "token_binding",
     "verify_signature",
 ]
 
@@ -220,6 +225,8 @@ class ValidityWindow(NamedTuple):
 
     valid_from: float
     valid_until: float
+    #: What ``cnf`` binds the token to; None for a bearer token.
+    binding: Binding | None = None
 
 
 def check_claims(claims: Mapping[str, Any], config: IssuerConfig, *, now: float) -> ValidityWindow:
@@ -253,11 +260,6 @@ def check_claims(claims: Mapping[str, Any], config: IssuerConfig, *, now: float)
         ours = any(a in config.audiences for a in audiences)
     if not ours and not config.allow_any_audience:
         raise Unauthenticated("audience_mismatch", "aud names none of our audiences")
-    if "cnf" in claims:
-        # RFC 7800 / RFC 9449 §7.2 / RFC 8705 §3: a token with a confirmation claim is bound to a
-        # key (cnf.jkt) or a certificate (cnf.x5t#S256) its holder must prove. Accepted as a plain
-        # bearer token, the binding would protect nothing: whoever copied the token gets in.
-        raise Unauthenticated("bound_token_as_bearer", "cnf binds the token to a key; it needs its proof")
     if config.required_claims:
         missing = [name for name in config.required_claims if name not in claims]
         if missing:
@@ -272,4 +274,63 @@ def check_claims(claims: Mapping[str, Any], config: IssuerConfig, *, now: float)
     return ValidityWindow(
         valid_from=(-math.inf if start is None else start) - leeway,
         valid_until=(math.inf if exp is None else exp) + leeway,
+        binding=token_binding(claims),
     )
+
+
+class Binding(NamedTuple):
+    """What a token's ``cnf`` claim (RFC 7800) binds it to; its holder must prove it on every call."""
+
+    #: RFC 9449 §6.1: the RFC 7638 thumbprint of the DPoP key.
+    jkt: str | None
+    #: RFC 8705 §3.1: the SHA-256 thumbprint of the client certificate.
+    x5t_s256: str | None
+
+
+#: The confirmation methods we can check; a token bound by any other is refused (we cannot prove it).
+_CONFIRMATION_MEMBERS = frozenset({"jkt", "x5t#S256"})
+
+
+def token_binding(claims: Mapping[str, Any]) -> Binding | None:
+    """The token's binding, None for an unbound token. A ``cnf`` we cannot check is refused:
+    accepted as unbound, its binding would protect nothing (RFC 7800 §3.1)."""
+    if "cnf" not in claims:
+        return None
+    cnf = claims["cnf"]
+    if not isinstance(cnf, dict) or not cnf:
+        raise Unauthenticated("unsupported_confirmation", "cnf is not an object")
+    if not cnf.keys() <= _CONFIRMATION_MEMBERS:
+        raise Unauthenticated("unsupported_confirmation", "cnf names a confirmation method we cannot check")
+    jkt, x5t = cnf.get("jkt"), cnf.get("x5t#S256")
+    for value in (jkt, x5t):
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 128):
+            raise Unauthenticated("unsupported_confirmation", "cnf thumbprint is not a short string")
+    return Binding(jkt, x5t)
+
+
+def decode_segment(segment: str, what: str, reason: str) -> bytes:
+    """``segment`` as strict base64url, or ``Unauthenticated(reason)`` (for DPoP proofs)."""
+    try:
+        return _b64decode(segment, what)
+    except Unauthenticated as error:
+        raise Unauthenticated(reason, error.detail) from None
+
+
+def decode_object(segment: str, what: str, reason: str) -> dict[str, Any]:
+    """``segment`` as a strict base64url JSON object, or ``Unauthenticated(reason)``."""
+    try:
+        return _json_object(segment, what)
+    except Unauthenticated as error:
+        raise Unauthenticated(reason, error.detail) from None
+
+
+def signature_verifies(alg: str, key: VerificationKey, signing_input: bytes, signature: bytes) -> bool:
+    """Whether ``signature`` over ``signing_input`` verifies with ``key`` by ``alg`` (a DPoP proof
+    and the key in its own header: the one other signature jwt_authn checks)."""
+    if len(signature) != key.signature_bytes:
+        return False
+    try:
+        _engine(alg).verify(key.key, signing_input, signature)
+    except Exception:
+        return False
+    return True

@@ -4,6 +4,9 @@ Each field has the name of an ``IssuerConfig`` or ``AuthnConfig`` field and that
 so ``authn_config`` builds the guard's config by name, with no mapping to keep in step: exposing
 a new jwt_authn knob is one field here. jwt_authn's own validation runs there and names the setting.
 
+DPoP (``DPoPConfig``) fields are named ``dpop_<field>``, except ``trusted_proxies`` (the name the
+operators know from the split deployment).
+
 Usage:
     class Settings(AuthnSettings, ProgramSettings): ...
     config = authn_config(settings, public_methods=("/pkg.Service/Health",))
@@ -16,8 +19,18 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from jwt_authn.config import AuthnConfig, IssuerConfig, Policy
-from secureroute.settings import Csv, ExistingFile, OldName, PositiveSeconds, Seconds, SubSettings, Text
+from jwt_authn.config import AuthnConfig, DPoPConfig, IssuerConfig, Policy
+from secureroute.settings import (
+    Csv,
+    ExistingFile,
+    Networks,
+    OldName,
+    PositiveSeconds,
+    Repeatable,
+    Seconds,
+    SubSettings,
+    Text,
+)
 
 __all__ = ["AuthnSettings", "authn_config"]
 
@@ -27,7 +40,21 @@ def _default(name: str) -> Any:
     for field in (*fields(IssuerConfig), *fields(AuthnConfig)):
         if field.name == name and field.default is not MISSING:
             return field.default
+    for field in fields(DPoPConfig):
+        if name in (field.name, f"dpop_{field.name}") and field.default is not MISSING:
+            return field.default
     raise AssertionError(name)
+
+
+_DPOP_FIELDS = {field.name for field in fields(DPoPConfig)}
+
+
+def _dpop_field(name: str) -> str | None:
+    """The ``DPoPConfig`` field a setting sets: ``dpop_<field>``, or ``trusted_proxies``."""
+    if name == "trusted_proxies":
+        return name
+    field = name.removeprefix("dpop_")
+    return field if name.startswith("dpop_") and field in _DPOP_FIELDS else None
 
 
 class AuthnSettings(SubSettings):
@@ -114,6 +141,33 @@ class AuthnSettings(SubSettings):
         _default("realm"),
         description="realm of the WWW-Authenticate challenge (RFC 6750 §3); empty leaves it out",
     )
+    # Sender-constrained tokens (DPoP, RFC 9449; certificate-bound, RFC 8705). A bound token always
+    # needs its proof or certificate; this refuses unbound ones too. Off: both kinds pass.
+    require_sender_constrained: bool = Field(
+        _default("require_sender_constrained"),
+        description="accept only tokens bound to a DPoP key (cnf.jkt) or a client certificate (cnf x5t#S256)",
+    )
+    # Nobody by default: a client must never choose the URL its proof is checked against.
+    trusted_proxies: Annotated[Networks, Repeatable("ADDRESS")] = Field(
+        _default("trusted_proxies"),
+        description="peers (IP addresses or networks) allowed to forward a request's method and URL "
+        "for its DPoP proof (dpop-htm/dpop-htu): the split deployment's facade",
+    )
+    dpop_public_base_urls: Csv = Field(
+        _default("public_base_urls"),
+        description="URLs clients reach this server at (https://api.example.com): a DPoP proof's htu is "
+        "one of them plus the path; empty: the request's own URL (gRPC: its scheme and path)",
+    )
+    # RFC 9449 §11.1 asks for a short window; 60 s is Spring Security's default.
+    dpop_max_proof_age_s: PositiveSeconds = Field(
+        _default("max_proof_age_s"),
+        description="oldest DPoP proof accepted (its iat), and how long its jti is remembered, seconds",
+    )
+    # Off, as in RFC 9449 §8 (optional).
+    dpop_require_nonce: bool = Field(
+        _default("require_nonce"),
+        description="require a server nonce in every DPoP proof (DPoP-Nonce, use_dpop_nonce)",
+    )
 
 
 def _matching(cls: type[Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -127,8 +181,10 @@ def authn_config(settings: AuthnSettings, *, public_methods: tuple[str, ...] = (
     ``public_methods`` are public beside gRPC's health and reflection services (jwt_authn's default).
     """
     values = {name: getattr(settings, name) for name in AuthnSettings.model_fields}
+    dpop = {field: values[name] for name in values if (field := _dpop_field(name)) is not None}
     return AuthnConfig(
         issuers=(IssuerConfig(**_matching(IssuerConfig, values)),),
         policy=Policy(public_methods=public_methods),
+        dpop=DPoPConfig(**dpop),
         **_matching(AuthnConfig, values),
     )

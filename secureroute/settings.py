@@ -49,10 +49,12 @@ __all__ = [
     "Listen",
     "ListenAddress",
     "Lower",
+    "Networks",
     "OldName",
     "OptionalListen",
     "PositiveSeconds",
     "ProgramSettings",
+    "Repeatable",
     "Seconds",
     "Setting",
     "SettingsError",
@@ -95,6 +97,15 @@ class OldName:
     """Field metadata: an earlier name that still works as flag, variable and TOML key."""
 
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Repeatable:
+    """Field metadata: the flag may be given several times (``--trusted-proxies A --trusted-proxies B``),
+    each value adding to the list (a value may itself be comma-separated, as in the variable)."""
+
+    #: What one value is, in ``--help`` and the README (``--trusted-proxies ADDRESS``).
+    metavar: str
 
 
 # Value types -------------------------------------------------------------------------------
@@ -167,6 +178,16 @@ def _split_csv(value: object) -> object:
     return value
 
 
+def _networks(values: tuple[str, ...]) -> tuple[str, ...]:
+    """IP addresses or networks (``10.0.0.7``, ``10.0.0.0/8``, ``::1``), as written."""
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"not an IP address or network: {value!r}") from None
+    return values
+
+
 def _seconds(value: object) -> object:
     """``"2.5s"`` is 2.5: a duration may carry its unit."""
     return value.strip().removesuffix("s") if isinstance(value, str) else value
@@ -182,6 +203,7 @@ def _existing_file(path: str) -> str:
 
 Text = Annotated[str, Field(min_length=1), BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)]
 Csv = Annotated[tuple[str, ...], BeforeValidator(_split_csv)]
+Networks = Annotated[Csv, AfterValidator(_networks)]
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False), BeforeValidator(_seconds)]
 PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False), BeforeValidator(_seconds)]
 ExistingFile = Annotated[Text, AfterValidator(_existing_file)]
@@ -247,6 +269,10 @@ class Setting:
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+    @property
+    def repeatable(self) -> Repeatable | None:
+        return next((m for m in self.info.metadata if isinstance(m, Repeatable)), None)
 
     @property
     def switch(self) -> bool:
@@ -349,11 +375,18 @@ def _cli(
         flags = [f"--{n.replace('_', '-')}" for n in row.names()]
         if row.switch:
             parser.add_argument(*flags, dest=row.name, action=argparse.BooleanOptionalAction, help=text)
+        elif row.repeatable is not None:
+            parser.add_argument(
+                *flags, dest=row.name, action="append", metavar=row.repeatable.metavar, help=text
+            )
         else:
             parser.add_argument(*flags, dest=row.name, metavar=row.name.upper(), help=text)
     args = vars(parser.parse_args(argv))
     found = {}
     for row in rows:
+        if row.repeatable is not None and args[row.name] is not None:
+            # Each flag adds its (comma-separated) values; the list replaces lower sources' value.
+            args[row.name] = [part for value in args[row.name] for part in value.split(",")]
         if args[row.name] is not None:
             given = [f for f in (f"--{n.replace('_', '-')}" for n in row.names()) if _used(f, argv, row)]
             found[row] = (args[row.name], given[-1] if given else row.flag)

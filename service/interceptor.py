@@ -76,7 +76,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler is None:
             self._metrics.count_unknown_method()
             return None
-        guarded = await self._guard.guard(handler, handler_call_details)
+        guarded = await self._guard.guard(handler, handler_call_details, continuation)
         method = handler_call_details.method
         if guarded is not handler:  # the guard's refusal (or a plain-def handler with its principal)
             return self._observed(method, guarded)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -48,6 +49,9 @@ from service.health import HealthReporter
 from service.interceptor import ServiceInterceptor
 from service.metrics import ServiceMetrics
 from service.settings import ServiceSettings, authn_config
+
+if TYPE_CHECKING:  # imported when used: the redis package imports OpenTelemetry when it is installed
+    from jwt_authn.replay_redis import RedisReplayStore
 
 __all__ = ["SecureRouteServer", "build_server"]
 
@@ -76,6 +80,8 @@ class SecureRouteServer:
     metrics_server: MetricsServer | None = None
     #: The socket file of ``listen_unix`` (None when it is unset).
     unix_socket: BoundSocketFile | None = None
+    #: The Redis replay store of ``dpop_replay_redis_url`` (ours to close), or None.
+    redis_store: RedisReplayStore | None = None
 
     @property
     def metrics_port(self) -> int | None:
@@ -110,8 +116,22 @@ class SecureRouteServer:
         if self.unix_socket is not None:
             self.unix_socket.remove()  # so a restart binds a fresh path
         await self.authenticator.close()
+        if self.redis_store is not None:
+            await self.redis_store.close()  # a store we passed in is ours to close
         if self.metrics_server is not None:
             await self.metrics_server.stop()
+
+
+def _replay_store(redis_url: str | None) -> RedisReplayStore | None:
+    """The Redis store replicas share for DPoP replay protection, or None (each process's own)."""
+    if redis_url is None:
+        return None
+    from jwt_authn.replay_redis import RedisReplayStore  # noqa: PLC0415  # see the TYPE_CHECKING import
+
+    try:
+        return RedisReplayStore.from_url(redis_url)
+    except RuntimeError as error:  # the redis package is missing: the guard's optional extra
+        raise SettingsError(f"dpop_replay_redis_url: {error}") from None
 
 
 def _limit_options(settings: ServiceSettings) -> list[tuple[str, int]]:
@@ -162,7 +182,8 @@ def build_server(
     if settings.grpc.listen_unix is not None:
         check_unix_bindable(settings.grpc.listen_unix, "listen_unix")
     metrics = ServiceMetrics()
-    authenticator = Authenticator(config, observer=traced_observer(metrics))
+    redis_store = _replay_store(settings.dpop_replay_redis_url)
+    authenticator = Authenticator(config, observer=traced_observer(metrics), replay_store=redis_store)
     metrics.watch(authenticator)
     admission = AnonymousAdmission(
         max_unary=settings.grpc.max_anonymous_rpcs,
@@ -221,4 +242,5 @@ def build_server(
         drain_delay_s=settings.drain_delay,
         metrics_server=metrics_server,
         unix_socket=unix_socket,
+        redis_store=redis_store,
     )

@@ -158,6 +158,12 @@ class GrpcServer(ServerTLSSettings):
         return self
 
 
+def _redis_url(value: str) -> str:
+    if value.split("://", 1)[0] not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return value
+
+
 class ServiceRuntime(ProcessSettings):
     """The service's process: metrics listener and drain, beside workers, grace and logs."""
 
@@ -178,6 +184,13 @@ class ServiceRuntime(ProcessSettings):
         le=300,
         description="on SIGTERM/SIGINT, how long to keep serving after health turns NOT_SERVING, before "
         "the grace period starts, seconds; 0 stops at once",
+    )
+    # None: each process remembers the DPoP proofs it accepted (jwt_authn's memory store), so with
+    # several replicas a proof could be replayed once against each of the others.
+    dpop_replay_redis_url: Annotated[Text, AfterValidator(_redis_url)] | None = Field(
+        None,
+        description="redis:// (rediss:// for TLS) URL of a Redis all replicas share to remember accepted "
+        "DPoP proofs, so a proof passes once across them; down: DPoP calls are refused (fail closed)",
     )
 
 

@@ -36,6 +36,8 @@ def _names(row: Setting) -> tuple[str, str, str]:
     flags = [f"`--{name.replace('_', '-')}`" for name in row.names()]
     if row.switch:
         flags = [f"{flag} / `--no-{flag[3:]}" for flag in flags]
+    if row.repeatable is not None:
+        flags = [f"{flag} {row.repeatable.metavar} (repeatable)" for flag in flags]
     return (
         " or ".join(flags),
         " or ".join(f"`{env}`" for env in row.envs()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import signal
@@ -17,6 +18,7 @@ from issuer_helpers import WAIT_S
 
 from dev_issuer.cli import main
 from dev_issuer.config import check_bind_host
+from jwt_authn.dpop import access_token_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 Verify = Callable[..., Awaitable[tuple[dict[str, Any], dict[str, Any]]]]
@@ -236,3 +238,39 @@ def test_the_flag_allows_a_wider_bind() -> None:
     check_bind_host("0.0.0.0", allow_non_loopback=True)  # noqa: S104 - that is the point
     for host in ("127.0.0.1", "127.1.2.3", "::1", "localhost"):
         check_bind_host(host, allow_non_loopback=False)
+
+
+async def test_dpop_key_bound_token_and_proof(served: ServedIssuer, verify: Verify, tmp_path: Path) -> None:
+    key_file = tmp_path / "dpop-key.json"
+    code, stdout, stderr = await run_cli("dpop-key", "--out", str(key_file))
+    assert code == 0, stderr
+    jkt = stdout.strip()
+    assert key_file.stat().st_mode & 0o777 == 0o600  # a private key: its owner's only
+    assert json.loads(key_file.read_text())["d"] not in stdout
+    # Never overwritten: a second key would strand every token bound to the first.
+    code, _, stderr = await run_cli("dpop-key", "--out", str(key_file))
+    assert code == 2
+    assert "out:" in stderr
+
+    code, stdout, stderr = await run_cli(
+        "token", "--issuer-url", served.url, "--sub", "alice", "--dpop-key", str(key_file)
+    )
+    assert code == 0, stderr
+    token = stdout.strip()
+    _, claims = await verify(served.url, token)
+    assert claims["cnf"] == {"jkt": jkt}
+
+    url = "http://127.0.0.1:8081/v1/hello"
+    code, stdout, stderr = await run_cli(
+        "proof", "--dpop-key", str(key_file), "--htm", "GET", "--htu", url, "--token", token
+    )
+    assert code == 0, stderr
+    header, payload = (
+        json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        for part in stdout.strip().split(".")[:2]
+    )
+    assert header["typ"] == "dpop+jwt"
+    assert "d" not in header["jwk"]
+    assert (payload["htm"], payload["htu"]) == ("GET", url)
+    assert payload["ath"] == access_token_hash(token)
+    assert not any(token in line for line in served.log), "the issuer logged a token"

@@ -16,6 +16,7 @@ from http_facade.backend import LocalBackend
 from http_facade.metrics import FacadeMetrics
 from http_facade.runner import FacadeServer
 from jwt_authn import Principal
+from jwt_authn.dpop_client import DPoPKey, dpop_headers, dpop_request
 from jwt_authn.testing import Fault, LoopbackIssuer
 from secureroute.v1 import secureroute_pb2
 from service import SecureRouteServer, ServiceSettings
@@ -116,3 +117,30 @@ async def test_before_the_keys_load_a_token_is_503_with_retry_after_and_health_a
         assert (await response.json())["error"] == "unavailable"
     async with http.get(f"{url}/health") as response:
         assert response.status == 200
+
+
+@in_process
+async def test_dpop_over_http_is_the_guards_own_aiohttp_middleware(
+    service: SecureRouteServer, facade_url: str, http: aiohttp.ClientSession, issuer: LoopbackIssuer
+) -> None:
+    """The one program's HTTP routes check DPoP themselves (RFC 9449): the proof names the URL the
+    client called, with no forwarding and no proxy to trust."""
+    key = DPoPKey.generate()
+    token = issuer.tokens.issue(sub="dora", claims={"cnf": {"jkt": key.jkt}})
+    json = {"Accept": "application/json"}
+    async with await dpop_request(
+        http, "GET", f"{facade_url}/secure-route", key=key, access_token=token, headers=json
+    ) as response:
+        assert response.status == 200, await response.text()
+        assert (await response.json())["subject"] == "dora"
+    headers = dpop_headers(key, token, "GET", f"{facade_url}/secure-route")
+    statuses = []
+    for _ in range(2):  # the same proof twice: a replay
+        async with http.get(f"{facade_url}/secure-route", headers=headers) as response:
+            statuses.append(response.status)
+    assert statuses == [200, 401]
+    async with http.get(
+        f"{facade_url}/secure-route", headers={"Authorization": f"Bearer {token}"}
+    ) as response:
+        assert response.status == 401  # a bound token is never a bearer token
+        assert "DPoP" in response.headers["WWW-Authenticate"]

@@ -24,15 +24,17 @@ _values = st.text(max_size=64) | st.builds(
 @example(values=["Bearer\x00abc"], cap=64)
 @example(values=["Bearer " + "a" * 200], cap=64)
 @example(values=["Bearer abc", "Bearer abc"], cap=64)
+@example(values=["Bearer   abc"], cap=64)
 def test_extract_bearer_returns_one_clean_token_or_refuses(values: list[str], cap: int) -> None:
     try:
         token = extract_bearer(values, max_token_bytes=cap)
     except Unauthenticated as err:
         assert err.reason in DOCUMENTED_REASONS
         return
-    # Accepted: exactly one value, the Bearer scheme in any case, one b64token, within the cap.
+    # Accepted: exactly one value, the Bearer scheme in any case, spaces (RFC 6750 §2.1: 1*SP),
+    # one b64token, within the cap.
     assert len(values) == 1
     scheme, _, credential = values[0].partition(" ")
-    assert scheme.lower() == "bearer" and credential == token
+    assert scheme.lower() == "bearer" and credential.lstrip(" ") == token
     assert _B64TOKEN.fullmatch(token)
     assert len(token) <= cap

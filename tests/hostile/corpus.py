@@ -1109,11 +1109,12 @@ _AUTHORIZATION = [
         lambda ctx: (f"Bearer {valid(ctx)} {valid(ctx)}",),
         **rejected("malformed_authorization"),
     ),
+    # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token.
     header_case(
         "double-space",
         '"Bearer  <valid token>"',
         lambda ctx: (f"Bearer  {valid(ctx)}",),
-        **rejected("malformed_authorization"),
+        **accepted(),
     ),
     header_case(
         "quoted-token",

@@ -17,8 +17,11 @@ from jwt_authn import Authenticator, AuthnConfig, Policy, Requirement, current_p
 from jwt_authn.aiohttp import authn_middleware, operation
 
 PING, ORDERS, CREATE = "/shop.v1.Orders/Ping", "/shop.v1.Orders/List", "/shop.v1.Orders/Create"
+BROWSE = "/shop.v1.Orders/Browse"
 POLICY = Policy(
-    public_methods=(PING,), requirements={CREATE: Requirement(scopes=frozenset({"orders.write"}))}
+    public_methods=(PING,),
+    allow_missing_methods=(BROWSE,),
+    requirements={CREATE: Requirement(scopes=frozenset({"orders.write"}))},
 )
 WAIT_S = 10.0
 
@@ -45,6 +48,11 @@ async def create_order(request: web.Request) -> web.Response:
     return web.Response(text=_who())
 
 
+@operation(BROWSE)
+async def browse(request: web.Request) -> web.Response:
+    return web.Response(text=_who())
+
+
 async def unnamed(request: web.Request) -> web.Response:
     return web.Response(text=_who())
 
@@ -66,6 +74,7 @@ async def serve(issuer_config: Any) -> AsyncIterator[Callable[..., Awaitable[str
         )
         app = web.Application(middlewares=[authn_middleware(authenticator, **middleware)])
         app.router.add_get("/ping", ping)
+        app.router.add_get("/browse", browse)
         app.router.add_get("/orders", list_orders)
         app.router.add_post("/orders", create_order)
         app.router.add_get("/orders/{id}", unnamed)
@@ -175,6 +184,30 @@ def test_operation_names_are_checked_and_the_middleware_wants_an_async_authentic
         operation("orders.list")
     with pytest.raises(TypeError, match="needs an Authenticator"):
         authn_middleware(object())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("spaces", [2, 3])
+async def test_several_spaces_after_bearer_are_accepted(
+    serve: Any, http: Any, issuer: Any, spaces: int
+) -> None:
+    """RFC 6750 §2.1: ``credentials = "Bearer" 1*SP b64token``."""
+    url = await serve(issuer)
+    headers = {"Authorization": "Bearer" + " " * spaces + issuer.tokens.issue(sub="alice")}
+    async with http.get(f"{url}/orders", headers=headers) as response:
+        assert (response.status, await response.text()) == (200, "alice")
+
+
+async def test_an_allow_missing_route_passes_without_a_token_and_sees_the_principal_of_one_sent(
+    serve: Any, http: Any, issuer: Any
+) -> None:
+    url = await serve(issuer)
+    assert (await _get(http, f"{url}/browse"))[:2] == (200, "anonymous")
+    assert (await _get(http, f"{url}/browse", issuer.tokens.issue(sub="alice")))[:2] == (200, "alice")
+    assert (await _get(http, f"{url}/browse"))[:2] == (200, "anonymous")
+    status, text, headers = await _get(http, f"{url}/browse", issuer.tokens.issue(ttl_s=-600))
+    assert (status, text) == (401, "token expired")
+    assert headers["WWW-Authenticate"].startswith('Bearer realm="shop", error="invalid_token"')
+    assert (await _get(http, f"{url}/browse", "junk"))[0] == 401
 
 
 async def test_reject_renders_refusals_with_the_guards_status_and_headers(

@@ -31,15 +31,16 @@ INVALID: list[tuple[str, Callable[[], object], str]] = [
     ("jwks_uri_plain_http_off_loopback", lambda: _issuer(jwks_uri="http://idp.example.com/jwks"), "jwks_uri"),
     ("two_key_sources", lambda: _issuer(jwks_uri=f"{ISS}/jwks", jwks={"keys": []}), "jwks"),
     ("inline_jwks_without_keys_list", lambda: _issuer(jwks={"keys": {}}), "jwks"),
-    ("no_audience", lambda: _issuer(audiences=()), "audience"),
-    ("empty_audience", lambda: _issuer(audiences=("",)), "audience"),
+    ("no_audience", lambda: _issuer(audiences=()), "audiences"),
+    ("empty_audience", lambda: _issuer(audiences=("",)), "audiences"),
+    ("bare_string_audience", lambda: _issuer(audiences="api"), "audiences"),
     ("no_algorithms", lambda: _issuer(algorithms=()), "algorithms"),
     *[
         (f"algorithm_{alg}", lambda alg=alg: _issuer(algorithms=("RS256", alg)), "algorithms")
         for alg in ("HS256", "HS384", "HS512", "none", "None", "NONE", "rs256", "RSA-OAEP")
     ],
-    ("leeway_negative", lambda: _issuer(leeway_s=-1), "leeway"),
-    ("leeway_over_five_minutes", lambda: _issuer(leeway_s=301), "leeway"),
+    ("leeway_negative", lambda: _issuer(leeway_s=-1), "leeway_s"),
+    ("leeway_over_five_minutes", lambda: _issuer(leeway_s=301), "leeway_s"),
     ("roles_claim_empty_segment", lambda: _issuer(roles_claim="realm_access..roles"), "roles_claim"),
     ("roles_claim_with_space", lambda: _issuer(roles_claim="my roles"), "roles_claim"),
     *[
@@ -62,15 +63,45 @@ INVALID: list[tuple[str, Callable[[], object], str]] = [
     ),
     ("max_response_bytes_tiny", lambda: _issuer(max_response_bytes=100), "max_response_bytes"),
     ("max_keys_zero", lambda: _issuer(max_keys=0), "max_keys"),
-    ("policy_method_without_slash", lambda: Policy(public_methods=("shop.v1.Orders/Get",)), "policy"),
-    ("policy_method_without_name", lambda: Policy(public_methods=("/shop.v1.Orders/",)), "policy"),
-    ("policy_prefix_wildcard", lambda: Policy(public_methods=("/shop.v1.Orders/Get*",)), "policy"),
-    ("policy_requirement_bad_name", lambda: Policy(requirements={"Orders.Get": Requirement()}), "policy"),
+    ("policy_method_without_slash", lambda: Policy(public_methods=("shop.v1.Orders/Get",)), "public_methods"),
+    ("policy_method_without_name", lambda: Policy(public_methods=("/shop.v1.Orders/",)), "public_methods"),
+    ("policy_prefix_wildcard", lambda: Policy(public_methods=("/shop.v1.Orders/Get*",)), "public_methods"),
+    (
+        "policy_requirement_bad_name",
+        lambda: Policy(requirements={"Orders.Get": Requirement()}),
+        "requirements",
+    ),
     (
         "policy_public_and_required",
         lambda: Policy(public_methods=("/a.B/C",), requirements={"/a.B/C": Requirement()}),
-        "policy",
+        "requirements",
     ),
+    (
+        "allow_missing_bad_name",
+        lambda: Policy(allow_missing_methods=("Orders.Get",)),
+        "allow_missing_methods",
+    ),
+    (
+        "allow_missing_and_public",
+        lambda: Policy(public_methods=("/a.B/C",), allow_missing_methods=("/a.B/C",)),
+        "allow_missing_methods",
+    ),
+    (
+        "allow_missing_and_public_infra",
+        lambda: Policy(allow_missing_methods=("/grpc.health.v1.Health/*",)),
+        "allow_missing_methods",
+    ),
+    (
+        "allow_missing_and_required",
+        lambda: Policy(allow_missing_methods=("/a.B/*",), requirements={"/a.B/*": Requirement()}),
+        "allow_missing_methods",
+    ),
+    ("policy_require_listed_not_a_bool", lambda: Policy(require_listed="yes"), "require_listed"),
+    # Two scopes in one string could never be met (a token's scopes are split on spaces).
+    ("scopes_two_in_one_string", lambda: Requirement(scopes={"inventory.admin inventory.write"}), "scopes"),
+    ("scopes_empty", lambda: Requirement(scopes={""}), "scopes"),
+    ("scopes_with_a_quote", lambda: Requirement(scopes={'a"b'}), "scopes"),
+    ("scopes_bare_string", lambda: Requirement(scopes="admin"), "scopes"),
     ("no_issuers", lambda: AuthnConfig(issuers=()), "issuers"),
     ("same_issuer_twice", lambda: AuthnConfig(issuers=(_issuer(), _issuer())), "issuers"),
     (
@@ -174,9 +205,13 @@ _VALID_ITEMS: dict[str, st.SearchStrategy[Any]] = {
     "audiences": st.text(min_size=1),
     "algorithms": st.sampled_from(sorted(ASYMMETRIC_ALGORITHMS)),
     "required_claims": st.text(min_size=1),
-    "scopes": st.text(),
+    # RFC 6749 §3.3 scope-tokens: a space, a quote or a backslash is refused (see INVALID).
+    "scopes": st.from_regex(r"[\x21\x23-\x5B\x5D-\x7E]+", fullmatch=True),
     "roles": st.text(),
     "public_methods": st.from_regex(r"/[a-z]{1,8}\.v1\.[A-Z][a-z]{0,8}/(\*|[A-Z][a-z]{0,8})", fullmatch=True),
+    "allow_missing_methods": st.from_regex(
+        r"/[a-z]{1,8}\.v1\.[A-Z][a-z]{0,8}/(\*|[A-Z][a-z]{0,8})", fullmatch=True
+    ),
     "issuers": st.just(_BASES[AuthnConfig]["issuers"][0]),
 }
 
@@ -222,8 +257,8 @@ def test_any_collection_of_valid_items_is_accepted_as_the_declared_type(
 @pytest.mark.parametrize(
     ("build", "setting"),
     [
-        (lambda: _issuer(audiences="greeter"), "audience"),
-        (lambda: _issuer(audiences=("api", 7)), "audience"),
+        (lambda: _issuer(audiences="greeter"), "audiences"),
+        (lambda: _issuer(audiences=("api", 7)), "audiences"),
         (lambda: _issuer(algorithms="RS256"), "algorithms"),
         (lambda: Requirement(scopes="read"), "scopes"),
         (lambda: Policy(public_methods="/a.B/C"), "public_methods"),

@@ -33,7 +33,12 @@ EXTRACTION_VECTORS: list[tuple[str, list[str], str]] = [
     ("empty_value", [""], "malformed_authorization"),
     ("token_without_scheme", [TOKEN], "malformed_authorization"),
     ("two_credentials", [f"Bearer {TOKEN} {TOKEN}"], "malformed_authorization"),
-    ("double_space_before_token", [f"Bearer  {TOKEN}"], "malformed_authorization"),
+    # RFC 6750 §2.1: "Bearer" 1*SP b64token.
+    ("two_spaces_before_token", [f"Bearer  {TOKEN}"], TOKEN),
+    ("three_spaces_before_token", [f"Bearer   {TOKEN}"], TOKEN),
+    ("tab_before_token", [f"Bearer\t{TOKEN}"], "malformed_authorization"),
+    ("space_and_tab_before_token", [f"Bearer \t{TOKEN}"], "malformed_authorization"),
+    ("spaces_only", ["Bearer   "], "malformed_authorization"),
     ("trailing_space", [f"Bearer {TOKEN} "], "malformed_authorization"),
     ("comma_separated_credentials", [f"Bearer {TOKEN},{TOKEN}"], "malformed_authorization"),
     ("control_character", [f"Bearer {TOKEN}\t"], "malformed_authorization"),

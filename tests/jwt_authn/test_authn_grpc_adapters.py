@@ -32,6 +32,7 @@ from jwt_authn import (
 SERVICE = "test.v1.Echo"
 POLICY = Policy(
     public_methods=(f"/{SERVICE}/Ping",),
+    allow_missing_methods=(f"/{SERVICE}/Maybe", f"/{SERVICE}/MaybeStream"),
     requirements={f"/{SERVICE}/Write": Requirement(scopes=frozenset({"echo.write"}))},
 )
 WAIT_S = 10.0
@@ -100,6 +101,10 @@ def _generic_handler(*, aio: bool) -> grpc.GenericRpcHandler:
         "Unary": grpc.unary_unary_rpc_method_handler(unary),
         "Ping": grpc.unary_unary_rpc_method_handler(unary),
         "Write": grpc.unary_unary_rpc_method_handler(unary),
+        "Maybe": grpc.unary_unary_rpc_method_handler(unary),
+        "MaybeStream": grpc.unary_stream_rpc_method_handler(
+            _aio_server_stream if aio else _sync_server_stream
+        ),
         "ServerStream": grpc.unary_stream_rpc_method_handler(
             _aio_server_stream if aio else _sync_server_stream
         ),
@@ -386,3 +391,39 @@ async def test_each_interceptor_refuses_the_other_kind_of_authenticator(
             AsyncAuthInterceptor(sync_authenticator)  # type: ignore[arg-type]
     finally:
         await asyncio.to_thread(sync_authenticator.close)
+
+
+@pytest.mark.parametrize("spaces", [2, 3])
+async def test_several_spaces_after_bearer_are_accepted(
+    start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any, spaces: int
+) -> None:
+    """RFC 6750 §2.1: ``credentials = "Bearer" 1*SP b64token``."""
+    channel = channel_to(await start_server(issuer_config(issuer)))
+    metadata = (("authorization", "Bearer" + " " * spaces + issuer.tokens.issue(sub="alice")),)
+    assert await _unary(channel, "Unary", metadata) == b"alice"
+
+
+# --- optional authentication (allow_missing_methods, Envoy's allow_missing) ---------------------
+
+
+async def test_an_allow_missing_method_passes_without_a_token_and_sees_the_principal_of_one_sent(
+    start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any
+) -> None:
+    channel = channel_to(await start_server(issuer_config(issuer)))
+    assert await _unary(channel, "Maybe") == b"anonymous"
+    assert await _unary(channel, "Maybe", _bearer(issuer.tokens.issue(sub="alice"))) == b"alice"
+    assert await _unary(channel, "Maybe") == b"anonymous"  # nothing of alice is left on the worker
+    stream = channel.unary_stream(f"/{SERVICE}/MaybeStream")
+    assert [r async for r in stream(b"hi", metadata=_bearer(issuer.tokens.issue(sub="bob")))] == [b"bob"] * 2
+    assert [r async for r in stream(b"hi")] == [b"anonymous"] * 2
+
+
+@pytest.mark.parametrize("value", ["Bearer junk.junk.junk", "Basic YWxpY2U6c2VjcmV0", "Bearer"])
+async def test_an_allow_missing_method_refuses_a_token_that_is_sent_and_not_valid(
+    start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any, value: str
+) -> None:
+    channel = channel_to(await start_server(issuer_config(issuer)))
+    error = await _rpc_error(_unary(channel, "Maybe", (("authorization", value),)))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    expired = _bearer(issuer.tokens.issue(ttl_s=-600))
+    assert (await _rpc_error(_unary(channel, "Maybe", expired))).details() == "token expired"

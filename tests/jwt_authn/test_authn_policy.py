@@ -229,7 +229,7 @@ def _fresh_mixed() -> Policy:
 
 
 def _decisions(policy: Policy) -> list[tuple[str, bool, Requirement | None]]:
-    return [(method, *policy.access(method)) for method, _, _ in MIXED_DECISIONS]
+    return [(method, *policy.access(method)[:2]) for method, _, _ in MIXED_DECISIONS]
 
 
 def test_each_decision_is_the_same_when_asked_again_and_does_not_change_equality() -> None:
@@ -248,7 +248,7 @@ def test_methods_beyond_the_remembered_bound_are_still_decided_right(monkeypatch
     for _ in range(2):
         assert _decisions(policy) == MIXED_DECISIONS
     for number in range(100):  # an embedder passing names without end: memory stays bounded
-        assert policy.access(f"/shop.v1.Orders/Call{number}") == (False, _needs("read"))
+        assert policy.access(f"/shop.v1.Orders/Call{number}")[:2] == (False, _needs("read"))
     assert len(policy._decided) == 2
 
 
@@ -302,3 +302,47 @@ def test_a_public_service_wildcard_keeps_its_other_methods_public() -> None:
     policy = Policy(public_methods=(_WILDCARD,), requirements={_EXACT: _needs("admin")})
     assert policy.access("/inv.v1.Inv/List").public
     assert not policy.access(_EXACT).public
+
+
+# allow_missing_methods beside the other entries, for "/inv.v1.Inv/Get": the most specific entry
+# decides. (entries, public, optional, requirement)
+_GET = "/inv.v1.Inv/Get"
+OPTIONAL_CASES = [
+    (Policy(allow_missing_methods=(_GET,)), False, True, None),
+    (Policy(allow_missing_methods=(_WILDCARD,)), False, True, None),
+    (Policy(allow_missing_methods=(_WILDCARD,), public_methods=(_GET,)), True, False, None),
+    (
+        Policy(allow_missing_methods=(_WILDCARD,), requirements={_GET: _needs("admin")}),
+        False,
+        False,
+        _needs("admin"),
+    ),
+    (Policy(allow_missing_methods=(_GET,), public_methods=(_WILDCARD,)), False, True, None),
+    (Policy(allow_missing_methods=(_GET,), requirements={_WILDCARD: _needs("admin")}), False, True, None),
+]
+
+
+@pytest.mark.parametrize("case", OPTIONAL_CASES, ids=[str(i) for i in range(len(OPTIONAL_CASES))])
+def test_allow_missing_entries_are_decided_by_the_most_specific_entry(
+    case: tuple[Policy, bool, bool, Requirement | None],
+) -> None:
+    policy, public, optional, requirement = case
+    access = policy.access(_GET)
+    assert (access.public, access.optional, access.requirement, access.listed) == (
+        public,
+        optional,
+        requirement,
+        True,
+    )
+
+
+async def test_an_allow_missing_method_authenticates_a_token_when_one_is_sent(
+    issuer: Any, make_authenticator: Any, issuer_config: Any, clock: Any
+) -> None:
+    policy = Policy(allow_missing_methods=(_GET,))
+    authenticator = await make_authenticator(issuer_config(issuer), policy=policy)
+    assert await _outcome(authenticator, _GET, None) == "public"
+    assert await _outcome(authenticator, _GET, issuer.tokens.issue(now=clock.now)) == "allowed"
+    assert (
+        await _outcome(authenticator, _GET, issuer.tokens.issue(now=clock.now, ttl_s=-600)) == "token_expired"
+    )

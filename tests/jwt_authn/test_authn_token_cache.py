@@ -222,13 +222,15 @@ async def test_a_value_that_differs_from_a_cached_one_gets_no_shortcut(
     token = issuer.tokens.issue(now=clock.now)
     assert await _reason(authenticator, [f"Bearer {token}"]) == "ok"
     assert await _reason(authenticator, [f"Bearer {token} "]) == "malformed_authorization"
-    assert await _reason(authenticator, [f"Bearer  {token}"]) == "malformed_authorization"
+    assert await _reason(authenticator, [f"Bearer\t{token}"]) == "malformed_authorization"
     assert await _reason(authenticator, [f"Bearer {token}", f"Bearer {token}"]) == "malformed_authorization"
     assert await _reason(authenticator, [f"Bearer {token}\u00e9"]) == "malformed_authorization"
     assert await _reason(authenticator, [f"Bearer {token}\udc80"]) == "malformed_authorization"  # no crash
     assert await _reason(authenticator, [f"Bearer {token}A"]) in {"malformed_token", "invalid_signature"}
-    # Another spelling of the scheme is the same token: verified once under its own key, then hit.
-    hits = authenticator.token_cache.hits
-    assert await _reason(authenticator, [f"bearer {token}"]) == "ok"
-    assert await _reason(authenticator, [f"bearer {token}"]) == "ok"
-    assert authenticator.token_cache.hits == hits + 1
+    # Another spelling of the scheme, or more spaces (RFC 6750 §2.1: 1*SP), is the same token:
+    # verified once under its own key, then hit.
+    for spelling in (f"bearer {token}", f"Bearer  {token}"):
+        hits = authenticator.token_cache.hits
+        assert await _reason(authenticator, [spelling]) == "ok"
+        assert await _reason(authenticator, [spelling]) == "ok"
+        assert authenticator.token_cache.hits == hits + 1

@@ -157,6 +157,10 @@ VECTORS: list[Vector] = [
     Vector("valid_rs256", lambda c: c.token("RS256"), OK),
     # {"alg":"PS256","typ":"at+jwt","kid":$KID(PS256)} . valid payload
     Vector("valid_ps256", lambda c: c.token("PS256"), OK),
+    # authorization: "Bearer  " + the valid ES256 token: two spaces (RFC 6750 §2.1: 1*SP)
+    Vector("valid_after_two_spaces", lambda c: " " + c.token("ES256"), OK),
+    # authorization: "Bearer \t" + the valid ES256 token: a tab is not SP
+    Vector("tab_after_scheme", lambda c: "\t" + c.token("ES256"), UNAUTH, "malformed_authorization"),
     # {"alg":"ES256","typ":"at+jwt","kid":$KID(ES256)} . valid payload
     Vector("valid_es256", lambda c: c.token("ES256"), OK),
     # {"alg":"EdDSA","typ":"at+jwt","kid":$KID(EdDSA)} . valid payload
@@ -523,12 +527,13 @@ VECTORS: list[Vector] = [
     # --- cnf: sender-constrained tokens are never bearer tokens (RFC 9449 §7.2, RFC 8705 §3) -------
     # header . {..,"cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}: DPoP-bound
     Vector("cnf_jkt_as_bearer", lambda c: c.token(cnf={"jkt": JKT}), UNAUTH, "bound_token_as_bearer"),
-    # header . {..,"cnf":{"x5t#S256":"bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}: certificate-bound
-    Vector("cnf_x5t_as_bearer", lambda c: c.token(cnf={"x5t#S256": X5T}), UNAUTH, "bound_token_as_bearer"),
+    # header . {..,"cnf":{"x5t#S256":"bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}: certificate-bound,
+    # sent without a client certificate (RFC 8705 tokens keep the Bearer scheme)
+    Vector("cnf_x5t_as_bearer", lambda c: c.token(cnf={"x5t#S256": X5T}), UNAUTH, "certificate_missing"),
     # header . {..,"cnf":{"kid":"k1"}}: any other confirmation method is a binding we cannot check
-    Vector("cnf_other_as_bearer", lambda c: c.token(cnf={"kid": "k1"}), UNAUTH, "bound_token_as_bearer"),
+    Vector("cnf_other_as_bearer", lambda c: c.token(cnf={"kid": "k1"}), UNAUTH, "unsupported_confirmation"),
     # header . {..,"cnf":"junk"}
-    Vector("cnf_not_an_object", lambda c: c.token(cnf="junk"), UNAUTH, "bound_token_as_bearer"),
+    Vector("cnf_not_an_object", lambda c: c.token(cnf="junk"), UNAUTH, "unsupported_confirmation"),
     # --- sub --------------------------------------------------------------------------------------
     # header . {..,"sub":42}
     Vector("sub_not_a_string", lambda c: c.token(sub=42), UNAUTH, "malformed_claims"),

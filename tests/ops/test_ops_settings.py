@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from http_facade.settings import FacadeSettings, load_facade_settings
-from jwt_authn.config import AuthnConfig, IssuerConfig
+from jwt_authn.config import AuthnConfig, DPoPConfig, IssuerConfig
 from secureroute.authn_settings import AuthnSettings
 from secureroute.settings import ListenAddress, settings_of
 from service.settings import authn_config, load_service_settings
@@ -27,7 +27,7 @@ AssertBadSetting = Callable[..., None]
 @pytest.mark.parametrize(
     ("args", "env", "setting"),
     [
-        pytest.param(("--issuer", ISSUER, "--listen", "127.0.0.1:0"), {}, "audience", id="audience-missing"),
+        pytest.param(("--issuer", ISSUER, "--listen", "127.0.0.1:0"), {}, "audiences", id="audience-missing"),
         pytest.param((*BASE, "--jwks-uri", "not a url"), {}, "jwks_uri", id="bad-url"),
         pytest.param(
             (*BASE, "--jwks-uri", "http://keys.example.com/jwks"), {}, "jwks_uri", id="http-off-loopback"
@@ -180,6 +180,16 @@ def test_every_authn_knob_reaches_jwt_authn(tmp_path: Path) -> None:
             "4096",
             "--realm",
             "secureroute",
+            "--require-sender-constrained",
+            "--trusted-proxies",
+            "10.0.0.7",
+            "--trusted-proxies",
+            "10.1.0.0/16",
+            "--dpop-public-base-urls",
+            "https://api.example.com",
+            "--dpop-max-proof-age-s",
+            "30",
+            "--dpop-require-nonce",
         ],
         environ={},
     )
@@ -198,10 +208,20 @@ def test_every_authn_knob_reaches_jwt_authn(tmp_path: Path) -> None:
         refresh_interval_s=120.0,
         cooldown_s=7.0,
         max_staleness_s=3600.0,
+        require_sender_constrained=True,
     )
     assert (config.token_cache_size, config.max_token_bytes, config.realm) == (5, 4096, "secureroute")
-    # Every bearer-token setting is a field of jwt_authn's config, so none is silently dropped.
+    dpop = config.dpop
+    assert dpop.trusted_proxies == ("10.0.0.7/32", "10.1.0.0/16")  # jwt_authn writes networks
+    assert (dpop.public_base_urls, dpop.max_proof_age_s, dpop.require_nonce) == (
+        ("https://api.example.com",),
+        30.0,
+        True,
+    )
+    # Every bearer-token setting is a field of jwt_authn's config, so none is silently dropped
+    # (DPoPConfig's as dpop_<field>, and trusted_proxies).
     config_fields = {f.name for cls in (IssuerConfig, AuthnConfig) for f in fields(cls)}
+    config_fields |= {f"dpop_{f.name}" for f in fields(DPoPConfig)} | {"trusted_proxies"}
     assert set(AuthnSettings.model_fields) <= config_fields
     assert not set(AuthnSettings.model_fields) & {row.name for row in settings_of(FacadeSettings)}
 

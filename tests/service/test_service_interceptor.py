@@ -39,9 +39,9 @@ class _CountingGuard(AsyncAuthInterceptor):
         super().__init__(authenticator)
         self.calls = 0
 
-    async def guard(self, handler: Any, handler_call_details: Any) -> Any:
+    async def guard(self, handler: Any, handler_call_details: Any, continuation: Any = None) -> Any:
         self.calls += 1
-        return await super().guard(handler, handler_call_details)
+        return await super().guard(handler, handler_call_details, continuation)
 
 
 def _interceptor() -> tuple[ServiceInterceptor, _CountingGuard]:

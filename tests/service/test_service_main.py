@@ -51,7 +51,7 @@ BASE = ("--issuer", ISSUER, "--audience", "secureroute", "--listen", "127.0.0.1:
     ("args", "env", "setting"),
     [
         pytest.param(("--audience", "a", "--listen", "127.0.0.1:0"), {}, "issuer", id="missing-issuer"),
-        pytest.param(("--issuer", ISSUER, "--listen", "127.0.0.1:0"), {}, "audience", id="missing-audience"),
+        pytest.param(("--issuer", ISSUER, "--listen", "127.0.0.1:0"), {}, "audiences", id="missing-audience"),
         pytest.param((*BASE, "--listen", "nonsense"), {}, "listen", id="listen-no-port"),
         pytest.param((*BASE, "--listen", "127.0.0.1:70000"), {}, "listen", id="listen-port-range"),
         pytest.param((*BASE, "--listen", "::1:50051"), {}, "listen", id="listen-unbracketed-ipv6"),
@@ -128,7 +128,7 @@ def test_defaults_and_comma_separated_values() -> None:
 def test_allow_any_audience_replaces_the_audience_requirement() -> None:
     settings = load_service_settings(["--issuer", ISSUER, "--allow-any-audience"], environ={})
     assert authn_config(settings).issuers[0].allow_any_audience
-    with pytest.raises(ValueError, match=r"^audience: "):
+    with pytest.raises(ValueError, match=r"^audiences: "):
         authn_config(load_service_settings(["--issuer", ISSUER], environ={}))
     with pytest.raises(SettingsError, match=r"^issuer: required"):
         load_service_settings([], environ={})
