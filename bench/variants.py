@@ -151,7 +151,7 @@ class _GuardOff:
     def __init__(self, principal: Principal) -> None:
         self._principal = principal
 
-    async def guard(self, handler: Any, details: grpc.HandlerCallDetails) -> Any:
+    async def guard(self, handler: Any, details: grpc.HandlerCallDetails, continuation: Any = None) -> Any:
         principal_var.set(self._principal)
         return handler
 
