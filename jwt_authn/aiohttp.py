@@ -130,6 +130,8 @@ def authn_middleware(
         if request.match_info.http_exception is not None:
             return await handler(request)  # 404 or 405: an unknown route is never authenticated
         name = _operation_of(request)
+        if authenticator.is_public(name):
+            return await handler(request)  # nothing to check: no sender to read either
         try:
             principal = await authenticator.authenticate(
                 request.headers.getall("Authorization", []), name, sender=sender_of(request, dpop)
