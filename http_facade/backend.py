@@ -72,11 +72,14 @@ BackendContext = Callable[[web.Application], AsyncIterator[None]]
 
 class ServiceCalls(Protocol):
     """SecureRouteService's domain code, called in this process: its serving status (Health) and
-    its reply for a verified principal (SecureRoute). No channel, no servicer context."""
+    its reply for a verified principal (SecureRoute; ``secure_message`` when only the reply's
+    message is wanted). No channel, no servicer context."""
 
     async def health(self) -> secureroute_pb2.HealthResponse: ...
 
     async def secure_route(self, principal: Principal) -> secureroute_pb2.SecureRouteResponse: ...
+
+    async def secure_message(self, principal: Principal) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)

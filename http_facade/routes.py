@@ -31,7 +31,7 @@ from google.protobuf.message import Message
 
 from http_facade.backend import BACKEND_KEY, LocalBackend
 from http_facade.request_id import REQUEST_ID_KEY
-from http_facade.responses import render, render_error, render_rpc_error, render_status
+from http_facade.responses import render, render_error, render_rpc_error, render_status, wants_json
 from jwt_authn import (
     DPOP_HTM_METADATA,
     DPOP_HTU_METADATA,
@@ -200,8 +200,11 @@ async def local_health(request: web.Request) -> web.Response:
 
 @operation(SECURE_ROUTE_METHOD)
 async def local_secure_route(request: web.Request) -> web.Response:
-    reply = await request.app[LOCAL_BACKEND_KEY].calls.secure_route(current_principal())
-    return render(request, 200, reply.message, lambda: _secure_route_document(reply))
+    calls = request.app[LOCAL_BACKEND_KEY].calls
+    if not wants_json(request):  # the text answer is the message alone: no claims to convert
+        return web.Response(text=await calls.secure_message(current_principal()), content_type="text/plain")
+    reply = await calls.secure_route(current_principal())
+    return web.json_response(_secure_route_document(reply))
 
 
 #: The guard's HTTP statuses as the gRPC codes the remote facade would get from the service.

@@ -59,11 +59,14 @@ def _struct(claims: Mapping[str, Any]) -> struct_pb2.Struct:
     return struct_pb2.Struct(fields={str(name): _value(claim) for name, claim in claims.items()})
 
 
+SECURE_ROUTE_MESSAGE = "Super secret stuff"
+
+
 def secure_route_reply(principal: Principal) -> secureroute_pb2.SecureRouteResponse:
     """SecureRoute's answer to ``principal``: built on every call, from the verified claims alone
     (no cache of handler output: the benchmark measures what an embedder's handler gets)."""
     return secureroute_pb2.SecureRouteResponse(
-        message="Super secret stuff", subject=principal.subject, claims=_struct(principal.claims)
+        message=SECURE_ROUTE_MESSAGE, subject=principal.subject, claims=_struct(principal.claims)
     )
 
 
@@ -80,6 +83,12 @@ class SecureRouteCalls:
         # DEBUG: the request metrics count every call; a line per call would cost more than the call.
         _log.debug("SecureRoute subject=%r", principal.subject)
         return secure_route_reply(principal)
+
+    async def secure_message(self, principal: Principal) -> str:
+        """The reply's message alone, when the caller wants no more (HTTP text/plain): the claims
+        ``Struct`` would be built for nothing (a fifth of such a request's CPU, profiled)."""
+        _log.debug("SecureRoute subject=%r", principal.subject)
+        return SECURE_ROUTE_MESSAGE
 
 
 _CALLS = SecureRouteCalls()
