@@ -57,7 +57,7 @@ def _parse(argv: Sequence[str] | None) -> tuple[BenchOptions, Path | None]:
     parser.add_argument("--output", type=Path, help="report path (default docs/benchmarks.md)")
     parser.add_argument("--workdir", type=Path, help="keep token files and logs here (default: a temp dir)")
     parser.add_argument("--no-install", action="store_true", help="do not apt-get or npm ci anything")
-    parser.add_argument("--log-level", help="service and facade log level (default WARNING)")
+    parser.add_argument("--log-level", help="service and facade log level (default INFO, the programs' own)")
     args = parser.parse_args(argv)
     changes = {
         "install": not args.no_install, "rounds": args.rounds, "load_duration_s": args.duration,

@@ -9,7 +9,9 @@ Four servers run the same SecureRouteService on loopback:
 - ``traced``: the same server with tracing on (``bench.variants``; spans encoded, never sent):
   traced / service is what traces cost when on;
 - ``pyjwt``: grpc.aio with an interceptor on PyJWT's ``PyJWKClient`` (``bench/peers/pyjwt_grpc.py``),
-  what a Python user would write instead.
+  what a Python user would write instead;
+- ``bare``: the ceiling, a grpc.aio server without interceptors on our loop (``bench/peers/bare.py``):
+  Health, and SecureRoute answering without reading the token.
 
 h2load repeats one request: Health, and SecureRoute with one reused token (warm). h2grpc sends a
 fresh token on every call (cold); every system takes the same pool, new to each (none shares a
@@ -49,6 +51,8 @@ _RUNS = (
     ("guard-off", "SecureRoute", "h2grpc", "cold"),
     ("pyjwt", "SecureRoute", "h2grpc", "cold"),
     ("service", "SecureRoute", "h2grpc", "warm"),
+    ("bare", "Health", "h2load", "warm"),
+    ("bare", "SecureRoute", "h2load", "warm"),
 )
 #: The two scenarios run together at half the saturating load, one window.
 HALF_LOAD = ("service Health @ half load", "service SecureRoute warm @ half load")
@@ -79,6 +83,8 @@ def start_systems(ctx: BenchContext) -> None:
     peer = [sys.executable, "-m", "bench.peers.pyjwt_grpc", "--listen", f"127.0.0.1:{PORT}"]
     peer += ["--issuer", stack.issuer_url, "--audience", AUDIENCE]
     ctx.servers["pyjwt"] = stack.start_grpc("pyjwt", peer)
+    bare = [sys.executable, "-m", "bench.peers.bare", "grpc", "--listen", f"127.0.0.1:{PORT}"]
+    ctx.servers["bare"] = stack.start_grpc("bare", bare)
 
 
 def run_round(ctx: BenchContext, round_index: int, health_rps: float) -> Round:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 
 from bench import wrk
 from bench.context import LOAD_ALGORITHM, BenchContext, Round
@@ -28,14 +29,31 @@ from bench.measure import in_turn
 from bench.stack import AUDIENCE, PORT
 from bench.tools import EXPRESS_DIR
 
-__all__ = ["ONE_PROGRAM", "SYSTEMS", "UNIX_FACADE", "WHATS", "run_round", "start_systems"]
+__all__ = [
+    "BARE",
+    "GUARD_OFF",
+    "ONE_PROGRAM",
+    "SYSTEMS",
+    "UNIX_FACADE",
+    "WHATS",
+    "run_round",
+    "start_systems",
+]
 
 #: The scenarios each system runs, in this order.
 WHATS = ("/health", "/secure-route warm", "/secure-route cold")
 UNIX_FACADE = "facade-unix"
 ONE_PROGRAM = "one"
+#: The ceiling: bare aiohttp handlers on our loop (``bench/peers/bare.py``), /health and /secure-route
+#: warm only (it reads no token, and its rate must not size the token pools).
+BARE = "bare-aiohttp"
+#: The one program with its guards replaced by a pass-through (``bench.variants one-guard-off``):
+#: /secure-route only, the same tokens sent; one / this is the guard's cost over HTTP.
+GUARD_OFF = "one-guard-off"
 #: Every system the section knows, in report order.
-SYSTEMS = (ONE_PROGRAM, "facade", UNIX_FACADE, "express")
+SYSTEMS = (ONE_PROGRAM, GUARD_OFF, "facade", UNIX_FACADE, "express", BARE)
+#: Systems whose rates never size a token pool.
+_NOT_SIZING = frozenset({BARE, GUARD_OFF})
 _SHARED_POOL_NOTE = "may have reused the other facade's cold tokens (cache hits): the pool was too small"
 
 
@@ -47,13 +65,23 @@ def start_systems(ctx: BenchContext) -> dict[str, list[int]]:
     ctx.servers[UNIX_FACADE] = stack.start_http(UNIX_FACADE, stack.facade_argv(f"unix:{ctx.service_socket}"))
     systems = {name: [ctx.servers[name].pid, service.pid] for name in ("facade", UNIX_FACADE)}
     ctx.servers[ONE_PROGRAM] = stack.start_http(ONE_PROGRAM, stack.one_program_argv())
-    systems = {ONE_PROGRAM: [ctx.servers[ONE_PROGRAM].pid], **systems}
+    one = stack.one_program_argv()
+    guard_off = ["-m", "bench.variants", "one-guard-off", "--principal-token", ctx.warm_token]
+    ctx.servers[GUARD_OFF] = stack.start_http(GUARD_OFF, [one[0], *guard_off, *one[3:]])
+    systems = {
+        ONE_PROGRAM: [ctx.servers[ONE_PROGRAM].pid],
+        GUARD_OFF: [ctx.servers[GUARD_OFF].pid],
+        **systems,
+    }
     if ctx.tools.express_ready and ctx.tools.node is not None:
         argv = [ctx.tools.node, "server.js", "--listen", f"127.0.0.1:{PORT}", "--issuer", stack.issuer_url]
         ctx.servers["express"] = stack.start_http("express", [*argv, "--audience", AUDIENCE], cwd=EXPRESS_DIR)
         systems["express"] = [ctx.servers["express"].pid]
     else:
         ctx.notes.append("The Express peer did not run (node or its packages are missing).")
+    bare = [sys.executable, "-m", "bench.peers.bare", "http", "--listen", f"127.0.0.1:{PORT}"]
+    ctx.servers[BARE] = stack.start_http(BARE, bare)
+    systems[BARE] = [ctx.servers[BARE].pid]
     for system in systems:
         url = f"http://127.0.0.1:{ctx.servers[system].port}/secure-route"
         if (problem := wrk.check(url, ctx.warm_token, "Super secret stuff")) is not None:
@@ -83,7 +111,7 @@ def run_round(
     than the whole pool (checked). ``rates`` (each system's /health rate) sizes the pool and is
     updated with this round's.
     """
-    pool_size = ctx.pool_size(max(rates.values()))
+    pool_size = ctx.pool_size(max(rate for system, rate in rates.items() if system not in _NOT_SIZING))
     tokens = ctx.mint.distinct(LOAD_ALGORITHM, pool_size)
     pool = ctx.token_file(f"http-cold-{round_index}", tokens)
     cold_files = dict.fromkeys(systems, pool)
@@ -92,15 +120,17 @@ def run_round(
 
     def system_runs(system: str) -> Round:
         base, pids = f"http://127.0.0.1:{ctx.servers[system].port}", systems[system]
-        health = wrk.run(ctx, f"{base}/health", pool, pids=pids)
-        rates[system] = health.rps
-        return {
-            f"{system} /health": health,
-            f"{system} /secure-route warm": wrk.run(ctx, f"{base}/secure-route", warm_file, pids=pids),
-            f"{system} /secure-route cold": wrk.run(
+        runs = {}
+        if system != GUARD_OFF:
+            health = wrk.run(ctx, f"{base}/health", warm_file if system == BARE else pool, pids=pids)
+            rates[system] = health.rps
+            runs[f"{system} /health"] = health
+        runs[f"{system} /secure-route warm"] = wrk.run(ctx, f"{base}/secure-route", warm_file, pids=pids)
+        if system != BARE:
+            runs[f"{system} /secure-route cold"] = wrk.run(
                 ctx, f"{base}/secure-route", cold_files[system], pids=pids
-            ),
-        }
+            )
+        return runs
 
     ran = in_turn(round_index, {system: functools.partial(system_runs, system) for system in systems})
     results = {name: result for runs in ran.values() for name, result in runs.items()}

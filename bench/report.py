@@ -64,6 +64,8 @@ def _ratio(
 
 _SPLIT = "none: the split deployment, measured as information"
 _CEILING = "the row above's reach whatever authentication costs"
+_BARE = "none: the ceiling, a bare handler on our loop in the same run (bench/peers/bare.py)"
+_BARE_HTTP = http_section.BARE
 _EXPRESS_WARM, _EXPRESS_COLD = "express /secure-route warm", "express /secure-route cold"
 _ONE = http_section.ONE_PROGRAM
 # fmt: off
@@ -81,15 +83,27 @@ LOAD_TARGETS: tuple[tuple[str, str, str, float | str], ...] = (
     ("gRPC SecureRoute / Python peer, fresh tokens, req/s (h2grpc)",
      "service SecureRoute cold", "pyjwt SecureRoute cold", 2.0),
     ("gRPC Health / Python peer's Health, req/s (h2load)", "service Health", "pyjwt Health", 1.0),
+    ("ceiling: bare grpc.aio Health (no interceptor) / Python peer's Health, req/s (h2load)",
+     "bare Health", "pyjwt Health", _BARE),
+    ("ceiling: bare grpc.aio SecureRoute (no authentication) / Python peer, reused token, req/s (h2load)",
+     "bare SecureRoute warm", "pyjwt SecureRoute warm", _BARE),
     ("gRPC SecureRoute warm (h2load) / Express /secure-route warm, req/s",
      "service SecureRoute warm", _EXPRESS_WARM, 2.0),
     ("ceiling of the row above: gRPC Health (no authentication) / Express /secure-route warm, req/s",
      "service Health", _EXPRESS_WARM, _CEILING),
+    ("HTTP guard on / off (one program), /secure-route reused token, req/s (wrk)",
+     f"{_ONE} /secure-route warm", f"{http_section.GUARD_OFF} /secure-route warm", 0.95),
+    ("HTTP guard on / off (one program), /secure-route fresh tokens on both sides, req/s (wrk)",
+     f"{_ONE} /secure-route cold", f"{http_section.GUARD_OFF} /secure-route cold", 0.85),
     ("one program /secure-route warm / Express /secure-route warm, req/s",
      f"{_ONE} /secure-route warm", _EXPRESS_WARM, 3.0),
+    ("ceiling: bare aiohttp /secure-route (no authentication) / Express /secure-route warm, req/s",
+     f"{_BARE_HTTP} /secure-route warm", _EXPRESS_WARM, _BARE),
     ("one program /secure-route cold / Express /secure-route cold, req/s",
-     f"{_ONE} /secure-route cold", _EXPRESS_COLD, 1.5),
-    ("one program /health / Express /health, req/s", f"{_ONE} /health", "express /health", 1.5),
+     f"{_ONE} /secure-route cold", _EXPRESS_COLD, 1.8),
+    ("one program /health / Express /health, req/s", f"{_ONE} /health", "express /health", 2.0),
+    ("ceiling: bare aiohttp /health / Express /health, req/s",
+     f"{_BARE_HTTP} /health", "express /health", _BARE),
     ("split facade /secure-route warm / Express /secure-route warm, req/s",
      "facade /secure-route warm", _EXPRESS_WARM, _SPLIT),
     ("ceiling of the row above: facade /health (no authentication) / Express /secure-route warm, req/s",
@@ -277,7 +291,7 @@ def _grpc(results: BenchResults) -> list[str]:
     options = results.options
     lines = [
         f"{options.h2_connections} connections x {options.h2_streams} streams, unary calls with an empty "
-        "request message, against four servers of the same SecureRouteService: *service* (`python -m "
+        "request message, against five servers of the same SecureRouteService: *service* (`python -m "
         "service`); *guard-off*, the same server with jwt_authn's interceptor replaced by a pass-through "
         "that sets one fixed principal (`bench/variants.py`), so on / off is the guard's own cost with the "
         "same server code and the same traffic; *traced*, the same server with OpenTelemetry tracing on "
@@ -285,7 +299,10 @@ def _grpc(results: BenchResults) -> list[str]:
         "service is what traces cost when on (off, nothing is added); *pyjwt*, the peer a Python user "
         "would pick instead: "
         "grpc.aio with an interceptor on PyJWT's `PyJWKClient`, as its documentation shows "
-        "(`bench/peers/pyjwt_grpc.py`). *h2load* (nghttp2) repeats one request: Health, and SecureRoute "
+        "(`bench/peers/pyjwt_grpc.py`); *bare*, the ceiling: grpc.aio without interceptors on the loop our "
+        "programs serve on (uvloop), SecureRoute answering without reading the token "
+        "(`bench/peers/bare.py`). "
+        "*h2load* (nghttp2) repeats one request: Health, and SecureRoute "
         "with one reused token. *h2grpc* (`bench/loadgen/h2grpc.js`, Node's http2, the same frames and "
         "headers) sends a fresh token on every call (cold): every server takes the same pool, new to each, "
         "so the guard-off server carries the same HPACK-uncompressible headers as the guarded one. The two "
@@ -333,11 +350,14 @@ def _grpc(results: BenchResults) -> list[str]:
     return lines
 
 
+_NO_BARE_COLD = f"{_BARE_HTTP} /secure-route cold"
+
+
 def _http(results: BenchResults) -> list[str]:
     if not results.http:
         return _not_run(results, "http")
     rounds, unix, one = results.http, http_section.UNIX_FACADE, http_section.ONE_PROGRAM
-    systems = (one, "facade", "express")
+    systems = (one, http_section.GUARD_OFF, "facade", "express", _BARE_HTTP)
     pairs = [
         (f"{s}: /secure-route {t} / /health", f"{s} /secure-route {t}", f"{s} /health")
         for s in systems
@@ -352,13 +372,21 @@ def _http(results: BenchResults) -> list[str]:
         f"wrk, one thread, {results.options.http_connections} connections, the same Lua script for every run "
         "(`bench/loadgen/tokens.lua`): warm reuses one token, cold takes each token of a fresh file once, "
         "/health carries the same fresh tokens as cold. *one* is the one program (`python -m secureroute`: "
-        "gRPC and HTTP in one process, the facade's routes answered in-process through the same guard), "
+        "gRPC and HTTP in one process, its HTTP routes guarded by jwt_authn's aiohttp middleware on the "
+        "gRPC server's Authenticator and calling the service's code in-process), "
         "its CPU figure that one process. *facade* is the split deployment (the aiohttp "
         "facade calling the service over gRPC), measured as information; its CPU figure adds the "
         "service's. *express* is the original system (`bench/peers/express`: Express 5, express-jwt 8 on "
-        "jsonwebtoken 9, jwks-rsa 4 with its cache), same issuer, same tokens, same load.",
+        "jsonwebtoken 9, jwks-rsa 4 with its cache), same issuer, same tokens, same load. *bare-aiohttp* "
+        "is the ceiling: plain aiohttp handlers answering the same texts with no middleware, no "
+        "authentication and no access log, on the loop our programs serve on (`bench/peers/bare.py`). "
+        "*one-guard-off* is the one program with both guards replaced by a pass-through that sets one "
+        "fixed principal (`bench/variants.py`), sent the same tokens: one / one-guard-off is the guard's "
+        "cost over HTTP.",
         "",
-        *_load_table(rounds, [f"{s} {w}" for s in systems for w in http_section.WHATS]),
+        *_load_table(
+            rounds, [f"{s} {w}" for s in systems for w in http_section.WHATS if f"{s} {w}" != _NO_BARE_COLD]
+        ),
         "",
         *_ratio_rows(rounds, pairs),
         "",

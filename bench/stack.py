@@ -108,9 +108,7 @@ class Server:
 class Stack:
     """The issuer (on a thread), and every server started through it."""
 
-    def __init__(
-        self, workdir: Path, *, log_level: str = "WARNING", algorithms: tuple[str, ...] = ("RS256",)
-    ):
+    def __init__(self, workdir: Path, *, log_level: str = "INFO", algorithms: tuple[str, ...] = ("RS256",)):
         self._workdir = workdir
         self._log_level = log_level
         self._issuer = LoopbackIssuer(algorithms=algorithms, audience=AUDIENCE)

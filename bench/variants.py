@@ -6,6 +6,11 @@ through as one fixed principal, read from ``--principal-token`` (decoded, not ve
 benchmark's server, never a deployment). Against the real service it measures what the guard
 costs, with the same traffic on both sides.
 
+``one-guard-off`` runs the one program (``python -m secureroute``) with both guards replaced the
+same way: the gRPC one as above, and jwt_authn's aiohttp middleware by one that sets the same
+principal (the HTTP requests still carry their tokens). Against the one program it measures what
+the guard costs over HTTP.
+
 ``traced`` runs the same server with tracing on as ``OTEL_*`` would turn it on (the SDK, its batch
 processor, every span encoded as OTLP protobuf), the encoded bytes dropped instead of sent: the
 benchmark has no collector, and sends nothing off the machine. Against the service it measures
@@ -20,6 +25,7 @@ the other calls, and costs several times more: this shows by how much, piece by 
 
 Usage:
     python -m bench.variants guard-off --principal-token eyJ... --listen 127.0.0.1:50051 --issuer ...
+    python -m bench.variants one-guard-off --principal-token eyJ... --http-listen 127.0.0.1:3000 ...
     python -m bench.variants traced --listen 127.0.0.1:50051 --issuer ...
     python -m bench.variants timed --timings-file /tmp/t.json --listen 127.0.0.1:50051 --issuer ...
     kill -USR1 <pid>     # then read /tmp/t.json
@@ -35,14 +41,16 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from time import perf_counter_ns
 from types import MappingProxyType
 from typing import Any
 
 import grpc
+from aiohttp import web
 
+import http_facade.routes as routes_module
 import jwt_authn.authenticator as authenticator_module
 import service.handlers as handlers_module
 import service.server as server_module
@@ -51,6 +59,7 @@ from jwt_authn.authenticator import Authenticator
 from jwt_authn.config import Policy
 from jwt_authn.principal import principal_var
 from jwt_authn.token_cache import TokenCache
+from secureroute.one.program import main as one_main
 from secureroute.tracing import enable_tracing
 from service.__main__ import main as service_main
 
@@ -135,20 +144,30 @@ def _install_timers(path: Path) -> None:
     signal.signal(signal.SIGUSR1, dump)
 
 
-class _GuardOff(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Where the guard stood: every call goes through as one fixed principal, set as the guard sets it."""
+class _GuardOff:
+    """Where the guard stood (``AsyncAuthInterceptor.guard``, which the service's interceptor asks
+    once per call): every call goes through as one fixed principal, set as the guard sets it."""
 
     def __init__(self, principal: Principal) -> None:
         self._principal = principal
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(details)
+    async def guard(self, handler: Any, details: grpc.HandlerCallDetails, continuation: Any = None) -> Any:
         principal_var.set(self._principal)
         return handler
+
+
+def _guard_off_middleware(principal: Principal) -> Any:
+    """Where jwt_authn's aiohttp middleware stood: the principal set as it sets it, nothing checked."""
+
+    @web.middleware
+    async def pass_through(request: web.Request, handler: Any) -> web.StreamResponse:
+        reset = principal_var.set(principal)
+        try:
+            return await handler(request)  # type: ignore[no-any-return]
+        finally:
+            principal_var.reset(reset)
+
+    return pass_through
 
 
 def _unverified_principal(token: str) -> Principal:
@@ -180,7 +199,8 @@ def _trace_into_the_void() -> None:
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     usage = (
-        "usage: python -m bench.variants (guard-off --principal-token T | timed --timings-file F | traced) …"
+        "usage: python -m bench.variants (guard-off --principal-token T | one-guard-off --principal-token T"
+        " | timed --timings-file F | traced) …"
     )
     if args[:1] == ["traced"]:
         _trace_into_the_void()
@@ -188,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if len(args) < 3 or (args[0], args[1]) not in {
         ("guard-off", "--principal-token"),
+        ("one-guard-off", "--principal-token"),
         ("timed", "--timings-file"),
     }:
         raise SystemExit(usage)
@@ -197,6 +218,12 @@ def main(argv: list[str] | None = None) -> None:
         principal = _unverified_principal(args[2])
         # build_server looks the name up when it builds the server: patching the module is enough.
         setattr(server_module, "AsyncAuthInterceptor", lambda authenticator: _GuardOff(principal))  # noqa: B010
+        if args[0] == "one-guard-off":
+            # add_local_routes looks the name up when it builds the app, as build_server does.
+            off = _guard_off_middleware(principal)
+            setattr(routes_module, "authn_middleware", lambda authenticator, reject: off)  # noqa: B010
+            one_main(args[3:])
+            return
     service_main(args[3:])
 
 

@@ -1,7 +1,8 @@
-"""The app factory: routes, middlewares (metrics, request id, head budget, body cap), the backend channel.
+"""The app factory: routes, middlewares (metrics, request id, head budget, body cap), the backend.
 
 Usage:
-    app = create_app(settings)
+    app = create_app(settings)                                        # remote: a gRPC channel
+    app = create_app(settings, LocalBackend(calls, authenticator))    # the one program
     server = FacadeServer(settings)   # http_facade.runner: create_app(settings) behind the connection budget
 """
 
@@ -13,12 +14,12 @@ import grpc
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
-from http_facade.backend import BackendContext, backend_context
+from http_facade.backend import BackendContext, LocalBackend, backend_context
 from http_facade.connections import head_budget_middleware
 from http_facade.limits import body_limit_middleware
 from http_facade.metrics import METRICS_KEY, FacadeMetrics, metrics_middleware
 from http_facade.request_id import request_id_middleware
-from http_facade.routes import add_routes
+from http_facade.routes import add_local_routes, add_routes, malformed_authorization_middleware
 from http_facade.settings import FacadeSettings
 from secureroute.tls import ClientTLS, grpc_channel_credentials
 from secureroute.tracing import http_middlewares
@@ -65,18 +66,37 @@ def backend_credentials(settings: FacadeSettings) -> grpc.ChannelCredentials | N
     )
 
 
-def create_app(settings: FacadeSettings, backend: BackendContext | None = None) -> web.Application:
-    """The facade app over ``backend`` (by default the remote one the settings name). Raises
-    ``SettingsError`` when a TLS file cannot be used."""
+def create_app(
+    settings: FacadeSettings,
+    backend: BackendContext | LocalBackend | None = None,
+    metrics: FacadeMetrics | None = None,
+) -> web.Application:
+    """The facade app over ``backend``: by default the remote one the settings name; a
+    ``LocalBackend`` serves the routes in this process (the one program). ``metrics`` default to
+    a registry of their own when the settings name a metrics listener. Raises ``SettingsError``
+    when a TLS file cannot be used."""
+    if metrics is None and settings.http.metrics_listen is not None:
+        # Served by the metrics listener (http_facade.runner), never on the public port.
+        metrics = FacadeMetrics()
     # The head budget first: the head is complete once any middleware runs. Metrics next: they
-    # see the final status, the router's 404/405 included. The body cap innermost: its 413 still
-    # carries the request id and is counted.
-    middlewares = [head_budget_middleware, request_id_middleware, body_limit_middleware]
-    if settings.http.metrics_listen is not None:
+    # see the final status, the router's 404/405 included. The body cap and the Authorization
+    # check innermost: their answers still carry the request id and are counted.
+    middlewares = [
+        head_budget_middleware,
+        request_id_middleware,
+        body_limit_middleware,
+        malformed_authorization_middleware,
+    ]
+    if metrics is not None:
         middlewares.insert(1, metrics_middleware)
     middlewares[:0] = http_middlewares()  # tracing (when on) outermost: its span covers the rest
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[SETTINGS_KEY] = settings
+    if metrics is not None:
+        app[METRICS_KEY] = metrics
+    if isinstance(backend, LocalBackend):
+        add_local_routes(app, backend, settings.backend_timeout)
+        return app
     if backend is None:
         backend = backend_context(
             settings.backend,
@@ -86,7 +106,4 @@ def create_app(settings: FacadeSettings, backend: BackendContext | None = None) 
         )
     app.cleanup_ctx.append(backend)
     add_routes(app, dpop_public_base_url=settings.dpop_public_base_url)
-    if settings.http.metrics_listen is not None:
-        # Served by the metrics listener (http_facade.runner), never on the public port.
-        app[METRICS_KEY] = FacadeMetrics()
     return app

@@ -1,18 +1,16 @@
 """The backend seam: what the routes call. Remote, one long-lived gRPC channel to the service,
-opened and closed with the app; or attached, a channel someone else owns (the one program's
-in-process channel, which runs the service's handlers behind the same guard, in this process).
+opened and closed with the app (the split deployment); or local, the service's domain code in
+this process behind jwt_authn's own aiohttp middleware on the service's ``Authenticator`` (the
+one program: one guard, one key set, one Policy for both transports; ``http_facade.routes``).
 
 The channel reconnects by itself; its backoff is capped at 2 s so the facade recovers
 quickly when the service comes back, and calls never wait for a connection
 (``wait_for_ready=False``): a down backend answers UNAVAILABLE at once (HTTP 503), and so does
 one whose TLS handshake fails (unknown CA, expired certificate, client certificate refused).
 
-The routes see one thing either way: a generated stub, whose calls answer the reply or raise
-``grpc.aio.AioRpcError``.
-
 Usage:
     app.cleanup_ctx.append(backend_context("localhost:50051", timeout_s=5.0))
-    app.cleanup_ctx.append(attached_backend(service.in_process_channel(), timeout_s=5.0))
+    create_app(settings, LocalBackend(calls, authenticator))      # the one program
     backend = request.app[BACKEND_KEY]
     reply = await backend.stub.Health(HealthRequest(), timeout=backend.timeout_s, wait_for_ready=False)
 """
@@ -21,20 +19,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from aiohttp import web
 
+from jwt_authn import Authenticator, Principal
 from secureroute.tracing import channel_interceptors
-from secureroute.v1 import secureroute_pb2_grpc
+from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 
 __all__ = [
     "BACKEND_KEY",
     "CHANNEL_OPTIONS",
     "Backend",
     "BackendContext",
-    "attached_backend",
+    "LocalBackend",
+    "ServiceCalls",
     "backend_context",
 ]
 
@@ -70,16 +70,24 @@ BACKEND_KEY = web.AppKey("backend", Backend)
 BackendContext = Callable[[web.Application], AsyncIterator[None]]
 
 
-def attached_backend(channel: Any, timeout_s: float) -> BackendContext:
-    """A ``cleanup_ctx`` entry for a channel its owner opens and closes (anything a generated stub
-    calls through: the one program's in-process channel)."""
+class ServiceCalls(Protocol):
+    """SecureRouteService's domain code, called in this process: its serving status (Health) and
+    its reply for a verified principal (SecureRoute; ``secure_message`` when only the reply's
+    message is wanted). No channel, no servicer context."""
 
-    async def _backend(app: web.Application) -> AsyncIterator[None]:
-        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
-        app[BACKEND_KEY] = Backend(stub=stub, timeout_s=timeout_s)
-        yield
+    async def health(self) -> secureroute_pb2.HealthResponse: ...
 
-    return _backend
+    async def secure_route(self, principal: Principal) -> secureroute_pb2.SecureRouteResponse: ...
+
+    async def secure_message(self, principal: Principal) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LocalBackend:
+    """The one program's backend: ``calls`` guarded by ``authenticator`` (the gRPC server's own)."""
+
+    calls: ServiceCalls
+    authenticator: Authenticator
 
 
 def backend_context(

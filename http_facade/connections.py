@@ -48,7 +48,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -217,8 +217,9 @@ class GuardedRequestHandler(web.RequestHandler):
     def _refuse(self, answer: bytes) -> None:
         _log.info("rejected %s", _REASONS[answer])
         self._cancel_head_timer()
-        transport = self._guarded_transport
-        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+        # Not isinstance(asyncio.WriteTransport): uvloop's transports have its methods, not its class.
+        transport = cast(asyncio.WriteTransport | None, self._guarded_transport)
+        if transport is not None and not transport.is_closing():
             transport.write(answer)
             transport.close()
         self.force_close()

@@ -11,7 +11,8 @@ Usage:
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import secrets
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -24,11 +25,17 @@ REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 
 
+#: Generated ids: 16 random hex digits per process, then a 16-digit count (32 hex digits, like a
+#: uuid4's, unique without a random draw per request: uuid4 cost about 2 µs of each request).
+_PREFIX = secrets.token_hex(8)
+_COUNT = itertools.count()
+
+
 def accept_or_generate(value: str | None) -> str:
-    """The client's id if it is safe to forward and log, else a fresh uuid4 hex."""
+    """The client's id if it is safe to forward and log, else a fresh one (32 hex digits)."""
     if value is not None and is_safe_request_id(value):
         return value
-    return uuid.uuid4().hex
+    return f"{_PREFIX}{next(_COUNT):016x}"
 
 
 @web.middleware

@@ -20,12 +20,13 @@ import ssl
 from typing import Any
 
 from aiohttp import web
+from aiohttp.log import access_logger
 
 from http_facade.app import PROTOCOL_LOG, create_app
-from http_facade.backend import BackendContext
+from http_facade.backend import BackendContext, LocalBackend
 from http_facade.connections import ConnectionBudget, guarded_protocol_factory
 from http_facade.memory import trim_after_bursts
-from http_facade.metrics import METRICS_KEY
+from http_facade.metrics import METRICS_KEY, FacadeMetrics
 from http_facade.settings import FacadeSettings
 from secureroute.metrics_server import MetricsServer
 from secureroute.settings import SettingsError
@@ -46,6 +47,9 @@ def handler_args(settings: FacadeSettings) -> dict[str, Any]:
         "max_field_size": settings.http.max_header_bytes,
         "max_headers": settings.http.max_headers + 1,
         "logger": PROTOCOL_LOG,
+        # No access log unless asked for (http_access_log): a line per request cost about 40 % of a
+        # warm request (docs/benchmarks.md); Envoy, Express and gunicorn log none by default.
+        "access_log": access_logger if settings.http.access_log else None,
         # Idle keep-alive connections; aiohttp arms it at connection open and after each response.
         "keepalive_timeout": settings.http.keepalive_timeout,
     }
@@ -58,13 +62,14 @@ class FacadeServer:
         self,
         settings: FacadeSettings,
         *,
-        backend: BackendContext | None = None,
+        backend: BackendContext | LocalBackend | None = None,
+        metrics: FacadeMetrics | None = None,
         ssl_context: ssl.SSLContext | None = None,
         reuse_port: bool = False,
         shutdown_timeout_s: float | None = None,
     ) -> None:
         self.settings = settings
-        self.app = create_app(settings, backend)
+        self.app = create_app(settings, backend, metrics)
         self._ssl_context = ssl_context
         self._reuse_port = reuse_port
         grace = settings.grace_period if shutdown_timeout_s is None else shutdown_timeout_s

@@ -105,6 +105,11 @@ class HttpServer(ServerTLSSettings):
         description="open connections at once per process; a new one past it is closed at once "
         "(worst-case memory: about max_connections x (max_header_bytes + 8 KiB))",
     )
+    # Off, as Envoy, Express and gunicorn ship: a line per request cost more than a warm request
+    # (docs/benchmarks.md); the request metrics count every request anyway.
+    access_log: bool = Field(
+        False, description="log one line per request at INFO (aiohttp's access log, with the request id)"
+    )
 
 
 class BackendDeadline(SubSettings):

@@ -5,7 +5,8 @@ so one ``Policy`` decides both transports: public names pass, requirements apply
 other route needs a valid token (deny by default; an unnamed route is decided as
 ``"GET /orders/{id}"``, which no policy entry can name). Unmatched requests keep aiohttp's own
 404/405 and never authenticate. Rejections are RFC 6750: 401 and 403 with ``WWW-Authenticate``,
-503 with ``Retry-After``. The handler reads the caller with ``current_principal()``.
+503 with ``Retry-After``, as plain text unless ``reject`` renders them (say, as the app's JSON
+errors). The handler reads the caller with ``current_principal()``.
 
 On the first request the middleware compares the policy with the app's ``@operation`` names and
 logs an error for each entry that names nothing (``jwt_authn.policy_check``: entries of services
@@ -25,7 +26,7 @@ Usage:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -39,12 +40,21 @@ from jwt_authn.principal import principal_var
 from jwt_authn.sender import ProofTarget, SenderContext, certificate_thumbprint
 from jwt_authn.status_map import http_rejection
 
-__all__ = ["authn_middleware", "operation", "operations_of", "sender_of"]
+__all__ = ["Reject", "authn_middleware", "operation", "operations_of", "sender_of"]
 
 log = logging.getLogger(__name__)
 
 _OPERATION_ATTRIBUTE = "__jwt_authn_operation__"
 HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
+#: Renders a rejection: ``reject(request, status, text, headers)``; the header pairs (the RFC 6750
+#: and RFC 9449 challenges, ``DPoP-Nonce``, ``Retry-After``) must reach the client unchanged.
+Reject = Callable[[web.Request, int, str, Sequence[tuple[str, str]]], web.StreamResponse]
+
+
+def _plain_text(
+    request: web.Request, status: int, text: str, headers: Sequence[tuple[str, str]]
+) -> web.Response:
+    return web.Response(status=status, text=text, headers=headers)
 
 
 def operation(name: str) -> Callable[[HandlerT], HandlerT]:
@@ -97,10 +107,13 @@ def sender_of(request: web.Request, dpop: DPoPConfig) -> SenderContext:
     )
 
 
-def authn_middleware(authenticator: Authenticator, *, check_served: bool = True) -> Middleware:
+def authn_middleware(
+    authenticator: Authenticator, *, check_served: bool = True, reject: Reject = _plain_text
+) -> Middleware:
     """A middleware requiring a valid bearer token on every non-public route of an aiohttp app.
 
-    ``check_served``: on the first request, log an error for each policy entry naming nothing."""
+    ``check_served``: on the first request, log an error for each policy entry naming nothing.
+    ``reject`` renders its refusals (plain text by default)."""
     if not isinstance(authenticator, Authenticator):
         raise TypeError(f"authn_middleware needs an Authenticator, not {type(authenticator).__name__}")
     realm = authenticator.config.realm
@@ -117,6 +130,8 @@ def authn_middleware(authenticator: Authenticator, *, check_served: bool = True)
         if request.match_info.http_exception is not None:
             return await handler(request)  # 404 or 405: an unknown route is never authenticated
         name = _operation_of(request)
+        if authenticator.is_public(name):
+            return await handler(request)  # nothing to check: no sender to read either
         try:
             principal = await authenticator.authenticate(
                 request.headers.getall("Authorization", []), name, sender=sender_of(request, dpop)
@@ -124,7 +139,7 @@ def authn_middleware(authenticator: Authenticator, *, check_served: bool = True)
         except AuthnError as error:
             log.info("rejected %s: %s (%s)", name, error.reason, error.detail)
             status, text, headers = http_rejection(error, realm, dpop.algorithms)
-            return web.Response(status=status, text=text, headers=headers)
+            return reject(request, status, text, headers)
         if principal is None:
             return await handler(request)
         # The handler runs in this task: it sees the principal, and the value dies with the task's

@@ -7,6 +7,9 @@ that names nothing served (``jwt_authn.policy_check``); ``check_served=False`` t
 The verified principal is set in a ContextVar for the call (its own task), read with
 ``jwt_authn.current_principal()``.
 
+An application whose own interceptor already finds the handler (metrics, admission) composes the
+guard into that one pass with ``AsyncAuthInterceptor.guard`` instead of a second interceptor.
+
 Usage:
     authenticator = Authenticator(config)
     server = grpc.aio.server(
@@ -14,6 +17,8 @@ Usage:
         options=recommended_server_options(config),
     )
     await authenticator.start()
+
+    handler = await AsyncAuthInterceptor(authenticator).guard(handler, handler_call_details)
 """
 
 from __future__ import annotations
@@ -276,10 +281,29 @@ class AsyncAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
         if check is not None and check.pending:
             check.pending = False  # before the first await: one round, however many calls race
             await self._check_served(check, continuation, handler_call_details, handler is not None)
+        if handler is None:
+            return None  # unknown method: stay UNIMPLEMENTED
+        return await self.guard(handler, handler_call_details)
+
+    async def guard(
+        self,
+        handler: Handler,
+        handler_call_details: grpc.HandlerCallDetails,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]] | None = None,
+    ) -> Handler:
+        """The handler to run for this call of a known method: ``handler`` for a public method or a
+        valid token (the principal then set for the call; a plain ``def`` behavior is rebuilt to
+        see it on its worker thread), else a handler that answers the refusal without reading the
+        request (or one that authenticates from the call's context, for DPoP). Call it in the call's
+        own task (a server interceptor's), once per call; with ``continuation`` (the interceptor's),
+        the first call also checks the policy against the served methods, as ``intercept_service``."""
+        check = self._served_check
+        if continuation is not None and check is not None and check.pending:
+            check.pending = False  # before the first await: one round, however many calls race
+            await self._check_served(check, continuation, handler_call_details, True)
         method = handler_call_details.method
-        # Unknown method: stay UNIMPLEMENTED. Public method: nothing to check.
-        if handler is None or self._authenticator.is_public(method):
-            return handler
+        if self._authenticator.is_public(method):
+            return handler  # nothing to check
         values, sender = call_credentials(handler_call_details.invocation_metadata, method, self._config.dpop)
         try:
             principal = await self._authenticator.authenticate(values, method, sender=sender)

@@ -4,6 +4,12 @@
 a terminal. Every line carries the request id of the request being handled ("-" outside one).
 Nothing here logs tokens: that is each caller's rule, and jwt_authn logs only reasons.
 
+Lines written per refused request (the guard's ``rejected ...``, the facade's backend errors and
+unparsable requests) are rate-limited: at most ``PER_REQUEST_LINES_PER_S`` per second per logger,
+the next line written saying how many were left out, so a flood of bad tokens cannot make
+logging (formatting, the write to stderr, the disk behind it) the bottleneck. Served requests
+write no line at the defaults (the access log is off; ``--access-log`` turns it on).
+
 Usage:
     configure_logging("INFO", "auto")
     logging.getLogger("service").info("listening on %s", address)
@@ -16,15 +22,68 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
 from secureroute.request_id import NO_REQUEST_ID, RequestIdFilter
 
-__all__ = ["LOG_FORMATS", "JsonFormatter", "configure_logging", "resolve_log_format"]
+__all__ = [
+    "LOG_FORMATS",
+    "PER_REQUEST_LINES_PER_S",
+    "PER_REQUEST_LOGGERS",
+    "JsonFormatter",
+    "RateLimitFilter",
+    "configure_logging",
+    "resolve_log_format",
+]
 
 LOG_FORMATS: tuple[str, ...] = ("auto", "json", "text")
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+#: The loggers that write a line per refused request or call.
+PER_REQUEST_LOGGERS: tuple[str, ...] = (
+    "jwt_authn.grpc_aio",
+    "jwt_authn.grpc_sync",
+    "jwt_authn.aiohttp",
+    "http_facade.responses",
+    "http_facade.server",
+    "http_facade.connections",
+)
+#: Enough to see what a flood is made of, about a kilobyte a second per logger at most.
+PER_REQUEST_LINES_PER_S = 10
+
+
+class RateLimitFilter(logging.Filter):
+    """At most ``per_second`` records a second from each of ``loggers`` (others pass); the first
+    one passed after some were dropped says how many."""
+
+    def __init__(
+        self,
+        per_second: int,
+        loggers: tuple[str, ...] = PER_REQUEST_LOGGERS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._per_second, self._clock = per_second, clock
+        self._state = {name: [0, 0, 0] for name in loggers}  # name -> [second, passed in it, dropped]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (state := self._state.get(record.name)) is None:
+            return True
+        if (second := int(self._clock())) != state[0]:
+            state[0], state[1] = second, 0
+        if state[1] >= self._per_second:
+            state[2] += 1
+            return False
+        state[1] += 1
+        if state[2]:
+            record.msg, record.args = (
+                f"{record.getMessage()} ({state[2]} similar lines left out before this one)",
+                None,
+            )
+            state[2] = 0
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -62,4 +121,5 @@ def configure_logging(level: str, log_format: str = "auto", stream: TextIO | Non
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter(_TEXT_FORMAT))
+    handler.addFilter(RateLimitFilter(PER_REQUEST_LINES_PER_S))
     logging.basicConfig(level=level, handlers=[handler], force=True)

@@ -5,6 +5,10 @@ it returns or raises, which status the caller got; ``ending_wrappers`` is that w
 The code is read from the context (``context.abort`` and ``set_code`` record it); an exception
 the handler did not map is UNKNOWN, as gRPC answers it, and a cancellation is CANCELLED.
 
+``wrap_behavior`` rebuilds a handler around its behavior: grpc's method handlers are NamedTuples
+(``grpc.unary_unary_rpc_method_handler`` and its siblings make them), so ``_replace`` keeps the
+(de)serializers and the streaming flags.
+
 Usage:
     unary, streaming = ending_wrappers(lambda: (lambda code: print(code)))
     handler = wrap_behavior(handler, unary=unary, streaming=streaming)
@@ -14,17 +18,41 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from time import perf_counter
+from typing import Any, TypeAlias, cast
 
 import grpc
 
-from jwt_authn.handler_wrapping import Behavior
+__all__ = [
+    "Behavior",
+    "Ended",
+    "Handler",
+    "Observe",
+    "ending_wrappers",
+    "failure_code",
+    "final_code",
+    "timed",
+    "wrap_behavior",
+]
 
-__all__ = ["Ended", "ending_wrappers", "failure_code", "final_code"]
-
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Behavior: TypeAlias = Callable[..., Any]
 #: Told the call's status code once, when its handler ends.
 Ended = Callable[[grpc.StatusCode], None]
+#: Told a call's status code and its duration in seconds (the service's metrics).
+Observe = Callable[[grpc.StatusCode, float], None]
 _Wrap = Callable[[Behavior], Behavior]
+_UNARY_RESPONSE = ("unary_unary", "stream_unary")
+
+
+def wrap_behavior(handler: Handler, *, unary: _Wrap, streaming: _Wrap) -> Handler:
+    """``handler`` with its behavior wrapped by ``unary`` or ``streaming`` (by response shape)."""
+    for name in ("unary_unary", "stream_unary", "unary_stream", "stream_stream"):
+        behavior = getattr(handler, name)
+        if behavior is not None:
+            wrap = unary if name in _UNARY_RESPONSE else streaming
+            return cast(Handler, handler._replace(**{name: wrap(behavior)}))  # type: ignore[attr-defined]
+    return handler
 
 
 def failure_code(context: grpc.aio.ServicerContext[Any, Any], error: BaseException) -> grpc.StatusCode:
@@ -76,3 +104,14 @@ def ending_wrappers(start: Callable[[], Ended]) -> tuple[_Wrap, _Wrap]:
         return call
 
     return unary, streaming
+
+
+def timed(handler: Handler, observe: Observe) -> Handler:
+    """``handler`` telling ``observe`` each call's status code and duration (from its start)."""
+
+    def start() -> Ended:
+        started = perf_counter()
+        return lambda code: observe(code, perf_counter() - started)
+
+    unary, streaming = ending_wrappers(start)
+    return wrap_behavior(handler, unary=unary, streaming=streaming)

@@ -42,6 +42,10 @@ class ProcessSettings(SubSettings):
     log_format: Annotated[Literal["auto", "json", "text"], Lower] = Field(
         "auto", description="auto (JSON lines unless stderr is a terminal), json or text"
     )
+    # uvloop: measured faster for both transports (docs/benchmarks.md); asyncio to rule it out.
+    event_loop: Annotated[Literal["uvloop", "asyncio"], Lower] = Field(
+        "uvloop", description="the event loop serving the program: uvloop (libuv) or asyncio's own"
+    )
 
 
 class ServerTLSSettings(SubSettings):

@@ -14,8 +14,8 @@ from ``OTEL_*``). Then:
   JWKS fetch into a span.
 - ``http_middlewares()``: a server span per HTTP request, honouring ``traceparent``.
 - ``channel_interceptors()``: the facade's client spans, which send ``traceparent`` to the service.
-- ``rpc_server_span(method)``: the server span of an in-process call (the one program's in-process
-  backend), a child of the current HTTP span, so the request and its call are one trace.
+  (The one program's HTTP routes call the service's code in-process: the guard's verdict lands on
+  the HTTP span.)
 
 Off (the default), each returns the program's own object unchanged or nothing to add, and no
 OpenTelemetry module is imported. We wrote the server interceptor and the middleware on the public
@@ -30,9 +30,6 @@ Usage:
     configure_tracing("secureroute-service")        # once per process (run_program does it)
     server = grpc.aio.server(interceptors=[*server_interceptors(), ...])
     authenticator = Authenticator(config, observer=traced_observer(metrics))
-    with rpc_server_span("/secureroute.v1.SecureRouteService/SecureRoute") as rpc:
-        ...                                           # authenticate and call the servicer
-        rpc.set_code(grpc.StatusCode.UNAUTHENTICATED)
     shutdown_tracing()
 """
 
@@ -43,16 +40,14 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import grpc
 from aiohttp import web
 
 from jwt_authn import AuthnObserver, AuthnVerdict
-from jwt_authn.handler_wrapping import Handler, wrap_behavior
 from secureroute.request_id import NO_REQUEST_ID, request_id_var
-from secureroute.rpc_outcome import ending_wrappers
+from secureroute.rpc_outcome import Handler, ending_wrappers, wrap_behavior
 from secureroute.settings import SettingsError
 
 if TYPE_CHECKING:
@@ -62,13 +57,11 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
 __all__ = [
-    "RpcSpan",
     "channel_interceptors",
     "configure_tracing",
     "disable_tracing",
     "enable_tracing",
     "http_middlewares",
-    "rpc_server_span",
     "server_interceptors",
     "shutdown_tracing",
     "traced_observer",
@@ -217,27 +210,20 @@ def tracing_enabled() -> bool:
 # The RPC server span -------------------------------------------------------------------------------
 
 
-class RpcSpan:
-    """The server span of one RPC: started with its parent, ended once with the call's status code."""
+class _RpcSpan:
+    """The server span of one RPC, ended once with the call's status code."""
 
-    __slots__ = ("_code", "_span", "_token")
+    __slots__ = ("_span",)
 
-    def __init__(self, span: Span | None, token: object = None) -> None:
-        self._span, self._token = span, token
-        self._code = grpc.StatusCode.OK
+    def __init__(self, span: Span) -> None:
+        self._span: Span | None = span
 
-    def set_code(self, code: grpc.StatusCode) -> None:
-        """The status the call ends with (OK unless told)."""
-        if self._span is not None:  # the shared no-op span keeps nothing
-            self._code = code
-
-    def end(self, code: grpc.StatusCode | None = None) -> None:
+    def end(self, code: grpc.StatusCode) -> None:
         span = self._span
         if span is None:
             return
         from opentelemetry.trace import StatusCode  # noqa: PLC0415
 
-        code = self._code if code is None else code
         span.set_attribute("rpc.grpc.status_code", code.value[0])
         request_id = request_id_var.get()
         if request_id != NO_REQUEST_ID:
@@ -246,29 +232,6 @@ class RpcSpan:
             span.set_status(StatusCode.ERROR, code.name)
         span.end()
         self._span = None
-
-    def __enter__(self) -> RpcSpan:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        if self._token is not None:
-            from opentelemetry import context  # noqa: PLC0415
-
-            context.detach(self._token)  # type: ignore[arg-type]
-            self._token = None
-        if error is not None and self._span is not None and self._code is grpc.StatusCode.OK:
-            self._code = (
-                grpc.StatusCode.CANCELLED
-                if isinstance(error, asyncio.CancelledError)
-                else grpc.StatusCode.UNKNOWN
-            )
-        self.end()
-
-
-#: What ``rpc_server_span`` gives when tracing is off: every method does nothing.
-_NO_RPC_SPAN = RpcSpan(None)
 
 
 def _start_rpc_span(tracer: Tracer, method: str, parent: Context | None) -> tuple[Span, object]:
@@ -283,18 +246,6 @@ def _start_rpc_span(tracer: Tracer, method: str, parent: Context | None) -> tupl
         attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
     )
     return span, context.attach(trace.set_span_in_context(span, parent))
-
-
-def rpc_server_span(method: str) -> RpcSpan:
-    """``with rpc_server_span(method) as rpc:`` the server span of an in-process call of ``method``
-    (its full name, ``/package.Service/Method``): a child of the current span, current inside the
-    block (so the guard's verdict and key fetches land on it), ended at the block's end with the
-    code given to ``rpc.set_code`` (OK by default; UNKNOWN for an exception). A no-op when off."""
-    tracer = _state.tracer
-    if tracer is None:
-        return _NO_RPC_SPAN
-    span, token = _start_rpc_span(tracer, method, None)
-    return RpcSpan(span, token)
 
 
 class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
@@ -321,7 +272,7 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             if isinstance(value, str)
         }
         span, _token = _start_rpc_span(self._tracer, handler_call_details.method, propagate.extract(carrier))
-        rpc = RpcSpan(span)
+        rpc = _RpcSpan(span)
         try:
             handler = await continuation(handler_call_details)
         except BaseException as error:

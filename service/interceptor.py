@@ -1,29 +1,39 @@
-"""The outermost interceptor: the request id for every log line, and one metric sample per RPC.
+"""The service's one interceptor: one pass per call for the request id, the guard, anonymous
+admission and the call's metric sample.
 
-It runs before jwt_authn's interceptor, so the request id (from ``x-request-id`` metadata) is
-already set when an authentication failure is logged; gRPC runs the interceptors and the
-handler in the call's own task, so the ContextVar needs no reset. The status code is read from
-the context after the handler (``context.abort`` records it), and the time is measured around
-the handler, rejected calls included.
+Per call it sets the request id (from ``x-request-id`` metadata; before the guard, so a rejection's
+log line carries it), finds the handler, asks jwt_authn's guard once
+(``AsyncAuthInterceptor.guard``, public API), and returns the handler to run:
+
+- a public method's handler, admitted and observed (``service.admission``), built once per method;
+- an authenticated call's handler, observed, built once per method;
+- a refusal (the guard's own handler), observed, per call.
+
+The status code is read from the context after the handler (``context.abort`` records it), and
+the time is measured around the handler, rejected calls included. gRPC runs the interceptors and
+the handler in the call's own task, so the ContextVars (request id, principal) need no reset.
+Tracing, when on, is a separate interceptor before this one (``secureroute.tracing``).
 
 Usage:
-    server = grpc.aio.server(interceptors=[ObservingInterceptor(metrics), AsyncAuthInterceptor(auth)])
+    interceptor = ServiceInterceptor(metrics, AsyncAuthInterceptor(authenticator), admission)
+    server = grpc.aio.server(interceptors=[*server_interceptors(), interceptor])
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from time import perf_counter
+from functools import partial
 from typing import Any
 
 import grpc
 
-from jwt_authn.handler_wrapping import Behavior, Handler, wrap_behavior
+from jwt_authn import AsyncAuthInterceptor, Authenticator
 from secureroute.request_id import NO_REQUEST_ID, REQUEST_ID_METADATA, is_safe_request_id, request_id_var
-from secureroute.rpc_outcome import Ended, ending_wrappers
+from secureroute.rpc_outcome import Handler, timed
+from service.admission import AnonymousAdmission
 from service.metrics import ServiceMetrics
 
-__all__ = ["ObservingInterceptor"]
+__all__ = ["ServiceInterceptor"]
 
 
 def _request_id(metadata: Any) -> str:
@@ -38,16 +48,23 @@ def _request_id(metadata: Any) -> str:
 _MAX_WRAPPED_METHODS = 1024
 
 
-class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Sets the request id and records each call's status and duration."""
+class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Request id, guard, admission and metrics in one interceptor; see the module docstring."""
 
-    def __init__(self, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self,
+        metrics: ServiceMetrics,
+        guard: AsyncAuthInterceptor,
+        admission: AnonymousAdmission,
+        authenticator: Authenticator,
+    ) -> None:
         self._metrics = metrics
-        # method -> (the handler, its wrapped copy). Wrapping is a NamedTuple _replace and four
-        # closures, the dearest part of the observer (docs/benchmarks.md, section 2); a registered
-        # method's handler is the same object on every call, so its wrapped copy is too. A different
-        # handler for the method (jwt_authn's rejecting one, say) is wrapped afresh and replaces the entry.
-        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+        self._guard = guard
+        self._admission = admission
+        self._is_public = authenticator.is_public
+        # method -> (the handler, the copy we run). A registered method's handler is the same
+        # object on every call, so its copy is too; a different one (a catch-all's) replaces it.
+        self._built: dict[str, tuple[Handler, Handler]] = {}
 
     async def intercept_service(  # type: ignore[override]  # None means UNIMPLEMENTED
         self,
@@ -59,21 +76,20 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg
         if handler is None:
             self._metrics.count_unknown_method()
             return None
+        guarded = await self._guard.guard(handler, handler_call_details, continuation)
         method = handler_call_details.method
-        kept = self._wrapped.get(method)
+        if guarded is not handler:  # the guard's refusal (or a plain-def handler with its principal)
+            return self._observed(method, guarded)
+        kept = self._built.get(method)
         if kept is not None and kept[0] is handler:
             return kept[1]
-        unary, streaming = self._wrappers(method)
-        wrapped = wrap_behavior(handler, unary=unary, streaming=streaming)
-        if kept is not None or len(self._wrapped) < _MAX_WRAPPED_METHODS:
-            self._wrapped[method] = (handler, wrapped)
-        return wrapped
+        if self._is_public(method):
+            built = self._admission.admitted(handler, partial(self._metrics.observe_rpc, method))
+        else:
+            built = self._observed(method, handler)
+        if kept is not None or len(self._built) < _MAX_WRAPPED_METHODS:
+            self._built[method] = (handler, built)
+        return built
 
-    def _wrappers(self, method: str) -> tuple[Callable[[Behavior], Behavior], Callable[[Behavior], Behavior]]:
-        observe = self._metrics.observe_rpc
-
-        def start() -> Ended:
-            started = perf_counter()
-            return lambda code: observe(method, code, perf_counter() - started)
-
-        return ending_wrappers(start)
+    def _observed(self, method: str, handler: Handler) -> Handler:
+        return timed(handler, partial(self._metrics.observe_rpc, method))

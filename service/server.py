@@ -11,7 +11,8 @@ With ``listen_unix`` the server also binds ``unix:PATH`` (same credentials as th
 path is checked before the bind (``secureroute.unix_socket``) and its socket file removed at stop.
 
 Limits (settings): ``max_concurrent_rpcs`` across the server (more are RESOURCE_EXHAUSTED), of
-which calls without a token take at most ``max_anonymous_rpcs`` + ``max_anonymous_streams``
+which calls without a token take at most ``max_anonymous_rpcs`` + ``max_anonymous_streams``,
+and one client at most ``max_anonymous_per_connection`` / ``max_anonymous_per_address``
 (``service.admission``), ``max_concurrent_streams`` per connection, ``max_connection_idle`` and
 ``max_connection_age`` (+ grace) before a GOAWAY.
 
@@ -26,15 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from jwt_authn import AsyncAuthInterceptor, Authenticator, AuthnConfig, ReplayStore
+from jwt_authn import AsyncAuthInterceptor, Authenticator, AuthnConfig
 from jwt_authn.grpc_aio import recommended_server_options
 from secureroute.metrics_server import MetricsServer
 from secureroute.ports import check_bindable
@@ -46,10 +46,12 @@ from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 from service.admission import AnonymousAdmission
 from service.handlers import SecureRouteServicer
 from service.health import HealthReporter
-from service.in_process import InProcessChannel
-from service.interceptor import ObservingInterceptor
+from service.interceptor import ServiceInterceptor
 from service.metrics import ServiceMetrics
 from service.settings import ServiceSettings, authn_config
+
+if TYPE_CHECKING:  # imported when used: the redis package imports OpenTelemetry when it is installed
+    from jwt_authn.replay_redis import RedisReplayStore
 
 __all__ = ["SecureRouteServer", "build_server"]
 
@@ -78,15 +80,8 @@ class SecureRouteServer:
     metrics_server: MetricsServer | None = None
     #: The socket file of ``listen_unix`` (None when it is unset).
     unix_socket: BoundSocketFile | None = None
-    #: The server's interceptors after tracing's (the observer, admission, the guard), outermost
-    #: first, and its SecureRouteService handlers: what ``in_process_channel`` calls through.
-    chain: tuple[grpc.aio.ServerInterceptor, ...] = ()  # type: ignore[type-arg]
-    handlers: tuple[grpc.GenericRpcHandler[Any, Any], ...] = ()
-
-    def in_process_channel(self) -> InProcessChannel:
-        """A channel to this server's SecureRouteService in this process, through the same chain
-        (the same guard, admission pools and metrics) as a call over the socket."""
-        return InProcessChannel(self.chain, self.handlers)
+    #: The Redis replay store of ``dpop_replay_redis_url`` (ours to close), or None.
+    redis_store: RedisReplayStore | None = None
 
     @property
     def metrics_port(self) -> int | None:
@@ -121,41 +116,22 @@ class SecureRouteServer:
         if self.unix_socket is not None:
             self.unix_socket.remove()  # so a restart binds a fresh path
         await self.authenticator.close()
-        # The guard leaves a store it was given to its giver (build_server); closing the
-        # in-memory one costs nothing.
-        await self.authenticator.replay_store.close()
+        if self.redis_store is not None:
+            await self.redis_store.close()  # a store we passed in is ours to close
         if self.metrics_server is not None:
             await self.metrics_server.stop()
 
 
-def _replay_store(redis_url: str | None) -> ReplayStore | None:
+def _replay_store(redis_url: str | None) -> RedisReplayStore | None:
     """The Redis store replicas share for DPoP replay protection, or None (each process's own)."""
     if redis_url is None:
         return None
-    # Imported only when asked for: the redis package imports OpenTelemetry when it is installed,
-    # and a program with tracing off imports none of it.
-    from jwt_authn.replay_redis import RedisReplayStore  # noqa: PLC0415
+    from jwt_authn.replay_redis import RedisReplayStore  # noqa: PLC0415  # see the TYPE_CHECKING import
 
     try:
         return RedisReplayStore.from_url(redis_url)
     except RuntimeError as error:  # the redis package is missing: the guard's optional extra
         raise SettingsError(f"dpop_replay_redis_url: {error}") from None
-
-
-class _HandlerRecorder:
-    """Passes a generated ``add_…Servicer_to_server``'s handlers to the server and keeps the
-    generic ones (the generated code builds them inside that function)."""
-
-    def __init__(self, server: grpc.aio.Server) -> None:
-        self._server = server
-        self.generic: list[grpc.GenericRpcHandler[Any, Any]] = []
-
-    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler[Any, Any]]) -> None:
-        self.generic.extend(handlers)
-        self._server.add_generic_rpc_handlers(handlers)
-
-    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
-        self._server.add_registered_method_handlers(service, handlers)  # type: ignore[attr-defined]
 
 
 def _limit_options(settings: ServiceSettings) -> list[tuple[str, int]]:
@@ -206,22 +182,21 @@ def build_server(
     if settings.grpc.listen_unix is not None:
         check_unix_bindable(settings.grpc.listen_unix, "listen_unix")
     metrics = ServiceMetrics()
-    authenticator = Authenticator(
-        config, observer=traced_observer(metrics), replay_store=_replay_store(settings.dpop_replay_redis_url)
-    )
+    redis_store = _replay_store(settings.dpop_replay_redis_url)
+    authenticator = Authenticator(config, observer=traced_observer(metrics), replay_store=redis_store)
     metrics.watch(authenticator)
     admission = AnonymousAdmission(
-        authenticator,
         max_unary=settings.grpc.max_anonymous_rpcs,
         max_streams=settings.grpc.max_anonymous_streams,
+        max_per_connection=settings.grpc.max_anonymous_per_connection,
+        max_per_address=settings.grpc.max_anonymous_per_address,
         message_timeout_s=settings.grpc.request_message_timeout,
     )
-    # The observer first: the request id is set before jwt_authn logs a rejection. Admission
-    # next, around the guard: it sorts calls by the principal the guard sets. Tracing (when on)
-    # before all: the guard's verdict and key fetches belong to the RPC's span.
-    chain = (ObservingInterceptor(metrics), admission, AsyncAuthInterceptor(authenticator))
+    # One pass per call: request id, guard, admission and metrics (service.interceptor). Tracing
+    # (when on) before it: the guard's verdict and key fetches belong to the RPC's span.
+    interceptor = ServiceInterceptor(metrics, AsyncAuthInterceptor(authenticator), admission, authenticator)
     server = grpc.aio.server(
-        interceptors=[*server_interceptors(), *chain],
+        interceptors=[*server_interceptors(), interceptor],
         options=[
             *recommended_server_options(config),
             *_SERVER_OPTIONS,
@@ -232,9 +207,8 @@ def build_server(
         # keeps anonymous calls to a share of it.
         maximum_concurrent_rpcs=settings.grpc.max_concurrent_rpcs,
     )
-    handlers = _HandlerRecorder(server)
     secureroute_pb2_grpc.add_SecureRouteServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        SecureRouteServicer(), handlers
+        SecureRouteServicer(), server
     )
     health = HealthReporter()
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
@@ -268,6 +242,5 @@ def build_server(
         drain_delay_s=settings.drain_delay,
         metrics_server=metrics_server,
         unix_socket=unix_socket,
-        chain=chain,
-        handlers=tuple(handlers.generic),
+        redis_store=redis_store,
     )

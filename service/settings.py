@@ -81,6 +81,24 @@ class GrpcServer(ServerTLSSettings):
         description="streaming calls without a token at once (health Watch, reflection); more are "
         "answered RESOURCE_EXHAUSTED at once",
     )
+    # One client (one connection, or every connection from one address) may hold at most about a
+    # third of the unary pool: a silent-call flood from it leaves the rest to other clients and
+    # probes, while a split facade (all its /health calls on one connection) keeps room for the 32
+    # connections the benchmark's load opens. The pools still bound many clients together.
+    max_anonymous_per_connection: int = Field(
+        32,
+        ge=1,
+        le=1_000_000,
+        description="calls without a token (unary and streaming) at once on one connection; more are "
+        "answered RESOURCE_EXHAUSTED at once ('too many anonymous calls from this client')",
+    )
+    max_anonymous_per_address: int = Field(
+        32,
+        ge=1,
+        le=1_000_000,
+        description="calls without a token (unary and streaming) at once from one peer address, all its "
+        "connections together; more are answered RESOURCE_EXHAUSTED at once (HTTP 429 at the facade)",
+    )
     # Kubernetes' default probe timeout: clients send the message with the call's headers, so
     # only a caller that withholds it waits; it then holds an anonymous slot this long at most.
     request_message_timeout: PositiveSeconds = Field(

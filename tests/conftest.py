@@ -32,10 +32,11 @@ import grpc
 import pytest
 
 from http_facade import FacadeSettings, load_facade_settings
-from http_facade.backend import BackendContext, attached_backend
+from http_facade.backend import LocalBackend
 from http_facade.runner import FacadeServer
 from jwt_authn.testing import LoopbackIssuer
 from service import SecureRouteServer, ServiceSettings, build_server, load_service_settings
+from service.handlers import SecureRouteCalls
 
 AUDIENCE = "secureroute"
 #: Bounds every wait on a network event, so a broken build fails instead of hanging.
@@ -70,10 +71,27 @@ def free_port() -> int:
         return port
 
 
+if os.environ.get("SECUREROUTE_TEST_LOOP") == "uvloop":
+    # In-process tests run on asyncio's loop; this runs them on uvloop, the loop the programs serve
+    # on (a child program always runs on its own event_loop setting, uvloop by default).
+
+    @pytest.fixture(scope="session")
+    def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+        import uvloop  # noqa: PLC0415
+
+        return uvloop.EventLoopPolicy()
+
+
 @pytest.fixture
 def make_service_settings() -> Callable[..., ServiceSettings]:
     """``make_service_settings(issuer_url, *extra_flags, listen="127.0.0.1:0")``."""
     return service_settings
+
+
+@pytest.fixture
+def make_facade_settings() -> Callable[..., FacadeSettings]:
+    """``make_facade_settings(*flags)``: on 127.0.0.1:0, no metrics port unless the flags name one."""
+    return lambda *flags: facade_settings("--listen", "127.0.0.1:0", *flags)
 
 
 @pytest.fixture
@@ -181,15 +199,14 @@ async def issuer() -> AsyncIterator[LoopbackIssuer]:
 
 
 @pytest.fixture
-def started_services() -> dict[str, Any]:
-    """The services started in this test, by target (``127.0.0.1:PORT``): ``start_service``'s
-    (``SecureRouteServer``) and tests/facade's stub; each has ``in_process_channel()``."""
+def started_services() -> dict[str, SecureRouteServer]:
+    """The services started in this test, by target (``127.0.0.1:PORT``): ``start_service``'s."""
     return {}
 
 
 @pytest.fixture
 async def start_service(
-    started_services: dict[str, Any],
+    started_services: dict[str, SecureRouteServer],
 ) -> AsyncIterator[Callable[[ServiceSettings], Awaitable[SecureRouteServer]]]:
     """Factory: build and start a service; every one started is stopped at teardown."""
 
@@ -201,8 +218,7 @@ async def start_service(
 
     yield start
     for app in started_services.values():
-        if isinstance(app, SecureRouteServer):
-            await app.stop(0)
+        await app.stop(0)
 
 
 @pytest.fixture
@@ -224,27 +240,25 @@ async def channel(service: SecureRouteServer) -> AsyncIterator[grpc.aio.Channel]
 @pytest.fixture
 def facade_backend() -> str:
     """How ``start_facade`` reaches the service: ``remote`` (a gRPC channel to its port) or
-    ``in_process`` (the one program's backend: the service's chain and handlers in this process).
-    tests/facade parametrizes it over both."""
+    ``in_process`` (the one program's: jwt_authn's aiohttp middleware on the service's
+    Authenticator, the service's domain code called directly). tests/facade parametrizes it."""
     return "remote"
 
 
-def _backend_of(
-    kind: str, target: str, timeout_s: float, services: Mapping[str, Any]
-) -> BackendContext | None:
-    """``start_facade``'s backend: None (the remote one its settings name) or the in-process one
-    of the started service at ``target``. A target that is no started service (a stub, a port
+def _backend_of(kind: str, target: str, services: Mapping[str, SecureRouteServer]) -> LocalBackend | None:
+    """``start_facade``'s backend: None (the remote one its settings name) or the one program's,
+    on the started service at ``target``. A target that is no started service (a stub, a port
     nobody serves, a Unix socket) is a remote-only case."""
     if kind == "remote":
         return None
     if target not in services:
-        pytest.skip("in-process backend: the case needs a remote target (a down backend, a Unix socket)")
-    return attached_backend(services[target].in_process_channel(), timeout_s)
+        pytest.skip("in-process backend: the case needs a remote target (a stub, a down backend, a socket)")
+    return LocalBackend(SecureRouteCalls(), services[target].authenticator)
 
 
 @pytest.fixture
 async def start_facade(
-    facade_backend: str, started_services: dict[str, Any]
+    facade_backend: str, started_services: dict[str, SecureRouteServer]
 ) -> AsyncIterator[Callable[..., Awaitable[str]]]:
     """Factory: ``await start_facade(backend, timeout_s=5, extra=("--flag", "value"))`` serves a
     facade and returns its base URL (over ``facade_backend``: remote, or in-process)."""
@@ -253,7 +267,7 @@ async def start_facade(
     async def start(backend: str, timeout_s: float = 5.0, extra: Sequence[str] = ()) -> str:
         argv = ["--listen", "127.0.0.1:0", "--backend", backend, "--backend-timeout", str(timeout_s)]
         settings = facade_settings(*argv, *extra)
-        in_process = _backend_of(facade_backend, backend, timeout_s, started_services)
+        in_process = _backend_of(facade_backend, backend, started_services)
         # The production server: the connection budget, parser errors that never quote the request.
         server = FacadeServer(settings, backend=in_process, shutdown_timeout_s=0.5)
         await server.start()

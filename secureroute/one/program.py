@@ -1,9 +1,10 @@
 """``python -m secureroute`` / ``secureroute``: gRPC and HTTP from one process and one event loop.
 
-The gRPC server is ``service.build_server``'s; the HTTP facade is ``http_facade.runner``'s, over
-the in-process backend: the service's own interceptor chain and handlers, so one Authenticator
-(one key-set cache, one token cache), one pair of admission pools and one set of metrics serve
-both transports.
+The gRPC server is ``service.build_server``'s; the HTTP facade is ``http_facade.runner``'s, over a
+``LocalBackend``: jwt_authn's own aiohttp middleware on the gRPC server's ``Authenticator`` (one
+Policy, one key-set cache, one token cache for both transports) in front of the service's domain
+code (``service.handlers.SecureRouteCalls``), called directly. One metrics listener shows both
+transports' series and the guard's outcomes.
 
 Lifecycle:
 - both listeners are checked before either starts: one that cannot bind exits 2 with one line
@@ -25,13 +26,15 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from http_facade.backend import attached_backend
+from http_facade.backend import LocalBackend
+from http_facade.metrics import FacadeMetrics
 from http_facade.runner import FacadeServer
 from secureroute.one.settings import PROG, OneProgramSettings, load_one_settings, split_settings
 from secureroute.ports import check_bindable
 from secureroute.program import run_program, watch_stop_signals
 from secureroute.settings import ListenAddress, SettingsError, exit_bad_settings
 from secureroute.tls import ServerTLS, check_server_tls, ssl_server_context
+from service.handlers import SecureRouteCalls
 from service.server import SecureRouteServer, build_server
 from service.settings import authn_config
 
@@ -60,8 +63,12 @@ def _build(settings: OneProgramSettings) -> tuple[SecureRouteServer, FacadeServe
     ssl_context = None
     if settings.http.tls_cert is not None and settings.http.tls_key is not None:
         ssl_context = ssl_server_context(ServerTLS(settings.http.tls_cert, settings.http.tls_key))
-    backend = attached_backend(service.in_process_channel(), settings.backend_timeout)
-    facade = FacadeServer(facade_settings, backend=backend, ssl_context=ssl_context)
+    facade = FacadeServer(
+        facade_settings,
+        backend=LocalBackend(SecureRouteCalls(), service.authenticator),
+        metrics=None if settings.metrics_listen is None else FacadeMetrics(registry=service.metrics.registry),
+        ssl_context=ssl_context,
+    )
     return service, facade
 
 
@@ -128,7 +135,7 @@ async def _serve(settings: OneProgramSettings, *, reuse_port: bool) -> None:
 
 
 def _supervise(settings: OneProgramSettings, argv: Sequence[str]) -> int:
-    # Two listeners per worker and one in-process backend each would work with SO_REUSEPORT, but
+    # Two listeners per worker would work with SO_REUSEPORT, but
     # the supervisor's port reservation and per-worker metrics are written for one listener.
     exit_bad_settings(PROG, SettingsError("workers: the one program runs as one process; set workers = 1"))
 

@@ -3,8 +3,8 @@
 Flags and variables keep the split programs' names where they mean the same thing
 (``--grpc-listen``/``SECUREROUTE_GRPC_LISTEN``, ``--http-listen``/``SECUREROUTE_HTTP_LISTEN``,
 ``--issuer``, ``--audience``, TLS, limits, drain). One metrics listener, ``metrics_listen``:
-the service's, since every HTTP call is one RPC through the same chain, so its figures (calls by
-method and code, the guard's outcomes, the one key set's state) cover both transports.
+the service's registry, which the HTTP side's series join, so it shows gRPC calls by method and
+code, HTTP requests by route and status, the one guard's outcomes and the one key set's state.
 
 Usage:
     settings = load_one_settings(["--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", ...])
@@ -51,7 +51,7 @@ class OneProgramSettings(AuthnSettings, ServiceRuntime, BackendDeadline, Program
     prog: ClassVar[str] = PROG
     description: ClassVar[str] = (
         "secureroute as one program: the gRPC service and the HTTP facade in one process, "
-        "the facade answering in-process through the same guard."
+        "the HTTP routes answering in-process behind the same guard."
     )
 
     grpc: GrpcServer = GrpcServer()

@@ -20,7 +20,6 @@ import grpc
 import pytest
 
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
-from service.in_process import InProcessChannel
 
 Behaviour = Callable[[grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]
 
@@ -50,37 +49,18 @@ class StubBackend(secureroute_pb2_grpc.SecureRouteServiceServicer):
 @pytest.fixture(params=["remote", "in_process"])
 def facade_backend(request: pytest.FixtureRequest) -> str:
     """Every facade test runs against both backends: the remote one (a gRPC channel to the
-    service) and the one program's in-process one (the same chain and handlers, no socket)."""
+    service) and the one program's (the guard's aiohttp middleware on the service's Authenticator,
+    the service's domain code in this process). A stub's gRPC statuses are remote-only cases."""
     return str(request.param)
 
 
-class _InProcessStub:
-    """The stub's handlers for the in-process backend (no interceptors: the stub server has none)."""
-
-    def __init__(self, servicer: StubBackend) -> None:
-        self.generic: list[Any] = []
-        secureroute_pb2_grpc.add_SecureRouteServiceServicer_to_server(servicer, self)  # type: ignore[no-untyped-call]
-
-    def add_generic_rpc_handlers(self, handlers: Any) -> None:
-        self.generic.extend(handlers)
-
-    def add_registered_method_handlers(self, service: str, handlers: Any) -> None:
-        pass
-
-    def in_process_channel(self) -> InProcessChannel:
-        return InProcessChannel((), self.generic)
-
-
 @pytest.fixture
-async def stub_backend(started_services: dict[str, Any]) -> AsyncIterator[StubBackend]:
+async def stub_backend() -> AsyncIterator[StubBackend]:
     backend = StubBackend()
     server = grpc.aio.server()
     secureroute_pb2_grpc.add_SecureRouteServiceServicer_to_server(backend, server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
     backend.target = f"127.0.0.1:{port}"
-    # The in-process backend calls the same servicer without its socket (every status row, the
-    # slow answer, trailers, metadata pass through the in-process channel too).
-    started_services[backend.target] = _InProcessStub(backend)
     await server.start()
     yield backend
     await server.stop(0)

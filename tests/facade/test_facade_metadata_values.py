@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from http_facade.request_id import REQUEST_ID_KEY
-from http_facade.routes import _malformed_authorization
+from http_facade.routes import malformed_authorization_middleware
 
 
 @pytest.mark.parametrize(
@@ -20,10 +21,12 @@ from http_facade.routes import _malformed_authorization
         ("Bearer abcé", True),
     ],
 )
-def test_only_printable_ascii_values_are_forwarded(value: str, refused: bool) -> None:
+async def test_only_printable_ascii_values_are_forwarded(value: str, refused: bool) -> None:
     request = make_mocked_request("GET", "/secure-route", headers={"Authorization": value})
     request[REQUEST_ID_KEY] = "test"
-    refusal = _malformed_authorization(request)
-    assert (refusal is not None) == refused
-    if refusal is not None:
-        assert refusal.status == 400
+
+    async def forwarded(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=299)
+
+    response = await malformed_authorization_middleware(request, forwarded)
+    assert response.status == (400 if refused else 299)

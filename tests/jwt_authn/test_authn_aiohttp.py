@@ -68,11 +68,11 @@ async def serve(issuer_config: Any) -> AsyncIterator[Callable[..., Awaitable[str
     """``base_url = await serve(issuer_or_url, ready=True)``: the guarded app on loopback."""
     cleanups: list[Callable[[], Awaitable[None]]] = []
 
-    async def start(issuer: Any, *, ready: bool = True) -> str:
+    async def start(issuer: Any, *, ready: bool = True, **middleware: Any) -> str:
         authenticator = Authenticator(
             AuthnConfig(issuers=(issuer_config(issuer),), policy=POLICY, realm="shop")
         )
-        app = web.Application(middlewares=[authn_middleware(authenticator)])
+        app = web.Application(middlewares=[authn_middleware(authenticator, **middleware)])
         app.router.add_get("/ping", ping)
         app.router.add_get("/browse", browse)
         app.router.add_get("/orders", list_orders)
@@ -208,3 +208,16 @@ async def test_an_allow_missing_route_passes_without_a_token_and_sees_the_princi
     assert (status, text) == (401, "token expired")
     assert headers["WWW-Authenticate"].startswith('Bearer realm="shop", error="invalid_token"')
     assert (await _get(http, f"{url}/browse", "junk"))[0] == 401
+
+
+async def test_reject_renders_refusals_with_the_guards_status_and_headers(
+    serve: Any, http: Any, issuer: Any
+) -> None:
+    def as_json(request: web.Request, status: int, text: str, headers: Any) -> web.Response:
+        return web.json_response({"refused": text, "path": request.path}, status=status, headers=headers)
+
+    url = await serve(issuer, reject=as_json)
+    status, body, headers = await _get(http, f"{url}/orders", "garbage")
+    assert status == 401 and 'error="invalid_token"' in headers["WWW-Authenticate"]
+    assert headers["Content-Type"].startswith("application/json") and '"path": "/orders"' in body
+    assert (await _get(http, f"{url}/ping", "garbage"))[:2] == (200, "anonymous")  # public: no refusal

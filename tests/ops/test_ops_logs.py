@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from jwt_authn.testing import LoopbackIssuer
-from secureroute.logs import configure_logging, resolve_log_format
+from secureroute.logs import PER_REQUEST_LINES_PER_S, RateLimitFilter, configure_logging, resolve_log_format
 from secureroute.request_id import RequestIdFilter, request_id_var
 
 
@@ -90,7 +90,9 @@ async def test_a_rejected_request_is_logged_once_with_its_id_and_never_its_token
     )  # fmt: skip
     service_port = await service.port()
     await service.wait_for("key set loaded")
-    facade = await spawn("http_facade", "--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{service_port}")
+    facade = await spawn(
+        "http_facade", "--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{service_port}", "--access-log"
+    )
     facade_port = await facade.port()
 
     expired = issuer.tokens.issue(ttl_s=-600)
@@ -120,3 +122,48 @@ async def test_a_rejected_request_is_logged_once_with_its_id_and_never_its_token
         assert token not in everything
         assert token.split(".")[2] not in everything  # not even the signature
     assert all(raw.startswith("{") for raw in service.raw + facade.raw)  # JSON lines only
+
+
+@pytest.mark.parametrize("flags", [(), ("--access-log",)], ids=["default_off", "turned_on"])
+async def test_access_lines_only_when_asked_for(
+    flags: tuple[str, ...], spawn: Any, http: aiohttp.ClientSession, unused_port: Any
+) -> None:
+    facade = await spawn(
+        "http_facade", "--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{unused_port()}", *flags
+    )
+    facade_port = await facade.port()
+    for _ in range(3):
+        async with http.get(f"http://127.0.0.1:{facade_port}/no-such-path") as response:
+            assert response.status == 404
+    assert await facade.stop() == 0
+    access = [line for line in facade.lines if "/no-such-path" in line["message"]]
+    assert len(access) == (3 if flags else 0), facade.lines
+
+
+def test_per_request_lines_are_rate_limited_and_the_next_line_counts_the_rest() -> None:
+    now = [100.0]
+    limit = RateLimitFilter(3, clock=lambda: now[0])
+    assert limit.filter(logging.LogRecord("ops.test", logging.INFO, __file__, 1, "m", None, None))
+    records = [
+        logging.LogRecord("jwt_authn.grpc_aio", logging.INFO, __file__, 1, "rejected %s: %s", ("/m", i), None)
+        for i in range(10)
+    ]
+    assert [limit.filter(record) for record in records] == [True] * 3 + [False] * 7
+    now[0] = 101.2  # the next second
+    later = logging.LogRecord("jwt_authn.grpc_aio", logging.INFO, __file__, 1, "rejected %s", ("/m",), None)
+    assert limit.filter(later)
+    assert later.getMessage() == "rejected /m (7 similar lines left out before this one)"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_flood_of_rejections_writes_a_bounded_number_of_lines() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    rejections = logging.getLogger("jwt_authn.grpc_aio")
+    for _ in range(5000):
+        rejections.info("rejected %s: %s (%s)", "/secureroute.v1.SecureRouteService/SecureRoute", "x", "y")
+    logging.getLogger("ops.test").info("other lines are never limited")
+    lines = stream.getvalue().splitlines()
+    # The loop takes well under 3 s: at most PER_REQUEST_LINES_PER_S per started second.
+    assert len([line for line in lines if "rejected" in line]) <= 3 * PER_REQUEST_LINES_PER_S
+    assert "other lines are never limited" in lines[-1]

@@ -225,3 +225,34 @@ async def test_a_transport_that_stops_alone_is_logged_and_exits_1(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_one_metrics_listener_shows_both_transports_and_the_guards_outcomes(
+    issuer: LoopbackIssuer, make_env: Callable[..., dict[str, str]]
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "secureroute", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+        "--issuer", issuer.url, "--audience", "secureroute", "--metrics-listen", "127.0.0.1:0",
+        "--drain-delay", "0", env=make_env(), stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    try:
+        grpc_port, http_port = await asyncio.wait_for(_ports(process.stderr), WAIT_S)
+        line = (await asyncio.wait_for(process.stderr.readline(), WAIT_S)).decode()
+        found = re.search(r"metrics on (http://\S+/metrics)", line)
+        assert found, line
+        async with _clients(grpc_port) as (_channel, stub, http):
+            await stub.Health(secureroute_pb2.HealthRequest(), timeout=WAIT_S)
+            async with http.get(f"http://127.0.0.1:{http_port}/secure-route") as response:
+                assert response.status == 401
+            async with http.get(found.group(1)) as response:
+                text = await response.text()
+        assert 'secureroute_http_requests_total{code="401",method="GET",route="/secure-route"} 1.0' in text
+        assert (
+            'secureroute_grpc_requests_total{code="OK",method="/secureroute.v1.SecureRouteService/Health"}'
+            in text
+        )
+        assert 'jwt_authn_authentications_total{outcome="missing_token"} 1.0' in text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), WAIT_S)

@@ -40,6 +40,7 @@ _SAMPLES = {
     "listen_unix": "/run/secureroute/grpc.sock",
     "log_level": "DEBUG",
     "log_format": "text",
+    "event_loop": "asyncio",
     "backend": "dns:///svc:50051",
     "backend_server_name": "svc.example.com",
     "trusted_proxies": "10.0.0.7,10.1.0.0/16",

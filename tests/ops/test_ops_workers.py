@@ -124,7 +124,7 @@ async def test_facade_workers_share_the_port_and_the_metrics(
     metrics_port = _free_port_pair()
     supervisor = await spawn(
         "http_facade", "--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{service.port}", "--workers", "2",
-        "--metrics-listen", f"127.0.0.1:{metrics_port}",
+        "--metrics-listen", f"127.0.0.1:{metrics_port}", "--access-log",
     )  # fmt: skip
     port = await supervisor.port()
     await supervisor.wait_for(r"listening on", count=3)  # the supervisor, then each worker

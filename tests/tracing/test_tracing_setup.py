@@ -11,7 +11,6 @@ import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import grpc
 import pytest
 
 from secureroute.settings import SettingsError
@@ -67,21 +66,24 @@ def test_off_by_default_nothing_is_added_and_no_opentelemetry_module_is_imported
 def test_the_console_exporter_prints_a_span_with_the_programs_service_name() -> None:
     done = _python(
         """
-        import grpc
-        from secureroute.tracing import configure_tracing, rpc_server_span, shutdown_tracing
+        from secureroute.tracing import configure_tracing, shutdown_tracing, traced_observer
+
+        class Quiet:
+            def on_outcome(self, reason):
+                pass
 
         assert configure_tracing("secureroute-test") is True
-        with rpc_server_span("/pkg.Service/Method") as rpc:
-            rpc.set_code(grpc.StatusCode.PERMISSION_DENIED)
+        with traced_observer(Quiet()).key_fetch("https://idp.example/", "jwks", "https://idp.example/jwks"):
+            pass
         shutdown_tracing()
         """,
         _without_otel(OTEL_TRACES_EXPORTER="console"),
     )
     assert done.returncode == 0, done.stderr
     span = json.loads(done.stdout)
-    assert span["name"] == "pkg.Service/Method"
-    assert span["kind"] == "SpanKind.SERVER"
-    assert span["attributes"]["rpc.grpc.status_code"] == grpc.StatusCode.PERMISSION_DENIED.value[0]
+    assert span["name"] == "jwt_authn jwks"
+    assert span["kind"] == "SpanKind.CLIENT"
+    assert span["attributes"]["url.full"] == "https://idp.example/jwks"
     assert span["resource"]["attributes"]["service.name"] == "secureroute-test"
 
 

@@ -3,8 +3,8 @@
 What each test proves: the RPC's server span is opened before the guard, so the guard's verdict
 is on it and the key fetches an unknown kid causes are its children; a rejected call is traced
 the same way without its subject; an incoming ``traceparent`` is the parent; the facade's
-request, its gRPC call and the service's RPC are one trace; and the in-process helper makes an
-HTTP request and its call one trace.
+request, its gRPC call and the service's RPC are one trace; and in the one program, where the HTTP
+routes call the service's code in-process, the guard's verdict is on the HTTP request's span.
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
-from aiohttp import web
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 from span_tree import Spans
 
-from jwt_authn import Authenticator, AuthnConfig, AuthnError, IssuerConfig
 from jwt_authn.testing import Fault, LoopbackIssuer, generate_key
-from secureroute.tracing import http_middlewares, rpc_server_span, traced_observer
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 from service import SecureRouteServer, ServiceSettings, load_service_settings
 
@@ -68,7 +65,7 @@ async def test_an_authenticated_call_is_one_server_span_with_the_verdict_under_t
     token = issuer.tokens.issue(sub="alice", claims={"email": "alice@example.com"})
     code = await _call(app.port, (("authorization", f"Bearer {token}"), ("traceparent", TRACEPARENT)))
     assert code is grpc.StatusCode.OK
-    (rpc,) = spans.named(SECURE_ROUTE)
+    (rpc,) = await spans.ended(SECURE_ROUTE)
     assert rpc.kind is SpanKind.SERVER
     assert (
         rpc.context.trace_id == TRACE_ID and rpc.parent is not None and rpc.parent.span_id == PARENT_SPAN_ID
@@ -113,7 +110,7 @@ async def test_a_rejected_call_has_its_result_and_reason_and_no_subject(
         authorization = "Bearer " + issuer.tokens.issue(ttl_s=-120)
     metadata = (("authorization", authorization),) if authorization else ()
     assert await _call(app.port, metadata) is grpc.StatusCode.UNAUTHENTICATED
-    (rpc,) = spans.named(SECURE_ROUTE)
+    (rpc,) = await spans.ended(SECURE_ROUTE)
     attributes = dict(rpc.attributes or {})
     assert attributes["jwt_authn.result"] == "unauthenticated"
     assert attributes["jwt_authn.reason"] == reason
@@ -134,7 +131,7 @@ async def test_a_key_refresh_caused_by_a_call_is_a_child_of_that_calls_span(
     spans.clear()
     token = issuer.tokens.issue()
     assert await _call(app.port, (("authorization", f"Bearer {token}"),)) is grpc.StatusCode.OK
-    (rpc,) = spans.named(SECURE_ROUTE)
+    (rpc,) = await spans.ended(SECURE_ROUTE)
     (refresh,) = spans.children(rpc)
     assert refresh.name == "jwt_authn refresh" and refresh.context.trace_id == rpc.context.trace_id
     names = sorted(span.name for span in spans.children(refresh))
@@ -153,7 +150,7 @@ async def test_an_unknown_kid_whose_refresh_fails_records_the_failure_on_the_fet
     stranger = issuer.tokens.issue(key=generate_key("ES256", kid="stranger"))
     code = await _call(app.port, (("authorization", f"Bearer {stranger}"),))
     assert code is grpc.StatusCode.UNAUTHENTICATED
-    (rpc,) = spans.named(SECURE_ROUTE)
+    (rpc,) = await spans.ended(SECURE_ROUTE)
     assert rpc.attributes is not None and rpc.attributes["jwt_authn.key_id"] == "stranger"
     (refresh,) = spans.children(rpc)
     (jwks,) = spans.named("jwt_authn jwks")
@@ -218,58 +215,23 @@ async def test_a_facade_request_without_traceparent_starts_a_trace_and_a_404_is_
     assert "no/such" not in str(missing.attributes)
 
 
-async def test_in_process_an_http_request_and_its_call_are_one_trace(
-    spans: Spans, issuer: LoopbackIssuer, http: aiohttp.ClientSession
+@pytest.mark.parametrize("facade_backend", ["in_process"])
+async def test_in_the_one_program_the_http_span_carries_the_guards_verdict(
+    spans: Spans, issuer: LoopbackIssuer, start_service: Any, start_facade: Any, http: aiohttp.ClientSession
 ) -> None:
-    """The helper the one program's in-process backend calls: the RPC's server span, a child of
-    the HTTP request's, with the guard's verdict on it."""
-    config = AuthnConfig(issuers=(IssuerConfig(issuer=issuer.url, audiences=("secureroute",)),))
-
-    class Counting:
-        def __init__(self) -> None:
-            self.outcomes: list[str] = []
-
-        def on_outcome(self, reason: str) -> None:
-            self.outcomes.append(reason)
-
-    counting = Counting()
-    authenticator = Authenticator(config, observer=traced_observer(counting))
-    await authenticator.start()
-    assert await authenticator.wait_ready(15.0)
-
-    async def secure(request: web.Request) -> web.Response:
-        with rpc_server_span(f"/{SECURE_ROUTE}") as rpc:
-            try:
-                await authenticator.authenticate(
-                    request.headers.getall("Authorization", []), f"/{SECURE_ROUTE}"
-                )
-            except AuthnError:
-                rpc.set_code(grpc.StatusCode.UNAUTHENTICATED)
-                return web.Response(status=401)
-            return web.Response(text="ok")
-
-    application = web.Application(middlewares=http_middlewares())
-    application.router.add_get("/secure-route", secure)
-    runner = web.AppRunner(application)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        token = issuer.tokens.issue(sub="carol")
-        headers = {"Authorization": f"Bearer {token}", "traceparent": TRACEPARENT}
-        async with http.get(f"http://{host}:{port}/secure-route", headers=headers) as response:
-            assert response.status == 200
-        async with http.get(f"http://{host}:{port}/secure-route") as response:
-            assert response.status == 401
-    finally:
-        await runner.cleanup()
-        await authenticator.close()
-    assert counting.outcomes == ["ok", "missing_token"]  # the program's own observer still told
+    app = await _started(start_service, _settings(issuer))
+    facade = await start_facade(f"127.0.0.1:{app.port}")
+    token = issuer.tokens.issue(sub="carol")
+    headers = {"Authorization": f"Bearer {token}", "traceparent": TRACEPARENT}
+    async with http.get(f"{facade}/secure-route", headers=headers) as response:
+        assert response.status == 200
+    async with http.get(f"{facade}/secure-route") as response:
+        assert response.status == 401
     first, second = spans.named("GET /secure-route")
-    (rpc,) = spans.children(first)
-    assert rpc.name == SECURE_ROUTE and rpc.context.trace_id == TRACE_ID
-    assert rpc.attributes is not None and rpc.attributes["enduser.id"] == "carol"
-    (rejected,) = spans.children(second)
-    assert rejected.attributes is not None
-    assert rejected.attributes["rpc.grpc.status_code"] == grpc.StatusCode.UNAUTHENTICATED.value[0]
-    assert rejected.attributes["jwt_authn.reason"] == "missing_token"
+    assert first.context.trace_id == TRACE_ID and not spans.children(first)  # no RPC: no socket
+    assert first.attributes is not None and first.attributes["enduser.id"] == "carol"
+    assert first.attributes["jwt_authn.result"] == "ok"
+    assert second.attributes is not None and second.attributes["jwt_authn.reason"] == "missing_token"
+    assert second.attributes["http.response.status_code"] == 401
+    for span in (first, second):
+        _no_secret(span, token)
