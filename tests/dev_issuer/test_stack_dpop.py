@@ -18,14 +18,6 @@ from jwt_authn.dpop_client import DPoPCallCredentials, DPoPKey, dpop_headers, dp
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 
 WAIT_S = 15.0
-#: The one program's HTTP routes call the service's chain in-process, where no peer address can be
-#: trusted with a forwarded URL; branch lean-path moves them onto jwt_authn's aiohttp middleware,
-#: which checks the proof against the request itself. Strict: this fails once that lands, and the
-#: mark must go.
-ONE_PROGRAM_HTTP = pytest.mark.xfail(
-    strict=True,
-    reason="the one program's HTTP side checks DPoP once it uses jwt_authn's middleware (lean-path)",
-)
 
 
 @pytest.fixture(scope="module", params=["one", "split"])
@@ -59,9 +51,7 @@ async def test_grpc_with_dpop_call_credentials(stack: LiveStack) -> None:
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_http_with_dpop_headers(stack: LiveStack, request: pytest.FixtureRequest) -> None:
-    if not stack.split:
-        request.applymarker(ONE_PROGRAM_HTTP)
+async def test_http_with_dpop_headers(stack: LiveStack) -> None:
     key, token = _bound_token(stack)
     url = f"{stack.http_url}/secure-route"
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT_S)) as http:
