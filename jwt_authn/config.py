@@ -17,7 +17,7 @@ import ipaddress
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit
@@ -29,10 +29,12 @@ __all__ = [
     "PUBLIC_GRPC_INFRA_METHODS",
     "AuthnConfig",
     "DPoPConfig",
+    "FieldDoc",
     "IssuerConfig",
     "MethodAccess",
     "Policy",
     "Requirement",
+    "describe",
 ]
 
 #: Every algorithm jwt_authn can verify. HMAC and "none" are absent on purpose: keys come
@@ -61,6 +63,73 @@ _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 def _require(condition: bool, setting: str, problem: str) -> None:
     if not condition:
         raise ValueError(f"{setting}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDoc:
+    """A config field as settings built on it show it (``describe(IssuerConfig)``): its default
+    (``MISSING`` when required), meaning, and inclusive bounds (``gt``: exclusive lower bound)."""
+
+    name: str
+    default: Any
+    description: str
+    ge: float | None = None
+    le: float | None = None
+    gt: float | None = None
+
+    @property
+    def bounds(self) -> str:
+        """What a value out of bounds is told: ``must be between 0 and 300 seconds``."""
+        unit = " seconds" if self.name.endswith("_s") else ""
+        if self.ge is not None and self.le is not None:
+            return f"must be between {_number(self.ge)} and {_number(self.le)}{unit}"
+        if self.gt == 0:
+            return "must be a positive number"
+        return "must not be negative" if self.ge == 0 else f"must be at least {_number(self.ge or 0)}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+_DOC = "jwt_authn.doc"
+
+
+def _doc(
+    description: str,
+    default: Any = MISSING,
+    *,
+    ge: float | None = None,
+    le: float | None = None,
+    gt: float | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A dataclass field with its meaning and bounds: written once, read by ``describe``."""
+    return field(default=default, metadata={_DOC: (description, ge, le, gt)}, **kwargs)
+
+
+def describe(cls: type) -> tuple[FieldDoc, ...]:
+    """The documented fields of a config class, in order: what an embedder's settings and tables derive."""
+    docs = []
+    for item in fields(cls):
+        if _DOC in item.metadata:
+            default = item.default if item.default_factory is MISSING else item.default_factory()
+            docs.append(FieldDoc(item.name, default, *item.metadata[_DOC]))
+    return tuple(docs)
+
+
+def _check_bounds(instance: object, prefix: str = "") -> None:
+    """Each bounded field of ``instance`` is a number within its bounds."""
+    for doc in describe(type(instance)):
+        if (doc.ge, doc.le, doc.gt) == (None, None, None):
+            continue
+        value = getattr(instance, doc.name)
+        ok = type(value) in (int, float) and (
+            (doc.ge is None or value >= doc.ge)
+            and (doc.le is None or value <= doc.le)
+            and (doc.gt is None or value > doc.gt)
+        )
+        _require(ok, prefix + doc.name, doc.bounds)
 
 
 def _names(value: object, setting: str) -> tuple[str, ...]:
@@ -117,63 +186,95 @@ def check_url(url: str, setting: str, *, allow_insecure_http: bool) -> None:
 class IssuerConfig:
     """One trusted issuer: who it is, whom its tokens must be for, and where its keys live."""
 
-    #: The exact ``iss`` value (RFC 7519 §4.1.1; compared as a case-sensitive string).
-    issuer: str
-    #: Accepted ``aud`` values; a token must name at least one (RFC 9068 §4).
-    audiences: tuple[str, ...] = ()
-    #: Skip the audience check. Must be chosen explicitly (RFC 8725 §3.9).
-    allow_any_audience: bool = False
-
+    # Each default's source is in its description (an RFC, jose's default, Envoy's).
+    issuer: str = _doc(
+        "The exact `iss` value (case-sensitive string match, RFC 7519 §4.1.1), written as the IdP writes "
+        "it, trailing slash or not. Also the discovery base URL unless a key source below is given. A "
+        "mismatch is logged at WARNING with both values."
+    )
+    audiences: tuple[str, ...] = _doc(
+        "Accepted `aud` values; a token must name at least one (RFC 9068 §4). Required unless "
+        "`allow_any_audience`.",
+        (),
+    )
+    allow_any_audience: bool = _doc(
+        "Skip the audience match (must be chosen explicitly, RFC 8725 §3.9).", False
+    )
     # Key source: exactly one of discovery (the default), jwks_uri, jwks_file, jwks.
-    #: Explicit JWKS URL; skips OIDC discovery.
-    jwks_uri: str | None = None
-    #: Local JWKS file, re-read when its modification time or size changes (checked every second).
-    jwks_file: str | None = None
-    #: An in-memory JWKS document (a dict with "keys"), e.g. for an embedded default issuer.
-    jwks: Mapping[str, Any] | None = None
-    #: Allow plain http for a non-loopback issuer or JWKS URL (loopback is always allowed).
-    allow_insecure_http: bool = False
-
-    #: Accepted signature algorithms (RFC 8725 §3.1).
-    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
-    #: Clock skew tolerated on exp/nbf/iat, seconds (30 s, as jwks-rsa/jose users commonly set).
-    leeway_s: float = 30.0
-    #: Require an ``exp`` claim (RFC 9068 §2.2 makes it mandatory for access tokens).
-    require_exp: bool = True
-    #: Further claims that must be present.
-    required_claims: tuple[str, ...] = ()
-    #: Require ``typ: at+jwt`` (RFC 9068 §2.1); otherwise JWT, at+jwt, application/at+jwt or none pass.
-    require_access_token_type: bool = False
-    #: Claim holding roles; a dotted path reaches nested objects (``realm_access.roles``).
-    roles_claim: str = "roles"
-    #: Accept only sender-constrained tokens from this issuer: bound to a DPoP key (``cnf.jkt``,
-    #: RFC 9449) or a client certificate (``cnf["x5t#S256"]``, RFC 8705). Off: bound and unbound
-    #: tokens are both accepted (a bound token always needs its proof or certificate).
-    require_sender_constrained: bool = False
-
-    #: HTTP timeout for discovery and JWKS fetches, seconds (jose's default is 5 s).
-    fetch_timeout_s: float = 5.0
-    #: Largest discovery/JWKS body accepted, bytes (a real JWKS is a few KiB).
-    max_response_bytes: int = 256 * 1024
-    #: Most keys kept from one JWKS document.
-    max_keys: int = 64
-    #: Refresh period when the response has no usable Cache-Control, seconds (10 min, jose's cacheMaxAge).
-    refresh_interval_s: float = 600.0
-    #: Bounds applied to a Cache-Control max-age, seconds.
-    min_refresh_interval_s: float = 60.0
-    max_refresh_interval_s: float = 86_400.0
-    #: Least time between two on-demand (unknown kid) refreshes, seconds (30 s, jose's cooldownDuration).
-    cooldown_s: float = 30.0
-    #: Longest a request waits for an on-demand (unknown kid) refresh, seconds; the fetch goes on
-    #: in the background. Well below the 5 s fetch timeout and any caller's deadline, so a slow
-    #: issuer costs the caller a prompt 401 (or 503 before any key set loaded), never a timeout.
-    refresh_wait_s: float = 1.0
-    #: How long the last good key set keeps serving through an issuer outage, seconds (Microsoft's
-    #: ConfigurationManager keeps the last good configuration; we bound it at 24 h by default).
-    max_staleness_s: float = 86_400.0
-    #: Backoff between failed fetches: exponential from the first to the cap, with full jitter.
-    retry_initial_backoff_s: float = 1.0
-    retry_max_backoff_s: float = 60.0
+    jwks_uri: str | None = _doc("Explicit JWKS URL; skips OIDC discovery.", None)
+    jwks_file: str | None = _doc(
+        "Local JWKS file, re-read when its modification time or size changes (checked every second).", None
+    )
+    jwks: Mapping[str, Any] | None = _doc(
+        'An in-memory JWKS document (`{"keys": [...]}`); loaded once.', None
+    )
+    allow_insecure_http: bool = _doc(
+        "Allow plain `http` off loopback (loopback `http` is always allowed).", False
+    )
+    algorithms: tuple[str, ...] = _doc(
+        "Accepted `alg` values (RFC 8725 §3.1). `HS*` and `none` are refused at construction.",
+        DEFAULT_ALGORITHMS,
+    )
+    leeway_s: float = _doc(
+        "Clock skew tolerated on `exp`/`nbf`/`iat`, seconds (30 s, as jwks-rsa/jose users commonly set).",
+        30.0,
+        ge=0,
+        le=300,
+    )
+    require_exp: bool = _doc("Require an `exp` claim (RFC 9068 §2.2).", True)
+    required_claims: tuple[str, ...] = _doc("Further claims that must be present.", ())
+    require_access_token_type: bool = _doc(
+        "Require `typ: at+jwt` (RFC 9068 §2.1); otherwise `JWT`, `at+jwt`, `application/at+jwt` or no "
+        "`typ` pass (off: many issuers still send `JWT`).",
+        False,
+    )
+    roles_claim: str = _doc(
+        "Claim holding roles; a dotted path reaches nested objects (`realm_access.roles`).", "roles"
+    )
+    require_sender_constrained: bool = _doc(
+        "Accept only tokens bound to a DPoP key (`cnf.jkt`, RFC 9449) or a client certificate "
+        '(`cnf["x5t#S256"]`, RFC 8705); an unbound token is `sender_constraint_required`. '
+        "Off: both kinds pass, and a bound "
+        "token always needs its proof or certificate.",
+        False,
+    )
+    fetch_timeout_s: float = _doc(
+        "Timeout of each discovery/JWKS fetch, seconds (jose's default).", 5.0, gt=0
+    )
+    max_response_bytes: int = _doc(
+        "Largest discovery/JWKS body accepted, bytes (a real JWKS is a few KiB).", 256 * 1024, ge=1024
+    )
+    max_keys: int = _doc("Most keys kept from one JWKS.", 64, ge=1)
+    refresh_interval_s: float = _doc(
+        "Refresh period when the response has no usable `Cache-Control: max-age`, seconds (jose's "
+        "cacheMaxAge, 10 min).",
+        600.0,
+        gt=0,
+    )
+    min_refresh_interval_s: float = _doc("Least `max-age` applied, seconds.", 60.0, gt=0)
+    max_refresh_interval_s: float = _doc("Largest `max-age` applied, seconds.", 86_400.0, gt=0)
+    cooldown_s: float = _doc(
+        "Least time between two on-demand (unknown `kid`) refreshes, seconds (jose's cooldownDuration).",
+        30.0,
+        gt=0,
+    )
+    refresh_wait_s: float = _doc(
+        "Longest a request waits for an on-demand refresh, seconds; the fetch goes on in the background. "
+        "Well below a caller's deadline, so a slow issuer costs a prompt 401 (503 before any key set "
+        "loaded), never a timeout.",
+        1.0,
+        gt=0,
+    )
+    max_staleness_s: float = _doc(
+        "How long the last good key set keeps serving through an issuer outage, seconds (Microsoft's "
+        "ConfigurationManager keeps the last good one; bounded at 24 h).",
+        86_400.0,
+        gt=0,
+    )
+    retry_initial_backoff_s: float = _doc(
+        "First backoff after a failed fetch, seconds (exponential, with full jitter).", 1.0, gt=0
+    )
+    retry_max_backoff_s: float = _doc("Longest backoff between failed fetches, seconds.", 60.0, gt=0)
 
     def __post_init__(self) -> None:
         _require(
@@ -209,29 +310,14 @@ class IssuerConfig:
         _require(bool(self.algorithms), "algorithms", "at least one algorithm is required")
         unknown = sorted(set(self.algorithms) - ASYMMETRIC_ALGORITHMS)
         _require(not unknown, "algorithms", f"unsupported or unsafe: {', '.join(unknown)}")
-        _require(0 <= self.leeway_s <= 300, "leeway_s", "must be between 0 and 300 seconds")
+        _check_bounds(self)
         roles_claim_ok = _CLAIM_PATH.fullmatch(self.roles_claim) is not None
         _require(roles_claim_ok, "roles_claim", "must be a claim name or dotted path")
-        for name in (
-            "fetch_timeout_s",
-            "refresh_interval_s",
-            "min_refresh_interval_s",
-            "max_refresh_interval_s",
-            "cooldown_s",
-            "refresh_wait_s",
-            "max_staleness_s",
-            "retry_initial_backoff_s",
-            "retry_max_backoff_s",
-        ):
-            value = getattr(self, name)
-            _require(type(value) in (int, float) and value > 0, name, "must be a positive number")
         _require(
             self.min_refresh_interval_s <= self.max_refresh_interval_s,
             "min_refresh_interval_s",
             "must not exceed max_refresh_interval_s",
         )
-        _require(self.max_response_bytes >= 1024, "max_response_bytes", "must be at least 1024")
-        _require(self.max_keys >= 1, "max_keys", "must be at least 1")
 
     @property
     def discovery_url(self) -> str:
@@ -299,17 +385,37 @@ class Policy:
     roles are not required there (an anonymous caller gets in anyway): the handler decides.
     """
 
-    public_methods: tuple[str, ...] = ()
-    requirements: Mapping[str, Requirement] = field(default_factory=lambda: MappingProxyType({}))
-    #: Add ``PUBLIC_GRPC_INFRA_METHODS`` to the public methods. Off only by an explicit choice
-    #: (e.g. a service whose health must not be probed anonymously).
-    public_grpc_infra: bool = True
-    #: Methods (or ``/pkg.Svc/*``) callable without a token that still authenticate one when sent.
-    allow_missing_methods: tuple[str, ...] = ()
-    #: Refuse every method that no entry names (deny unless named). Off by default, like Envoy's
-    #: rules, but where an unmatched Envoy route needs no token, an unnamed method here still needs
-    #: a valid one; on, it is refused outright.
-    require_listed: bool = False
+    public_methods: tuple[str, ...] = _doc(
+        "Methods callable without a token: full names `/pkg.Service/Method`, or `/pkg.Service/*` for a "
+        "whole service.",
+        (),
+    )
+    requirements: Mapping[str, Requirement] = _doc(
+        "Method or `/pkg.Service/*` → `Requirement(scopes=..., roles=...)`; all listed scopes and roles "
+        "are needed. The most specific entry wins: an exact method entry (public or a requirement) decides "
+        "over its service's wildcard, so `/pkg.Svc/*` public never opens a method with its own "
+        "requirement. Scopes come from `scope` (space-separated) and `scp` (array).",
+        default_factory=lambda: MappingProxyType({}),
+    )
+    public_grpc_infra: bool = _doc(
+        "Also make `PUBLIC_GRPC_INFRA_METHODS` (gRPC health and reflection) public. Off only by an "
+        "explicit choice (a service whose health must not be probed anonymously).",
+        True,
+    )
+    allow_missing_methods: tuple[str, ...] = _doc(
+        "Optional authentication (Envoy's `allow_missing`): methods (or `/pkg.Service/*`) callable without "
+        "a token, where a token that *is* sent is authenticated like anywhere else (an invalid or expired "
+        "one is refused) and the handler sees its principal. No scopes or roles are required there (an "
+        "anonymous caller gets in anyway): the handler decides what each caller sees.",
+        (),
+    )
+    require_listed: bool = _doc(
+        "Deny unless named: a method that no entry names (exactly or by its service's wildcard; gRPC's "
+        "infrastructure counts as named while `public_grpc_infra`) is refused with `PERMISSION_DENIED` / "
+        "403 `method_not_listed`, token or not, and logged once at ERROR. Off (like Envoy's rules, except "
+        "that an unnamed method here still needs a valid token), such a method needs a valid token.",
+        False,
+    )
     # Each method's decision, made once: deciding builds a wildcard string and does three lookups,
     # which inside a busy server (whose other work keeps the CPU caches cold) is a visible share of
     # a protected call.
@@ -419,38 +525,68 @@ class DPoPConfig:
     (its scheme and path are). See the README, "Sender-constrained tokens".
     """
 
-    #: Accepted proof algorithms (RFC 9449 §4.3 check 5: asymmetric, from an allowlist).
-    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
-    #: Largest ``DPoP`` proof accepted before any parsing, bytes (a proof carrying an RSA-4096
-    #: key is about 2.2 KiB; EC proofs are about 600 bytes).
-    max_proof_bytes: int = 4096
-    #: Oldest proof accepted, seconds: ``iat >= now - max_proof_age_s`` (RFC 9449 §11.1 asks for a
-    #: short window; 60 s is Spring Security's default). Also how long a ``jti`` is remembered.
-    max_proof_age_s: float = 60.0
-    #: How far in the future a proof's ``iat`` may be, seconds (clock skew).
-    proof_leeway_s: float = 5.0
-    #: Require a server nonce in every proof (RFC 9449 §8): a proof without the current nonce
-    #: gets ``use_dpop_nonce`` and a fresh ``DPoP-Nonce``. Off by default, as in the RFC.
-    require_nonce: bool = False
-    #: How often the nonce changes, seconds; the current and the previous one are accepted.
-    nonce_rotation_s: float = 300.0
-    #: The secret nonces are derived from (32 bytes or more). None: a random one per
-    #: Authenticator, so replicas behind one load balancer need a shared secret here.
-    nonce_secret: bytes | None = field(default=None, repr=False)
-    #: The base URLs clients use to reach this server (``https://api.example.com``, optionally a
-    #: path prefix): a proof's ``htu`` must be one of them followed by the request's path (the
-    #: gRPC method). Empty: HTTP compares with the request's own URL; gRPC compares scheme and
-    #: path only (its authority is not known to a Python server).
-    public_base_urls: tuple[str, ...] = ()
-    #: Peers (IP addresses or networks) allowed to forward a request's original method and URL
-    #: in ``dpop-htm`` / ``dpop-htu`` metadata (the split deployment's facade). From any other
-    #: peer such metadata is refused. Empty: nobody may forward.
-    trusted_proxies: tuple[str, ...] = ()
-    #: Most proof ids (``jti``) the in-memory replay store keeps, in total and per client key
-    #: (100,000 entries is about 30 MB). When full it drops the oldest and refuses any proof as old
-    #: (never a replay): see ``MemoryReplayStore``.
-    replay_store_size: int = 100_000
-    replay_store_size_per_key: int = 10_000
+    algorithms: tuple[str, ...] = _doc(
+        "Accepted proof algorithms (RFC 9449 §4.3 check 5: asymmetric, from an allowlist).",
+        DEFAULT_ALGORITHMS,
+    )
+    max_proof_bytes: int = _doc(
+        "Largest `DPoP` proof accepted before any parsing, bytes (a proof carrying an RSA-4096 key is "
+        "about 2.2 KiB; EC proofs are about 600 bytes).",
+        4096,
+        ge=512,
+        le=64 * 1024,
+    )
+    max_proof_age_s: float = _doc(
+        "Oldest proof accepted (`iat >= now - max_proof_age_s`), and how long its `jti` is remembered, "
+        "seconds (RFC 9449 §11.1 asks for a short window; 60 s is Spring Security's default).",
+        60.0,
+        ge=1,
+        le=3600,
+    )
+    proof_leeway_s: float = _doc(
+        "How far in the future a proof's `iat` may be, seconds (clock skew).", 5.0, ge=0, le=300
+    )
+    require_nonce: bool = _doc(
+        "Require a server nonce in every proof (RFC 9449 §8): a proof without the current nonce gets "
+        "`use_dpop_nonce` and a fresh `DPoP-Nonce`. Off by default, as in the RFC.",
+        False,
+    )
+    nonce_rotation_s: float = _doc(
+        "How often the nonce changes, seconds; the current and the previous one are accepted.",
+        300.0,
+        ge=10,
+        le=86_400,
+    )
+    nonce_secret: bytes | None = _doc(
+        "The secret nonces are derived from (32 bytes or more). None: a random one per Authenticator, "
+        "so replicas behind one load balancer need a shared secret here.",
+        None,
+        repr=False,
+    )
+    public_base_urls: tuple[str, ...] = _doc(
+        "The base URLs clients reach this server at (`https://api.example.com`, optionally a path "
+        "prefix): a proof's `htu` must be one of them followed by the request's path (the gRPC method). "
+        "Empty: HTTP compares with the request's own URL; gRPC compares scheme and path only (its "
+        "authority is not known to a Python server).",
+        (),
+    )
+    trusted_proxies: tuple[str, ...] = _doc(
+        "Peers (IP addresses or networks) allowed to forward a request's original method and URL in "
+        "`dpop-htm` / `dpop-htu` metadata (the split deployment's facade); from any other peer such "
+        "metadata is refused. Empty: nobody may forward (a client must never choose the URL its proof "
+        "is checked against).",
+        (),
+    )
+    # 100,000 entries is about 30 MB.
+    replay_store_size: int = _doc(
+        "Most proof ids (`jti`) the in-memory replay store keeps. When full it drops the oldest and "
+        "refuses any proof as old (never a replay): see `MemoryReplayStore`.",
+        100_000,
+        ge=1,
+    )
+    replay_store_size_per_key: int = _doc(
+        "Most proof ids the in-memory replay store keeps per client key.", 10_000, ge=1
+    )
 
     def __post_init__(self) -> None:
         _set_names(
@@ -462,24 +598,7 @@ class DPoPConfig:
         _require(bool(self.algorithms), "dpop.algorithms", "at least one algorithm is required")
         unknown = sorted(set(self.algorithms) - ASYMMETRIC_ALGORITHMS)
         _require(not unknown, "dpop.algorithms", f"unsupported or unsafe: {', '.join(unknown)}")
-        _require(
-            512 <= self.max_proof_bytes <= 64 * 1024, "dpop.max_proof_bytes", "must be between 512 and 65536"
-        )
-        _require(
-            type(self.max_proof_age_s) in (int, float) and 1 <= self.max_proof_age_s <= 3600,
-            "dpop.max_proof_age_s",
-            "must be between 1 and 3600 seconds",
-        )
-        _require(
-            type(self.proof_leeway_s) in (int, float) and 0 <= self.proof_leeway_s <= 300,
-            "dpop.proof_leeway_s",
-            "must be between 0 and 300 seconds",
-        )
-        _require(
-            type(self.nonce_rotation_s) in (int, float) and 10 <= self.nonce_rotation_s <= 86_400,
-            "dpop.nonce_rotation_s",
-            "must be between 10 and 86400 seconds",
-        )
+        _check_bounds(self, "dpop.")
         _require(
             self.nonce_secret is None
             or (isinstance(self.nonce_secret, bytes) and len(self.nonce_secret) >= 32),
@@ -503,9 +622,6 @@ class DPoPConfig:
             "trusted_proxies",
             tuple(str(_network(p, "dpop.trusted_proxies")) for p in self.trusted_proxies),
         )
-        for name in ("replay_store_size", "replay_store_size_per_key"):
-            value = getattr(self, name)
-            _require(type(value) is int and value >= 1, f"dpop.{name}", "must be at least 1")
         _require(
             self.replay_store_size_per_key <= self.replay_store_size,
             "dpop.replay_store_size_per_key",
@@ -522,27 +638,48 @@ class DPoPConfig:
 class AuthnConfig:
     """Everything the authenticator needs."""
 
-    issuers: tuple[IssuerConfig, ...]
-    policy: Policy = field(default_factory=Policy)
-    #: Largest token accepted before any parsing, bytes (Envoy's header limits; 8 KiB fits real tokens).
-    max_token_bytes: int = 8 * 1024
-    #: Deepest nesting of objects and arrays in a token's claims (the payload object is level 1).
-    #: Real access tokens nest 3 levels (``resource_access.client.roles``); 16 leaves room while
-    #: keeping every claim set renderable as a protobuf ``Struct`` (its decoder stops at 100
-    #: message levels, three per JSON level). Deeper tokens are refused as ``malformed_claims``.
-    max_claims_depth: int = 16
-    #: Verified-token cache entries (bounded LRU); 0 disables the cache.
-    token_cache_size: int = 10_000
-    #: Most keys tried for a token that names no ``kid``.
-    max_keys_without_kid: int = 4
-    #: Unknown kids remembered after a refresh, so a flood of them costs nothing.
-    negative_kid_cache_size: int = 1024
-    #: ``realm`` of the WWW-Authenticate challenge (RFC 6750 §3); "" leaves it out.
-    realm: str = ""
-    #: DPoP proof checking (RFC 9449); accepted with the defaults.
-    dpop: DPoPConfig = field(default_factory=DPoPConfig)
-    #: Wall clock, injectable for tests.
-    clock: Callable[[], float] = time.time
+    issuers: tuple[IssuerConfig, ...] = _doc(
+        "One or more `IssuerConfig`; the token's `iss` picks one (an unknown `iss` is refused without any "
+        "fetch)."
+    )
+    policy: Policy = _doc("The method policy above.", default_factory=Policy)
+    max_token_bytes: int = _doc(
+        "Largest token accepted, checked before any parsing, bytes (Envoy-like header budgets; 8 KiB "
+        "fits real tokens).",
+        8 * 1024,
+        ge=256,
+        le=64 * 1024,
+    )
+    # Real access tokens nest 3 levels (resource_access.client.roles); 16 leaves room while keeping
+    # every claim set renderable as a protobuf Struct (its decoder stops at 100 message levels,
+    # three per JSON level).
+    max_claims_depth: int = _doc(
+        "Deepest nesting of objects and arrays in the claims (the payload is level 1). Real tokens nest "
+        "3; deeper ones are `malformed_claims`, and every accepted claim set renders as a protobuf "
+        "`Struct`.",
+        16,
+        ge=1,
+        le=32,
+    )
+    token_cache_size: int = _doc(
+        "Verified-token LRU entries (0 disables). A hit skips the signature check but not the time "
+        "checks; entries die with their key, and with the key material behind their `kid` when the "
+        "issuer replaces it.",
+        10_000,
+        ge=0,
+    )
+    max_keys_without_kid: int = _doc("Most keys tried for a token without `kid`.", 4, ge=1)
+    negative_kid_cache_size: int = _doc(
+        "Unknown kids remembered after a refresh, so a flood of them costs nothing.", 1024, ge=0
+    )
+    realm: str = _doc("`realm` of the `WWW-Authenticate` challenge (RFC 6750 §3); empty leaves it out.", "")
+    dpop: DPoPConfig = _doc(
+        "DPoP proof checking (RFC 9449), below. DPoP is accepted with the defaults.",
+        default_factory=DPoPConfig,
+    )
+    clock: Callable[[], float] = _doc(
+        "The wall clock for claim checks; give your tests a clock they move by hand.", time.time
+    )
 
     def __post_init__(self) -> None:
         _require(
@@ -561,11 +698,7 @@ class AuthnConfig:
         _require(bool(self.issuers), "issuers", "at least one issuer is required")
         names = [i.issuer for i in self.issuers]
         _require(len(set(names)) == len(names), "issuers", "each issuer may be configured once")
-        _require(256 <= self.max_token_bytes <= 64 * 1024, "max_token_bytes", "must be between 256 and 65536")
-        _require(1 <= self.max_claims_depth <= 32, "max_claims_depth", "must be between 1 and 32")
-        _require(self.token_cache_size >= 0, "token_cache_size", "must not be negative")
-        _require(self.max_keys_without_kid >= 1, "max_keys_without_kid", "must be at least 1")
-        _require(self.negative_kid_cache_size >= 0, "negative_kid_cache_size", "must not be negative")
+        _check_bounds(self)
         _require(
             '"' not in self.realm and "\\" not in self.realm,
             "realm",
