@@ -354,7 +354,7 @@ class Authenticator:
 
         A value met before (``Bearer <token>``, spelled as the caller spells it) was extracted
         and its token verified then, and extraction gives the same token every time: so a hit
-        skips extraction too (a measurable share of a cached call, see docs/benchmarks.md). The time
+        skips extraction too (a measurable share of a cached call, timed in a running server). The time
         window and the key set's staleness are checked on every hit, as in ``verify``.
         """
         max_token_bytes = self.config.max_token_bytes

@@ -29,6 +29,7 @@ __all__ = [
     "PUBLIC_GRPC_INFRA_METHODS",
     "AuthnConfig",
     "DPoPConfig",
+    "DecisionMemo",
     "FieldDoc",
     "IssuerConfig",
     "MethodAccess",
@@ -366,6 +367,27 @@ class MethodAccess(NamedTuple):
 MAX_REMEMBERED_METHODS = 4096
 
 
+class DecisionMemo:
+    """A ``Policy``'s memo: the access already decided for each method, a pure function of the
+    frozen policy, so remembering changes no answer. Holds at most ``MAX_REMEMBERED_METHODS``
+    (methods beyond are decided afresh on each call: correct, only slower)."""
+
+    __slots__ = ("_decided",)
+
+    def __init__(self) -> None:
+        self._decided: dict[str, MethodAccess] = {}
+
+    def __len__(self) -> int:
+        return len(self._decided)
+
+    def get(self, method: str) -> MethodAccess | None:
+        return self._decided.get(method)
+
+    def remember(self, method: str, access: MethodAccess) -> None:
+        if len(self._decided) < MAX_REMEMBERED_METHODS:
+            self._decided[method] = access
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Policy:
     """Per-method policy. Deny by default: every method needs a valid token unless public.
@@ -418,8 +440,8 @@ class Policy:
     )
     # Each method's decision, made once: deciding builds a wildcard string and does three lookups,
     # which inside a busy server (whose other work keeps the CPU caches cold) is a visible share of
-    # a protected call.
-    _decided: dict[str, MethodAccess] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # a protected call. The policy's only mutable part, outside its value (no init, eq or repr).
+    decisions: DecisionMemo = field(default_factory=DecisionMemo, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _set_names(
@@ -464,7 +486,7 @@ class Policy:
 
     def access(self, method: str) -> MethodAccess:
         """Whether ``method`` is public, and what its callers need if it is not."""
-        decided = self._decided.get(method)
+        decided = self.decisions.get(method)
         if decided is None:
             wildcard = _service_wildcard(method)
             public_names = self.public_names
@@ -491,8 +513,7 @@ class Policy:
                 requirement = None  # the handler decides what an optional caller may see
             listed = public or optional or requirement is not None
             decided = MethodAccess(public, requirement, listed, optional)
-            if len(self._decided) < MAX_REMEMBERED_METHODS:
-                self._decided[method] = decided
+            self.decisions.remember(method, decided)
         return decided
 
     def is_public(self, method: str) -> bool:

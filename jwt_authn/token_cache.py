@@ -58,7 +58,7 @@ class TokenCache:
 
         In a tight loop OpenSSL's SHA-256 wins, but inside the busy service, whose other work keeps
         the CPU caches cold, BLAKE2b (built into CPython, no OpenSSL dispatch) is the cheaper one
-        (timed in the running server; figures in docs/benchmarks.md).
+        (timed inside a running gRPC server, not in a micro-benchmark).
         """
         return hashlib.blake2b(text.encode(), digest_size=32).digest()
 

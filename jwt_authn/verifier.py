@@ -3,7 +3,7 @@
 This is the one module that verifies signatures with jwcrypto. It uses jwcrypto's algorithm
 core (``JWA.signing_alg(alg).verify``) on keys imported once per key set, instead of
 ``JWT(jwt=..., key=JWKSet)``, which re-parses and deep-copies the key set on every call (costing
-several times the signature check itself; see docs/benchmarks.md). The guards that the
+several times the signature check itself, timed in a running server). The guards that the
 high-level API would apply are applied here, explicitly and stricter:
 
 - compact JWS only: exactly three segments. Five segments (JWE) are refused before anything

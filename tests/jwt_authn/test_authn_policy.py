@@ -249,7 +249,7 @@ def test_methods_beyond_the_remembered_bound_are_still_decided_right(monkeypatch
         assert _decisions(policy) == MIXED_DECISIONS
     for number in range(100):  # an embedder passing names without end: memory stays bounded
         assert policy.access(f"/shop.v1.Orders/Call{number}")[:2] == (False, _needs("read"))
-    assert len(policy._decided) == 2
+    assert len(policy.decisions) == 2
 
 
 # Every combination of exact and wildcard entries on the public and the requirement side, for
