@@ -97,7 +97,7 @@ fuzz-long: install
 	HYPOTHESIS_PROFILE=long $(BIN)/pytest tests/fuzz --timeout=0
 
 soak: install
-	SECUREROUTE_LOAD_REQUESTS=60000 SECUREROUTE_LOAD_CLIENTS=200 $(BIN)/pytest tests/load/test_load_mixed.py --timeout=0 -s
+	SECUREROUTE_TEST_LOAD_REQUESTS=60000 SECUREROUTE_TEST_LOAD_CLIENTS=200 $(BIN)/pytest tests/load/test_load_mixed.py --timeout=0 -s
 
 # podman, buildah and mmdebstrap from Debian's packages when missing (root and apt-get only).
 image-tools:

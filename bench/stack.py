@@ -165,7 +165,7 @@ class Stack:
         """``python -m service`` (or a bench variant of it, ``launcher``) trusting the issuer."""
         return [
             sys.executable, "-m", *launcher, "--listen", f"127.0.0.1:{PORT}", "--issuer", self.issuer_url,
-            "--audience", AUDIENCE, "--grace-period", "1", "--log-level", self._log_level,
+            "--audience", AUDIENCE, "--grace-period-s", "1", "--log-level", self._log_level,
             *_METRICS_ON_A_FREE_PORT, *extra,
         ]  # fmt: skip
 
@@ -181,7 +181,7 @@ class Stack:
         return [
             sys.executable, "-m", "secureroute", "--http-listen", f"127.0.0.1:{PORT}",
             "--grpc-listen", "127.0.0.1:0", "--issuer", self.issuer_url, "--audience", AUDIENCE,
-            "--grace-period", "1", "--log-level", self._log_level, *_METRICS_ON_A_FREE_PORT, *extra,
+            "--grace-period-s", "1", "--log-level", self._log_level, *_METRICS_ON_A_FREE_PORT, *extra,
         ]  # fmt: skip
 
     def _spawn(self, name: str, argv: Sequence[str], cwd: Path) -> Server:

@@ -62,7 +62,7 @@ def _plan(config: StackConfig) -> list[tuple[str, list[str], Probe]]:
         issuer_ready(config.issuer_url),
     )  # fmt: skip
     # No drain delay: nothing balances over a dev stack.
-    authn = ["--issuer", config.issuer_url, "--audiences", AUDIENCE, "--drain-delay", "0"]
+    authn = ["--issuer", config.issuer_url, "--audiences", AUDIENCE, "--drain-delay-s", "0"]
     if not config.split:
         return [
             issuer,

@@ -26,18 +26,19 @@ from secureroute.ports import reserve_port
 from secureroute.program import run_program, watch_stop_signals
 from secureroute.settings import ListenAddress
 from secureroute.tls import ServerTLS, check_server_tls, ssl_server_context
-from secureroute.workers import WorkerPlan, supervise
+from secureroute.workers import WorkerPlan, current_worker, supervise
 
 __all__ = ["main"]
 
 _log = logging.getLogger("http_facade")
 
 
-async def _serve(settings: FacadeSettings, *, reuse_port: bool) -> None:
+async def _serve(settings: FacadeSettings) -> None:
     ssl_context = None
     if settings.http.tls_cert is not None and settings.http.tls_key is not None:
         ssl_context = ssl_server_context(ServerTLS(settings.http.tls_cert, settings.http.tls_key))
-    server = FacadeServer(settings, ssl_context=ssl_context, reuse_port=reuse_port)
+    # A worker shares its port with the others (SO_REUSEPORT).
+    server = FacadeServer(settings, ssl_context=ssl_context, reuse_port=current_worker() is not None)
     await server.start()
     try:
         stopping = watch_stop_signals()
@@ -80,10 +81,11 @@ def _supervise(settings: FacadeSettings, argv: Sequence[str]) -> int:
                 prog=PROG,
                 count=settings.workers,
                 argv_for=lambda index: [*worker_argv, *metrics_flags(index)],
-                grace_s=settings.grace_period,
+                grace_s=settings.grace_period_s,
                 env={MULTIPROCESS_ENV: metrics_dir},
             )
-            _log.info("%s listening on %s with %d workers", PROG, listen, settings.workers)
+            scheme = "https" if settings.http.tls_cert is not None else "http"
+            _log.info("%s listening on %s (%s) with %d workers", PROG, listen, scheme, settings.workers)
             return supervise(plan)
         finally:
             shutil.rmtree(metrics_dir, ignore_errors=True)

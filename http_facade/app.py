@@ -95,12 +95,12 @@ def create_app(
     if metrics is not None:
         app[METRICS_KEY] = metrics
     if isinstance(backend, LocalBackend):
-        add_local_routes(app, backend, settings.backend_timeout)
+        add_local_routes(app, backend, settings.backend_timeout_s)
         return app
     if backend is None:
         backend = backend_context(
             settings.backend,
-            settings.backend_timeout,
+            settings.backend_timeout_s,
             backend_credentials(settings),
             settings.backend_server_name,
         )

@@ -51,7 +51,7 @@ def handler_args(settings: FacadeSettings) -> dict[str, Any]:
         # warm request (docs/benchmarks.md); Envoy, Express and gunicorn log none by default.
         "access_log": access_logger if settings.http.access_log else None,
         # Idle keep-alive connections; aiohttp arms it at connection open and after each response.
-        "keepalive_timeout": settings.http.keepalive_timeout,
+        "keepalive_timeout": settings.http.keepalive_timeout_s,
     }
 
 
@@ -72,13 +72,13 @@ class FacadeServer:
         self.app = create_app(settings, backend, metrics)
         self._ssl_context = ssl_context
         self._reuse_port = reuse_port
-        grace = settings.grace_period if shutdown_timeout_s is None else shutdown_timeout_s
+        grace = settings.grace_period_s if shutdown_timeout_s is None else shutdown_timeout_s
         self._runner = web.AppRunner(self.app, shutdown_timeout=grace)
         self.budget = ConnectionBudget(
             max_connections=settings.http.max_connections,
             max_header_bytes=settings.http.max_header_bytes,
             max_headers=settings.http.max_headers,
-            header_timeout_s=settings.http.header_timeout,
+            header_timeout_s=settings.http.header_timeout_s,
         )
         self._listener: asyncio.Server | None = None
         self._trimmer: asyncio.Task[None] | None = None

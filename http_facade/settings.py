@@ -25,7 +25,7 @@ from secureroute.settings import (
     Text,
     load,
 )
-from secureroute.shared_settings import ProcessSettings, ServerTLSSettings, check_pair
+from secureroute.shared_settings import ProcessSettings, ServerTLSSettings, WorkerSettings, check_pair
 
 __all__ = [
     "PROG",
@@ -65,7 +65,7 @@ class HttpServer(ServerTLSSettings):
     )
     # nginx's keepalive_timeout, above AWS ALB's 60 s idle timeout (a proxy must give up on
     # an idle connection before we do). aiohttp's own 3,630 s lets idle sockets pile up.
-    keepalive_timeout: PositiveSeconds = Field(
+    keepalive_timeout_s: PositiveSeconds = Field(
         75.0,
         description="close a connection that has no whole request head this long after it opened or "
         "after its last response (idle keep-alive), seconds",
@@ -73,7 +73,7 @@ class HttpServer(ServerTLSSettings):
     # Apache's mod_reqtimeout starts at 20 s and nginx's client_header_timeout is 60 s; a
     # head is one packet for an honest client, so 10 s is generous and holds a slowloris
     # connection a sixth as long as nginx would.
-    header_timeout: PositiveSeconds = Field(
+    header_timeout_s: PositiveSeconds = Field(
         10.0,
         description="how long a request head may take from its first byte, seconds; slower ones are "
         "answered 408 and the connection closes (slowloris)",
@@ -116,7 +116,7 @@ class BackendDeadline(SubSettings):
     """The deadline of each backend call, remote or in-process (the one program has it too)."""
 
     # Long enough for a cold key-set fetch (jwt_authn's fetch timeout is 5 s), short enough for a user.
-    backend_timeout: PositiveSeconds = Field(
+    backend_timeout_s: PositiveSeconds = Field(
         5.0, description="deadline of each backend call, seconds; a slower backend answers 504"
     )
 
@@ -152,7 +152,7 @@ class BackendSettings(BackendDeadline):
         return self
 
 
-class FacadeSettings(BackendSettings, ProcessSettings, ProgramSettings):
+class FacadeSettings(BackendSettings, ProcessSettings, WorkerSettings, ProgramSettings):
     """Everything ``python -m http_facade`` can be told."""
 
     prog: ClassVar[str] = PROG
@@ -170,7 +170,7 @@ class FacadeSettings(BackendSettings, ProcessSettings, ProgramSettings):
         "front changes it: the URL passed on with a DPoP proof is this plus the request's path",
     )
     # Well inside Kubernetes' default 30 s terminationGracePeriodSeconds.
-    grace_period: Seconds = Field(
+    grace_period_s: Seconds = Field(
         5.0, description="on SIGTERM/SIGINT, how long open requests may still finish, seconds"
     )
 

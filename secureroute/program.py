@@ -30,15 +30,15 @@ from secureroute.workers import current_worker, die_with_supervisor
 
 __all__ = ["Serve", "run_program", "watch_stop_signals"]
 
-# Every program's settings have the process group (workers, logging).
+# Every program's settings have the process group (grace, logging).
 S = TypeVar("S", bound=ProcessSettings)
 S_contra = TypeVar("S_contra", bound=ProcessSettings, contravariant=True)
 
 
 class Serve(Protocol[S_contra]):
-    """Serve until SIGTERM or SIGINT; ``reuse_port`` when other workers share the port."""
+    """Serve until SIGTERM or SIGINT (a worker binds with SO_REUSEPORT: ``current_worker()`` is set)."""
 
-    def __call__(self, settings: S_contra, /, *, reuse_port: bool) -> Coroutine[Any, Any, None]: ...
+    def __call__(self, settings: S_contra, /) -> Coroutine[Any, Any, None]: ...
 
 
 def run_program(
@@ -46,13 +46,14 @@ def run_program(
     argv: Sequence[str] | None,
     *,
     load: Callable[[Sequence[str]], S],
-    supervise: Callable[[S, Sequence[str]], int],
+    supervise: Callable[[S, Sequence[str]], int] | None,
     serve: Serve[S],
 ) -> None:
     """Run a program to its end (``sys.argv[1:]`` when ``argv`` is None); exits 2 on bad settings.
 
     ``load`` reads and checks the settings (raising ``ValueError("setting: problem")``) before
-    anything starts; ``supervise`` runs the workers and returns the exit code.
+    anything starts; ``supervise`` runs the workers and returns the exit code (None: a program
+    without a ``workers`` setting, always one process).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -62,7 +63,7 @@ def run_program(
     configure_logging(settings.log_level, settings.log_format)
     worker = current_worker()
     try:
-        if settings.workers > 1 and worker is None:
+        if supervise is not None and getattr(settings, "workers", 1) > 1 and worker is None:
             raise SystemExit(supervise(settings, argv))
         if worker is not None:
             die_with_supervisor(worker)
@@ -70,7 +71,7 @@ def run_program(
         configure_tracing(prog)
         try:
             with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
-                runner.run(serve(settings, reuse_port=worker is not None))
+                runner.run(serve(settings))
         finally:
             shutdown_tracing()
     except SettingsError as err:  # a port in use, an OTEL_* value we cannot use

@@ -24,25 +24,28 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import difflib
 import ipaddress
 import os
 import re
 import sys
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, NoReturn, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, PlainValidator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
 from pydantic import ValidationError as _ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
     "CONFIG_ENV",
     "ENV_PREFIX",
     "EXIT_BAD_SETTINGS",
+    "HARNESS_PREFIX",
+    "KNOWN_VARIABLES_FILE",
+    "WORKER_ENV",
     "Csv",
     "ExistingFile",
     "GrpcTarget",
@@ -62,6 +65,7 @@ __all__ = [
     "Text",
     "Upper",
     "exit_bad_settings",
+    "known_variables",
     "load",
     "parse_listen",
     "settings_of",
@@ -73,6 +77,12 @@ EXIT_BAD_SETTINGS = 2
 ENV_PREFIX = "SECUREROUTE_"
 #: Environment variable naming the optional TOML settings file.
 CONFIG_ENV = "SECUREROUTE_CONFIG"
+#: What a supervisor tells its workers (secureroute.workers): no setting, but ours.
+WORKER_ENV = "SECUREROUTE_WORKER"
+#: Variables the test and benchmark harness reads (SECUREROUTE_TEST_LOAD_CLIENTS): never a setting.
+HARNESS_PREFIX = "SECUREROUTE_TEST_"
+#: Every program's variables, one a line, beside this module (python -m tools.settings_doc --write).
+KNOWN_VARIABLES_FILE = "known_variables.txt"
 
 M = TypeVar("M", bound="ProgramSettings")
 
@@ -221,34 +231,18 @@ Lower = BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v
 class SubSettings(BaseModel):
     """A group of settings composed into programs (mixed in, or as a group field)."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-#: The sources ``load`` is reading, for ``settings_customise_sources`` (empty: keyword arguments only).
-_LOADING: ContextVar[tuple[PydanticBaseSettingsSource, ...]] = ContextVar("_LOADING", default=())
-
-
-class ProgramSettings(BaseSettings):
-    """A program's settings. Built directly (``Cls(issuer=...)``) it reads nothing but its arguments."""
-
-    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+class ProgramSettings(SubSettings):
+    """A program's settings. Built directly (``Cls(issuer=...)``) it reads nothing but its arguments;
+    ``load`` gathers the flags, variables and TOML keys and hands them to ``model_validate``."""
 
     #: The program's name in ``--help`` and in error lines.
     prog: ClassVar[str]
     description: ClassVar[str]
     #: Groups whose flags and TOML keys drop the group's name (the service's ``--listen``).
     inline: ClassVar[frozenset[str]] = frozenset()
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, *_LOADING.get())
 
 
 # The settings table, derived from a model --------------------------------------------------
@@ -327,39 +321,33 @@ def show_default(value: object) -> str:
 
 
 # Sources -----------------------------------------------------------------------------------
+# Each source gives {setting: (value, where it came from)}; ``load`` merges them by precedence
+# and hands the values to the model (pydantic validates; ``where`` names the source in errors).
+
+_Found = dict[Setting, tuple[object, str]]
 
 
-class _Source(PydanticBaseSettingsSource):
-    """Values of one source, keyed like the model, and where each came from (for error lines)."""
-
-    def __init__(self, cls: type[ProgramSettings], found: Mapping[Setting, tuple[object, str]]) -> None:
-        super().__init__(cls)
-        self.found = found
-        self.origin = {row.path: where for row, (_, where) in found.items()}
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        raise NotImplementedError  # __call__ below answers for every field at once
-
-    def __call__(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for row, (value, _) in self.found.items():
-            if len(row.path) == 1:
-                values[row.path[0]] = value
-            else:
-                values.setdefault(row.path[0], {})[row.path[1]] = value
-        return values
+def _closest(name: str, known: Iterable[str]) -> str:
+    """``"; did you mean X?"`` for the known name closest to ``name``, or nothing."""
+    match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]}?" if match else ""
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of printing usage and exiting, so errors stay one line."""
 
+    known: tuple[str, ...] = ()
+
     def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments: "):
+            flag = message.removeprefix("unrecognized arguments: ").split()[0].split("=")[0]
+            raise SettingsError(f"arguments: unknown flag {flag}{_closest(flag, self.known)}")
         raise SettingsError(f"arguments: {message}")
 
 
 def _cli(
-    cls: type[ProgramSettings], rows: Sequence[Setting], argv: Sequence[str]
-) -> tuple[_Source, str | None]:
+    rows: Sequence[Setting], argv: Sequence[str], cls: type[ProgramSettings]
+) -> tuple[_Found, str | None]:
     parser = _Parser(
         prog=cls.prog,
         # No prefix matching: "--aud" silently meaning "--audience" today breaks when a flag is added.
@@ -381,8 +369,9 @@ def _cli(
             )
         else:
             parser.add_argument(*flags, dest=row.name, metavar=row.name.upper(), help=text)
+    parser.known = ("--config", *(f"--{n.replace('_', '-')}" for row in rows for n in row.names()))
     args = vars(parser.parse_args(argv))
-    found = {}
+    found: _Found = {}
     for row in rows:
         if row.repeatable is not None and args[row.name] is not None:
             # Each flag adds its (comma-separated) values; the list replaces lower sources' value.
@@ -390,7 +379,7 @@ def _cli(
         if args[row.name] is not None:
             given = [f for f in (f"--{n.replace('_', '-')}" for n in row.names()) if _used(f, argv, row)]
             found[row] = (args[row.name], given[-1] if given else row.flag)
-    return _Source(cls, found), args["config"]
+    return found, args["config"]
 
 
 def _used(flag: str, argv: Sequence[str], row: Setting) -> bool:
@@ -398,19 +387,36 @@ def _used(flag: str, argv: Sequence[str], row: Setting) -> bool:
     return any(arg in spellings or arg.startswith(f"{flag}=") for arg in argv)
 
 
-def _env(cls: type[ProgramSettings], rows: Sequence[Setting], environ: Mapping[str, str]) -> _Source:
-    found = {}
+def known_variables() -> frozenset[str]:
+    """Every ``SECUREROUTE_*`` variable some secureroute program reads (generated by tools.settings_doc:
+    the split deployment's ConfigMap reaches both programs, so each accepts the other's)."""
+    text = (Path(__file__).parent / KNOWN_VARIABLES_FILE).read_text(encoding="utf-8")
+    return frozenset(line for line in text.split() if line.startswith(ENV_PREFIX))
+
+
+def _env(rows: Sequence[Setting], environ: Mapping[str, str]) -> _Found:
+    ours = {env for row in rows for env in row.envs()}
+    known = ours | known_variables() | {CONFIG_ENV, WORKER_ENV}
+    for variable in sorted(environ):
+        # An operator's typo (or an old name) must not silently leave a default in force.
+        if (
+            variable.startswith(ENV_PREFIX)
+            and not variable.startswith(HARNESS_PREFIX)
+            and variable not in known
+        ):
+            raise SettingsError(f"environment: unknown variable {variable}{_closest(variable, ours)}")
+    found: _Found = {}
     for row in rows:
         # An empty variable counts as unset, as shells and compose files often export "".
         name = next((env for env in row.envs() if environ.get(env, "") != ""), None)
         if name is not None:
             found[row] = (environ[name], name)
-    return _Source(cls, found)
+    return found
 
 
-def _toml(cls: type[ProgramSettings], rows: Sequence[Setting], path: str | None) -> _Source:
+def _toml(rows: Sequence[Setting], path: str | None) -> _Found:
     if not path:
-        return _Source(cls, {})
+        return {}
     try:
         with open(path, "rb") as file:
             table = tomllib.load(file)
@@ -421,8 +427,9 @@ def _toml(cls: type[ProgramSettings], rows: Sequence[Setting], path: str | None)
     by_name = {name: row for row in rows for name in row.names()}
     unknown = sorted(set(table) - set(by_name))
     if unknown:
-        raise SettingsError(f"config: unknown setting(s) in {path!r}: {', '.join(unknown)}")
-    return _Source(cls, {by_name[key]: (value, f"key {key} of {path}") for key, value in table.items()})
+        hint = _closest(unknown[0], by_name)
+        raise SettingsError(f"config: unknown setting(s) in {path!r}: {', '.join(unknown)}{hint}")
+    return {by_name[key]: (value, f"key {key} of {path}") for key, value in table.items()}
 
 
 def load(cls: type[M], argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> M:
@@ -430,19 +437,23 @@ def load(cls: type[M], argv: Sequence[str] | None = None, environ: Mapping[str, 
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
     rows = settings_of(cls)
-    cli, config_path = _cli(cls, rows, argv)
-    sources = (cli, _env(cls, rows, environ), _toml(cls, rows, config_path or environ.get(CONFIG_ENV)))
-    token = _LOADING.set(sources)
+    cli, config_path = _cli(rows, argv, cls)
+    env = _env(rows, environ)
+    found = {**_toml(rows, config_path or environ.get(CONFIG_ENV)), **env, **cli}  # the last wins
+    values: dict[str, Any] = {}
+    for row, (value, _) in found.items():
+        if len(row.path) == 1:
+            values[row.path[0]] = value
+        else:
+            values.setdefault(row.path[0], {})[row.path[1]] = value
     try:
-        return cls()
+        return cls.model_validate(values)
     except _ValidationError as err:
-        raise _one_line(cls, rows, sources, err) from None
-    finally:
-        _LOADING.reset(token)
+        raise _one_line(cls, rows, found, err) from None
 
 
 def _one_line(
-    cls: type[ProgramSettings], rows: Sequence[Setting], sources: Sequence[_Source], err: _ValidationError
+    cls: type[ProgramSettings], rows: Sequence[Setting], found: _Found, err: _ValidationError
 ) -> SettingsError:
     """The first problem, as ``name: problem (from where)``."""
     first = err.errors(include_url=False)[0]
@@ -456,7 +467,7 @@ def _one_line(
         return SettingsError(f"{group}_{problem}" if group else problem)
     if first["type"] == "missing":
         return SettingsError(f"{row.name}: required (set {row.flag} or {row.env})")
-    where = next((s.origin[row.path] for s in sources if row.path in s.origin), "the default")
+    where = found[row][1] if row in found else "the default"
     return SettingsError(f"{row.name}: {problem} (from {where})")
 
 

@@ -1,4 +1,4 @@
-"""Settings groups both programs share: the process (workers, grace, logs) and a TLS listener.
+"""Settings groups both programs share: the process (grace, logs), workers and a TLS listener.
 
 Usage:
     class Settings(ProcessSettings, ProgramSettings): ...
@@ -13,14 +13,14 @@ from pydantic import Field, model_validator
 
 from secureroute.settings import ExistingFile, Lower, Seconds, SubSettings, Upper
 
-__all__ = ["MAX_WORKERS", "ProcessSettings", "ServerTLSSettings", "check_pair"]
+__all__ = ["MAX_WORKERS", "ProcessSettings", "ServerTLSSettings", "WorkerSettings", "check_pair"]
 
 #: More processes than this on one host is a configuration mistake (scale with more hosts/pods).
 MAX_WORKERS = 64
 
 
-class ProcessSettings(SubSettings):
-    """What every program has: workers, shutdown grace, logging."""
+class WorkerSettings(SubSettings):
+    """Processes sharing one port: the split programs' (the one program runs as one process)."""
 
     workers: int = Field(
         # One process: in Kubernetes, scale with replicas; on a VM, set about one per core.
@@ -30,7 +30,12 @@ class ProcessSettings(SubSettings):
         description="processes sharing the port (SO_REUSEPORT), each with its own key-set cache; "
         "crashed workers are restarted",
     )
-    grace_period: Seconds = Field(
+
+
+class ProcessSettings(SubSettings):
+    """What every program has: shutdown grace, logging, the event loop."""
+
+    grace_period_s: Seconds = Field(
         # Well inside Kubernetes' default 30 s terminationGracePeriodSeconds.
         10.0,
         description="on SIGTERM/SIGINT, how long in-flight RPCs may still run, seconds",

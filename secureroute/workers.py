@@ -32,10 +32,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+#: ``"<index>:<supervisor pid>"`` in a worker's environment; absent in a standalone process.
+from secureroute.settings import WORKER_ENV
+
 __all__ = ["WORKER_ENV", "WorkerIdentity", "WorkerPlan", "current_worker", "die_with_supervisor", "supervise"]
 
-#: ``"<index>:<supervisor pid>"`` in a worker's environment; absent in a standalone process.
-WORKER_ENV = "SECUREROUTE_WORKER"
 #: Extra time, past the grace period, before a worker that ignores SIGTERM is killed.
 _KILL_MARGIN_S = 5.0
 _PR_SET_PDEATHSIG = 1

@@ -23,7 +23,7 @@ from secureroute.ports import reserve_port
 from secureroute.program import run_program, watch_stop_signals
 from secureroute.settings import ListenAddress
 from secureroute.tls import ServerTLS, check_server_tls
-from secureroute.workers import WorkerPlan, supervise
+from secureroute.workers import WorkerPlan, current_worker, supervise
 from service.server import build_server
 from service.settings import PROG, ServiceSettings, authn_config, load_service_settings
 
@@ -32,22 +32,23 @@ __all__ = ["main"]
 _log = logging.getLogger("service")
 
 
-async def _serve(settings: ServiceSettings, *, reuse_port: bool) -> None:
-    app = build_server(settings, reuse_port=reuse_port)
+async def _serve(settings: ServiceSettings) -> None:
+    # A worker shares its port with the others (SO_REUSEPORT).
+    app = build_server(settings, reuse_port=current_worker() is not None)
     await app.start()
     stopping = watch_stop_signals()
     # Tests and operators read the bound port from this line (useful with port 0).
-    _log.info("%s listening on %s port %d", PROG, settings.grpc.listen.host, app.port)
+    _log.info("%s listening on %s (grpc)", PROG, ListenAddress(settings.grpc.listen.host, app.port))
     if settings.grpc.listen_unix is not None:
-        _log.info("%s listening on unix:%s", PROG, settings.grpc.listen_unix)
+        _log.info("%s listening on unix:%s (grpc)", PROG, settings.grpc.listen_unix)
     if settings.metrics_listen is not None and app.metrics_port is not None:
         metrics_address = ListenAddress(settings.metrics_listen.host, app.metrics_port)
         _log.info("metrics on http://%s/metrics", metrics_address)
     await stopping.wait()
     _log.info(
         "shutting down: serving %.1f s more, then draining for up to %.1f s",
-        settings.drain_delay,
-        settings.grace_period,
+        settings.drain_delay_s,
+        settings.grace_period_s,
     )
     await app.stop()
     _log.info("stopped")
@@ -64,14 +65,12 @@ def _supervise(settings: ServiceSettings, argv: Sequence[str]) -> int:
             extra = ["--workers", "1", "--listen", str(listen), *metrics_flags(index)]
             return [sys.executable, "-m", "service", *argv, *extra]
 
-        _log.info(
-            "%s listening on %s port %d with %d workers", PROG, listen.host, listen.port, settings.workers
-        )
+        _log.info("%s listening on %s (grpc) with %d workers", PROG, listen, settings.workers)
         plan = WorkerPlan(
             prog=PROG,
             count=settings.workers,
             argv_for=argv_for,
-            grace_s=settings.drain_delay + settings.grace_period,
+            grace_s=settings.drain_delay_s + settings.grace_period_s,
         )
         return supervise(plan)
 

@@ -13,8 +13,8 @@ path is checked before the bind (``secureroute.unix_socket``) and its socket fil
 Limits (settings): ``max_concurrent_rpcs`` across the server (more are RESOURCE_EXHAUSTED), of
 which calls without a token take at most ``max_anonymous_rpcs`` + ``max_anonymous_streams``,
 and one client at most ``max_anonymous_per_connection`` / ``max_anonymous_per_address``
-(``service.admission``), ``max_concurrent_streams`` per connection, ``max_connection_idle`` and
-``max_connection_age`` (+ grace) before a GOAWAY.
+(``service.admission``), ``max_concurrent_streams`` per connection, ``max_connection_idle_s`` and
+``max_connection_age_s`` (+ grace) before a GOAWAY.
 
 Usage:
     app = build_server(settings)           # settings.grpc.listen may be 127.0.0.1:0
@@ -104,6 +104,12 @@ class SecureRouteServer:
     async def stop(self, grace_s: float | None = None, *, drain_delay_s: float | None = None) -> None:
         """Drain and stop: NOT_SERVING first, keep serving ``drain_delay_s``, then in-flight RPCs
         get ``grace_s``, then close the rest. Both default to the settings."""
+        await self.drain(drain_delay_s)
+        await self.server.stop(self.grace_period_s if grace_s is None else grace_s)
+        await self.close()
+
+    async def drain(self, drain_delay_s: float | None = None) -> None:
+        """NOT_SERVING, then keep serving ``drain_delay_s`` (default: the settings') before stopping."""
         await self.health.enter_shutdown()
         delay_s = self.drain_delay_s if drain_delay_s is None else drain_delay_s
         if delay_s > 0:
@@ -112,7 +118,9 @@ class SecureRouteServer:
             # little longer lets them through while health watchers and balancers move away.
             _log.info("health NOT_SERVING; still serving for %.1f s before stopping", delay_s)
             await asyncio.sleep(delay_s)
-        await self.server.stop(self.grace_period_s if grace_s is None else grace_s)
+
+    async def close(self) -> None:
+        """After the server stopped: the socket path, the guard, the replay store, the metrics."""
         if self.unix_socket is not None:
             self.unix_socket.remove()  # so a restart binds a fresh path
         await self.authenticator.close()
@@ -136,12 +144,12 @@ def _replay_store(redis_url: str | None) -> RedisReplayStore | None:
 
 def _limit_options(settings: ServiceSettings) -> list[tuple[str, int]]:
     options = [("grpc.max_concurrent_streams", settings.grpc.max_concurrent_streams)]
-    if settings.grpc.max_connection_idle > 0:
-        options.append(("grpc.max_connection_idle_ms", round(settings.grpc.max_connection_idle * 1000)))
-    if settings.grpc.max_connection_age > 0:
-        options.append(("grpc.max_connection_age_ms", round(settings.grpc.max_connection_age * 1000)))
+    if settings.grpc.max_connection_idle_s > 0:
+        options.append(("grpc.max_connection_idle_ms", round(settings.grpc.max_connection_idle_s * 1000)))
+    if settings.grpc.max_connection_age_s > 0:
+        options.append(("grpc.max_connection_age_ms", round(settings.grpc.max_connection_age_s * 1000)))
         options.append(
-            ("grpc.max_connection_age_grace_ms", round(settings.grpc.max_connection_age_grace * 1000))
+            ("grpc.max_connection_age_grace_ms", round(settings.grpc.max_connection_age_grace_s * 1000))
         )
     return options
 
@@ -190,7 +198,7 @@ def build_server(
         max_streams=settings.grpc.max_anonymous_streams,
         max_per_connection=settings.grpc.max_anonymous_per_connection,
         max_per_address=settings.grpc.max_anonymous_per_address,
-        message_timeout_s=settings.grpc.request_message_timeout,
+        message_timeout_s=settings.grpc.request_message_timeout_s,
     )
     # One pass per call: request id, guard, admission and metrics (service.interceptor). Tracing
     # (when on) before it: the guard's verdict and key fetches belong to the RPC's span.
@@ -238,8 +246,8 @@ def build_server(
         health=health,
         metrics=metrics,
         admission=admission,
-        grace_period_s=settings.grace_period,
-        drain_delay_s=settings.drain_delay,
+        grace_period_s=settings.grace_period_s,
+        drain_delay_s=settings.drain_delay_s,
         metrics_server=metrics_server,
         unix_socket=unix_socket,
         redis_store=redis_store,

@@ -26,7 +26,7 @@ from secureroute.settings import (
     Text,
     load,
 )
-from secureroute.shared_settings import ProcessSettings, ServerTLSSettings
+from secureroute.shared_settings import ProcessSettings, ServerTLSSettings, WorkerSettings
 from secureroute.unix_socket import parse_unix_socket_path
 
 __all__ = ["HEALTH_METHOD", "PROG", "GrpcServer", "ServiceSettings", "authn_config", "load_service_settings"]
@@ -34,6 +34,13 @@ __all__ = ["HEALTH_METHOD", "PROG", "GrpcServer", "ServiceSettings", "authn_conf
 PROG = "secureroute-service"
 #: Our own Health RPC answers load balancers and the facade's /health without credentials.
 HEALTH_METHOD = "/secureroute.v1.SecureRouteService/Health"
+
+
+#: Calls the load tests keep in flight (tests/load): the call cap is a multiple of it.
+_LOAD_TEST_CALLS = 200
+_MAX_CONCURRENT_RPCS = 5 * _LOAD_TEST_CALLS
+#: Room for calls without a token, each kind: a tenth of the call cap.
+_ANONYMOUS_ROOM = _MAX_CONCURRENT_RPCS // 10
 
 
 class GrpcServer(ServerTLSSettings):
@@ -54,28 +61,27 @@ class GrpcServer(ServerTLSSettings):
     tls_client_ca: ExistingFile | None = Field(
         None, description="PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)"
     )
-    # Five times the 200 calls the load tests keep in flight: it only stops a pile-up (each
-    # waiting call costs memory), never a busy but healthy service.
+    # It only stops a pile-up (each waiting call costs memory), never a busy but healthy service.
     max_concurrent_rpcs: int = Field(
-        1000,
+        _MAX_CONCURRENT_RPCS,
         ge=1,
         le=1_000_000,
         description="calls served at once across all connections, anonymous ones included; "
         "more are answered RESOURCE_EXHAUSTED (HTTP 429 at the facade)",
     )
-    # A tenth of max_concurrent_rpcs: probes and /health answer in a millisecond, so 100 at
-    # once is far above any honest need, and an anonymous flood leaves 80 % to token holders.
+    # Probes and /health answer in a millisecond: far above any honest need, and an anonymous
+    # flood (unary and streams together) leaves the rest of the call cap to token holders.
     max_anonymous_rpcs: int = Field(
-        100,
+        _ANONYMOUS_ROOM,
         ge=1,
         le=1_000_000,
         description="unary calls without a token at once (health Check, Health); more are answered "
         "RESOURCE_EXHAUSTED at once; health Watch streams cannot take this room",
     )
-    # Health Watch (and reflection) streams live long and anyone may open them: a tenth of
-    # max_concurrent_rpcs, apart from the unary room so watchers cannot starve probes.
+    # Health Watch (and reflection) streams live long and anyone may open them: apart from the
+    # unary room, so watchers cannot starve probes.
     max_anonymous_streams: int = Field(
-        100,
+        _ANONYMOUS_ROOM,
         ge=1,
         le=1_000_000,
         description="streaming calls without a token at once (health Watch, reflection); more are "
@@ -101,18 +107,18 @@ class GrpcServer(ServerTLSSettings):
     )
     # Kubernetes' default probe timeout: clients send the message with the call's headers, so
     # only a caller that withholds it waits; it then holds an anonymous slot this long at most.
-    request_message_timeout: PositiveSeconds = Field(
+    request_message_timeout_s: PositiveSeconds = Field(
         1.0,
         description="how long a call without a token may take to send its request message, seconds; "
         "slower ones are answered DEADLINE_EXCEEDED (calls with an invalid token are refused "
         "without waiting for it)",
     )
-    # Half of max_concurrent_rpcs: one connection cannot take every slot, yet a facade process
-    # (all its calls on one connection) has room. Not nginx's 128: grpc-core refuses a few
+    # About half the call cap: one connection cannot take every slot, yet a facade
+    # process (all its calls on one connection) has room. Not nginx's 128: grpc-core refuses a few
     # streams (REFUSED_STREAM, seen as UNAVAILABLE) whenever a connection runs at the limit,
     # as its overload protection counts streams still finishing; see the README.
     max_concurrent_streams: int = Field(
-        512,
+        1 << (_MAX_CONCURRENT_RPCS // 2 - 1).bit_length(),  # the power of two at or above half the cap
         ge=1,
         le=1_000_000,
         description="calls at once on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS); a client's "
@@ -121,21 +127,21 @@ class GrpcServer(ServerTLSSettings):
     # Long enough that a steady client never reconnects, short enough that abandoned connections do
     # not pile up; gRPC clients reconnect by themselves. A day at most: gRPC takes milliseconds as a
     # 32-bit int (at most ~24.8 days).
-    max_connection_idle: Seconds = Field(
+    max_connection_idle_s: Seconds = Field(
         300.0,
         le=86_400,
         description="close a connection without calls for this long (GOAWAY), seconds; 0 keeps it open",
     )
     # Half an hour: long-lived connections get rebalanced onto new pods after a scale-up,
     # and a health Watch cannot stay open for ever (it ends at age + grace).
-    max_connection_age: Seconds = Field(
+    max_connection_age_s: Seconds = Field(
         1800.0,
         le=86_400,
         description="send a connection a GOAWAY after this long, seconds (clients reconnect by "
         "themselves); 0 keeps it open",
     )
     # Calls take at most the facade's 5 s deadline; 30 s leaves room for slower clients.
-    max_connection_age_grace: Seconds = Field(
+    max_connection_age_grace_s: Seconds = Field(
         30.0,
         le=86_400,
         description="after that GOAWAY, how long calls still open (health Watch streams) may run, seconds",
@@ -179,7 +185,7 @@ class ServiceRuntime(ProcessSettings):
     # handler (grpc/grpc#41785 cancels those that have not); measured under load in
     # tests/load/test_load_drain.py. Kubernetes' preStop pause covers endpoint removal. Five
     # minutes at most: more is a typo (Kubernetes' default termination grace is 30 s).
-    drain_delay: Seconds = Field(
+    drain_delay_s: Seconds = Field(
         1.0,
         le=300,
         description="on SIGTERM/SIGINT, how long to keep serving after health turns NOT_SERVING, before "
@@ -194,7 +200,7 @@ class ServiceRuntime(ProcessSettings):
     )
 
 
-class ServiceSettings(AuthnSettings, ServiceRuntime, ProgramSettings):
+class ServiceSettings(AuthnSettings, ServiceRuntime, WorkerSettings, ProgramSettings):
     """Everything ``python -m service`` can be told."""
 
     prog: ClassVar[str] = PROG

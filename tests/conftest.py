@@ -49,11 +49,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def service_settings(issuer_url: str, *extra: str, listen: str = "127.0.0.1:0") -> ServiceSettings:
     """Settings through the real flag machinery (with an empty environment).
 
-    No drain delay (tests that are about draining pass ``--drain-delay``): every stop would
+    No drain delay (tests that are about draining pass ``--drain-delay-s``): every stop would
     otherwise keep serving for a second first. No metrics port (tests that are about metrics pass
     ``--metrics-listen``): servers of the same run would all want the default port."""
-    argv = ["--listen", listen, "--issuer", issuer_url, "--audience", AUDIENCE, "--grace-period", "1"]
-    argv += ["--drain-delay", "0", "--metrics-listen", "off", *extra]
+    argv = ["--listen", listen, "--issuer", issuer_url, "--audience", AUDIENCE, "--grace-period-s", "1"]
+    argv += ["--drain-delay-s", "0", "--metrics-listen", "off", *extra]
     return load_service_settings(argv, environ={})
 
 
@@ -265,7 +265,7 @@ async def start_facade(
     servers: list[FacadeServer] = []
 
     async def start(backend: str, timeout_s: float = 5.0, extra: Sequence[str] = ()) -> str:
-        argv = ["--listen", "127.0.0.1:0", "--backend", backend, "--backend-timeout", str(timeout_s)]
+        argv = ["--listen", "127.0.0.1:0", "--backend", backend, "--backend-timeout-s", str(timeout_s)]
         settings = facade_settings(*argv, *extra)
         in_process = _backend_of(facade_backend, backend, started_services)
         # The production server: the connection budget, parser errors that never quote the request.

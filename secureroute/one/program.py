@@ -9,11 +9,11 @@ transports' series and the guard's outcomes.
 Lifecycle:
 - both listeners are checked before either starts: one that cannot bind exits 2 with one line
   naming it (``grpc_listen: cannot bind ...``), and nothing is left listening;
-- SIGTERM or SIGINT drains both: health NOT_SERVING, both keep serving for ``drain_delay``, then
-  in-flight calls and requests get ``grace_period``, then the guard closes; exit 0;
+- SIGTERM or SIGINT drains both: health NOT_SERVING, both keep serving for ``drain_delay_s``, then
+  in-flight calls and requests get ``grace_period_s``, then the guard closes; exit 0;
 - a transport that stops by itself is logged and the program exits 1, the other one drained.
 
-Workers: one process only (``--workers`` above 1 exits 2); run several containers to scale.
+One process, without a ``workers`` setting: run several containers to scale.
 
 Usage:
     secureroute --issuer https://idp.example.com/ --audience secureroute
@@ -32,7 +32,7 @@ from http_facade.runner import FacadeServer
 from secureroute.one.settings import PROG, OneProgramSettings, load_one_settings, split_settings
 from secureroute.ports import check_bindable
 from secureroute.program import run_program, watch_stop_signals
-from secureroute.settings import ListenAddress, SettingsError, exit_bad_settings
+from secureroute.settings import ListenAddress, SettingsError
 from secureroute.tls import ServerTLS, check_server_tls, ssl_server_context
 from service.handlers import SecureRouteCalls
 from service.server import SecureRouteServer, build_server
@@ -87,23 +87,20 @@ async def _start(service: SecureRouteServer, facade: FacadeServer) -> None:
 
 async def _drain(service: SecureRouteServer, facade: FacadeServer, settings: OneProgramSettings) -> None:
     """NOT_SERVING, serve on for the drain delay, then both finish their calls within the grace."""
-    await service.health.enter_shutdown()
-    if settings.drain_delay > 0:
-        _log.info("health NOT_SERVING; still serving for %.1f s before stopping", settings.drain_delay)
-        await asyncio.sleep(settings.drain_delay)
-    # The facade's requests need the guard: it closes (service.stop) once both have drained.
-    await asyncio.gather(facade.stop(), service.server.stop(settings.grace_period))
-    await service.stop(0, drain_delay_s=0)
+    await service.drain(settings.drain_delay_s)
+    await asyncio.gather(facade.stop(), service.server.stop(settings.grace_period_s))
+    # The facade's requests need the guard: it closes once both transports have drained.
+    await service.close()
 
 
-async def _serve(settings: OneProgramSettings, *, reuse_port: bool) -> None:
+async def _serve(settings: OneProgramSettings) -> None:
     service, facade = _build(settings)
     await _start(service, facade)
     stopping = watch_stop_signals()
-    _log.info("%s listening on %s port %d (grpc)", PROG, settings.grpc.listen.host, service.port)
+    _log.info("%s listening on %s (grpc)", PROG, ListenAddress(settings.grpc.listen.host, service.port))
     for address in facade.addresses:
         scheme = "https" if settings.http.tls_cert is not None else "http"
-        _log.info("%s listening on %s:%d (%s)", PROG, address[0], address[1], scheme)
+        _log.info("%s listening on %s (%s)", PROG, ListenAddress(address[0], address[1]), scheme)
     if settings.metrics_listen is not None and service.metrics_port is not None:
         _log.info(
             "metrics on http://%s/metrics", ListenAddress(settings.metrics_listen.host, service.metrics_port)
@@ -124,20 +121,14 @@ async def _serve(settings: OneProgramSettings, *, reuse_port: bool) -> None:
     else:
         _log.info(
             "shutting down: serving %.1f s more, then draining for up to %.1f s",
-            settings.drain_delay,
-            settings.grace_period,
+            settings.drain_delay_s,
+            settings.grace_period_s,
         )
     await _drain(service, facade, settings)
     await grpc_ended
     _log.info("stopped")
     if failed:
         raise SystemExit(EXIT_TRANSPORT_FAILED)
-
-
-def _supervise(settings: OneProgramSettings, argv: Sequence[str]) -> int:
-    # Two listeners per worker would work with SO_REUSEPORT, but
-    # the supervisor's port reservation and per-worker metrics are written for one listener.
-    exit_bad_settings(PROG, SettingsError("workers: the one program runs as one process; set workers = 1"))
 
 
 def _checked_settings(argv: Sequence[str]) -> OneProgramSettings:
@@ -154,4 +145,4 @@ def _checked_settings(argv: Sequence[str]) -> OneProgramSettings:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    run_program(PROG, argv, load=_checked_settings, supervise=_supervise, serve=_serve)
+    run_program(PROG, argv, load=_checked_settings, supervise=None, serve=_serve)

@@ -57,12 +57,6 @@ class OneProgramSettings(AuthnSettings, ServiceRuntime, BackendDeadline, Program
     grpc: GrpcServer = GrpcServer()
     http: OneHttpServer = OneHttpServer()
 
-    @model_validator(mode="after")
-    def _one_process_per_socket_path(self) -> Self:
-        if self.grpc.listen_unix is not None and self.workers > 1:
-            raise ValueError("grpc_listen_unix: cannot be shared by several workers; set workers = 1")
-        return self
-
 
 def load_one_settings(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None

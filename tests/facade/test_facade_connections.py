@@ -43,7 +43,7 @@ def _body(answer: bytes) -> bytes:
 async def facade_port(service: SecureRouteServer, start_facade: StartFacade) -> AsyncIterator[int]:
     url = await start_facade(
         f"127.0.0.1:{service.port}",
-        extra=("--max-header-bytes", "4096", "--max-headers", "8", "--header-timeout", "0.5"),
+        extra=("--max-header-bytes", "4096", "--max-headers", "8", "--header-timeout-s", "0.5"),
     )
     yield int(url.rsplit(":", 1)[1])
 

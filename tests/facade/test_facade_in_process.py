@@ -82,7 +82,7 @@ async def test_the_deadline_is_a_504_in_the_one_program_too(
     make_facade_settings: Callable[..., object],
 ) -> None:
     facade = FacadeServer(
-        make_facade_settings("--backend-timeout", "0.3"),  # type: ignore[arg-type]
+        make_facade_settings("--backend-timeout-s", "0.3"),  # type: ignore[arg-type]
         backend=LocalBackend(_SlowCalls(), service.authenticator),
         shutdown_timeout_s=0.5,
     )

@@ -32,12 +32,12 @@ def test_defaults() -> None:
     settings = load_facade_settings([], environ={})
     assert settings.http.listen == ListenAddress("0.0.0.0", 3000)  # noqa: S104
     assert settings.backend == "localhost:50051"
-    assert settings.backend_timeout == 5.0
-    env = {"SECUREROUTE_BACKEND": "dns:///svc:50051", "SECUREROUTE_BACKEND_TIMEOUT": "2.5s"}
+    assert settings.backend_timeout_s == 5.0
+    env = {"SECUREROUTE_BACKEND": "dns:///svc:50051", "SECUREROUTE_BACKEND_TIMEOUT_S": "2.5s"}
     settings = load_facade_settings(["--listen", "[::1]:8080"], environ=env)
     assert settings.http.listen == ListenAddress("::1", 8080)
     assert settings.backend == "dns:///svc:50051"
-    assert settings.backend_timeout == 2.5
+    assert settings.backend_timeout_s == 2.5
 
 
 @pytest.mark.parametrize(
@@ -46,9 +46,9 @@ def test_defaults() -> None:
         pytest.param(("--listen", "3000"), {}, "listen", id="listen-no-host"),
         pytest.param(("--listen", "bad host:3000"), {}, "listen", id="listen-bad-host"),
         pytest.param(("--backend", "localhost"), {}, "backend", id="backend-no-port"),
-        pytest.param(("--backend-timeout", "0"), {}, "backend_timeout", id="zero-timeout"),
-        pytest.param(("--backend-timeout", "-1"), {}, "backend_timeout", id="negative-timeout"),
-        pytest.param((), {"SECUREROUTE_BACKEND_TIMEOUT": "fast"}, "backend_timeout", id="bad-env-var"),
+        pytest.param(("--backend-timeout-s", "0"), {}, "backend_timeout_s", id="zero-timeout"),
+        pytest.param(("--backend-timeout-s", "-1"), {}, "backend_timeout_s", id="negative-timeout"),
+        pytest.param((), {"SECUREROUTE_BACKEND_TIMEOUT_S": "fast"}, "backend_timeout_s", id="bad-env-var"),
         pytest.param(("--log-level", "loud"), {}, "log_level", id="bad-log-level"),
     ],
 )

@@ -62,7 +62,7 @@ async def hostile_stack() -> AsyncIterator[HostileStack]:
                 issuer.url,
                 "--audience",
                 AUDIENCE,
-                "--grace-period",
+                "--grace-period-s",
                 "1",
             ],
             environ={},

@@ -51,7 +51,7 @@ LOAD_ALGORITHMS = ("ES256", "EdDSA", "RS256")
 NO_METRICS_ENV = {"SECUREROUTE_METRICS_LISTEN": "off", "SECUREROUTE_HTTP_METRICS_LISTEN": "off"}
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 START_TIMEOUT_S = 30.0
-_SERVICE_READY = re.compile(r"listening on \S+ port (\d+)")
+_SERVICE_READY = re.compile(r"listening on \S+:(\d+) \(grpc\)")
 _FACADE_READY = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
 
@@ -147,14 +147,14 @@ async def start_service_process(
 ) -> Program:
     """The service; no drain delay unless asked (only the drain test needs the default's 1 s)."""
     argv = ["-m", "service", "--listen", "127.0.0.1:0", "--issuer", issuer_url, "--audience", "secureroute"]
-    argv += ["--grace-period", str(grace_s), "--drain-delay", str(drain_delay_s), "--log-level", "INFO"]
+    argv += ["--grace-period-s", str(grace_s), "--drain-delay-s", str(drain_delay_s), "--log-level", "INFO"]
     argv += extra
     return await _start("service", argv, _SERVICE_READY)
 
 
 async def start_facade_process(backend_port: int, *, backend_timeout_s: float = 5.0) -> Program:
     argv = ["-m", "http_facade", "--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{backend_port}"]
-    argv += ["--backend-timeout", str(backend_timeout_s), "--log-level", "INFO"]
+    argv += ["--backend-timeout-s", str(backend_timeout_s), "--log-level", "INFO"]
     return await _start("facade", argv, _FACADE_READY)
 
 
@@ -196,7 +196,7 @@ def token_pools(issuer: LoopbackIssuer) -> dict[str, list[str]]:
 
 
 def write_report(name: str, figures: dict[str, object]) -> None:
-    path = os.environ.get("SECUREROUTE_RELIABILITY_REPORT")
+    path = os.environ.get("SECUREROUTE_TEST_RELIABILITY_REPORT")
     print(f"\n{name}: {json.dumps(figures, sort_keys=True)}")  # shown with -s
     if path:
         report = {}

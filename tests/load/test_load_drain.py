@@ -49,7 +49,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 GRACE_S = 3.0
 #: The service's default drain delay: the test runs the service as deployed.
-DRAIN_DELAY_S = ServiceRuntime.model_fields["drain_delay"].default
+DRAIN_DELAY_S = ServiceRuntime.model_fields["drain_delay_s"].default
 GRPC_CLIENTS = 100
 HTTP_CLIENTS = 50
 

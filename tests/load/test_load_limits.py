@@ -190,7 +190,7 @@ async def test_slowloris_http_clients_do_not_stall_the_others(
 async def _facade_with_keepalive(
     start_facade: Callable[..., Awaitable[str]], service: SecureRouteServer, timeout_s: float
 ) -> tuple[str, int]:
-    url = await start_facade(f"127.0.0.1:{service.port}", extra=("--keepalive-timeout", str(timeout_s)))
+    url = await start_facade(f"127.0.0.1:{service.port}", extra=("--keepalive-timeout-s", str(timeout_s)))
     parts = urlsplit(url)
     assert parts.hostname is not None and parts.port is not None
     return parts.hostname, parts.port

@@ -6,8 +6,8 @@ signature, expired), 15 % tokens with unknown kids. Asserted: every answer is th
 one (so zero 5xx), the issuer is fetched at most once per cooldown, RSS grows less than 50 %
 after warm-up, and no token reaches the programs' logs.
 
-Longer runs (``make soak``): SECUREROUTE_LOAD_REQUESTS=60000 SECUREROUTE_LOAD_CLIENTS=200.
-With SECUREROUTE_RELIABILITY_REPORT=path the figures are written there as JSON.
+Longer runs (``make soak``): SECUREROUTE_TEST_LOAD_REQUESTS=60000 SECUREROUTE_TEST_LOAD_CLIENTS=200.
+With SECUREROUTE_TEST_RELIABILITY_REPORT=path the figures are written there as JSON.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from load_stack import Program, token_pools, write_report
 from jwt_authn.testing import LoopbackIssuer
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 
-REQUESTS = int(os.environ.get("SECUREROUTE_LOAD_REQUESTS", "3000"))
-CLIENTS = int(os.environ.get("SECUREROUTE_LOAD_CLIENTS", "100"))
+REQUESTS = int(os.environ.get("SECUREROUTE_TEST_LOAD_REQUESTS", "3000"))
+CLIENTS = int(os.environ.get("SECUREROUTE_TEST_LOAD_CLIENTS", "100"))
 WARMUP = 300
 #: jwt_authn's default cooldown, which the service runs with.
 COOLDOWN_S = 30.0

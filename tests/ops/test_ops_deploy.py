@@ -93,7 +93,7 @@ def test_the_one_programs_configmap_holds_valid_settings_only() -> None:
     authn_config(split_settings(settings)[0])  # the whole chain accepts it
     assert (settings.grpc.listen.port, settings.http.listen.port) == (50051, 3000)
     assert settings.metrics_listen is not None and settings.metrics_listen.port == 9464
-    assert settings.workers == 1
+    assert "SECUREROUTE_WORKERS" not in env  # one process: the one program has no workers setting
     ports = {port["name"]: port["containerPort"] for port in _container("secureroute")["ports"]}
     assert ports == {"grpc": 50051, "http": 3000, "metrics": 9464}
 

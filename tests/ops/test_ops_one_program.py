@@ -56,14 +56,14 @@ def test_console_script_is_installed() -> None:
 
 def test_the_split_programs_settings_come_through() -> None:
     settings = load_one_settings(
-        [*BASE, "--backend-timeout", "2", "--grace-period", "3", "--http-max-connections", "7"],
+        [*BASE, "--backend-timeout-s", "2", "--grace-period-s", "3", "--http-max-connections", "7"],
         environ={"SECUREROUTE_GRPC_MAX_CONCURRENT_RPCS": "900"},
     )
     service, facade = split_settings(settings)
     assert service.grpc.listen == facade.http.listen == ListenAddress("127.0.0.1", 0)
     assert service.grpc.max_concurrent_rpcs == 900 and facade.http.max_connections == 7
-    assert service.grace_period == facade.grace_period == 3.0
-    assert facade.backend_timeout == 2.0
+    assert service.grace_period_s == facade.grace_period_s == 3.0
+    assert facade.backend_timeout_s == 2.0
     assert facade.http.metrics_listen is None  # one metrics listener: metrics_listen
     assert service.audiences == ("secureroute",)
 
@@ -83,8 +83,8 @@ def test_a_busy_metrics_port_exits_2(busy_port: int, assert_bad_setting: AssertB
     )
 
 
-def test_workers_are_refused(assert_bad_setting: AssertBadSetting) -> None:
-    assert_bad_setting("secureroute", *BASE, "--workers", "2", setting="workers")
+def test_the_one_program_offers_no_workers(assert_bad_setting: AssertBadSetting) -> None:
+    assert_bad_setting("secureroute", *BASE, "--workers", "2", setting="arguments")
 
 
 def test_a_second_metrics_listener_is_refused(assert_bad_setting: AssertBadSetting) -> None:
@@ -96,7 +96,7 @@ def test_a_second_metrics_listener_is_refused(assert_bad_setting: AssertBadSetti
 async def _ports(stderr: asyncio.StreamReader) -> tuple[int, int]:
     grpc_port = http_port = 0
     while line := (await stderr.readline()).decode():
-        if found := re.search(r"listening on \S+ port (\d+) \(grpc\)", line):
+        if found := re.search(r"listening on \S+:(\d+) \(grpc\)", line):
             grpc_port = int(found.group(1))
         if found := re.search(r"listening on \S+:(\d+) \(http\)", line):
             http_port = int(found.group(1))
@@ -128,8 +128,8 @@ async def test_serves_both_then_sigterm_drains_both(
 ) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "secureroute", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-        "--issuer", issuer.url, "--audience", "secureroute", "--grace-period", "2", "--drain-delay", "0.5",
-        env=make_env(), stderr=asyncio.subprocess.PIPE,
+        "--issuer", issuer.url, "--audience", "secureroute", "--grace-period-s", "2",
+        "--drain-delay-s", "0.5", env=make_env(), stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stderr is not None
     token = issuer.tokens.issue(sub="dana")
@@ -205,7 +205,7 @@ async def test_a_transport_that_stops_alone_is_logged_and_exits_1(
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", _FAIL_ON_SIGUSR1, which, "--grpc-listen", "127.0.0.1:0",
         "--http-listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute",
-        "--drain-delay", "0", env=make_env(), stderr=asyncio.subprocess.PIPE,
+        "--drain-delay-s", "0", env=make_env(), stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stderr is not None
     try:
@@ -233,7 +233,7 @@ async def test_one_metrics_listener_shows_both_transports_and_the_guards_outcome
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "secureroute", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
         "--issuer", issuer.url, "--audience", "secureroute", "--metrics-listen", "127.0.0.1:0",
-        "--drain-delay", "0", env=make_env(), stderr=asyncio.subprocess.PIPE,
+        "--drain-delay-s", "0", env=make_env(), stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stderr is not None
     try:

@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 
 from secureroute.settings import settings_of
-from tools.settings_doc import BEGIN, END, PROGRAMS, render_tables, replace_tables
+from tools.settings_doc import (
+    BEGIN,
+    END,
+    GUARD_README,
+    PROGRAMS,
+    VARIABLES,
+    render_tables,
+    render_variables,
+    replace_guard_tables,
+    replace_tables,
+)
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -39,3 +49,9 @@ def test_check_mode_fails_on_a_stale_copy(tmp_path: Path) -> None:
 def test_missing_markers_are_an_error() -> None:
     with pytest.raises(ValueError, match="markers"):
         replace_tables("no markers here")
+
+
+def test_the_guard_readme_tables_and_the_known_variables_are_current() -> None:
+    guard = GUARD_README.read_text(encoding="utf-8")
+    assert replace_guard_tables(guard) == guard, "run: python -m tools.settings_doc --write README.md"
+    assert VARIABLES.read_text(encoding="utf-8") == render_variables()

@@ -62,17 +62,20 @@ AssertBadSetting = Callable[..., None]
             (*BASE, "--max-concurrent-rpcs", "150"), {}, "max_anonymous_rpcs", id="anonymous-take-everything"
         ),
         pytest.param(
-            (*BASE, "--request-message-timeout", "0"), {}, "request_message_timeout", id="zero-message-wait"
+            (*BASE, "--request-message-timeout-s", "0"),
+            {},
+            "request_message_timeout_s",
+            id="zero-message-wait",
         ),
         pytest.param(
             (*BASE, "--max-concurrent-streams", "lots"), {}, "max_concurrent_streams", id="word-streams"
         ),
-        pytest.param((*BASE, "--max-connection-idle", "30d"), {}, "max_connection_idle", id="idle-days"),
+        pytest.param((*BASE, "--max-connection-idle-s", "30d"), {}, "max_connection_idle_s", id="idle-days"),
         pytest.param(
-            (*BASE, "--max-connection-idle", "90000"), {}, "max_connection_idle", id="idle-too-long"
+            (*BASE, "--max-connection-idle-s", "90000"), {}, "max_connection_idle_s", id="idle-too-long"
         ),
-        pytest.param(BASE, {"SECUREROUTE_DRAIN_DELAY": "-1"}, "drain_delay", id="negative-drain-env"),
-        pytest.param((*BASE, "--drain-delay", "301"), {}, "drain_delay", id="drain-too-long"),
+        pytest.param(BASE, {"SECUREROUTE_DRAIN_DELAY_S": "-1"}, "drain_delay_s", id="negative-drain-env"),
+        pytest.param((*BASE, "--drain-delay-s", "301"), {}, "drain_delay_s", id="drain-too-long"),
     ],
 )
 def test_service_bad_values_exit_2(
@@ -124,13 +127,13 @@ def test_port_in_use_exits_2_with_any_number_of_workers(
         pytest.param(("--backend-tls", "--backend-ca", "/etc/hostname"), "backend_ca", id="ca-not-pem"),
         pytest.param(("--workers", "65"), "workers", id="too-many-workers"),
         pytest.param(("--log-format", "yaml"), "log_format", id="bad-log-format"),
-        pytest.param(("--grace-period", "-1"), "grace_period", id="negative-grace"),
-        pytest.param(("--keepalive-timeout", "0"), "keepalive_timeout", id="zero-keepalive"),
+        pytest.param(("--grace-period-s", "-1"), "grace_period_s", id="negative-grace"),
+        pytest.param(("--keepalive-timeout-s", "0"), "keepalive_timeout_s", id="zero-keepalive"),
         pytest.param(("--metrics-listen", "off", "--tls-key", "/etc/hostname"), "tls_cert", id="key-alone"),
         pytest.param(("--max-header-bytes", "100"), "max_header_bytes", id="tiny-head"),
         pytest.param(("--max-headers", "0"), "max_headers", id="no-headers"),
         pytest.param(("--max-connections", "none"), "max_connections", id="word-connections"),
-        pytest.param(("--header-timeout", "0"), "header_timeout", id="zero-header-timeout"),
+        pytest.param(("--header-timeout-s", "0"), "header_timeout_s", id="zero-header-timeout"),
         pytest.param(("--metrics-listen", "9465"), "metrics_listen", id="metrics-no-host"),
     ],
 )
@@ -256,14 +259,14 @@ def test_new_knobs_follow_the_precedence(tmp_path: Path) -> None:
 def test_limit_knobs_follow_the_precedence(tmp_path: Path) -> None:
     config = tmp_path / "service.toml"
     config.write_text(
-        "max_concurrent_rpcs = 50\nmax_connection_idle = 60\ndrain_delay = 2.5\nmax_anonymous_rpcs = 20\n"
-        "request_message_timeout = 3\nmax_connection_age = 600\n"
+        "max_concurrent_rpcs = 50\nmax_connection_idle_s = 60\ndrain_delay_s = 2.5\nmax_anonymous_rpcs = 20\n"
+        "request_message_timeout_s = 3\nmax_connection_age_s = 600\n"
     )
     env = {
         "SECUREROUTE_CONFIG": str(config),
         "SECUREROUTE_GRPC_MAX_CONCURRENT_RPCS": "70",
         "SECUREROUTE_GRPC_MAX_ANONYMOUS_STREAMS": "10",
-        "SECUREROUTE_GRPC_MAX_CONNECTION_AGE_GRACE": "5",
+        "SECUREROUTE_GRPC_MAX_CONNECTION_AGE_GRACE_S": "5",
     }
     service = load_service_settings(
         [
@@ -282,21 +285,21 @@ def test_limit_knobs_follow_the_precedence(tmp_path: Path) -> None:
     assert (
         service.grpc.max_concurrent_rpcs == 70 and service.grpc.max_anonymous_streams == 10
     )  # env beats TOML
-    assert service.grpc.max_connection_age_grace == 5.0
-    assert service.grpc.max_connection_idle == 60.0 and service.drain_delay == 2.5  # TOML
-    assert service.grpc.request_message_timeout == 3.0 and service.grpc.max_connection_age == 600.0
+    assert service.grpc.max_connection_age_grace_s == 5.0
+    assert service.grpc.max_connection_idle_s == 60.0 and service.drain_delay_s == 2.5  # TOML
+    assert service.grpc.request_message_timeout_s == 3.0 and service.grpc.max_connection_age_s == 600.0
     assert (
         load_service_settings(
-            ["--issuer", ISSUER, "--audience", "a", "--drain-delay", "0"], environ={}
-        ).drain_delay
+            ["--issuer", ISSUER, "--audience", "a", "--drain-delay-s", "0"], environ={}
+        ).drain_delay_s
         == 0
     )
-    facade = load_facade_settings([], environ={"SECUREROUTE_HTTP_KEEPALIVE_TIMEOUT": "30s"})
-    assert facade.http.keepalive_timeout == 30.0
+    facade = load_facade_settings([], environ={"SECUREROUTE_HTTP_KEEPALIVE_TIMEOUT_S": "30s"})
+    assert facade.http.keepalive_timeout_s == 30.0
     config = tmp_path / "facade.toml"
-    config.write_text("max_headers = 20\nheader_timeout = 4\n")
+    config.write_text("max_headers = 20\nheader_timeout_s = 4\n")
     env = {"SECUREROUTE_CONFIG": str(config), "SECUREROUTE_HTTP_MAX_HEADER_BYTES": "9000"}
-    facade = load_facade_settings(["--max-connections", "10", "--header-timeout", "2"], environ=env)
-    assert (facade.http.max_connections, facade.http.header_timeout) == (10, 2.0)  # flags
+    facade = load_facade_settings(["--max-connections", "10", "--header-timeout-s", "2"], environ=env)
+    assert (facade.http.max_connections, facade.http.header_timeout_s) == (10, 2.0)  # flags
     assert (facade.http.max_header_bytes, facade.http.max_headers) == (9000, 20)  # env, TOML
-    assert load_facade_settings([], environ={}).http.keepalive_timeout == 75.0
+    assert load_facade_settings([], environ={}).http.keepalive_timeout_s == 75.0

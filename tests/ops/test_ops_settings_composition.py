@@ -20,7 +20,8 @@ def test_groups_not_inlined_carry_their_name_in_flags_and_keys() -> None:
         rows["http_listen"].flag == "--http-listen" and rows["http_listen"].env == "SECUREROUTE_HTTP_LISTEN"
     )
     assert rows["http_tls_cert"].env == "SECUREROUTE_HTTP_TLS_CERT"  # the variables the split programs read
-    assert {"issuer", "audiences", "workers", "drain_delay", "metrics_listen"} <= set(rows)
+    assert {"issuer", "audiences", "drain_delay_s", "metrics_listen"} <= set(rows)
+    assert "workers" not in rows  # one process: it offers no setting it would refuse
     settings = load(
         OneProgramSettings,
         ["--grpc-listen", "127.0.0.1:1", "--issuer", "https://idp.example.com/", "--audience", "a"],

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from http_facade.settings import FacadeSettings
 from secureroute.one.settings import OneProgramSettings
-from secureroute.settings import ProgramSettings, Setting, SettingsError, load, settings_of
+from secureroute.settings import ProgramSettings, Setting, SettingsError, known_variables, load, settings_of
 from service.settings import ServiceSettings
 
 ISSUER = "https://idp.example.com/"
@@ -188,3 +188,62 @@ def test_trusted_proxies_is_a_repeatable_flag_of_addresses_and_networks(cls: typ
     assert load(cls, ["--issuer", ISSUER], environ).trusted_proxies == ("192.0.2.1",)
     with pytest.raises(SettingsError, match=r"^trusted_proxies: not an IP address or network: 'facade'"):
         load(cls, ["--issuer", ISSUER, "--trusted-proxies", "facade"], {})
+
+
+# Renamed settings (durations took the _s suffix) and unknown names are refused, never ignored ------
+
+RENAMED = {
+    "grace_period": "grace_period_s",
+    "drain_delay": "drain_delay_s",
+    "max_connection_idle": "max_connection_idle_s",
+    "max_connection_age": "max_connection_age_s",
+    "max_connection_age_grace": "max_connection_age_grace_s",
+    "request_message_timeout": "request_message_timeout_s",
+}
+
+
+@pytest.mark.parametrize(("old", "new"), RENAMED.items())
+def test_an_old_name_is_refused_with_the_new_one(old: str, new: str, tmp_path: Path) -> None:
+    argv = ["--issuer", ISSUER, "--audience", "a"]
+    inline = old if old in ("grace_period", "drain_delay") else f"grpc_{old}"
+    with pytest.raises(
+        SettingsError,
+        match=f"unknown variable SECUREROUTE_{inline.upper()}; did you mean SECUREROUTE_{inline.upper()}_S",
+    ):
+        load(ServiceSettings, argv, {f"SECUREROUTE_{inline.upper()}": "2"})
+    with pytest.raises(
+        SettingsError, match=f"unknown flag --{old.replace('_', '-')}; did you mean --{new.replace('_', '-')}"
+    ):
+        load(ServiceSettings, [*argv, f"--{old.replace('_', '-')}", "2"], {})
+    config = tmp_path / "old.toml"
+    config.write_text(f"{old} = 2\n")
+    with pytest.raises(SettingsError, match=f"unknown setting.*{old}; did you mean {new}"):
+        load(ServiceSettings, [*argv, "--config", str(config)], {})
+
+
+def test_the_old_leeway_variable_is_refused() -> None:
+    # SECUREROUTE_LEEWAY once silently left the 30 s default in force (an operator's 2 s lost).
+    with pytest.raises(SettingsError, match="SECUREROUTE_LEEWAY; did you mean SECUREROUTE_LEEWAY_S"):
+        load(ServiceSettings, ["--issuer", ISSUER, "--audience", "a"], {"SECUREROUTE_LEEWAY": "2"})
+
+
+def test_each_program_accepts_the_others_variables() -> None:
+    # The split deployment's ConfigMap reaches both programs (envFrom).
+    environ = {
+        "SECUREROUTE_BACKEND": "localhost:50051",
+        "SECUREROUTE_HTTP_MAX_HEADERS": "20",
+        "SECUREROUTE_GRPC_MAX_CONCURRENT_RPCS": "500",
+        "SECUREROUTE_WORKERS": "1",
+        "SECUREROUTE_TEST_LOAD_CLIENTS": "3",  # the test harness's own
+    }
+    assert (
+        load(ServiceSettings, ["--issuer", ISSUER, "--audience", "a"], environ).grpc.max_concurrent_rpcs
+        == 500
+    )
+    assert load(FacadeSettings, [], environ).http.max_headers == 20
+    with pytest.raises(SettingsError, match="unknown variable SECUREROUTE_BACKEND_TIMOUT_S"):
+        load(FacadeSettings, [], {**environ, "SECUREROUTE_BACKEND_TIMOUT_S": "2"})
+
+
+def test_the_known_variables_are_every_programs() -> None:
+    assert {row.env for cls in PROGRAMS for row in settings_of(cls)} <= known_variables()

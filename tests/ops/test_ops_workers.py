@@ -80,7 +80,7 @@ def _worker_pids(program: Any) -> dict[int, int]:
 async def test_service_workers_restart_and_stop(issuer: LoopbackIssuer, spawn: Any) -> None:
     supervisor = await spawn(
         "service", "--listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute",
-        "--workers", "2", "--grace-period", "1",
+        "--workers", "2", "--grace-period-s", "1",
     )  # fmt: skip
     port = await supervisor.port()
     await supervisor.wait_for(r"worker \d started", count=2)

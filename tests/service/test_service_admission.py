@@ -69,7 +69,7 @@ async def test_a_refused_call_is_answered_before_its_message(
     issuer: LoopbackIssuer, start_service: StartService, make_service_settings: MakeSettings
 ) -> None:
     # The message deadline is far beyond the wait: only an answer before the message passes.
-    app = await start_service(make_service_settings(issuer.url, "--request-message-timeout", "600"))
+    app = await start_service(make_service_settings(issuer.url, "--request-message-timeout-s", "600"))
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
         no_token = channel.stream_stream(SECURE_ROUTE)()
         junk = channel.stream_stream(SECURE_ROUTE)(metadata=(("authorization", "Bearer junk.junk.junk"),))
@@ -84,7 +84,7 @@ async def test_a_withheld_message_holds_its_slot_only_until_the_message_deadline
     issuer: LoopbackIssuer, start_service: StartService, make_service_settings: MakeSettings
 ) -> None:
     app = await start_service(
-        make_service_settings(issuer.url, "--max-anonymous-rpcs", "3", "--request-message-timeout", "0.5")
+        make_service_settings(issuer.url, "--max-anonymous-rpcs", "3", "--request-message-timeout-s", "0.5")
     )
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
         async with _silent_calls(channel, CHECK, 3) as held:
@@ -112,7 +112,7 @@ async def test_token_holders_and_probes_pass_while_the_anonymous_room_is_full(
             "2",
             "--max-anonymous-streams",
             "2",
-            "--request-message-timeout",
+            "--request-message-timeout-s",
             "600",
         )
     )

@@ -94,7 +94,7 @@ async def test_one_client_s_silent_flood_leaves_other_clients_and_token_holders_
 ) -> None:
     # Without the per-client limit, 60 silent calls would fill the 40 places of the unary pool.
     app = await start_service(
-        make_service_settings(issuer.url, "--max-anonymous-rpcs", "40", "--request-message-timeout", "600")
+        make_service_settings(issuer.url, "--max-anonymous-rpcs", "40", "--request-message-timeout-s", "600")
     )
     assert await app.authenticator.wait_ready(timeout_s=WAIT_S)
     token = issuer.tokens.issue(sub="alice")
@@ -146,7 +146,7 @@ async def test_the_limits_are_per_connection_and_per_address(
             "5",
             "--max-anonymous-per-address",
             "8",
-            "--request-message-timeout",
+            "--request-message-timeout-s",
             "600",
         )
     )
@@ -186,7 +186,7 @@ async def test_a_flood_from_many_addresses_meets_the_pool_and_token_holders_stay
             "10",
             "--max-anonymous-per-address",
             "5",
-            "--request-message-timeout",
+            "--request-message-timeout-s",
             "600",
         )
     )

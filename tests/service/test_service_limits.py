@@ -3,7 +3,7 @@
 Health ``Watch`` streams are long-lived calls anyone may open, so they are the load here:
 ``max_anonymous_streams`` counts them across the server, ``max_concurrent_streams`` per HTTP/2
 connection (``test_service_admission.py`` tests the other limits of anonymous calls).
-``max_connection_idle`` sends an idle connection a GOAWAY (the channel goes IDLE).
+``max_connection_idle_s`` sends an idle connection a GOAWAY (the channel goes IDLE).
 """
 
 from __future__ import annotations
@@ -54,11 +54,11 @@ def test_defaults() -> None:
     settings = load_service_settings(["--issuer", "https://idp.example.com/", "--audience", "a"], environ={})
     assert settings.grpc.max_concurrent_rpcs == 1000
     assert settings.grpc.max_anonymous_rpcs == settings.grpc.max_anonymous_streams == 100
-    assert settings.grpc.request_message_timeout == 1.0
-    assert (settings.grpc.max_connection_age, settings.grpc.max_connection_age_grace) == (1800.0, 30.0)
+    assert settings.grpc.request_message_timeout_s == 1.0
+    assert (settings.grpc.max_connection_age_s, settings.grpc.max_connection_age_grace_s) == (1800.0, 30.0)
     assert settings.grpc.max_concurrent_streams == 512
-    assert settings.grpc.max_connection_idle == 300.0
-    assert settings.drain_delay == 1.0
+    assert settings.grpc.max_connection_idle_s == 300.0
+    assert settings.drain_delay_s == 1.0
 
 
 async def test_watches_past_max_anonymous_streams_are_resource_exhausted(
@@ -108,7 +108,7 @@ async def test_max_concurrent_streams_is_per_connection(
 async def test_an_idle_connection_is_closed_after_max_connection_idle(
     issuer: LoopbackIssuer, start_service: StartService, make_service_settings: MakeSettings
 ) -> None:
-    app = await start_service(make_service_settings(issuer.url, "--max-connection-idle", "0.5"))
+    app = await start_service(make_service_settings(issuer.url, "--max-connection-idle-s", "0.5"))
     async with grpc.aio.insecure_channel(
         f"127.0.0.1:{app.port}", options=[("grpc.use_local_subchannel_pool", 1)]
     ) as channel:
@@ -126,7 +126,7 @@ async def test_an_idle_connection_is_closed_after_max_connection_idle(
 async def test_a_busy_connection_is_not_idle(
     issuer: LoopbackIssuer, start_service: StartService, make_service_settings: MakeSettings
 ) -> None:
-    app = await start_service(make_service_settings(issuer.url, "--max-connection-idle", "0.3"))
+    app = await start_service(make_service_settings(issuer.url, "--max-connection-idle-s", "0.3"))
     async with (
         grpc.aio.insecure_channel(
             f"127.0.0.1:{app.port}", options=[("grpc.use_local_subchannel_pool", 1)]
@@ -142,7 +142,7 @@ async def test_the_drain_delay_keeps_serving_after_not_serving(
 ) -> None:
     """stop(): health NOT_SERVING at once, calls still answered for the drain delay, then the
     server stops (new calls UNAVAILABLE)."""
-    app = await start_service(make_service_settings(issuer.url, "--drain-delay", "1"))
+    app = await start_service(make_service_settings(issuer.url, "--drain-delay-s", "1"))
     assert await app.authenticator.wait_ready(timeout_s=WAIT_S)
     token = issuer.tokens.issue()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
@@ -176,7 +176,9 @@ async def test_a_watch_ends_after_max_connection_age_and_its_grace(
 ) -> None:
     """No anonymous Watch holds its slot for ever: the connection's GOAWAY, then the grace, end it."""
     app = await start_service(
-        make_service_settings(issuer.url, "--max-connection-age", "0.5", "--max-connection-age-grace", "0.5")
+        make_service_settings(
+            issuer.url, "--max-connection-age-s", "0.5", "--max-connection-age-grace-s", "0.5"
+        )
     )
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
         watch = _health(channel).Watch(health_pb2.HealthCheckRequest(service=""))

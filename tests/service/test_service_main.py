@@ -58,8 +58,8 @@ BASE = ("--issuer", ISSUER, "--audience", "secureroute", "--listen", "127.0.0.1:
         pytest.param((*BASE, "--jwks-uri", "ftp://keys.example.com/jwks"), {}, "jwks_uri", id="bad-url"),
         pytest.param((*BASE, "--jwks-file", "/no/such/jwks.json"), {}, "jwks_file", id="missing-file"),
         pytest.param((*BASE, "--leeway-s", "-1"), {}, "leeway_s", id="negative-leeway"),
-        pytest.param((*BASE, "--grace-period", "-5"), {}, "grace_period", id="negative-grace"),
-        pytest.param((*BASE, "--grace-period", "soon"), {}, "grace_period", id="not-a-duration"),
+        pytest.param((*BASE, "--grace-period-s", "-5"), {}, "grace_period_s", id="negative-grace"),
+        pytest.param((*BASE, "--grace-period-s", "soon"), {}, "grace_period_s", id="not-a-duration"),
         pytest.param((*BASE, "--algorithms", "RS256,HS256"), {}, "algorithms", id="hmac-algorithm"),
         pytest.param((*BASE, "--algorithms", "none"), {}, "algorithms", id="none-algorithm"),
         pytest.param((*BASE, "--log-level", "chatty"), {}, "log_level", id="bad-log-level"),
@@ -94,7 +94,7 @@ def test_bad_toml_exits_2(tmp_path: Path, run_main: RunMain) -> None:
 def test_precedence_flag_env_toml_default(tmp_path: Path) -> None:
     config = tmp_path / "service.toml"
     config.write_text(
-        f'issuer = "{ISSUER}"\naudience = ["from-toml", "second"]\nleeway_s = 5\ngrace_period = 3\n'
+        f'issuer = "{ISSUER}"\naudience = ["from-toml", "second"]\nleeway_s = 5\ngrace_period_s = 3\n'
         'listen = "127.0.0.1:7000"\n'
     )
     env = {
@@ -105,7 +105,7 @@ def test_precedence_flag_env_toml_default(tmp_path: Path) -> None:
     settings = load_service_settings(["--listen", "127.0.0.1:7002"], environ=env)
     assert settings.grpc.listen == ListenAddress("127.0.0.1", 7002)  # flag beats env and TOML
     assert settings.leeway_s == 7.0  # env beats TOML
-    assert settings.grace_period == 3.0  # TOML beats default
+    assert settings.grace_period_s == 3.0  # TOML beats default
     assert settings.audiences == ("from-toml", "second")  # TOML lists are fine
     assert settings.log_level == "INFO"  # default
     assert settings.issuer == ISSUER
@@ -117,7 +117,7 @@ def test_defaults_and_comma_separated_values() -> None:
     )
     assert settings.grpc.listen == ListenAddress("::", 50051)
     assert str(settings.grpc.listen) == "[::]:50051"
-    assert settings.grace_period == 10.0
+    assert settings.grace_period_s == 10.0
     assert settings.audiences == ("a", "b")
     config = authn_config(settings)
     assert config.issuers[0].algorithms == ("ES256", "EdDSA")
@@ -136,7 +136,7 @@ def test_allow_any_audience_replaces_the_audience_requirement() -> None:
 
 async def _read_port(stderr: asyncio.StreamReader) -> int:
     while line := (await stderr.readline()).decode():
-        found = re.search(r"listening on \S+ port (\d+)", line)
+        found = re.search(r"listening on \S+:(\d+) \(grpc\)", line)
         if found:
             return int(found.group(1))
     raise AssertionError("the service exited before it listened")
@@ -147,7 +147,7 @@ async def test_sigterm_drains_and_exits_0(
 ) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "service", "--listen", "127.0.0.1:0", "--issuer", issuer.url,
-        "--audience", "secureroute", "--grace-period", "2",
+        "--audience", "secureroute", "--grace-period-s", "2",
         env=make_env(), stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stderr is not None

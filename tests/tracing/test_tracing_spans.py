@@ -32,7 +32,7 @@ TRACEPARENT = f"00-{TRACE_ID:032x}-{PARENT_SPAN_ID:016x}-01"
 
 def _settings(issuer: LoopbackIssuer, *extra: str) -> ServiceSettings:
     argv = ["--listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute"]
-    return load_service_settings([*argv, "--grace-period", "1", "--drain-delay", "0", *extra], environ={})
+    return load_service_settings([*argv, "--grace-period-s", "1", "--drain-delay-s", "0", *extra], environ={})
 
 
 async def _started(
