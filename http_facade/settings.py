@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, model_validator
 
 from secureroute.settings import (
+    Count,
     ExistingFile,
     GrpcTarget,
     Listen,
@@ -98,10 +99,8 @@ class HttpServer(ServerTLSSettings):
     # About 24 KiB each with a full head (measured in docs/reliability.md): 2,000 add about
     # 50 MB to a ~55 MB process, inside the 256 MiB of deploy/split/facade.yaml, and are far more
     # than a pod serves at once.
-    max_connections: int = Field(
+    max_connections: Count = Field(
         2000,
-        ge=1,
-        le=1_000_000,
         description="open connections at once per process; a new one past it is closed at once "
         "(worst-case memory: about max_connections x (max_header_bytes + 8 KiB))",
     )

@@ -46,6 +46,7 @@ __all__ = [
     "HARNESS_PREFIX",
     "KNOWN_VARIABLES_FILE",
     "WORKER_ENV",
+    "Count",
     "Csv",
     "ExistingFile",
     "GrpcTarget",
@@ -211,6 +212,8 @@ def _existing_file(path: str) -> str:
     return path
 
 
+#: A count of things at once (calls, connections): at least one, and a million is a typo.
+Count = Annotated[int, Field(ge=1, le=1_000_000)]
 Text = Annotated[str, Field(min_length=1), BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)]
 Csv = Annotated[tuple[str, ...], BeforeValidator(_split_csv)]
 Networks = Annotated[Csv, AfterValidator(_networks)]

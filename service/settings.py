@@ -16,6 +16,7 @@ from jwt_authn.config import AuthnConfig
 from secureroute import authn_settings
 from secureroute.authn_settings import AuthnSettings
 from secureroute.settings import (
+    Count,
     ExistingFile,
     Listen,
     ListenAddress,
@@ -62,28 +63,22 @@ class GrpcServer(ServerTLSSettings):
         None, description="PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)"
     )
     # It only stops a pile-up (each waiting call costs memory), never a busy but healthy service.
-    max_concurrent_rpcs: int = Field(
+    max_concurrent_rpcs: Count = Field(
         _MAX_CONCURRENT_RPCS,
-        ge=1,
-        le=1_000_000,
         description="calls served at once across all connections, anonymous ones included; "
         "more are answered RESOURCE_EXHAUSTED (HTTP 429 at the facade)",
     )
     # Probes and /health answer in a millisecond: far above any honest need, and an anonymous
     # flood (unary and streams together) leaves the rest of the call cap to token holders.
-    max_anonymous_rpcs: int = Field(
+    max_anonymous_rpcs: Count = Field(
         _ANONYMOUS_ROOM,
-        ge=1,
-        le=1_000_000,
         description="unary calls without a token at once (health Check, Health); more are answered "
         "RESOURCE_EXHAUSTED at once; health Watch streams cannot take this room",
     )
     # Health Watch (and reflection) streams live long and anyone may open them: apart from the
     # unary room, so watchers cannot starve probes.
-    max_anonymous_streams: int = Field(
+    max_anonymous_streams: Count = Field(
         _ANONYMOUS_ROOM,
-        ge=1,
-        le=1_000_000,
         description="streaming calls without a token at once (health Watch, reflection); more are "
         "answered RESOURCE_EXHAUSTED at once",
     )
@@ -91,17 +86,13 @@ class GrpcServer(ServerTLSSettings):
     # third of the unary pool: a silent-call flood from it leaves the rest to other clients and
     # probes, while a split facade (all its /health calls on one connection) keeps room for the 32
     # connections the benchmark's load opens. The pools still bound many clients together.
-    max_anonymous_per_connection: int = Field(
+    max_anonymous_per_connection: Count = Field(
         32,
-        ge=1,
-        le=1_000_000,
         description="calls without a token (unary and streaming) at once on one connection; more are "
         "answered RESOURCE_EXHAUSTED at once ('too many anonymous calls from this client')",
     )
-    max_anonymous_per_address: int = Field(
+    max_anonymous_per_address: Count = Field(
         32,
-        ge=1,
-        le=1_000_000,
         description="calls without a token (unary and streaming) at once from one peer address, all its "
         "connections together; more are answered RESOURCE_EXHAUSTED at once (HTTP 429 at the facade)",
     )

@@ -11,11 +11,12 @@ from collections.abc import Iterator
 import aiohttp
 import grpc
 import pytest
+from helpers import secureroute_stub
 
 from dev_issuer.token_client import fetch_token
 from dev_stack.testing import LiveStack
 from jwt_authn.dpop_client import DPoPCallCredentials, DPoPKey, dpop_headers, dpop_request
-from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from secureroute.v1 import secureroute_pb2
 
 WAIT_S = 15.0
 
@@ -35,13 +36,13 @@ async def test_grpc_with_dpop_call_credentials(stack: LiveStack) -> None:
     key, token = _bound_token(stack)
     credentials = DPoPCallCredentials(key, token)
     async with grpc.aio.secure_channel(stack.grpc_address, credentials.channel_credentials()) as channel:
-        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = secureroute_stub(channel)
         for _ in range(2):  # a fresh proof per call: the second is no replay
             reply = await stub.SecureRoute(secureroute_pb2.SecureRouteRequest(), timeout=WAIT_S)
             assert reply.subject == "alice"
     # The bound token as a plain bearer token is refused (RFC 9449 §7.2).
     async with grpc.aio.insecure_channel(stack.grpc_address) as channel:
-        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = secureroute_stub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stub.SecureRoute(
                 secureroute_pb2.SecureRouteRequest(),

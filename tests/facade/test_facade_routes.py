@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from helpers import nested
 from multidict import CIMultiDict
 
 from jwt_authn.testing import Fault, LoopbackIssuer
@@ -191,23 +192,16 @@ async def test_a_non_printable_second_authorization_header_is_400(
         assert response.status == 400
 
 
-def _nested(levels: int) -> object:
-    value: object = "bottom"
-    for _ in range(levels):
-        value = {"x": value}
-    return value
-
-
 @pytest.mark.parametrize(("levels", "status"), [(15, 200), (16, 401), (40, 401)])
 async def test_deeply_nested_claims_get_an_answer_never_a_5xx(
     facade_url: str, http: aiohttp.ClientSession, issuer: LoopbackIssuer, levels: int, status: int
 ) -> None:
-    token = issuer.tokens.issue(claims={"deep": _nested(levels)})
+    token = issuer.tokens.issue(claims={"deep": nested(levels)})
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     async with http.get(f"{facade_url}/secure-route", headers=headers) as response:
         assert response.status == status
         if status == 200:
-            assert (await response.json())["claims"]["deep"] == _nested(levels)
+            assert (await response.json())["claims"]["deep"] == nested(levels)
         else:
             assert 'error_description="malformed claims"' in response.headers["WWW-Authenticate"]
 

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from helpers import secureroute_stub
 
 from jwt_authn.config import IssuerConfig
 from jwt_authn.jwks import KeySetCache
-from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from secureroute.v1 import secureroute_pb2
 from service import SecureRouteServer
 
 __all__ = ["FAST_TIMINGS", "WAIT_S", "TunedStack", "eventually"]
@@ -51,7 +52,7 @@ class TunedStack:
         return self.app.authenticator.key_sets[self.issuer_config.issuer]
 
     async def grpc_call(self, token: str | None, *, timeout_s: float = WAIT_S) -> tuple[str, str | None]:
-        stub = secureroute_pb2_grpc.SecureRouteServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        stub = secureroute_stub(self.channel)
         metadata = (("authorization", f"Bearer {token}"),) if token is not None else None
         try:
             await stub.SecureRoute(secureroute_pb2.SecureRouteRequest(), metadata=metadata, timeout=timeout_s)

@@ -22,6 +22,7 @@ import grpc
 import pytest_asyncio
 from corpus import AUDIENCE, Context
 from grpc_health.v1 import health_pb2_grpc
+from helpers import secureroute_stub
 
 from http_facade import load_facade_settings
 from http_facade.runner import FacadeServer
@@ -95,7 +96,7 @@ async def hostile_stack() -> AsyncIterator[HostileStack]:
                     attacker=attacker,
                     service=service,
                     facade_url=facade.url(),
-                    stub=secureroute_pb2_grpc.SecureRouteServiceStub(channel),  # type: ignore[no-untyped-call]
+                    stub=secureroute_stub(channel),  # type: ignore[no-untyped-call]
                     health=health_pb2_grpc.HealthStub(channel),
                     http=http,
                     started_at=time.monotonic(),

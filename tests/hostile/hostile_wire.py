@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import grpc
 from corpus import NOT_SENT
+from helpers import trailer
 from multidict import CIMultiDict
 
 from secureroute.v1 import secureroute_pb2
@@ -51,13 +52,6 @@ def grpc_sendable(values: tuple[str, ...]) -> bool:
     return all(" " <= ch <= "~" for value in values for ch in value)
 
 
-def _trailer(err: grpc.aio.AioRpcError, key: str) -> str | None:
-    for name, value in err.trailing_metadata() or ():
-        if name == key:
-            return str(value)
-    return None
-
-
 async def call_grpc(stub: object, values: tuple[str, ...], *, timeout_s: float = WAIT_S) -> GrpcOutcome:
     metadata = tuple(("authorization", value) for value in values)
     try:
@@ -65,7 +59,7 @@ async def call_grpc(stub: object, values: tuple[str, ...], *, timeout_s: float =
             secureroute_pb2.SecureRouteRequest(), metadata=metadata or None, timeout=timeout_s
         )
     except grpc.aio.AioRpcError as err:
-        return GrpcOutcome(err.code().name, err.details(), _trailer(err, "www-authenticate"))
+        return GrpcOutcome(err.code().name, err.details(), trailer(err, "www-authenticate"))
     except Exception:
         if grpc_sendable(values):
             raise

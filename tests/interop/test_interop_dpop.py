@@ -21,10 +21,11 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
+from helpers import secureroute_stub
 
 from dev_issuer import IssuerConfig, bind_socket, create_app, start_site, url_for
 from dev_issuer.token_client import DEV_CLIENT_ID, DEV_CLIENT_SECRET
-from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from secureroute.v1 import secureroute_pb2
 from service.server import SecureRouteServer
 
 HERE = Path(__file__).resolve().parent
@@ -137,7 +138,7 @@ async def oidc_provider() -> AsyncIterator[Callable[..., Awaitable[str]]]:
 
 async def _grpc_subject(target: str, token: str, proof: str) -> str:
     async with grpc.aio.insecure_channel(target) as channel:
-        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = secureroute_stub(channel)
         metadata = (("authorization", f"DPoP {token}"), ("dpop", proof))
         reply = await stub.SecureRoute(
             secureroute_pb2.SecureRouteRequest(), metadata=metadata, timeout=WAIT_S
@@ -242,7 +243,7 @@ async def test_oidc_provider_issues_dpop_bound_tokens_our_programs_accept_on_bot
     )
     # The provider's token without its proof is refused on both transports.
     async with grpc.aio.insecure_channel(programs.grpc_target) as channel:
-        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = secureroute_stub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stub.SecureRoute(
                 secureroute_pb2.SecureRouteRequest(),

@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
+from helpers import trailer
 
 from jwt_authn import (
     AsyncAuthInterceptor,
@@ -197,13 +198,6 @@ def _bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
-def _trailer(error: grpc.aio.AioRpcError, key: str) -> str | None:
-    for name, value in error.trailing_metadata() or ():
-        if name == key:
-            return str(value)
-    return None
-
-
 async def _unary(channel: grpc.aio.Channel, method: str, metadata: Any = ()) -> bytes:
     call = channel.unary_unary(f"/{SERVICE}/{method}")
     return bytes(await asyncio.wait_for(call(b"hi", metadata=metadata), WAIT_S))
@@ -246,7 +240,7 @@ async def test_no_token_is_unauthenticated_with_a_bare_bearer_challenge(
     error = await _rpc_error(_unary(channel, "Unary"))
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert error.details() == "missing token"
-    assert _trailer(error, "www-authenticate") == 'Bearer realm="echo"'  # RFC 6750 §3.1: no error code
+    assert trailer(error, "www-authenticate") == 'Bearer realm="echo"'  # RFC 6750 §3.1: no error code
 
 
 @pytest.mark.parametrize("method", ["ServerStream", "ClientStream", "Bidi"])
@@ -267,7 +261,7 @@ async def test_streaming_calls_without_a_token_are_unauthenticated(
 
     error = await _rpc_error(call())
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert _trailer(error, "www-authenticate") == "Bearer"
+    assert trailer(error, "www-authenticate") == "Bearer"
 
 
 async def test_invalid_token_is_unauthenticated_with_invalid_token_challenge_and_no_token_echo(
@@ -279,7 +273,7 @@ async def test_invalid_token_is_unauthenticated_with_invalid_token_challenge_and
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert error.details() == "token expired"
     assert (
-        _trailer(error, "www-authenticate")
+        trailer(error, "www-authenticate")
         == 'Bearer error="invalid_token", error_description="token expired"'
     )
     assert token not in str(error.trailing_metadata()) + (error.details() or "")
@@ -318,7 +312,7 @@ async def test_missing_scope_is_permission_denied_with_insufficient_scope_challe
     channel = channel_to(await start_server(issuer_config(issuer)))
     error = await _rpc_error(_unary(channel, "Write", _bearer(issuer.tokens.issue(scope="echo.read"))))
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert _trailer(error, "www-authenticate") == (
+    assert trailer(error, "www-authenticate") == (
         'Bearer error="insufficient_scope", error_description="insufficient scope", scope="echo.write"'
     )
     assert await _unary(channel, "Write", _bearer(issuer.tokens.issue(scope="echo.write"))) == b"alice"
@@ -368,7 +362,7 @@ async def test_no_key_set_is_unavailable_not_unauthenticated(
     token = issuer.tokens.issue(claims={"iss": down})
     error = await _rpc_error(_unary(channel, "Unary", _bearer(token)))
     assert error.code() == grpc.StatusCode.UNAVAILABLE
-    assert _trailer(error, "www-authenticate") is None
+    assert trailer(error, "www-authenticate") is None
     assert await _unary(channel, "Ping") == b"anonymous"  # public methods keep working
 
 

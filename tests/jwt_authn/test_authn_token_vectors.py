@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from helpers import nested
 from jwcrypto import jwe, jwk
 from jwcrypto.common import base64url_encode
 from jwcrypto.jwa import JWA
@@ -541,22 +542,16 @@ VECTORS: list[Vector] = [
     Vector("sub_empty", lambda c: c.token(sub=""), UNAUTH, "malformed_claims"),
     # --- nesting (max_claims_depth 16; the payload object is level 1) ------------------------------
     # header . {..,"x":{"x":{...15 objects deep...}}}: 16 levels in all
-    Vector("claims_nested_to_the_limit", lambda c: c.token(x=_nested(15)), OK),
+    Vector("claims_nested_to_the_limit", lambda c: c.token(x=nested(15, bottom=1)), OK),
     # header . {..,"x":[[...15 arrays deep...]]}: 16 levels in all
-    Vector("claims_nested_arrays_to_the_limit", lambda c: c.token(x=_nested(15, array=True)), OK),
+    Vector("claims_nested_arrays_to_the_limit", lambda c: c.token(x=nested(15, array=True, bottom=1)), OK),
     # header . {..,"x":{"x":{...16 objects deep...}}}: 17 levels
-    Vector("claims_nested_past_the_limit", lambda c: c.token(x=_nested(16)), UNAUTH, "malformed_claims"),
+    Vector(
+        "claims_nested_past_the_limit", lambda c: c.token(x=nested(16, bottom=1)), UNAUTH, "malformed_claims"
+    ),
     # header . {..,"x":{"x":{...40 objects deep...}}}: past protobuf's Struct decode depth
-    Vector("claims_nested_40_deep", lambda c: c.token(x=_nested(40)), UNAUTH, "malformed_claims"),
+    Vector("claims_nested_40_deep", lambda c: c.token(x=nested(40, bottom=1)), UNAUTH, "malformed_claims"),
 ]
-
-
-def _nested(levels: int, *, array: bool = False) -> Any:
-    """A value that is ``levels`` objects (or arrays) deep, innermost holding 1."""
-    value: Any = 1
-    for _ in range(levels):
-        value = [value] if array else {"x": value}
-    return value
 
 
 @pytest.fixture

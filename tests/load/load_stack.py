@@ -35,7 +35,6 @@ __all__ = [
     "Record",
     "grpc_call",
     "http_call",
-    "port_refused",
     "start_facade_process",
     "start_service_process",
     "token_pools",
@@ -271,12 +270,3 @@ async def http_call(session: aiohttp.ClientSession, url: str, token: str) -> Rec
             )
     except (aiohttp.ClientError, TimeoutError) as err:
         return Record(started, time.monotonic(), f"client-error:{type(err).__name__}")
-
-
-async def port_refused(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except ConnectionRefusedError:
-        return True
-    writer.close()
-    return False

@@ -27,13 +27,13 @@ import aiohttp
 import grpc
 import pytest
 import pytest_asyncio
+from helpers import port_refused, secureroute_stub
 from load_stack import (
     LOAD_ALGORITHMS,
     HealthWatch,
     Record,
     grpc_call,
     http_call,
-    port_refused,
     start_facade_process,
     start_service_process,
     token_pools,
@@ -42,7 +42,6 @@ from load_stack import (
 )
 
 from jwt_authn.testing import LoopbackIssuer
-from secureroute.v1 import secureroute_pb2_grpc
 from service.settings import ServiceRuntime
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -82,7 +81,7 @@ async def drain() -> AsyncIterator[Drain]:
             watch = HealthWatch(service.port)
             assert await watch.first() == "SERVING"
             channels = [grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") for _ in range(4)]
-            stubs = [secureroute_pb2_grpc.SecureRouteServiceStub(c) for c in channels]  # type: ignore[no-untyped-call]
+            stubs = [secureroute_stub(c) for c in channels]  # type: ignore[no-untyped-call]
             stop = asyncio.Event()
             url = f"http://127.0.0.1:{facade.port}/secure-route"
 

@@ -15,11 +15,12 @@ from urllib.parse import urlsplit
 import aiohttp
 import grpc
 import pytest
+from helpers import secureroute_stub
 
 from http_facade import limits
 from http_facade.app import MAX_BODY_BYTES
 from jwt_authn.testing import Fault, LoopbackIssuer
-from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from secureroute.v1 import secureroute_pb2
 from service import SecureRouteServer, ServiceSettings
 
 
@@ -134,7 +135,7 @@ async def test_a_slow_backend_is_a_504_at_the_facade_deadline(
     ) as response:
         assert response.status == 504
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = secureroute_stub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.SecureRoute(
                 secureroute_pb2.SecureRouteRequest(),
@@ -235,7 +236,7 @@ async def test_slowloris_http2_preface_does_not_stall_grpc_calls(
         asyncio.ensure_future(_dribble("127.0.0.1", service.port, preface, b"", 0.1)) for _ in range(20)
     ]
     await asyncio.sleep(0.2)
-    stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+    stub = secureroute_stub(channel)
     token = issuer.tokens.issue()
     replies = await asyncio.gather(
         *(

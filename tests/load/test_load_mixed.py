@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import aiohttp
 import grpc
+from helpers import secureroute_stub
 from load_stack import Program, token_pools, write_report
 
 from jwt_authn.testing import LoopbackIssuer
@@ -112,7 +113,7 @@ async def test_mixed_load_on_grpc_and_http(
     service, facade = await start_processes(load_issuer.url)
     pools = token_pools(load_issuer)
     channels = [grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") for _ in range(4)]
-    stubs = [secureroute_pb2_grpc.SecureRouteServiceStub(c) for c in channels]  # type: ignore[no-untyped-call]
+    stubs = [secureroute_stub(c) for c in channels]  # type: ignore[no-untyped-call]
     connector = aiohttp.TCPConnector(limit=CLIENTS)
     facade_url = f"http://127.0.0.1:{facade.port}"
     try:

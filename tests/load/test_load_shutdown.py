@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import grpc
 import pytest
-from load_stack import HealthWatch, Program, grpc_call, http_call, port_refused
+from helpers import port_refused, secureroute_stub
+from load_stack import HealthWatch, Program, grpc_call, http_call
 
 from jwt_authn.testing import Fault, LoopbackIssuer
-from secureroute.v1 import secureroute_pb2_grpc
 
 StartProcesses = Callable[..., Awaitable[tuple[Program, Program]]]
 GRACE_S = 3.0
@@ -49,7 +49,7 @@ async def test_sigterm_lets_in_flight_calls_complete(
         grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel,
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
     ):
-        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = secureroute_stub(channel)
         url = f"http://127.0.0.1:{facade.port}/secure-route"
         in_flight = asyncio.gather(grpc_call(stub, token), http_call(session, url, token))
         await asyncio.sleep(0.3)  # both now wait for the key set inside the service

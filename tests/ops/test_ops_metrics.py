@@ -8,13 +8,14 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 import grpc
+from helpers import secureroute_stub
 from prometheus_client.parser import text_string_to_metric_families
 
 from http_facade import load_facade_settings
 from http_facade.runner import FacadeServer
 from jwt_authn.testing import Fault, LoopbackIssuer
 from secureroute.settings import ListenAddress
-from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from secureroute.v1 import secureroute_pb2
 from service import SecureRouteServer, ServiceSettings
 
 WAIT_S = 15.0
@@ -62,7 +63,7 @@ async def test_service_metrics_port(
     assert app.metrics_port
     token = issuer.tokens.issue()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = secureroute_stub(channel)
         for _ in range(3):  # one verification, then two cache hits
             await stub.SecureRoute(
                 secureroute_pb2.SecureRouteRequest(), metadata=[("authorization", f"Bearer {token}")]
@@ -131,7 +132,7 @@ async def test_interleaved_accepted_and_rejected_calls_are_each_counted_under_th
     good = [("authorization", f"Bearer {issuer.tokens.issue()}")]
     sequence = ["ok", "rejected", "ok", "health", "rejected", "rejected", "ok", "health", "ok"]
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = secureroute_stub(channel)
         for step in sequence:
             if step == "health":
                 await stub.Health(secureroute_pb2.HealthRequest())

@@ -17,6 +17,7 @@ import aiohttp
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from helpers import port_refused, secureroute_stub
 
 from jwt_authn.testing import LoopbackIssuer
 from secureroute.one.settings import OneProgramSettings, load_one_settings, split_settings
@@ -119,7 +120,7 @@ async def _clients(
         grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel,
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT_S)) as http,
     ):
-        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = secureroute_stub(channel)
         yield channel, stub, http
 
 
@@ -189,15 +190,6 @@ program.main()
 """
 
 
-async def _refused(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except ConnectionRefusedError:
-        return True
-    writer.close()
-    return False
-
-
 @pytest.mark.parametrize("which", ["grpc", "http"])
 async def test_a_transport_that_stops_alone_is_logged_and_exits_1(
     which: str, issuer: LoopbackIssuer, make_env: Callable[..., dict[str, str]]
@@ -220,7 +212,7 @@ async def test_a_transport_that_stops_alone_is_logged_and_exits_1(
         assert f"the {which} transport stopped by itself; stopping the other" in rest
         assert "Traceback" not in rest and "stopped" in rest
         # The other one was drained and closed too: nothing is left listening.
-        assert await _refused(grpc_port) and await _refused(http_port)
+        assert await port_refused(grpc_port) and await port_refused(http_port)
     finally:
         if process.returncode is None:
             process.kill()

@@ -16,10 +16,11 @@ from typing import Any
 
 import aiohttp
 import grpc
+from helpers import secureroute_stub
 from prometheus_client.parser import text_string_to_metric_families
 
 from jwt_authn.testing import LoopbackIssuer
-from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from secureroute.v1 import secureroute_pb2
 from secureroute.workers import WorkerPlan, supervise
 from service import SecureRouteServer
 
@@ -46,7 +47,7 @@ async def _wait_gone(pids: list[int]) -> None:
 async def _secure_route(port: int, token: str) -> str:
     """One call on a new connection (each connection lands on one worker)."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = secureroute_stub(channel)
         reply = await stub.SecureRoute(
             secureroute_pb2.SecureRouteRequest(),
             metadata=[("authorization", f"Bearer {token}")],

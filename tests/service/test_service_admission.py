@@ -14,9 +14,10 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from helpers import secureroute_stub
 
 from jwt_authn.testing import LoopbackIssuer
-from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from secureroute.v1 import secureroute_pb2
 from service import SecureRouteServer, ServiceSettings
 
 StartService = Callable[[ServiceSettings], Awaitable[SecureRouteServer]]
@@ -49,7 +50,7 @@ async def _check(channel: grpc.aio.Channel) -> int:
 
 
 async def _secure_route(channel: grpc.aio.Channel, token: str) -> str:
-    stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+    stub = secureroute_stub(channel)
     reply = await stub.SecureRoute(
         secureroute_pb2.SecureRouteRequest(), metadata=(("authorization", f"Bearer {token}"),), timeout=WAIT_S
     )

@@ -14,9 +14,10 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from helpers import secureroute_stub
 
 from jwt_authn.testing import LoopbackIssuer
-from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from secureroute.v1 import secureroute_pb2
 from service import SecureRouteServer, ServiceSettings
 from service.admission import CLIENT_LIMIT_DETAILS, POOL_FULL_DETAILS
 
@@ -108,7 +109,7 @@ async def test_one_client_s_silent_flood_leaves_other_clients_and_token_holders_
         assert await _refusals(flood) == [CLIENT_LIMIT_DETAILS] * 28
         assert app.admission.clients.by_address == {"ipv4:127.0.0.2": 32}
 
-        health = secureroute_pb2_grpc.SecureRouteServiceStub(other)  # type: ignore[no-untyped-call]
+        health = secureroute_stub(other)
         checks = health_pb2_grpc.HealthStub(other)
         metadata = (("authorization", f"Bearer {token}"),)
         assert (
@@ -202,7 +203,7 @@ async def test_a_flood_from_many_addresses_meets_the_pool_and_token_holders_stay
         refusals = await _refusals(flood)
         assert len(refusals) == 30 and set(refusals) == {POOL_FULL_DETAILS}
         holder = await stack.enter_async_context(grpc.aio.insecure_channel(f"127.0.0.1:{app.port}"))
-        stub = secureroute_pb2_grpc.SecureRouteServiceStub(holder)  # type: ignore[no-untyped-call]
+        stub = secureroute_stub(holder)
         metadata = (("authorization", f"Bearer {token}"),)
 
         async def secure_route() -> object:

@@ -14,12 +14,13 @@ from typing import Any
 
 import grpc
 import pytest
+from helpers import secureroute_stub
 
 from jwt_authn import replay_redis
 from jwt_authn.dpop_client import DPoPKey
 from jwt_authn.testing import LoopbackIssuer
 from secureroute.settings import SettingsError
-from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from secureroute.v1 import secureroute_pb2
 from service.server import SecureRouteServer, build_server
 
 WAIT_S = 15.0
@@ -73,7 +74,7 @@ def replicas(
 async def _call(service: SecureRouteServer, token: str, proof: str) -> str:
     """``ok``, or the refusal's details."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
-        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = secureroute_stub(channel)
         try:
             await stub.SecureRoute(
                 secureroute_pb2.SecureRouteRequest(),
@@ -129,7 +130,7 @@ async def test_redis_down_refuses_dpop_calls_and_no_bearer_call(
     key, token = _bound(issuer)
     assert await _call(service, token, _proof(key, token, service)) == "dpop replay store unavailable"
     async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
-        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = secureroute_stub(channel)
         bearer = issuer.tokens.issue(sub="frank")
         reply = await stub.SecureRoute(
             secureroute_pb2.SecureRouteRequest(),

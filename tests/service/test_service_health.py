@@ -12,9 +12,10 @@ from collections.abc import Awaitable, Callable
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from helpers import secureroute_stub
 
 from jwt_authn.testing import Fault, LoopbackIssuer
-from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from secureroute.v1 import secureroute_pb2
 from service import SecureRouteServer, ServiceSettings, build_server
 
 SERVICE = "secureroute.v1.SecureRouteService"
@@ -52,7 +53,7 @@ async def test_service_is_not_serving_until_the_key_set_loads(
         # Meanwhile SecureRoute cannot verify anything: UNAVAILABLE, not UNAUTHENTICATED.
         token = issuer.tokens.issue()
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await secureroute_pb2_grpc.SecureRouteServiceStub(channel).SecureRoute(  # type: ignore[no-untyped-call]
+            await secureroute_stub(channel).SecureRoute(  # type: ignore[no-untyped-call]
                 secureroute_pb2.SecureRouteRequest(), metadata=[("authorization", f"Bearer {token}")]
             )
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE

@@ -17,9 +17,10 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from helpers import secureroute_stub
 
 from jwt_authn.testing import LoopbackIssuer
-from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from secureroute.v1 import secureroute_pb2
 from service import SecureRouteServer, ServiceSettings, load_service_settings
 
 StartService = Callable[[ServiceSettings], Awaitable[SecureRouteServer]]
@@ -146,7 +147,7 @@ async def test_the_drain_delay_keeps_serving_after_not_serving(
     assert await app.authenticator.wait_ready(timeout_s=WAIT_S)
     token = issuer.tokens.issue()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = secureroute_stub(channel)
         watch = _health(channel).Watch(health_pb2.HealthCheckRequest(service=SERVICE))
         assert (await asyncio.wait_for(watch.read(), WAIT_S)).status == health_pb2.HealthCheckResponse.SERVING
         started = time.monotonic()

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, cast
-
 import grpc
 import pytest
 from google.protobuf import json_format
+from helpers import nested, secureroute_stub, trailer
 
 from jwt_authn.testing import LoopbackIssuer, generate_key
-from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
-
-
-def _stub(channel: grpc.aio.Channel) -> Any:
-    return secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
-
-
-def _trailer(err: grpc.aio.AioRpcError, key: str) -> str | None:
-    trailers = cast(Iterable[tuple[str, str | bytes]], err.trailing_metadata() or ())
-    for name, value in trailers:
-        if name == key:
-            return str(value)
-    return None
+from secureroute.v1 import secureroute_pb2
 
 
 async def test_health_answers_without_credentials(channel: grpc.aio.Channel) -> None:
-    reply = await _stub(channel).Health(secureroute_pb2.HealthRequest())
+    reply = await secureroute_stub(channel).Health(secureroute_pb2.HealthRequest())
     assert reply.message == "Healthy"
 
 
@@ -34,7 +20,7 @@ async def test_secure_route_answers_the_verified_caller(
     channel: grpc.aio.Channel, issuer: LoopbackIssuer
 ) -> None:
     token = issuer.tokens.issue(sub="alice", scope="read", claims={"tenant": {"id": 7, "tags": ["a"]}})
-    reply = await _stub(channel).SecureRoute(
+    reply = await secureroute_stub(channel).SecureRoute(
         secureroute_pb2.SecureRouteRequest(), metadata=[("authorization", f"Bearer {token}")]
     )
     assert reply.message == "Super secret stuff"
@@ -48,9 +34,9 @@ async def test_secure_route_answers_the_verified_caller(
 
 async def test_secure_route_without_token_is_unauthenticated(channel: grpc.aio.Channel) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await _stub(channel).SecureRoute(secureroute_pb2.SecureRouteRequest())
+        await secureroute_stub(channel).SecureRoute(secureroute_pb2.SecureRouteRequest())
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    challenge = _trailer(caught.value, "www-authenticate")
+    challenge = trailer(caught.value, "www-authenticate")
     assert challenge is not None and challenge.startswith("Bearer")
     assert "error=" not in challenge  # RFC 6750 §3.1: no error code when no credentials were sent
 
@@ -69,11 +55,11 @@ async def test_secure_route_with_bad_token_is_unauthenticated(
 ) -> None:
     token = make_token(issuer)  # type: ignore[operator]
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await _stub(channel).SecureRoute(
+        await secureroute_stub(channel).SecureRoute(
             secureroute_pb2.SecureRouteRequest(), metadata=[("authorization", f"Bearer {token}")]
         )
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert 'error="invalid_token"' in (_trailer(caught.value, "www-authenticate") or "")
+    assert 'error="invalid_token"' in (trailer(caught.value, "www-authenticate") or "")
     assert token not in (caught.value.details() or "")
 
 
@@ -89,33 +75,30 @@ async def test_unknown_methods_are_unimplemented(channel: grpc.aio.Channel, meth
 
 
 async def test_request_id_is_echoed_as_initial_metadata(channel: grpc.aio.Channel) -> None:
-    call = _stub(channel).Health(secureroute_pb2.HealthRequest(), metadata=[("x-request-id", "req-123")])
+    call = secureroute_stub(channel).Health(
+        secureroute_pb2.HealthRequest(), metadata=[("x-request-id", "req-123")]
+    )
     await call
     assert ("x-request-id", "req-123") in list(await call.initial_metadata())
 
 
 async def test_unsafe_request_id_is_not_echoed(channel: grpc.aio.Channel) -> None:
-    call = _stub(channel).Health(secureroute_pb2.HealthRequest(), metadata=[("x-request-id", "x" * 500)])
+    call = secureroute_stub(channel).Health(
+        secureroute_pb2.HealthRequest(), metadata=[("x-request-id", "x" * 500)]
+    )
     await call
     assert "x-request-id" not in dict(await call.initial_metadata())
-
-
-def _nested(levels: int) -> Any:
-    value: Any = "bottom"
-    for _ in range(levels):
-        value = {"x": value}
-    return value
 
 
 async def test_claims_nested_to_the_limit_come_back_whole(
     channel: grpc.aio.Channel, issuer: LoopbackIssuer
 ) -> None:
     # 15 objects under the payload: 16 levels, max_claims_depth's default.
-    token = issuer.tokens.issue(claims={"deep": _nested(15)})
-    reply = await _stub(channel).SecureRoute(
+    token = issuer.tokens.issue(claims={"deep": nested(15)})
+    reply = await secureroute_stub(channel).SecureRoute(
         secureroute_pb2.SecureRouteRequest(), metadata=[("authorization", f"Bearer {token}")]
     )
-    assert json_format.MessageToDict(reply.claims)["deep"] == _nested(15)
+    assert json_format.MessageToDict(reply.claims)["deep"] == nested(15)
 
 
 @pytest.mark.parametrize("levels", [16, 40, 200])
@@ -123,9 +106,9 @@ async def test_claims_nested_past_the_limit_are_unauthenticated_not_unknown(
     channel: grpc.aio.Channel, issuer: LoopbackIssuer, levels: int
 ) -> None:
     # 40 levels was past protobuf's Struct decode depth: UNKNOWN, quoting the decoder's error.
-    token = issuer.tokens.issue(claims={"deep": _nested(levels)})
+    token = issuer.tokens.issue(claims={"deep": nested(levels)})
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await _stub(channel).SecureRoute(
+        await secureroute_stub(channel).SecureRoute(
             secureroute_pb2.SecureRouteRequest(), metadata=[("authorization", f"Bearer {token}")]
         )
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -145,8 +128,8 @@ async def test_a_bound_token_sent_as_bearer_is_refused(
     if with_dpop_entry:
         metadata.append(("dpop", "eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.c2ln"))
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await _stub(channel).SecureRoute(secureroute_pb2.SecureRouteRequest(), metadata=metadata)
+        await secureroute_stub(channel).SecureRoute(secureroute_pb2.SecureRouteRequest(), metadata=metadata)
     assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    challenge = _trailer(raised.value, "www-authenticate") or ""
+    challenge = trailer(raised.value, "www-authenticate") or ""
     assert 'error="invalid_token"' in challenge
     assert token not in challenge

@@ -14,10 +14,11 @@ from typing import Any
 
 import grpc
 import pytest
+from helpers import secureroute_stub
 
 from jwt_authn.testing import LoopbackIssuer
 from secureroute.settings import SettingsError
-from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from secureroute.v1 import secureroute_pb2
 from service import SecureRouteServer, ServiceSettings, build_server, load_service_settings
 
 WAIT_S = 15.0
@@ -30,7 +31,7 @@ AssertBadSetting = Callable[..., None]
 
 
 def _stub(channel: grpc.aio.Channel) -> Any:
-    return secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+    return secureroute_stub(channel)
 
 
 async def _health_message(channel: grpc.aio.Channel) -> str:

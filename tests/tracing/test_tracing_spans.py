@@ -16,12 +16,13 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
+from helpers import secureroute_stub
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 from span_tree import Spans
 
 from jwt_authn.testing import Fault, LoopbackIssuer, generate_key
-from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from secureroute.v1 import secureroute_pb2
 from service import SecureRouteServer, ServiceSettings, load_service_settings
 
 SECURE_ROUTE = "secureroute.v1.SecureRouteService/SecureRoute"
@@ -45,7 +46,7 @@ async def _started(
 
 async def _call(port: int, metadata: tuple[tuple[str, str], ...]) -> grpc.StatusCode:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = secureroute_stub(channel)
         try:
             await stub.SecureRoute(secureroute_pb2.SecureRouteRequest(), metadata=metadata, timeout=10)
         except grpc.aio.AioRpcError as error:
