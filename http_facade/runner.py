@@ -38,7 +38,7 @@ __all__ = ["LISTEN_BACKLOG", "FacadeServer", "handler_args"]
 
 #: The kernel's accept queue, nginx's default on Linux (asyncio's 100 dropped SYNs under a
 #: connection flood, costing honest clients a 1 s retransmit); connections past
-#: ``max_connections`` wait there, and one accept batch (at most this many) may pass the cap.
+#: ``max_connections`` wait there (or are accepted and closed at once).
 LISTEN_BACKLOG = 511
 
 
