@@ -472,10 +472,24 @@ async def _sample_rss(pids: dict[str, int], stop: asyncio.Event, samples: dict[s
         await asyncio.sleep(0.2)
 
 
-def _log_size(path: Path) -> tuple[int, int]:
-    """Bytes and lines written to ``path`` so far."""
-    data = path.read_bytes() if path.exists() else b""
-    return len(data), data.count(b"\n")
+def _log_size(path: Path) -> int:
+    """Bytes written to ``path`` so far."""
+    return path.stat().st_size if path.exists() else 0
+
+
+def _log_lines_by_logger(path: Path, since: int) -> dict[str, int]:
+    """The JSON log lines written to ``path`` after byte ``since``, counted by logger."""
+    with path.open("rb") as log:
+        log.seek(since)
+        lines = log.read().splitlines()
+    counts: dict[str, int] = {}
+    for line in lines:
+        try:
+            logger = str(json.loads(line).get("logger", "?"))
+        except (ValueError, AttributeError):
+            logger = "not JSON"
+        counts[logger] = counts.get(logger, 0) + 1
+    return counts
 
 
 async def _run_attack(
@@ -520,11 +534,11 @@ async def _run_attack(
         },
         "logs": {
             program: {
-                "bytes": logs_after[program][0] - logs_before[program][0],
-                "lines": logs_after[program][1] - logs_before[program][1],
-                "bytes_per_s": round((logs_after[program][0] - logs_before[program][0]) / elapsed),
+                "bytes": logs_after[program] - logs_before[program],
+                "bytes_per_s": round((logs_after[program] - logs_before[program]) / elapsed),
+                "lines_by_logger": _log_lines_by_logger(path, logs_before[program]),
             }
-            for program in target.logs
+            for program, path in target.logs.items()
         },
     }
 

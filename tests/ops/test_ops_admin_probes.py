@@ -9,6 +9,7 @@ three while token holders were served.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -162,3 +163,22 @@ async def test_admin_probes_stay_up_during_a_silent_unary_flood_against_the_one_
     assert len(probes) >= 40, probes
     assert {answer for _, answer in probes} == {200}, probes
     assert token_holders and set(token_holders) == {"erin"}, token_holders
+
+
+async def test_the_one_programs_readiness_drops_at_sigterm_while_liveness_stays(
+    issuer: LoopbackIssuer, spawn: Spawn
+) -> None:
+    program = await spawn(
+        "secureroute", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+        "--metrics-listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute",
+        "--drain-delay", "2",
+    )  # fmt: skip
+    admin_port = int((await program.wait_for(r"metrics on http://\S+:(\d+)/metrics"))[0].group(1))
+    admin = f"http://127.0.0.1:{admin_port}"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT_S)) as http:
+        await _until(http, f"{admin}/ready", 200)
+        program.process.send_signal(signal.SIGTERM)
+        await program.wait_for("still serving for")  # the drain delay has begun
+        assert await _status(http, f"{admin}/ready") == (503, "NOT_SERVING\n")
+        assert await _status(http, f"{admin}/health") == (200, "SERVING\n")
+    assert await program.stop() == 0
