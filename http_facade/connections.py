@@ -12,7 +12,7 @@ the bytes and lines of a request head *before* the parser sees them:
 - a head whose first byte came ``header_timeout_s`` ago and that is still not complete: a fixed
   ``408 Request Timeout``, and the connection closes (nginx's ``client_header_timeout``);
 - past ``max_connections`` open connections, a new one is closed at once (the kernel's accept
-  queue holds the rest).
+  queue holds the rest); exact, whatever the size of an accept batch.
 
 A head is held in one buffer until its empty line arrives, and only then handed to aiohttp's
 parser (which would otherwise keep each field of an unfinished head as objects of their own).
@@ -137,19 +137,32 @@ class GuardedRequestHandler(web.RequestHandler):
         self._awaiting_head = True
         self._head_timer: asyncio.TimerHandle | None = None
         self._guarded_transport: asyncio.BaseTransport | None = None
+        self._over_the_cap = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # The exact check: asyncio accepts a batch of connections (up to the listen backlog) and
+        # builds all their protocols before any is made, so ``make``'s check alone let a whole
+        # batch past the cap. Connections are made one after the other on the loop: here the
+        # count is always current.
+        if self._budget.open_connections >= self._budget.max_connections:
+            self._over_the_cap = True
+            transport.close()
+            return
         self._budget.opened()
         self._guarded_transport = transport
         super().connection_made(transport)
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        if self._over_the_cap:
+            return
         self._budget.open_connections -= 1
         self._cancel_head_timer()
         self._guarded_transport = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._over_the_cap:
+            return
         if not self._awaiting_head or not data:
             super().data_received(data)
             return
@@ -240,8 +253,9 @@ def guarded_protocol_factory(
     loop = asyncio.get_running_loop()
 
     def make() -> asyncio.BaseProtocol:
-        # Counted in connection_made, so one accept batch (at most the listen backlog) may pass
-        # the cap together; a TLS handshake that fails never counts.
+        # The cheap refusal while the cap is reached; connection_made checks again, exactly (a
+        # batch of accepted connections gets its protocols before any is counted). A TLS
+        # handshake that fails never counts.
         if budget.open_connections >= budget.max_connections:
             return _Refused()
         return GuardedRequestHandler(server, budget, loop=loop, **handler_args)

@@ -4,7 +4,11 @@
 listens with ``loop.create_server`` and ``http_facade.connections``' protocol factory, public
 asyncio and aiohttp API both: aiohttp's sites take no protocol factory of their own, and the
 guarded one bounds what each connection may cost before the app sees a request. Prometheus
-metrics are served apart, on ``metrics_listen`` (loopback by default), never on the public port.
+metrics and the kubelet's probes are served apart, on ``metrics_listen`` (loopback by default),
+never on the public port: ``/health`` while the process serves, ``/ready`` from start until
+``stop`` begins. Readiness does not follow the backend: a facade without its backend answers 503
+with ``Retry-After`` at once, and taking every facade out of the endpoints would not serve anyone
+better (the public ``/health`` still asks the backend, for users and load balancers).
 
 Usage:
     server = FacadeServer(settings)                 # settings.http.listen may be 127.0.0.1:0
@@ -28,14 +32,14 @@ from http_facade.connections import ConnectionBudget, guarded_protocol_factory
 from http_facade.memory import trim_after_bursts
 from http_facade.metrics import METRICS_KEY, FacadeMetrics
 from http_facade.settings import FacadeSettings
-from secureroute.metrics_server import MetricsServer
+from secureroute.metrics_server import MetricsServer, Probes
 from secureroute.settings import SettingsError
 
 __all__ = ["LISTEN_BACKLOG", "FacadeServer", "handler_args"]
 
 #: The kernel's accept queue, nginx's default on Linux (asyncio's 100 dropped SYNs under a
 #: connection flood, costing honest clients a 1 s retransmit); connections past
-#: ``max_connections`` wait there, and one accept batch (at most this many) may pass the cap.
+#: ``max_connections`` wait there (or are accepted and closed at once).
 LISTEN_BACKLOG = 511
 
 
@@ -83,6 +87,7 @@ class FacadeServer:
         self._listener: asyncio.Server | None = None
         self._trimmer: asyncio.Task[None] | None = None
         self._metrics: MetricsServer | None = None
+        self._serving = False
         self.addresses: list[Any] = []
 
     @property
@@ -97,8 +102,12 @@ class FacadeServer:
             self._trimmer = asyncio.get_running_loop().create_task(trim_after_bursts(self.budget))
             metrics = self.app.get(METRICS_KEY)
             if self.settings.http.metrics_listen is not None and metrics is not None:
-                self._metrics = MetricsServer(self.settings.http.metrics_listen, metrics.exposition)
+                probes = Probes(live=lambda: True, ready=lambda: self._serving)
+                self._metrics = MetricsServer(
+                    self.settings.http.metrics_listen, metrics.exposition, probes=probes
+                )
                 await self._metrics.start()
+            self._serving = True
         except BaseException:
             await self.stop()
             raise
@@ -129,6 +138,7 @@ class FacadeServer:
 
     async def stop(self) -> None:
         """Stop accepting, let open requests finish within the grace period, close the rest."""
+        self._serving = False
         if self._listener is not None:
             self._listener.close()
             self._listener = None

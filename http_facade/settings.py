@@ -61,8 +61,9 @@ class HttpServer(ServerTLSSettings):
     # service's 9464, so both programs run on one host with their defaults.
     metrics_listen: OptionalListen = Field(
         ListenAddress("127.0.0.1", 9465),
-        description="serve Prometheus /metrics over plain HTTP on host:port, apart from the public port, "
-        "or off; with N workers, worker k uses port+k (each shows the sum of all workers)",
+        description="the admin listener: Prometheus /metrics and the probes /health and /ready over plain "
+        "HTTP on host:port, apart from the public port, or off; with N workers, worker k uses port+k "
+        "(each shows the sum of all workers)",
     )
     # nginx's keepalive_timeout, above AWS ALB's 60 s idle timeout (a proxy must give up on
     # an idle connection before we do). aiohttp's own 3,630 s lets idle sockets pile up.

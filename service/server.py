@@ -237,7 +237,7 @@ def build_server(
     metrics_server = (
         None
         if settings.metrics_listen is None
-        else MetricsServer(settings.metrics_listen, metrics.exposition)
+        else MetricsServer(settings.metrics_listen, metrics.exposition, probes=health.probes())
     )
     return SecureRouteServer(
         server=server,

@@ -169,8 +169,8 @@ class ServiceRuntime(ProcessSettings):
     # OpenTelemetry's Prometheus exporter made common.
     metrics_listen: OptionalListen = Field(
         ListenAddress("127.0.0.1", 9464),
-        description="serve Prometheus /metrics over plain HTTP on host:port, apart from the gRPC port, "
-        "or off; with N workers, worker k uses port+k",
+        description="the admin listener: Prometheus /metrics and the probes /health and /ready over plain "
+        "HTTP on host:port, apart from the public ports, or off; with N workers, worker k uses port+k",
     )
     # Long enough for health watchers to see NOT_SERVING and for calls already sent to reach a
     # handler (grpc/grpc#41785 cancels those that have not); measured under load in

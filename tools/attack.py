@@ -1,41 +1,56 @@
 """Resource-exhaustion attacks against the stack on loopback, one at a time, with legitimate
-clients measured meanwhile (issue 16; the write-up is in docs/reliability.md).
+clients and the kubelet's probes measured meanwhile (issues 16 and 24; the write-up is in
+docs/reliability.md).
 
-It starts a loopback issuer (``jwt_authn.testing.LoopbackIssuer``), ``python -m service`` and
-``python -m http_facade`` (default limits, metrics off), then runs each attack for
-``--seconds`` in a child process (so the attackers' CPU does not slow the measuring loop):
+It starts a loopback issuer (``jwt_authn.testing.LoopbackIssuer``) and the default deployment,
+``python -m secureroute`` (gRPC + HTTP in one process), or with ``--deployment split``
+``python -m service`` and ``python -m http_facade``: default limits, the admin listener on
+loopback, logs as ``deploy/`` has them (JSON, INFO) written to a file. Each attack gets a fresh
+stack, 3 s of warm-up, then runs for ``--seconds`` in a child process (so the attackers' CPU does
+not slow the measuring loop):
 
 - ``holders``: 1,000 anonymous gRPC calls held open: 500 health ``Watch`` streams and 500
   ``SecureRoute`` calls without a token that never send their message, over 10 connections;
   each one that ends is opened again about a second later;
-- ``slow-headers``: 1,000 facade connections sending a request head one byte a second; each
-  one that is closed is opened again;
+- ``silent-unary``: one client on one connection from 127.0.0.2 opens 150 anonymous unary
+  calls a second (health ``Check``) that never send their message (issue 24);
+- ``bad-tokens``: 40 gRPC and 40 HTTP loops sending, as fast as answered, tokens signed with an
+  unknown kid, badly signed, expired, or oversized (8.6 KiB, over the 8 KiB cap); the logs'
+  growth is measured;
+- ``slow-headers``: 1,000 HTTP connections sending a request head one byte a second; each one
+  that is closed is opened again;
 - ``oversized``: 200 connections sending the heads of issue 16 as fast as they are answered
-  (126 fields of 16 KiB, and 20 ``Authorization`` values of 10,000 bytes), counting the answers;
+  (126 fields of 16 KiB, and 20 ``Authorization`` values of 10,000 bytes);
 - ``full-heads``: 1,000 connections each holding a head just under the budget (31 fields,
-  15 KiB) without ending it: the worst case of the facade's memory.
+  15 KiB) without ending it: the worst case of the HTTP side's memory.
 
-Meanwhile the main process runs the legitimate clients: a gRPC ``SecureRoute`` with a valid
-token, a ``grpc.health.v1`` Check on a new connection each time (as the kubelet's probe), and
-``GET /secure-route`` + ``GET /health`` through the facade on a new connection each time. It
-reports each one's success rate and latency percentiles, and the facade's VmRSS (baseline,
-peak, and 10 s after the attack).
+Meanwhile the main process runs the legitimate clients: ``SecureRoute`` over gRPC with a valid
+token and ``GET /secure-route`` with one (a new connection each time); the kubelet's probes,
+``GET /health`` and ``GET /ready`` on each admin listener (a new connection each time, a 2 s
+timeout as in ``deploy/``); and, for comparison, the public probes of before (a grpc.health.v1
+Check on a new connection, ``GET /health`` on the public port). It reports each one's success
+rate and latency percentiles, each process's VmRSS (baseline, peak, 10 s after), and the bytes
+and lines the programs logged during the attack.
+
+Every attack is bounded in count and time and targets loopback only.
 
 Usage:
-    .venv/bin/python -m tools.attack                      # every attack, 20 s each
-    .venv/bin/python -m tools.attack --attack holders --seconds 10 --json attack.json
+    .venv/bin/python -m tools.attack                      # the one program, every attack, 20 s each
+    .venv/bin/python -m tools.attack --deployment split --attack holders --seconds 10 --json a.json
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import multiprocessing
 import os
 import random
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -46,14 +61,19 @@ import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from jwt_authn.testing import LoopbackIssuer
+from jwt_authn.testing import LoopbackIssuer, generate_key
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from tools.loopback_source import SourceForwarder
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
-ATTACKS = ("holders", "slow-headers", "oversized", "full-heads")
+ATTACKS = ("holders", "silent-unary", "bad-tokens", "slow-headers", "oversized", "full-heads")
+DEPLOYMENTS = ("one", "split")
+AUDIENCE = "secureroute"
 #: Pause between two calls of one legitimate client.
 CLIENT_PAUSE_S = 0.05
+#: The kubelet's probe timeout in deploy/ (timeoutSeconds).
+PROBE_TIMEOUT_S = 2.0
 SETTLE_S = 10.0
 #: The attackers' first seconds (1,000 connections or calls opened at once) are reported apart.
 RAMP_S = 3.0
@@ -61,6 +81,12 @@ WARM_UP_S = 3.0
 #: A refused or ended holder opens its call again after about this long (0.5 to 1.5 times): a
 #: patient attacker, 1,000 calls a second in all, not a flood (a rate limit's job).
 HOLDER_RETRY_S = 1.0
+#: The silent-unary flood of issue 24: one client, one connection, from this loopback address.
+SILENT_UNARY_SOURCE = "127.0.0.2"
+SILENT_UNARY_RATE_PER_S = 150
+#: Concurrent loops of the bad-token flood, per transport.
+BAD_TOKEN_LOOPS = 40
+SECURE_ROUTE = "/secureroute.v1.SecureRouteService/SecureRoute"
 
 
 def _free_port() -> int:
@@ -71,10 +97,17 @@ def _free_port() -> int:
 
 
 def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
     return 0
+
+
+def _count(tally: dict[str, int], key: str) -> None:
+    tally[key] = tally.get(key, 0) + 1
 
 
 # Attackers (run in a child process) ---------------------------------------------------------
@@ -83,12 +116,11 @@ def _rss_kib(pid: int) -> int:
 async def _hold_calls(grpc_port: int, stop_at: float, tally: dict[str, int]) -> None:
     own = [("grpc.use_local_subchannel_pool", 1)]
     channels = [grpc.aio.insecure_channel(f"{HOST}:{grpc_port}", options=own) for _ in range(10)]
-    silent = "/secureroute.v1.SecureRouteService/SecureRoute"
 
     def open_call(index: int) -> Any:
         channel = channels[index % len(channels)]
         if index % 2:  # headers only: never a message
-            return cast(Any, channel).stream_stream(silent)()
+            return cast(Any, channel).stream_stream(SECURE_ROUTE)()
         return health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
 
     async def holder(index: int) -> None:
@@ -96,9 +128,9 @@ async def _hold_calls(grpc_port: int, stop_at: float, tally: dict[str, int]) -> 
             call = open_call(index)
             try:
                 code = await asyncio.wait_for(call.code(), max(0.01, stop_at - time.monotonic()))
-                tally[code.name] = tally.get(code.name, 0) + 1
+                _count(tally, code.name)
             except TimeoutError:
-                tally["held_to_the_end"] = tally.get("held_to_the_end", 0) + 1
+                _count(tally, "held_to_the_end")
                 call.cancel()
                 return
             await asyncio.sleep(HOLDER_RETRY_S * random.uniform(0.5, 1.5))  # noqa: S311
@@ -106,6 +138,83 @@ async def _hold_calls(grpc_port: int, stop_at: float, tally: dict[str, int]) -> 
     for channel in channels:
         await channel.channel_ready()
     await asyncio.gather(*(holder(index) for index in range(1000)))
+    for channel in channels:
+        await channel.close(None)
+
+
+async def _silent_unary(grpc_port: int, stop_at: float, tally: dict[str, int]) -> None:
+    """Issue 24's flood: anonymous unary calls that never send their message, at a steady rate,
+    on one connection from another loopback address; each is left to end by itself."""
+    async with (
+        SourceForwarder(SILENT_UNARY_SOURCE, grpc_port) as forwarder,
+        grpc.aio.insecure_channel(
+            f"{HOST}:{forwarder.port}", options=[("grpc.use_local_subchannel_pool", 1)]
+        ) as channel,
+    ):
+        await channel.channel_ready()
+        silent = cast(Any, channel).stream_stream("/grpc.health.v1.Health/Check")
+
+        async def one() -> None:
+            call = silent()  # headers only: no message, no half-close
+            try:
+                _count(tally, (await asyncio.wait_for(call.code(), 10.0)).name)
+            except TimeoutError:
+                call.cancel()
+                _count(tally, "held_10s")
+
+        calls: set[asyncio.Task[None]] = set()
+        began = time.monotonic()
+        index = 0
+        while (now := time.monotonic()) < stop_at:
+            await asyncio.sleep(max(0.0, began + index / SILENT_UNARY_RATE_PER_S - now))
+            task = asyncio.ensure_future(one())
+            calls.add(task)
+            task.add_done_callback(calls.discard)
+            index += 1
+        await asyncio.gather(*calls)
+
+
+async def _bad_tokens(
+    grpc_port: int, http_port: int, stop_at: float, tally: dict[str, int], tokens: dict[str, list[str]]
+) -> None:
+    own = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.aio.insecure_channel(f"{HOST}:{grpc_port}", options=own) for _ in range(4)]
+    kinds = sorted(tokens)
+
+    async def grpc_loop(index: int) -> None:
+        stub = secureroute_pb2_grpc.SecureRouteServiceStub(channels[index % len(channels)])  # type: ignore[no-untyped-call]
+        while time.monotonic() < stop_at:
+            kind = kinds[index % len(kinds)]
+            token = random.choice(tokens[kind])  # noqa: S311
+            try:
+                await stub.SecureRoute(
+                    secureroute_pb2.SecureRouteRequest(),
+                    metadata=[("authorization", f"Bearer {token}")],
+                    timeout=5,
+                )
+                _count(tally, f"grpc {kind} OK")
+            except grpc.aio.AioRpcError as error:
+                _count(tally, f"grpc {kind} {error.code().name}")
+            index += 1
+
+    async def http_loop(index: int, http: aiohttp.ClientSession) -> None:
+        while time.monotonic() < stop_at:
+            kind = kinds[index % len(kinds)]
+            token = random.choice(tokens[kind])  # noqa: S311
+            try:
+                headers = {"Authorization": f"Bearer {token}"}
+                async with http.get(f"http://{HOST}:{http_port}/secure-route", headers=headers) as response:
+                    await response.read()
+                    _count(tally, f"http {kind} {response.status}")
+            except aiohttp.ClientError as error:
+                _count(tally, f"http {kind} {type(error).__name__}")
+            index += 1
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+        await asyncio.gather(
+            *(grpc_loop(index) for index in range(BAD_TOKEN_LOOPS)),
+            *(http_loop(index, http) for index in range(BAD_TOKEN_LOOPS)),
+        )
     for channel in channels:
         await channel.close(None)
 
@@ -129,14 +238,14 @@ async def _connection_loop(
         try:
             reader, writer = await asyncio.open_connection(HOST, http_port)
         except OSError:
-            tally["connect_failed"] = tally.get("connect_failed", 0) + 1
+            _count(tally, "connect_failed")
             await asyncio.sleep(0.1)
             continue
         try:
             sender = asyncio.create_task(send(writer))
             status = await _answer_status(reader, stop_at)
             sender.cancel()
-            tally[status] = tally.get(status, 0) + 1
+            _count(tally, status)
         finally:
             writer.close()
 
@@ -180,11 +289,26 @@ async def _full_heads(http_port: int, stop_at: float, tally: dict[str, int]) -> 
     await asyncio.gather(*(_connection_loop(http_port, stop_at, tally, hold) for _ in range(1000)))
 
 
-def _attack_main(name: str, grpc_port: int, http_port: int, seconds: float, out: Any) -> None:
+@dataclass(frozen=True)
+class AttackOrder:
+    """What the attacker process is told (picklable: it crosses into a spawned process)."""
+
+    name: str
+    grpc_port: int
+    http_port: int
+    seconds: float
+    tokens: dict[str, list[str]]
+
+
+def _attack_main(order: AttackOrder, out: Any) -> None:
+    name, grpc_port, http_port, tokens = order.name, order.grpc_port, order.http_port, order.tokens
+    seconds = order.seconds
     tally: dict[str, int] = {}
     stop_at = time.monotonic() + seconds
     run: Callable[[], Coroutine[Any, Any, None]] = {
         "holders": lambda: _hold_calls(grpc_port, stop_at, tally),
+        "silent-unary": lambda: _silent_unary(grpc_port, stop_at, tally),
+        "bad-tokens": lambda: _bad_tokens(grpc_port, http_port, stop_at, tally, tokens),
         "slow-headers": lambda: _slow_headers(http_port, stop_at, tally),
         "oversized": lambda: _oversized(http_port, stop_at, tally),
         "full-heads": lambda: _full_heads(http_port, stop_at, tally),
@@ -193,12 +317,35 @@ def _attack_main(name: str, grpc_port: int, http_port: int, seconds: float, out:
     out.put(tally)
 
 
-# Legitimate clients (the main process) ------------------------------------------------------
+def _flip_signature(token: str) -> str:
+    head, payload, signature = token.split(".")
+    raw = bytearray(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
+    raw[5] ^= 0x01
+    return f"{head}.{payload}.{base64.urlsafe_b64encode(bytes(raw)).rstrip(b'=').decode()}"
+
+
+def bad_tokens(issuer: LoopbackIssuer, per_kind: int = 50) -> dict[str, list[str]]:
+    """Tokens the guard must refuse, ``per_kind`` of each (each with its own ``jti``, so no cache
+    helps): signed by a key the issuer never published (50 kids), badly signed, expired, and a
+    token of about 8.6 KiB: over the guard's 8 KiB cap, inside the HTTP side's 16 KiB head."""
+    strangers = [generate_key("ES256", kid=f"attacker-{index}") for index in range(per_kind)]
+    padding = {"pad": "p" * 6 * 1024}  # 8 KiB once base64url-encoded
+    return {
+        "unknown-kid": [issuer.tokens.issue(alg="ES256", key=key, ttl_s=3600) for key in strangers],
+        "bad-signature": [_flip_signature(issuer.tokens.issue(ttl_s=3600)) for _ in range(per_kind)],
+        "expired": [issuer.tokens.issue(ttl_s=-600) for _ in range(per_kind)],
+        "oversized": [issuer.tokens.issue(ttl_s=3600, claims=padding) for _ in range(per_kind)],
+    }
+
+
+# Legitimate clients and probes (the main process) --------------------------------------------
 
 
 @dataclass(eq=False)
 class Client:
     name: str
+    #: Whether a failure of this client fails the run (the public probes of before are shown only).
+    counts: bool = True
     #: (seconds since the attack began, latency) of each successful call.
     latencies_s: list[tuple[float, float]] = field(default_factory=list)
     #: (seconds since the attack began, reason) of each failed call.
@@ -207,6 +354,7 @@ class Client:
     def summary(self, ramp_s: float) -> dict[str, Any]:
         return {
             "client": self.name,
+            "counts": self.counts,
             "whole": self._window(0.0),
             f"after_{ramp_s:g}s_ramp": self._window(ramp_s),
         }
@@ -251,42 +399,64 @@ async def _measure(client: Client, call: Callable[[], Awaitable[bool]], stop: as
         await asyncio.sleep(CLIENT_PAUSE_S)
 
 
-async def _legitimate_clients(
-    grpc_port: int, http_port: int, token: str, stop: asyncio.Event
-) -> list[Client]:
-    target = f"{HOST}:{grpc_port}"
+@dataclass(frozen=True)
+class Target:
+    deployment: str
+    grpc_port: int
+    http_port: int
+    #: Admin listener base URL by program name ("secureroute", or "service" and "facade").
+    admin: dict[str, str]
+    #: Process id by program name.
+    pids: dict[str, int]
+    #: Where each program's stderr (its logs) goes, by program name.
+    logs: dict[str, Path]
+
+
+async def _legitimate_clients(target: Target, token: str, stop: asyncio.Event) -> list[Client]:
+    grpc_target = f"{HOST}:{target.grpc_port}"
     bearer = (("authorization", f"Bearer {token}"),)
-    channel = grpc.aio.insecure_channel(target)
+    channel = grpc.aio.insecure_channel(grpc_target)
     stub = secureroute_pb2_grpc.SecureRouteServiceStub(channel)  # type: ignore[no-untyped-call]
-    base = f"http://{HOST}:{http_port}"
+    base = f"http://{HOST}:{target.http_port}"
     # A new connection per request: a slow-header attacker must not be able to lock legitimate
-    # clients out by taking every connection slot.
+    # clients out by taking every connection slot; the kubelet opens one per probe too.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+    probe_timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
 
     async def secure_route() -> bool:
         reply = await stub.SecureRoute(secureroute_pb2.SecureRouteRequest(), metadata=bearer, timeout=5)
         return bool(reply.subject == "alice")
 
-    async def probe() -> bool:
+    async def public_check() -> bool:
         async with grpc.aio.insecure_channel(
-            target, options=[("grpc.use_local_subchannel_pool", 1)]
+            grpc_target, options=[("grpc.use_local_subchannel_pool", 1)]
         ) as fresh:
-            reply = await health_pb2_grpc.HealthStub(fresh).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            reply = await health_pb2_grpc.HealthStub(fresh).Check(
+                health_pb2.HealthCheckRequest(), timeout=PROBE_TIMEOUT_S
+            )
             return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
-    async def http_get(path: str, headers: dict[str, str]) -> bool:
-        async with http.get(f"{base}{path}", headers=headers) as response:
+    async def http_get(url: str, headers: dict[str, str], limit: aiohttp.ClientTimeout | None = None) -> bool:
+        async with http.get(url, headers=headers, timeout=limit) as response:
             await response.read()
             return response.status == 200
 
-    clients = {
-        Client("grpc SecureRoute (token)"): secure_route,
-        Client("grpc.health.v1 Check (new connection, as the probe)"): probe,
+    def admin_probe(url: str) -> Callable[[], Awaitable[bool]]:
+        return lambda: http_get(url, {}, probe_timeout)
+
+    clients: dict[Client, Callable[[], Awaitable[bool]]] = {
+        Client("gRPC SecureRoute (token)"): secure_route,
         Client("HTTP GET /secure-route (token, new connection)"): lambda: http_get(
-            "/secure-route", {"Authorization": f"Bearer {token}"}
+            f"{base}/secure-route", {"Authorization": f"Bearer {token}"}
         ),
-        Client("HTTP GET /health (new connection)"): lambda: http_get("/health", {}),
     }
+    for program, admin in target.admin.items():
+        for path in ("/health", "/ready"):
+            clients[Client(f"probe: {program} admin GET {path}")] = admin_probe(f"{admin}{path}")
+    clients[Client("public grpc.health.v1 Check (before issue 24)", counts=False)] = public_check
+    clients[Client("public HTTP GET /health (before issue 24)", counts=False)] = lambda: http_get(
+        f"{base}/health", {}, probe_timeout
+    )
     try:
         await asyncio.gather(*(_measure(client, call, stop) for client, call in clients.items()))
     finally:
@@ -295,138 +465,209 @@ async def _legitimate_clients(
     return list(clients)
 
 
-async def _sample_rss(pid: int, stop: asyncio.Event, samples: list[int]) -> None:
+async def _sample_rss(pids: dict[str, int], stop: asyncio.Event, samples: dict[str, list[int]]) -> None:
     while not stop.is_set():
-        samples.append(_rss_kib(pid))
+        for name, pid in pids.items():
+            samples.setdefault(name, []).append(_rss_kib(pid))
         await asyncio.sleep(0.2)
 
 
-@dataclass(frozen=True)
-class Target:
-    grpc_port: int
-    http_port: int
-    facade_pid: int
+def _log_size(path: Path) -> int:
+    """Bytes written to ``path`` so far."""
+    return path.stat().st_size if path.exists() else 0
 
 
-async def _run_attack(name: str, seconds: float, target: Target, token: str) -> dict[str, Any]:
-    grpc_port, http_port, facade_pid = target.grpc_port, target.http_port, target.facade_pid
-    baseline = _rss_kib(facade_pid)
+def _log_lines_by_logger(path: Path, since: int) -> dict[str, int]:
+    """The JSON log lines written to ``path`` after byte ``since``, counted by logger."""
+    with path.open("rb") as log:
+        log.seek(since)
+        lines = log.read().splitlines()
+    counts: dict[str, int] = {}
+    for line in lines:
+        try:
+            logger = str(json.loads(line).get("logger", "?"))
+        except (ValueError, AttributeError):
+            logger = "not JSON"
+        counts[logger] = counts.get(logger, 0) + 1
+    return counts
+
+
+async def _run_attack(
+    name: str, seconds: float, target: Target, token: str, tokens: dict[str, list[str]]
+) -> dict[str, Any]:
+    baseline = {program: _rss_kib(pid) for program, pid in target.pids.items()}
+    logs_before = {program: _log_size(path) for program, path in target.logs.items()}
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
-    attacker = context.Process(target=_attack_main, args=(name, grpc_port, http_port, seconds, out))
+    attacker = context.Process(
+        target=_attack_main,
+        args=(AttackOrder(name, target.grpc_port, target.http_port, seconds, tokens), out),
+    )
     stop = asyncio.Event()
-    rss: list[int] = []
+    rss: dict[str, list[int]] = {}
     attacker.start()
-    sampler = asyncio.create_task(_sample_rss(facade_pid, stop, rss))
-    measuring = asyncio.create_task(_legitimate_clients(grpc_port, http_port, token, stop))
+    began = time.monotonic()
+    sampler = asyncio.create_task(_sample_rss(target.pids, stop, rss))
+    measuring = asyncio.create_task(_legitimate_clients(target, token, stop))
     await asyncio.sleep(seconds)
     stop.set()
     clients = await measuring
     await sampler
     tally = await asyncio.to_thread(out.get, True, 60)
     await asyncio.to_thread(attacker.join, 60)
+    elapsed = time.monotonic() - began
+    logs_after = {program: _log_size(path) for program, path in target.logs.items()}
     await asyncio.sleep(SETTLE_S)
-    after = _rss_kib(facade_pid)
     return {
         "attack": name,
+        "deployment": target.deployment,
         "seconds": seconds,
         "attacker_outcomes": tally,
         "clients": [client.summary(RAMP_S) for client in clients],
-        "facade_rss_kib": {"baseline": baseline, "peak": max(rss or [0]), f"after_{SETTLE_S:g}s": after},
+        "rss_kib": {
+            program: {
+                "baseline": baseline[program],
+                "peak": max(rss.get(program) or [0]),
+                f"after_{SETTLE_S:g}s": _rss_kib(pid),
+            }
+            for program, pid in target.pids.items()
+        },
+        "logs": {
+            program: {
+                "bytes": logs_after[program] - logs_before[program],
+                "bytes_per_s": round((logs_after[program] - logs_before[program]) / elapsed),
+                "lines_by_logger": _log_lines_by_logger(path, logs_before[program]),
+            }
+            for program, path in target.logs.items()
+        },
     }
 
 
-async def _start(argv: list[str]) -> asyncio.subprocess.Process:
+async def _start(argv: list[str], log: Path) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECUREROUTE_")}
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        *argv,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    with log.open("ab") as stderr:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, *argv, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=stderr
+        )
 
 
-async def _wait_ready(http_port: int, token: str) -> None:
+async def _wait_ready(target: Target, token: str) -> None:
     async with asyncio.timeout(30), aiohttp.ClientSession() as http:
         while True:
             try:
+                ready = True
+                for admin in target.admin.values():
+                    async with http.get(f"{admin}/ready") as response:
+                        ready = ready and response.status == 200
                 headers = {"Authorization": f"Bearer {token}"}
-                async with http.get(f"http://{HOST}:{http_port}/secure-route", headers=headers) as response:
-                    if response.status == 200:
+                url = f"http://{HOST}:{target.http_port}/secure-route"
+                async with http.get(url, headers=headers) as response:
+                    if ready and response.status == 200:
                         return
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.2)
 
 
-async def _attack_fresh_stack(issuer: LoopbackIssuer, name: str, seconds: float) -> dict[str, Any]:
-    """One attack against a service and a facade started for it (a clean baseline each)."""
+#: As deploy/'s ConfigMaps have them: JSON lines at INFO (``--log-level`` changes the level).
+_LOGGING = ["--log-format", "json", "--log-level", "INFO"]
+
+
+async def _start_stack(
+    deployment: str, issuer: LoopbackIssuer, logs: Path
+) -> tuple[Target, list[asyncio.subprocess.Process]]:
     grpc_port, http_port = _free_port(), _free_port()
-    quiet = ["--metrics-listen", "off", "--log-level", "WARNING"]
+    authn = ["--issuer", issuer.url, "--audience", AUDIENCE]
+    if deployment == "one":
+        admin_port = _free_port()
+        log = logs / "secureroute.log"
+        one = await _start(
+            [
+                "-m", "secureroute", "--grpc-listen", f"{HOST}:{grpc_port}",
+                "--http-listen", f"{HOST}:{http_port}", "--metrics-listen", f"{HOST}:{admin_port}",
+                *authn, *_LOGGING,
+            ],
+            log,
+        )  # fmt: skip
+        target = Target(
+            deployment,
+            grpc_port,
+            http_port,
+            admin={"secureroute": f"http://{HOST}:{admin_port}"},
+            pids={"secureroute": one.pid},
+            logs={"secureroute": log},
+        )
+        return target, [one]
+    service_admin, facade_admin = _free_port(), _free_port()
     service = await _start(
         [
-            "-m",
-            "service",
-            "--listen",
-            f"{HOST}:{grpc_port}",
-            "--issuer",
-            issuer.url,
-            "--audience",
-            "secureroute",
-            *quiet,
-        ]
-    )
+            "-m", "service", "--listen", f"{HOST}:{grpc_port}", "--metrics-listen", f"{HOST}:{service_admin}",
+            *authn, *_LOGGING,
+        ],
+        logs / "service.log",
+    )  # fmt: skip
     facade = await _start(
-        ["-m", "http_facade", "--listen", f"{HOST}:{http_port}", "--backend", f"{HOST}:{grpc_port}", *quiet]
+        [
+            "-m", "http_facade", "--listen", f"{HOST}:{http_port}", "--backend", f"{HOST}:{grpc_port}",
+            "--metrics-listen", f"{HOST}:{facade_admin}", *_LOGGING,
+        ],
+        logs / "facade.log",
+    )  # fmt: skip
+    target = Target(
+        deployment,
+        grpc_port,
+        http_port,
+        admin={"service": f"http://{HOST}:{service_admin}", "facade": f"http://{HOST}:{facade_admin}"},
+        pids={"service": service.pid, "facade": facade.pid},
+        logs={"service": logs / "service.log", "facade": logs / "facade.log"},
     )
-    try:
-        token = issuer.tokens.issue(ttl_s=3600)
-        await _wait_ready(http_port, token)
-        await _warm_up(grpc_port, http_port, token)
-        return await _run_attack(name, seconds, Target(grpc_port, http_port, facade.pid), token)
-    finally:
-        for process in (facade, service):
-            process.terminate()
-            await process.wait()
+    return target, [facade, service]
 
 
-async def _warm_up(grpc_port: int, http_port: int, token: str) -> None:
+async def _attack_fresh_stack(
+    deployment: str, issuer: LoopbackIssuer, name: str, seconds: float, tokens: dict[str, list[str]]
+) -> dict[str, Any]:
+    """One attack against programs started for it (a clean baseline each)."""
+    with tempfile.TemporaryDirectory(prefix="secureroute-attack-") as logs:
+        target, processes = await _start_stack(deployment, issuer, Path(logs))
+        try:
+            token = issuer.tokens.issue(ttl_s=3600)
+            await _wait_ready(target, token)
+            await _warm_up(target, token)
+            return await _run_attack(name, seconds, target, token, tokens)
+        finally:
+            for process in processes:
+                process.terminate()
+                await process.wait()
+
+
+async def _warm_up(target: Target, token: str) -> None:
     """A few seconds of the legitimate clients alone, so the baseline is a warm process's."""
     stop = asyncio.Event()
-    clients = asyncio.create_task(_legitimate_clients(grpc_port, http_port, token, stop))
+    clients = asyncio.create_task(_legitimate_clients(target, token, stop))
     await asyncio.sleep(WARM_UP_S)
     stop.set()
     await clients
 
 
-async def main(attacks: list[str], seconds: float) -> list[dict[str, Any]]:
+async def main(deployment: str, attacks: list[str], seconds: float) -> list[dict[str, Any]]:
     results = []
-    async with LoopbackIssuer() as issuer:
+    async with LoopbackIssuer(audience=AUDIENCE) as issuer:
+        tokens = bad_tokens(issuer)
         for name in attacks:
-            print(f"attack {name}: {seconds:g} s ...", file=sys.stderr)
-            result = await _attack_fresh_stack(issuer, name, seconds)
-            print(json.dumps(result, indent=1), file=sys.stderr)
+            print(f"attack {name} on {deployment}: {seconds:g} s ...", file=sys.stderr)
+            result = await _attack_fresh_stack(deployment, issuer, name, seconds, tokens)
             results.append(result)
     return results
 
 
-def _cli() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--attack", action="append", choices=ATTACKS, help="one attack (repeatable); default all"
-    )
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of each attack (at most 120)")
-    parser.add_argument("--json", type=Path, help="also write the results to this file")
-    args = parser.parse_args()
-    seconds = min(max(args.seconds, 1.0), 120.0)  # bounded, whatever is asked
-    results = asyncio.run(main(args.attack or list(ATTACKS), seconds))
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
+def _print(results: list[dict[str, Any]]) -> None:
     for result in results:
-        rss = result["facade_rss_kib"]
-        print(f"\n## {result['attack']}  (facade VmRSS KiB: {rss})  attackers: {result['attacker_outcomes']}")
+        print(f"\n## {result['attack']} ({result['deployment']})  attackers: {result['attacker_outcomes']}")
+        for program, rss in result["rss_kib"].items():
+            print(f"  VmRSS KiB {program}: {rss}")
+        for program, written in result["logs"].items():
+            print(f"  logs {program}: {written}")
         for row in result["clients"]:
             for window in ("whole", f"after_{RAMP_S:g}s_ramp"):
                 w = row[window]
@@ -434,6 +675,49 @@ def _cli() -> None:
                 print(f"  {row['client']} [{window}]: {w['calls']} calls, {w['success_pct']} % ok, {latency}")
                 if w["failures"]:
                     print(f"    failures: {w['failures']}")
+
+
+def failed_clients(results: list[dict[str, Any]]) -> list[str]:
+    """Legitimate clients and admin probes below 100 % in some attack (the run's verdict)."""
+    return [
+        f"{result['attack']}: {row['client']} {row['whole']['success_pct']} %"
+        for result in results
+        for row in result["clients"]
+        if row["counts"] and row["whole"]["success_pct"] < 100
+    ]
+
+
+def _cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--deployment",
+        choices=DEPLOYMENTS,
+        default="one",
+        help="the one program (default) or the split programs",
+    )
+    parser.add_argument(
+        "--attack", action="append", choices=ATTACKS, help="one attack (repeatable); default all"
+    )
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each attack (at most 120)")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING"),
+        default="INFO",
+        help="the programs' log level (INFO as in deploy/; WARNING shows what logging costs)",
+    )
+    args = parser.parse_args()
+    _LOGGING[-1] = args.log_level
+    seconds = min(max(args.seconds, 1.0), 120.0)  # bounded, whatever is asked
+    results = asyncio.run(main(args.deployment, args.attack or list(ATTACKS), seconds))
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    _print(results)
+    failed = failed_clients(results)
+    print(
+        "\nlegitimate clients and admin probes: " + ("; ".join(failed) if failed else "100 % in every attack")
+    )
+    raise SystemExit(1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -144,6 +144,33 @@ async def test_connections_past_max_connections_are_closed_until_one_ends(
                     await asyncio.sleep(0.05)  # the held connections are still closing
 
 
+async def _answered(port: int) -> tuple[asyncio.StreamWriter, bool]:
+    """A connection opened, then asked for a page: whether it answered (held open afterwards)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await asyncio.sleep(0.5)  # every connection of the burst is made before any is asked
+    try:
+        writer.write(b"GET /not-here HTTP/1.1\r\nHost: x\r\n\r\n")
+        status = await asyncio.wait_for(reader.readline(), WAIT_S)
+    except ConnectionError:
+        status = b""
+    return writer, status.startswith(b"HTTP/1.1 404")
+
+
+async def test_a_burst_of_connections_never_passes_max_connections(
+    service: SecureRouteServer, start_facade: StartFacade
+) -> None:
+    """Counted when a connection is made, the cap let one accept batch through together (up to the
+    listen backlog); it is now checked where each connection starts, one after the other."""
+    url = await start_facade(f"127.0.0.1:{service.port}", extra=("--max-connections", "5"))
+    port = int(url.rsplit(":", 1)[1])
+    results = await asyncio.gather(*(_answered(port) for _ in range(60)))
+    try:
+        assert sum(answered for _, answered in results) == 5
+    finally:
+        for writer, _ in results:
+            writer.close()
+
+
 async def test_free_memory_goes_back_after_a_burst_of_connections(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO", logger="http_facade.memory")
     budget = ConnectionBudget(

@@ -264,6 +264,66 @@ async def test_streaming_calls_without_a_token_are_unauthenticated(
     assert trailer(error, "www-authenticate") == "Bearer"
 
 
+#: A client still writing when the guard's answer arrives: 64 messages of 16 KiB, more than the
+#: connection's flow-control window, so the writes outlast the rejection.
+_LATE_WRITES, _LATE_WRITE_BYTES = 64, 16 * 1024
+
+
+async def test_a_client_still_writing_when_refused_reads_internal_in_grpc_aio_today(
+    start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any
+) -> None:
+    """Pins grpc/grpc#36066 (fix proposed in grpc/grpc#43486), documented in jwt_authn's README.
+
+    The guard answers UNAUTHENTICATED on the headers and grpc-core resets the stream (RFC 9113
+    §8.1); the aio client's next ``write`` fails, and ``_StreamRequestMixin._write`` then replaces
+    the status the server sent with INTERNAL ('Failed "execute_batch"'). When this test fails
+    because every call reads UNAUTHENTICATED, grpc has fixed it: drop the README's workaround."""
+    channel = channel_to(await start_server(issuer_config(issuer)))
+    method = channel.stream_unary(f"/{SERVICE}/ClientStream")
+    outcomes: dict[str, int] = {}
+    for _ in range(10):  # bounded; each call bounded by its deadline
+        call = method(timeout=WAIT_S)
+        try:
+            for _ in range(_LATE_WRITES):
+                await call.write(b"w" * _LATE_WRITE_BYTES)
+            await call.done_writing()
+            await call
+        except grpc.aio.AioRpcError as error:
+            kind = error.code().name
+            if error.code() == grpc.StatusCode.INTERNAL:
+                assert "execute_batch" in (error.debug_error_string() or "")
+        except asyncio.InvalidStateError:  # the status arrived before this write: it is kept
+            kind = (await call.code()).name
+        else:
+            kind = "OK"
+        outcomes[kind] = outcomes.get(kind, 0) + 1
+    # Never OK and never anything but these two; today at least one INTERNAL.
+    assert set(outcomes) <= {"UNAUTHENTICATED", "INTERNAL"}, outcomes
+    assert outcomes.get("INTERNAL", 0) >= 1, outcomes
+
+
+def _sync_client_stream_codes(port: int, calls: int) -> set[grpc.StatusCode]:
+    codes = set()
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        method = channel.stream_unary(f"/{SERVICE}/ClientStream")
+        for _ in range(calls):
+            try:
+                method(iter([b"w" * _LATE_WRITE_BYTES] * _LATE_WRITES), timeout=WAIT_S)
+                codes.add(grpc.StatusCode.OK)
+            except grpc.RpcError as error:
+                codes.add(error.code())
+    return codes
+
+
+async def test_the_sync_client_api_keeps_the_guards_status_for_a_client_still_writing(
+    start_server: Any, issuer: Any, issuer_config: Any
+) -> None:
+    """The README's client-side pattern: grpc's sync API (``grpc.insecure_channel``) reports the
+    server's status when its writes fail, so the same calls read UNAUTHENTICATED every time."""
+    port = await start_server(issuer_config(issuer))
+    assert await asyncio.to_thread(_sync_client_stream_codes, port, 10) == {grpc.StatusCode.UNAUTHENTICATED}
+
+
 async def test_invalid_token_is_unauthenticated_with_invalid_token_challenge_and_no_token_echo(
     start_server: Any, channel_to: Any, issuer: Any, issuer_config: Any
 ) -> None:

@@ -21,7 +21,6 @@ import yaml
 from http_facade.settings import FacadeSettings, load_facade_settings
 from secureroute.one.settings import OneProgramSettings, load_one_settings, split_settings
 from secureroute.settings import settings_of
-from service.health import SECURE_ROUTE_SERVICE
 from service.settings import ServiceSettings, authn_config, load_service_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,7 +94,7 @@ def test_the_one_programs_configmap_holds_valid_settings_only() -> None:
     assert settings.metrics_listen is not None and settings.metrics_listen.port == 9464
     assert "SECUREROUTE_WORKERS" not in env  # one process: the one program has no workers setting
     ports = {port["name"]: port["containerPort"] for port in _container("secureroute")["ports"]}
-    assert ports == {"grpc": 50051, "http": 3000, "metrics": 9464}
+    assert ports == {"grpc": 50051, "http": 3000, "admin": 9464}
 
 
 def test_configmaps_hold_valid_settings_only() -> None:
@@ -111,19 +110,45 @@ def test_configmaps_hold_valid_settings_only() -> None:
     assert facade.http.metrics_listen is not None and facade.http.metrics_listen.port == 9465
 
 
-def test_the_one_programs_probes_use_grpc_health_and_http_health() -> None:
-    container = _container("secureroute")
-    assert container["startupProbe"]["grpc"] == {"port": 50051, "service": SECURE_ROUTE_SERVICE}
-    assert container["livenessProbe"]["grpc"] == {"port": 50051}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
-    service_ports = {p["name"]: p["targetPort"] for p in _named("Service", "secureroute")["spec"]["ports"]}
-    assert service_ports == {"grpc": "grpc", "http": "http"}  # metrics stay on the pod
+def _service_target_ports(name: str) -> set[Any]:
+    return {port["targetPort"] for port in _named("Service", name)["spec"]["ports"]}
 
 
-def test_grpc_probes_use_the_health_service() -> None:
-    container = _container("secureroute-service")
-    assert container["readinessProbe"]["grpc"] == {"port": 50051, "service": SECURE_ROUTE_SERVICE}
-    assert container["livenessProbe"]["grpc"] == {"port": 50051}
+#: Each Deployment's admin listener: its container port and the setting that binds it there.
+ADMIN_PORTS = {"secureroute": 9464, "secureroute-service": 9464, "secureroute-facade": 9465}
+
+
+@pytest.mark.parametrize("name", sorted(ADMIN_PORTS))
+def test_every_probe_goes_to_the_admin_listener_which_no_service_exposes(name: str) -> None:
+    """Issue 24: probes on the public ports shared the anonymous pool, so a flood failed them."""
+    container = _container(name)
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports["admin"] == ADMIN_PORTS[name]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "admin"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "admin"}
+    if name != "secureroute-facade":  # the facade has no keys to wait for
+        assert container["startupProbe"]["httpGet"] == {"path": "/ready", "port": "admin"}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert "grpc" not in container.get(probe, {}) and "tcpSocket" not in container.get(probe, {})
+    # No Service reaches it, by name or by number.
+    for service in ("secureroute", "secureroute-service", "secureroute-facade"):
+        assert not _service_target_ports(service) & {"admin", ADMIN_PORTS[name]}
+
+
+def test_the_admin_listeners_bind_the_pod_address_in_deploy() -> None:
+    one = load_one_settings([], environ=_named("ConfigMap", "secureroute")["data"])
+    service = load_service_settings([], environ=_named("ConfigMap", "secureroute-service")["data"])
+    facade = load_facade_settings([], environ=_named("ConfigMap", "secureroute-facade")["data"])
+    for listen in (one.metrics_listen, service.metrics_listen, facade.http.metrics_listen):
+        assert listen is not None and listen.host == "0.0.0.0"  # noqa: S104 (the kubelet dials the pod IP)
+    # ... and each program's own default is loopback.
+    issuer = {"SECUREROUTE_ISSUER": "https://idp.example.com/", "SECUREROUTE_AUDIENCES": "secureroute"}
+    assert load_one_settings([], environ=issuer).metrics_listen.host == "127.0.0.1"  # type: ignore[union-attr]
+    assert load_service_settings([], environ=issuer).metrics_listen.host == "127.0.0.1"  # type: ignore[union-attr]
+    assert load_facade_settings([], environ={}).http.metrics_listen.host == "127.0.0.1"  # type: ignore[union-attr]
+
+
+def test_deployments_keep_requests_limits_and_their_autoscaler() -> None:
     for name in ("secureroute", "secureroute-service", "secureroute-facade"):
         for kind in ("requests", "limits"):
             assert {"cpu", "memory"} <= set(_container(name)["resources"][kind])
