@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--grpc-port", type=int, default=defaults.grpc_port, help="default %(default)s")
     parser.add_argument("--http-port", type=int, default=defaults.http_port, help="default %(default)s")
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=defaults.metrics_port,
+        help="admin listener on loopback (the split facade's: the next port); 0 picks free ports "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
         "--state-dir", type=Path, default=Path(".dev-state/issuer"), help="issuer keys (default %(default)s)"
     )
     parser.add_argument(
@@ -64,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             issuer_port=args.issuer_port,
             grpc_port=args.grpc_port,
             http_port=args.http_port,
+            metrics_port=args.metrics_port,
             state_dir=args.state_dir,
             ready_timeout_s=args.ready_timeout,
             stop_timeout_s=args.stop_timeout,

@@ -37,6 +37,9 @@ class StackConfig:
     grpc_port: int = 50051
     #: The HTTP facade (3000: the port of the article's Express app, so Postman setups keep working).
     http_port: int = 3000
+    #: The admin listener (/metrics, /health, /ready) on loopback: the programs' own default, 9464
+    #: (the split facade's is the next port); 0: each child binds a free port and logs it.
+    metrics_port: int = 9464
     #: The issuer's key directory; absolute, because the children run from the repository root.
     state_dir: Path = Path(".dev-state/issuer")
     #: Longest wait for each child to become ready, seconds (first start generates an RSA key).
@@ -56,6 +59,9 @@ class StackConfig:
         for name, port in ports.items():
             _require(1 <= port <= 65535, name, f"must be 1..65535, got {port}")
         _require(len(set(ports.values())) == 3, "ports", "issuer, gRPC and HTTP ports must differ")
+        _require(
+            0 <= self.metrics_port <= 65534, "metrics_port", f"must be 0..65534, got {self.metrics_port}"
+        )
         _require(self.ready_timeout_s > 0, "ready_timeout", "must be positive")
         _require(self.stop_timeout_s > 0, "stop_timeout", "must be positive")
         object.__setattr__(self, "state_dir", Path(self.state_dir).absolute())

@@ -63,13 +63,15 @@ def _plan(config: StackConfig) -> list[tuple[str, list[str], Probe]]:
     )  # fmt: skip
     # No drain delay: nothing balances over a dev stack.
     authn = ["--issuer", config.issuer_url, "--audiences", AUDIENCE, "--drain-delay-s", "0"]
+    metrics = f"{HOST}:{config.metrics_port}"
+    facade_metrics = f"{HOST}:{config.metrics_port + 1 if config.metrics_port else 0}"
     if not config.split:
         return [
             issuer,
             (
                 "secureroute",
                 [py, "-m", "secureroute", "--grpc-listen", config.grpc_address,
-                 "--http-listen", f"{HOST}:{config.http_port}", *authn],
+                 "--http-listen", f"{HOST}:{config.http_port}", "--metrics-listen", metrics, *authn],
                 all_ready(service_ready(config.grpc_address), facade_ready(config.http_url)),
             ),
         ]  # fmt: skip
@@ -79,13 +81,14 @@ def _plan(config: StackConfig) -> list[tuple[str, list[str], Probe]]:
             "service",
             # The facade calls from loopback: the service trusts it (and only it, everything here
             # being on 127.0.0.1) to forward a DPoP request's method and URL.
-            [py, "-m", "service", "--listen", config.grpc_address, *authn, "--trusted-proxies", HOST],
+            [py, "-m", "service", "--listen", config.grpc_address, "--metrics-listen", metrics, *authn,
+             "--trusted-proxies", HOST],
             service_ready(config.grpc_address),
         ),
         (
             "facade",
             [py, "-m", "http_facade", "--listen", f"{HOST}:{config.http_port}",
-             "--backend", config.grpc_address],
+             "--metrics-listen", facade_metrics, "--backend", config.grpc_address],
             facade_ready(config.http_url),
         ),
     ]  # fmt: skip

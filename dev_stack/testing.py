@@ -106,6 +106,7 @@ class LiveStack:
             "--issuer-port", str(free_port()),
             "--grpc-port", str(free_port()),
             "--http-port", str(free_port()),
+            "--metrics-port", "0",  # each child binds a free admin port: no test needs 9464
             "--state-dir", str(self.workdir / "issuer-state"), "--ready-file", str(ready_file),
             *(["--split"] if self.split else []),
         ]  # fmt: skip
