@@ -65,6 +65,8 @@ async def hostile_stack() -> AsyncIterator[HostileStack]:
                 AUDIENCE,
                 "--grace-period-s",
                 "1",
+                "--metrics-listen",  # 9464 may be anyone's on a shared machine
+                "off",
             ],
             environ={},
         )
