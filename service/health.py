@@ -5,6 +5,10 @@ The server as a whole ("") is SERVING from the start: the process is up and answ
 because before that every SecureRoute call would fail with UNAVAILABLE. On shutdown every
 service turns NOT_SERVING before the server stops accepting calls, so load balancers drain first.
 
+With a shared DPoP replay store (Redis), ``dpop-replay-store`` is SERVING while the store answers
+its pings and NOT_SERVING while it does not: DPoP calls are then refused (fail closed) and Bearer
+calls go on, so readiness does not follow it (taking every replica out would stop those too).
+
 The same status is read without a call by the admin listener's probes (``probes()``, served by
 ``secureroute.metrics_server``): ``/ready`` is SecureRouteService's status, ``/health`` is the
 process answering at all. They share no pool with public calls, so no anonymous caller starves them.
@@ -23,17 +27,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
 
 from secureroute.metrics_server import Probes
 
-__all__ = ["SECURE_ROUTE_SERVICE", "HealthReporter"]
+__all__ = ["DPOP_REPLAY_STORE", "REPLAY_STORE_PING_INTERVAL_S", "SECURE_ROUTE_SERVICE", "HealthReporter"]
 
 SECURE_ROUTE_SERVICE = "secureroute.v1.SecureRouteService"
+#: The health entry of the shared DPoP replay store (grpc.health.v1 takes any name).
+DPOP_REPLAY_STORE = "dpop-replay-store"
+#: How often the shared replay store is pinged: an outage shows within this, and a store that
+#: came back is noticed without waiting for a DPoP call.
+REPLAY_STORE_PING_INTERVAL_S = 2.0
 
 _log = logging.getLogger(__name__)
+
+
+class _PingedStore(Protocol):
+    async def check(self) -> bool: ...
 
 
 class HealthReporter:
@@ -72,7 +86,29 @@ class HealthReporter:
         _log.info("key set loaded: %s is SERVING", SECURE_ROUTE_SERVICE)
         await self.servicer.set(SECURE_ROUTE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
 
+    def watch_replay_store(self, store: _PingedStore) -> None:
+        """Report ``DPOP_REPLAY_STORE`` from the store's pings until shutdown."""
+        task = asyncio.get_running_loop().create_task(self._watch(store))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch(self, store: _PingedStore) -> None:
+        answered: bool | None = None
+        while not self._shutting_down:
+            ok = await store.check()  # bounded by the store's own timeout; logs the outage once
+            if ok != answered and not self._shutting_down:
+                answered = ok
+                status = (
+                    health_pb2.HealthCheckResponse.SERVING
+                    if ok
+                    else health_pb2.HealthCheckResponse.NOT_SERVING
+                )
+                await self.servicer.set(DPOP_REPLAY_STORE, status)
+            await asyncio.sleep(REPLAY_STORE_PING_INTERVAL_S)
+
     async def enter_shutdown(self) -> None:
         """Every service NOT_SERVING, permanently (later ``mark_ready`` calls are ignored)."""
         self._shutting_down = True
+        for task in list(self._tasks):
+            task.cancel()
         await self.servicer.enter_graceful_shutdown()

@@ -93,6 +93,8 @@ class SecureRouteServer:
         await self.health.start()
         self.authenticator.add_ready_callback(self.health.mark_ready)
         await self.authenticator.start()
+        if self.redis_store is not None:
+            self.health.watch_replay_store(self.redis_store)
         await self.server.start()
         if self.metrics_server is not None:
             try:

@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from helpers import secureroute_stub
 
 from jwt_authn import replay_redis
@@ -21,21 +22,20 @@ from jwt_authn.dpop_client import DPoPKey
 from jwt_authn.testing import LoopbackIssuer
 from secureroute.settings import SettingsError
 from secureroute.v1 import secureroute_pb2
+from service.health import DPOP_REPLAY_STORE
 from service.server import SecureRouteServer, build_server
 
 WAIT_S = 15.0
 METHOD = "/secureroute.v1.SecureRouteService/SecureRoute"
 
 
-@pytest.fixture
-async def redis_url(unused_port: Callable[[], int]) -> AsyncIterator[str]:
-    """A redis-server of this test's own on 127.0.0.1 (never anyone else's); its URL."""
+async def _start_redis(port: int) -> asyncio.subprocess.Process:
+    """A redis-server of this test's own on 127.0.0.1:``port`` (never anyone else's), answering."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip(
             "no redis-server on PATH (Debian's redis-server; tests/jwt_authn installs it when it may)"
         )
-    port = unused_port()
     process = await asyncio.create_subprocess_exec(
         binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
         "--maxmemory-policy", "noeviction", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -46,14 +46,25 @@ async def redis_url(unused_port: Callable[[], int]) -> AsyncIterator[str]:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.close()
             await writer.wait_closed()
-            break
+            return process
         except OSError:
             assert time.monotonic() < deadline and process.returncode is None, "redis-server did not start"
             await asyncio.sleep(0.02)
-    yield f"redis://127.0.0.1:{port}/0"
+
+
+async def _stop_redis(process: asyncio.subprocess.Process) -> None:
     if process.returncode is None:
         process.terminate()
         await asyncio.wait_for(process.wait(), WAIT_S)
+
+
+@pytest.fixture
+async def redis_url(unused_port: Callable[[], int]) -> AsyncIterator[str]:
+    """The URL of a redis-server of this test's own."""
+    port = unused_port()
+    process = await _start_redis(port)
+    yield f"redis://127.0.0.1:{port}/0"
+    await _stop_redis(process)
 
 
 @pytest.fixture
@@ -153,3 +164,41 @@ def test_without_the_redis_package_the_setting_fails_at_start(
     settings = make_service_settings("http://127.0.0.1:1", "--dpop-replay-redis-url", "redis://127.0.0.1:1/0")
     with pytest.raises(SettingsError, match=r"^dpop_replay_redis_url: .*pip install 'jwt-authn\[redis\]'"):
         build_server(settings)
+
+
+async def _replay_store_health(service: SecureRouteServer, wanted: str) -> None:
+    """Wait (bounded) until grpc.health.v1 reports ``dpop-replay-store`` as ``wanted``."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)  # type: ignore[no-untyped-call]
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            reply = await stub.Check(health_pb2.HealthCheckRequest(service=DPOP_REPLAY_STORE), timeout=WAIT_S)
+            status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            if status == wanted:
+                return
+            assert time.monotonic() < deadline, f"{DPOP_REPLAY_STORE} stayed {status}, wanted {wanted}"
+            await asyncio.sleep(0.1)
+
+
+async def test_the_health_status_follows_the_redis_store(
+    replicas: Callable[..., Awaitable[list[SecureRouteServer]]],
+    issuer: LoopbackIssuer,
+    unused_port: Callable[[], int],
+) -> None:
+    """What an operator sees: ``dpop-replay-store`` NOT_SERVING while Redis is down, SERVING when
+    it is back; the service itself stays SERVING (Bearer calls go on)."""
+    port = unused_port()
+    process = await _start_redis(port)
+    try:
+        (service,) = await replicas(1, "--dpop-replay-redis-url", f"redis://127.0.0.1:{port}/0")
+        key, token = _bound(issuer)
+        await _replay_store_health(service, "SERVING")
+        await _stop_redis(process)
+        await _replay_store_health(service, "NOT_SERVING")
+        assert await _call(service, token, _proof(key, token, service)) == "dpop replay store unavailable"
+        assert service.health.ready, "readiness does not follow the replay store"
+        process = await _start_redis(port)
+        await _replay_store_health(service, "SERVING")
+        assert await _call(service, token, _proof(key, token, service)) == "ok"
+    finally:
+        await _stop_redis(process)
