@@ -92,6 +92,9 @@ test: lint pytest guard-dist
 
 bench: install
 	$(PY) -m bench
+	{ echo "# DPoP in the guard: python -m bench.dpop_micro (make bench, $$(date -u +%F))"; echo; \
+	  echo '```text'; $(PY) -m bench.dpop_micro; echo '```'; } > docs/benchmarks-dpop.md.new
+	mv docs/benchmarks-dpop.md.new docs/benchmarks-dpop.md
 
 fuzz-long: install
 	HYPOTHESIS_PROFILE=long $(BIN)/pytest tests/fuzz --timeout=0

@@ -1,6 +1,6 @@
 """``python -m bench.dpop_micro``: a micro-measurement of DPoP in the guard, in-process, as ratios.
 
-Not part of ``make bench`` (which measures the programs on loopback): this times
+The second step of ``make bench`` (the first measures the programs on loopback): this times
 ``Authenticator.authenticate`` itself, side by side in alternating rounds, for the issue 23
 targets:
 
