@@ -118,26 +118,27 @@ def _verdict(error: AuthnError, entry: VerifiedToken | None) -> AuthnVerdict:
     return AuthnVerdict(result, error.reason, error.issuer, kid)
 
 
-def challenge(error: AuthnError | None, realm: str = "") -> str:
-    """The RFC 6750 §3 ``WWW-Authenticate`` value for ``error`` (or a bare challenge)."""
+def _challenge_params(error: AuthnError | None, realm: str) -> list[str]:
+    """The auth-params both schemes share (RFC 6750 §3, RFC 9449 §7.1): realm, error, scope."""
     params = [f'realm="{realm}"'] if realm else []
     if error is not None and error.bearer_error:
         params.append(f'error="{error.bearer_error}"')
         params.append(f'error_description="{error.description}"')
         if isinstance(error, PermissionDenied) and error.required_scopes:
             params.append(f'scope="{" ".join(sorted(error.required_scopes))}"')
+    return params
+
+
+def challenge(error: AuthnError | None, realm: str = "") -> str:
+    """The RFC 6750 §3 ``WWW-Authenticate`` value for ``error`` (or a bare challenge)."""
+    params = _challenge_params(error, realm)
     return "Bearer " + ", ".join(params) if params else "Bearer"
 
 
 def dpop_challenge(error: AuthnError | None, realm: str = "", algorithms: tuple[str, ...] = ()) -> str:
     """The RFC 9449 §7.1 ``WWW-Authenticate`` value of the DPoP scheme: the error (when the
     request used DPoP) and the accepted proof algorithms."""
-    params = [f'realm="{realm}"'] if realm else []
-    if error is not None and error.bearer_error:
-        params.append(f'error="{error.bearer_error}"')
-        params.append(f'error_description="{error.description}"')
-        if isinstance(error, PermissionDenied) and error.required_scopes:
-            params.append(f'scope="{" ".join(sorted(error.required_scopes))}"')
+    params = _challenge_params(error, realm)
     if algorithms:
         params.append(f'algs="{" ".join(algorithms)}"')
     return "DPoP " + ", ".join(params) if params else "DPoP"

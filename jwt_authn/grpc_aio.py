@@ -27,7 +27,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
@@ -141,6 +141,16 @@ def _rejecting(handler: Handler, error: AuthnError, config: AuthnConfig) -> Hand
     return rejecting_handler(handler, reject)
 
 
+def abort_on_thread(context: Any, error: AuthnError, method: str, config: AuthnConfig) -> NoReturn:
+    """End a call whose handler runs on a thread (threaded gRPC, or a plain ``def`` handler on
+    grpc.aio) with ``error``'s status and challenges."""
+    log.info("rejected %s: %s (%s)", method, error.reason, error.detail)
+    code, details, trailers = grpc_rejection(error, config.realm, config.dpop.algorithms)
+    context.set_trailing_metadata(trailers)
+    context.abort(code, details)
+    raise error  # pragma: no cover - abort raises
+
+
 def _authenticating_in_handler(
     handler: Handler,
     authenticator: Authenticator,
@@ -178,11 +188,7 @@ def _authenticating_in_handler(
                 authenticator.authenticate(authorization, method, sender=full), loop
             ).result()
         except AuthnError as error:
-            log.info("rejected %s: %s (%s)", method, error.reason, error.detail)
-            code, details, trailers = grpc_rejection(error, config.realm, config.dpop.algorithms)
-            context.set_trailing_metadata(trailers)
-            context.abort(code, details)
-            raise  # pragma: no cover - abort raises
+            abort_on_thread(context, error, method, config)
         assert principal is not None
         return principal
 

@@ -29,7 +29,7 @@ import grpc
 from jwt_authn.authenticator import Authenticator
 from jwt_authn.config import AuthnConfig
 from jwt_authn.errors import AuthnError, KeySetUnavailable
-from jwt_authn.grpc_aio import call_credentials, sender_in_context
+from jwt_authn.grpc_aio import abort_on_thread, call_credentials, sender_in_context
 from jwt_authn.handler_wrapping import (
     Behavior,
     Handler,
@@ -134,11 +134,7 @@ def _authenticating_in_handler(
                 values, method, sender=sender_in_context(sender, context, method)
             )
         except AuthnError as error:
-            log.info("rejected %s: %s (%s)", method, error.reason, error.detail)
-            code, details, trailers = grpc_rejection(error, config.realm, config.dpop.algorithms)
-            context.set_trailing_metadata(trailers)
-            context.abort(code, details)
-            raise  # pragma: no cover - abort raises
+            abort_on_thread(context, error, method, config)
         assert principal is not None
         return principal
 
