@@ -408,7 +408,7 @@ async def test_forwarded_method_and_url_only_from_trusted_proxies(
     answer = await untrusting.call(f"DPoP {case.token}", [proof], forwarded)
     assert (answer.outcome, answer.reason) == ("unauthenticated", "dpop_forwarding_untrusted")
     # A trusted network that does not hold the peer (127.0.0.1) is no better.
-    elsewhere = await serve(dpop=DPoPConfig(trusted_proxies=("10.0.0.0/8",)))
+    elsewhere = await serve(dpop=DPoPConfig(trusted_proxies=("127.0.0.2/32",)))
     answer = await elsewhere.call(f"DPoP {case.token}", [case.proof(htm="GET", htu=FACADE_URL)], forwarded)
     assert (answer.outcome, answer.reason) == ("unauthenticated", "dpop_forwarding_untrusted")
 
@@ -473,8 +473,8 @@ def test_htu_normalisation(proof_htu: str, request_uri: str, same: bool) -> None
             {"public_base_urls": ("https://api.example.com/?q",)},
             "dpop.public_base_urls: not an http(s) base URL",
         ),
-        ({"trusted_proxies": ("10.0.0.0/8", "facade")}, "dpop.trusted_proxies: not an IP address or network"),
-        ({"trusted_proxies": "10.0.0.1"}, "dpop.trusted_proxies: must be a collection of strings"),
+        ({"trusted_proxies": ("127.0.0.0/8", "facade")}, "dpop.trusted_proxies: not an IP address or network"),
+        ({"trusted_proxies": "127.0.0.1"}, "dpop.trusted_proxies: must be a collection of strings"),
         ({"replay_store_size": 0}, "dpop.replay_store_size: must be at least 1"),
         (
             {"replay_store_size": 10, "replay_store_size_per_key": 11},
@@ -491,9 +491,9 @@ def test_bad_dpop_settings_fail_at_construction_naming_the_setting(
 
 def test_dpop_settings_are_normalised_and_frozen() -> None:
     config = DPoPConfig(
-        trusted_proxies=["10.1.2.3", "192.168.0.0/16"], public_base_urls=["https://a.example"]
+        trusted_proxies=["127.1.2.3", "127.168.0.0/16"], public_base_urls=["https://a.example"]
     )
-    assert config.trusted_proxies == ("10.1.2.3/32", "192.168.0.0/16")
+    assert config.trusted_proxies == ("127.1.2.3/32", "127.168.0.0/16")
     assert config.public_base_urls == ("https://a.example",)
     assert config.replay_window_s == 65.0
     with pytest.raises(AttributeError):
@@ -586,10 +586,10 @@ def test_the_peer_address_of_a_grpc_call(grpc_peer: str | None, address: str | N
     ("address", "networks", "trusted"),
     [
         ("127.0.0.1", ("127.0.0.0/8",), True),
-        ("10.1.2.3", ("10.1.2.3/32",), True),
-        ("10.1.2.4", ("10.1.2.3/32",), False),
+        ("127.1.2.3", ("127.1.2.3/32",), True),
+        ("127.1.2.4", ("127.1.2.3/32",), False),
         ("::1", ("::1/128",), True),
-        ("::ffff:10.0.0.7", ("10.0.0.0/8",), True),  # an IPv4 peer on a dual-stack socket
+        ("::ffff:127.0.0.7", ("127.0.0.0/8",), True),  # an IPv4 peer on a dual-stack socket
         ("fe80::1%eth0", ("fe80::/10",), True),
         ("127.0.0.1", (), False),  # nobody is trusted by default
         (None, ("0.0.0.0/0",), False),  # an unknown peer (a Unix socket) never is

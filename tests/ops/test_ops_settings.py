@@ -185,9 +185,9 @@ def test_every_authn_knob_reaches_jwt_authn(tmp_path: Path) -> None:
             "secureroute",
             "--require-sender-constrained",
             "--trusted-proxies",
-            "10.0.0.7",
+            "127.0.0.7",
             "--trusted-proxies",
-            "10.1.0.0/16",
+            "127.1.0.0/16",
             "--dpop-public-base-urls",
             "https://api.example.com",
             "--dpop-max-proof-age-s",
@@ -215,7 +215,7 @@ def test_every_authn_knob_reaches_jwt_authn(tmp_path: Path) -> None:
     )
     assert (config.token_cache_size, config.max_token_bytes, config.realm) == (5, 4096, "secureroute")
     dpop = config.dpop
-    assert dpop.trusted_proxies == ("10.0.0.7/32", "10.1.0.0/16")  # jwt_authn writes networks
+    assert dpop.trusted_proxies == ("127.0.0.7/32", "127.1.0.0/16")  # jwt_authn writes networks
     assert (dpop.public_base_urls, dpop.max_proof_age_s, dpop.require_nonce) == (
         ("https://api.example.com",),
         30.0,

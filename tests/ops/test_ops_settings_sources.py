@@ -43,7 +43,7 @@ _SAMPLES = {
     "event_loop": "asyncio",
     "backend": "dns:///svc:50051",
     "backend_server_name": "svc.example.com",
-    "trusted_proxies": "10.0.0.7,10.1.0.0/16",
+    "trusted_proxies": "127.0.0.7,127.1.0.0/16",
     "dpop_public_base_urls": "https://api.example.com",
     "dpop_public_base_url": "https://api.example.com",
     "dpop_replay_redis_url": "redis://127.0.0.1:6379/0",
@@ -181,10 +181,10 @@ def test_a_bad_value_names_the_setting_and_its_source(
 
 @pytest.mark.parametrize("cls", [OneProgramSettings, ServiceSettings])
 def test_trusted_proxies_is_a_repeatable_flag_of_addresses_and_networks(cls: type[ProgramSettings]) -> None:
-    argv = ["--issuer", ISSUER, "--trusted-proxies", "10.0.0.7", "--trusted-proxies", "10.1.0.0/16,::1"]
+    argv = ["--issuer", ISSUER, "--trusted-proxies", "127.0.0.7", "--trusted-proxies", "127.1.0.0/16,::1"]
     environ = {"SECUREROUTE_TRUSTED_PROXIES": "192.0.2.1"}
     # Every flag adds; together they replace the variable's value (flag > variable).
-    assert load(cls, argv, environ).trusted_proxies == ("10.0.0.7", "10.1.0.0/16", "::1")
+    assert load(cls, argv, environ).trusted_proxies == ("127.0.0.7", "127.1.0.0/16", "::1")
     assert load(cls, ["--issuer", ISSUER], environ).trusted_proxies == ("192.0.2.1",)
     with pytest.raises(SettingsError, match=r"^trusted_proxies: not an IP address or network: 'facade'"):
         load(cls, ["--issuer", ISSUER, "--trusted-proxies", "facade"], {})
