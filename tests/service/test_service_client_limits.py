@@ -1,8 +1,9 @@
 """One client cannot fill the anonymous pool whatever it sends; many clients together still cannot
 starve token holders (``service.admission``: per connection, per peer address, then the pools).
 
-A client "from 127.0.0.2" is a gRPC channel to a loopback forwarder that connects on to the service
-from that source address (all of 127.0.0.0/8 is loopback), so the service sees it as that peer.
+A client "from 127.0.0.2" is a gRPC channel to a loopback forwarder (``tools.loopback_source``) that
+connects on to the service from that source address (all of 127.0.0.0/8 is loopback), so the
+service sees it as that peer.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from jwt_authn.testing import LoopbackIssuer
 from secureroute.v1 import secureroute_pb2
 from service import SecureRouteServer, ServiceSettings
 from service.admission import CLIENT_LIMIT_DETAILS, POOL_FULL_DETAILS
+from tools.loopback_source import SourceForwarder
 
 StartService = Callable[[ServiceSettings], Awaitable[SecureRouteServer]]
 MakeSettings = Callable[..., ServiceSettings]
@@ -27,35 +29,11 @@ WAIT_S = 15.0
 CHECK = "/grpc.health.v1.Health/Check"
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except ConnectionError:
-        pass
-    finally:
-        writer.close()  # the server sees the connection end, and cancels its calls
-
-
 @contextlib.asynccontextmanager
 async def _from_address(source: str, port: int) -> AsyncIterator[str]:
     """A loopback target whose connections reach 127.0.0.1:``port`` from ``source`` (127.x.y.z)."""
-    pumps: set[asyncio.Task[None]] = set()
-
-    async def forward(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
-        for task in (_pump(client_reader, writer), _pump(reader, client_writer)):
-            pumps.add(asyncio.ensure_future(task))
-
-    server = await asyncio.start_server(forward, "127.0.0.1", 0)
-    try:
-        yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        server.close()
-        for task in pumps:
-            task.cancel()
-        await asyncio.gather(*pumps, return_exceptions=True)
+    async with SourceForwarder(source, target_port=port) as forwarder:
+        yield f"127.0.0.1:{forwarder.port}"
 
 
 async def _silent_checks(channel: grpc.aio.Channel, count: int) -> list[Any]:
