@@ -473,7 +473,10 @@ def test_htu_normalisation(proof_htu: str, request_uri: str, same: bool) -> None
             {"public_base_urls": ("https://api.example.com/?q",)},
             "dpop.public_base_urls: not an http(s) base URL",
         ),
-        ({"trusted_proxies": ("127.0.0.0/8", "facade")}, "dpop.trusted_proxies: not an IP address or network"),
+        (
+            {"trusted_proxies": ("127.0.0.0/8", "facade")},
+            "dpop.trusted_proxies: not an IP address or network",
+        ),
         ({"trusted_proxies": "127.0.0.1"}, "dpop.trusted_proxies: must be a collection of strings"),
         ({"replay_store_size": 0}, "dpop.replay_store_size: must be at least 1"),
         (
