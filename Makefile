@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 NODE_BIN := node_modules/.bin
 PROTO := protos/secureroute/v1/secureroute.proto
 EXAMPLE_PROTO := examples/greeter/greeter.proto
-TYPED_PACKAGES := jwt_authn service http_facade secureroute dev_issuer dev_stack examples bench tools
+TYPED_PACKAGES := jwt_authn service http_facade runtime secureroute dev_issuer dev_stack examples bench tools
 
 # The container image (make image, make image-test): see README "The container image".
 IMAGE ?= localhost/secureroute:dev

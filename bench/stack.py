@@ -36,7 +36,7 @@ import grpc
 from jwcrypto import jwk
 
 from jwt_authn.testing import LoopbackIssuer
-from secureroute.unix_socket import parse_unix_socket_path
+from service.unix_socket import parse_unix_socket_path
 
 __all__ = ["AUDIENCE", "REPO_ROOT", "Server", "Stack", "http_get"]
 

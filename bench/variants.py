@@ -59,8 +59,8 @@ from jwt_authn.authenticator import Authenticator
 from jwt_authn.config import Policy
 from jwt_authn.principal import principal_var
 from jwt_authn.token_cache import TokenCache
-from secureroute.one.program import main as one_main
-from secureroute.tracing import enable_tracing
+from runtime.tracing import enable_tracing
+from secureroute.program import main as one_main
 from service.__main__ import main as service_main
 
 __all__ = ["AUTHENTICATE", "PIECES", "SIGNATURE", "main"]

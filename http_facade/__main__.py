@@ -21,12 +21,12 @@ from http_facade.app import backend_credentials
 from http_facade.metrics import MULTIPROCESS_ENV
 from http_facade.runner import FacadeServer
 from http_facade.settings import PROG, FacadeSettings, load_facade_settings
-from secureroute.metrics_server import worker_metrics_flags
-from secureroute.ports import reserve_port
-from secureroute.program import run_program, watch_stop_signals
-from secureroute.settings import ListenAddress
-from secureroute.tls import ServerTLS, check_server_tls, ssl_server_context
-from secureroute.workers import WorkerPlan, current_worker, supervise
+from runtime.metrics_server import worker_metrics_flags
+from runtime.ports import reserve_port
+from runtime.process import run_program, watch_stop_signals
+from runtime.settings import ListenAddress
+from runtime.tls import ServerTLS, check_server_tls, ssl_server_context
+from runtime.workers import WorkerPlan, current_worker, supervise
 
 __all__ = ["main"]
 

@@ -19,10 +19,10 @@ from http_facade.connections import head_budget_middleware
 from http_facade.limits import body_limit_middleware
 from http_facade.metrics import METRICS_KEY, FacadeMetrics, metrics_middleware
 from http_facade.request_id import request_id_middleware
+from http_facade.request_spans import http_middlewares
 from http_facade.routes import add_local_routes, add_routes, malformed_authorization_middleware
 from http_facade.settings import FacadeSettings
-from secureroute.tls import ClientTLS, grpc_channel_credentials
-from secureroute.tracing import http_middlewares
+from runtime.tls import ClientTLS, grpc_channel_credentials
 
 __all__ = ["MAX_BODY_BYTES", "PROTOCOL_LOG", "SETTINGS_KEY", "backend_credentials", "create_app"]
 

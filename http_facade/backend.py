@@ -24,8 +24,8 @@ from typing import Any, Protocol
 import grpc
 from aiohttp import web
 
+from http_facade.request_spans import channel_interceptors
 from jwt_authn import Authenticator, Principal
-from secureroute.tracing import channel_interceptors
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 
 __all__ = [

@@ -14,7 +14,7 @@ prometheus_client's multiprocess files (label children looked up once and kept).
 Usage:
     app[METRICS_KEY] = FacadeMetrics()
     app.middlewares.append(metrics_middleware)
-    MetricsServer(settings.http.metrics_listen, app[METRICS_KEY].exposition)   # secureroute.metrics_server
+    MetricsServer(settings.http.metrics_listen, app[METRICS_KEY].exposition)   # runtime.metrics_server
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from secureroute.metrics import CachedLabels, new_registry
+from runtime.metrics import CachedLabels, new_registry
 
 __all__ = [
     "LATENCY_BUCKETS_S",

@@ -1,7 +1,7 @@
 """``X-Request-Id``: accepted from the client when safe, generated otherwise, returned on every response.
 
 The id is stored on the request under ``REQUEST_ID_KEY`` for handlers (which send it to the
-backend as ``x-request-id`` metadata), put in ``secureroute.request_id.request_id_var`` so every
+backend as ``x-request-id`` metadata), put in ``runtime.request_id.request_id_var`` so every
 log line of the request carries it, and set on every response, 404/405 and errors included.
 
 Usage:
@@ -17,7 +17,7 @@ import secrets
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from secureroute.request_id import is_safe_request_id, request_id_var
+from runtime.request_id import is_safe_request_id, request_id_var
 
 __all__ = ["REQUEST_ID_HEADER", "REQUEST_ID_KEY", "accept_or_generate", "request_id_middleware"]
 

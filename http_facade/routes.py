@@ -40,7 +40,7 @@ from jwt_authn import (
     current_principal,
     operation,
 )
-from secureroute.deadlines import Deadlines
+from runtime.deadlines import Deadlines
 from secureroute.v1 import secureroute_pb2
 
 __all__ = [

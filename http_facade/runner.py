@@ -32,8 +32,8 @@ from http_facade.connections import ConnectionBudget, guarded_protocol_factory
 from http_facade.memory import trim_after_bursts
 from http_facade.metrics import METRICS_KEY, FacadeMetrics
 from http_facade.settings import FacadeSettings
-from secureroute.metrics_server import MetricsServer, Probes
-from secureroute.settings import SettingsError
+from runtime.metrics_server import MetricsServer, Probes
+from runtime.settings import SettingsError
 
 __all__ = ["LISTEN_BACKLOG", "FacadeServer", "handler_args"]
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, model_validator
 
-from secureroute.settings import (
+from runtime.settings import (
     Count,
     ExistingFile,
     GrpcTarget,
@@ -26,14 +26,15 @@ from secureroute.settings import (
     Text,
     load,
 )
-from secureroute.shared_settings import ProcessSettings, ServerTLSSettings, WorkerSettings, check_pair
+from runtime.shared_settings import ProcessSettings, ServerTLSSettings, WorkerSettings, check_pair
 
 __all__ = [
     "PROG",
     "BackendDeadline",
     "BackendSettings",
+    "FacadeHttpListener",
     "FacadeSettings",
-    "HttpServer",
+    "HttpListener",
     "load_facade_settings",
 ]
 
@@ -50,21 +51,12 @@ def _base_url(value: str) -> str:
 BaseUrl = Annotated[Text, AfterValidator(_base_url)]
 
 
-class HttpServer(ServerTLSSettings):
-    """The HTTP listener (variables ``SECUREROUTE_HTTP_*``)."""
+class HttpListener(ServerTLSSettings):
+    """The HTTP listener (variables ``SECUREROUTE_HTTP_*``) and its limits."""
 
     # All interfaces, as the facade is the public front door (and runs in a container);
     # 3000 is the port the original Node.js facade served on.
     listen: Listen = Field(ListenAddress("0.0.0.0", 3000), description="HTTP address, host:port")  # noqa: S104
-    # Loopback, never the public port: process facts and traffic counts are for the operator
-    # (a pod address such as 0.0.0.0:9465 lets Prometheus scrape). The port after the
-    # service's 9464, so both programs run on one host with their defaults.
-    metrics_listen: OptionalListen = Field(
-        ListenAddress("127.0.0.1", 9465),
-        description="the admin listener: Prometheus /metrics and the probes /health and /ready over plain "
-        "HTTP on host:port, apart from the public port, or off; with N workers, worker k uses port+k "
-        "(each shows the sum of all workers)",
-    )
     # nginx's keepalive_timeout, above AWS ALB's 60 s idle timeout (a proxy must give up on
     # an idle connection before we do). aiohttp's own 3,630 s lets idle sockets pile up.
     keepalive_timeout_s: PositiveSeconds = Field(
@@ -109,6 +101,20 @@ class HttpServer(ServerTLSSettings):
     # (docs/benchmarks.md); the request metrics count every request anyway.
     access_log: bool = Field(
         False, description="log one line per request at INFO (aiohttp's access log, with the request id)"
+    )
+
+
+class FacadeHttpListener(HttpListener):
+    """The facade's HTTP listener and its own admin listener (the one program has one for both)."""
+
+    # Loopback, never the public port: process facts and traffic counts are for the operator
+    # (a pod address such as 0.0.0.0:9465 lets Prometheus scrape). The port after the
+    # service's 9464, so both programs run on one host with their defaults.
+    metrics_listen: OptionalListen = Field(
+        ListenAddress("127.0.0.1", 9465),
+        description="the admin listener: Prometheus /metrics and the probes /health and /ready over plain "
+        "HTTP on host:port, apart from the public port, or off; with N workers, worker k uses port+k "
+        "(each shows the sum of all workers)",
     )
 
 
@@ -161,7 +167,7 @@ class FacadeSettings(BackendSettings, ProcessSettings, WorkerSettings, ProgramSe
     )
     inline: ClassVar[frozenset[str]] = frozenset({"http"})
 
-    http: HttpServer = HttpServer()
+    http: FacadeHttpListener = FacadeHttpListener()
     # None: the URL as this facade sees it (its own scheme, the Host the client sent), as
     # jwt_authn's aiohttp middleware does without public_base_urls.
     dpop_public_base_url: BaseUrl | None = Field(

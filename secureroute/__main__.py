@@ -1,6 +1,6 @@
-"""``python -m secureroute``: the one program (``secureroute.one.program``)."""
+"""``python -m secureroute``: the one program (``secureroute.program``)."""
 
-from secureroute.one.program import main
+from secureroute.program import main
 
 if __name__ == "__main__":
     main()

@@ -1,96 +1,148 @@
-"""How both programs start: settings, logging, then one server or a supervisor of N workers.
+"""``python -m secureroute`` / ``secureroute``: gRPC and HTTP from one process and one event loop.
 
-Bad settings (or a busy port) print one line on stderr and exit with code 2. With
-``workers > 1`` the process becomes a supervisor (``secureroute.workers``) that re-runs the
-program as its workers; a worker binds with SO_REUSEPORT and dies with its supervisor.
+The gRPC server is ``service.build_server``'s; the HTTP facade is ``http_facade.runner``'s, over a
+``LocalBackend``: jwt_authn's own aiohttp middleware on the gRPC server's ``Authenticator`` (one
+Policy, one key-set cache, one token cache for both transports) in front of the service's domain
+code (``service.handlers.SecureRouteCalls``), called directly. One metrics listener shows both
+transports' series and the guard's outcomes.
+
+Lifecycle:
+- both listeners are checked before either starts: one that cannot bind exits 2 with one line
+  naming it (``grpc_listen: cannot bind ...``), and nothing is left listening;
+- SIGTERM or SIGINT drains both: health NOT_SERVING, both keep serving for ``drain_delay_s``, then
+  in-flight calls and requests get ``grace_period_s``, then the guard closes; exit 0;
+- a transport that stops by itself is logged and the program exits 1, the other one drained.
+
+One process, without a ``workers`` setting: run several containers to scale.
 
 Usage:
-    def main(argv: Sequence[str] | None = None) -> None:
-        run_program(PROG, argv, load=_checked_settings, supervise=_supervise, serve=_serve)
-
-    async def _serve(settings: Settings, *, reuse_port: bool) -> None:
-        stopping = watch_stop_signals()
-        ...  # start serving
-        await stopping.wait()
+    secureroute --issuer https://idp.example.com/ --audience secureroute
+    SECUREROUTE_GRPC_LISTEN=127.0.0.1:50051 SECUREROUTE_HTTP_LISTEN=127.0.0.1:3000 python -m secureroute ...
 """
 
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Protocol, TypeVar
+import logging
+from collections.abc import Sequence
 
-from secureroute.logs import configure_logging
-from secureroute.settings import SettingsError, exit_bad_settings
-from secureroute.shared_settings import ProcessSettings
-from secureroute.tracing import configure_tracing, shutdown_tracing
-from secureroute.workers import current_worker, die_with_supervisor
+from http_facade.backend import LocalBackend
+from http_facade.metrics import FacadeMetrics
+from http_facade.runner import FacadeServer
+from runtime.ports import check_bindable
+from runtime.process import run_program, watch_stop_signals
+from runtime.settings import ListenAddress, SettingsError
+from runtime.tls import ServerTLS, check_server_tls, ssl_server_context
+from secureroute.settings import PROG, SecureRouteSettings, load_secureroute_settings, split_settings
+from service.handlers import SecureRouteCalls
+from service.server import SecureRouteServer, build_server
+from service.settings import authn_config
 
-__all__ = ["Serve", "run_program", "watch_stop_signals"]
+__all__ = ["main"]
 
-# Every program's settings have the process group (grace, logging).
-S = TypeVar("S", bound=ProcessSettings)
-S_contra = TypeVar("S_contra", bound=ProcessSettings, contravariant=True)
+_log = logging.getLogger(__name__)
 
-
-class Serve(Protocol[S_contra]):
-    """Serve until SIGTERM or SIGINT (a worker binds with SO_REUSEPORT: ``current_worker()`` is set)."""
-
-    def __call__(self, settings: S_contra, /) -> Coroutine[Any, Any, None]: ...
+#: Exit code when one transport stopped by itself.
+EXIT_TRANSPORT_FAILED = 1
 
 
-def run_program(
-    prog: str,
-    argv: Sequence[str] | None,
-    *,
-    load: Callable[[Sequence[str]], S],
-    supervise: Callable[[S, Sequence[str]], int] | None,
-    serve: Serve[S],
-) -> None:
-    """Run a program to its end (``sys.argv[1:]`` when ``argv`` is None); exits 2 on bad settings.
+def _renamed(error: SettingsError, prefix: str) -> SettingsError:
+    """A split program's ``listen: ...`` as the one program's ``<prefix>_listen: ...``."""
+    text = str(error)
+    return SettingsError(f"{prefix}_{text}" if text.startswith("listen") else text)
 
-    ``load`` reads and checks the settings (raising ``ValueError("setting: problem")``) before
-    anything starts; ``supervise`` runs the workers and returns the exit code (None: a program
-    without a ``workers`` setting, always one process).
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
+
+def _build(settings: SecureRouteSettings) -> tuple[SecureRouteServer, FacadeServer]:
+    """Both servers built, the gRPC one bound, nothing started. Raises ``SettingsError``."""
+    service_settings, facade_settings = split_settings(settings)
+    check_bindable(settings.http.listen, "http_listen")  # before the gRPC bind: nothing to undo
     try:
-        settings = load(argv)
-    except ValueError as err:  # SettingsError, or jwt_authn's "setting: problem"
-        exit_bad_settings(prog, err)
-    configure_logging(settings.log_level, settings.log_format)
-    worker = current_worker()
+        service = build_server(service_settings)
+    except SettingsError as error:
+        raise _renamed(error, "grpc") from None
+    ssl_context = None
+    if settings.http.tls_cert is not None and settings.http.tls_key is not None:
+        ssl_context = ssl_server_context(ServerTLS(settings.http.tls_cert, settings.http.tls_key))
+    facade = FacadeServer(
+        facade_settings,
+        backend=LocalBackend(SecureRouteCalls(), service.authenticator),
+        metrics=None if settings.metrics_listen is None else FacadeMetrics(registry=service.metrics.registry),
+        ssl_context=ssl_context,
+    )
+    return service, facade
+
+
+async def _start(service: SecureRouteServer, facade: FacadeServer) -> None:
+    """Start both, or neither (what started is stopped). Raises ``SettingsError``."""
+    await service.start()
     try:
-        if supervise is not None and getattr(settings, "workers", 1) > 1 and worker is None:
-            raise SystemExit(supervise(settings, argv))
-        if worker is not None:
-            die_with_supervisor(worker)
-        # Each serving process has its own exporter (a supervisor serves nothing).
-        configure_tracing(prog)
-        try:
-            with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
-                runner.run(serve(settings))
-        finally:
-            shutdown_tracing()
-    except SettingsError as err:  # a port in use, an OTEL_* value we cannot use
-        exit_bad_settings(prog, err)
+        await facade.start()
+    except SettingsError as error:
+        await service.stop(0, drain_delay_s=0)
+        raise _renamed(error, "http") from None
+    except BaseException:
+        await service.stop(0, drain_delay_s=0)
+        raise
 
 
-def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop (grpc.aio and aiohttp run on it, tested with uvloop 0.21+), or asyncio's (None)."""
-    if name == "asyncio":
-        return None
-    import uvloop  # noqa: PLC0415  # only the serving process needs it
+async def _drain(service: SecureRouteServer, facade: FacadeServer, settings: SecureRouteSettings) -> None:
+    """NOT_SERVING, serve on for the drain delay, then both finish their calls within the grace."""
+    await service.drain(settings.drain_delay_s)
+    await asyncio.gather(facade.stop(), service.server.stop(settings.grace_period_s))
+    # The facade's requests need the guard: it closes once both transports have drained.
+    await service.close()
 
-    return uvloop.new_event_loop
+
+async def _serve(settings: SecureRouteSettings) -> None:
+    service, facade = _build(settings)
+    await _start(service, facade)
+    stopping = watch_stop_signals()
+    _log.info("%s listening on %s (grpc)", PROG, ListenAddress(settings.grpc.listen.host, service.port))
+    for address in facade.addresses:
+        scheme = "https" if settings.http.tls_cert is not None else "http"
+        _log.info("%s listening on %s (%s)", PROG, ListenAddress(address[0], address[1]), scheme)
+    if settings.metrics_listen is not None and service.metrics_port is not None:
+        _log.info(
+            "metrics on http://%s/metrics", ListenAddress(settings.metrics_listen.host, service.metrics_port)
+        )
+    grpc_ended = asyncio.ensure_future(service.server.wait_for_termination())
+    watchers = {
+        asyncio.ensure_future(stopping.wait()): "signal",
+        grpc_ended: "grpc",
+        asyncio.ensure_future(facade.wait_closed()): "http",
+    }
+    done, pending = await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+    for future in pending - {grpc_ended}:
+        # Not grpc's: cancelling wait_for_termination cancels the server's own shutdown.
+        future.cancel()
+    failed = sorted(watchers[future] for future in done if watchers[future] != "signal")
+    if failed:
+        _log.error("the %s transport stopped by itself; stopping the other", " and ".join(failed))
+    else:
+        _log.info(
+            "shutting down: serving %.1f s more, then draining for up to %.1f s",
+            settings.drain_delay_s,
+            settings.grace_period_s,
+        )
+    await _drain(service, facade, settings)
+    await grpc_ended
+    _log.info("stopped")
+    if failed:
+        raise SystemExit(EXIT_TRANSPORT_FAILED)
 
 
-def watch_stop_signals() -> asyncio.Event:
-    """An event that SIGTERM or SIGINT sets, on the running loop."""
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
-    return stopping
+def _checked_settings(argv: Sequence[str]) -> SecureRouteSettings:
+    """The settings, with the jwt_authn config and the TLS files checked before anything starts."""
+    settings = load_secureroute_settings(argv)
+    authn_config(split_settings(settings)[0])
+    if settings.grpc.tls_cert is not None and settings.grpc.tls_key is not None:
+        check_server_tls(
+            ServerTLS(settings.grpc.tls_cert, settings.grpc.tls_key, settings.grpc.tls_client_ca)
+        )
+    if settings.http.tls_cert is not None and settings.http.tls_key is not None:
+        check_server_tls(ServerTLS(settings.http.tls_cert, settings.http.tls_key))
+    return settings
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run_program(PROG, argv, load=_checked_settings, supervise=None, serve=_serve)

@@ -18,12 +18,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from secureroute.metrics_server import worker_metrics_flags
-from secureroute.ports import reserve_port
-from secureroute.program import run_program, watch_stop_signals
-from secureroute.settings import ListenAddress
-from secureroute.tls import ServerTLS, check_server_tls
-from secureroute.workers import WorkerPlan, current_worker, supervise
+from runtime.metrics_server import worker_metrics_flags
+from runtime.ports import reserve_port
+from runtime.process import run_program, watch_stop_signals
+from runtime.settings import ListenAddress
+from runtime.tls import ServerTLS, check_server_tls
+from runtime.workers import WorkerPlan, current_worker, supervise
 from service.server import build_server
 from service.settings import PROG, ServiceSettings, authn_config, load_service_settings
 

@@ -2,7 +2,7 @@
 
 grpc-core's ``maximum_concurrent_rpcs`` counts every open call alike, so 1,000 callers without a
 token (health ``Watch`` streams, or calls that never send their request message) used to fill it
-and starve everyone. The service's interceptor (``service.interceptor``) sorts each call once,
+and starve everyone. The service's interceptor (``service.call_pipeline``) sorts each call once,
 after jwt_authn's guard:
 
 - **authenticated** (a valid token on a non-public method): untouched, the hot path;
@@ -22,7 +22,7 @@ after jwt_authn's guard:
   The copy is request-streaming, so grpc runs it when the call arrives, before any message: the
   only way to see the peer (``context.peer()``) and to count a call whose client withholds its
   message. A unary request must then arrive within ``message_timeout_s`` (DEADLINE_EXCEEDED
-  otherwise, at 1 to 1.1 times it: ``secureroute.deadlines``, one sweeping timer instead of one
+  otherwise, at 1 to 1.1 times it: ``runtime.deadlines``, one sweeping timer instead of one
   per call), so a silent call holds its slot that long at most. The unary copy is one coroutine
   that also records the call's metric sample, and reads the message with ``context.read()`` (no
   request iterator): measured, the request-streaming shape itself costs grpc.aio nothing; what
@@ -45,8 +45,8 @@ from typing import Any
 
 import grpc
 
-from secureroute.deadlines import Deadlines
-from secureroute.rpc_outcome import Handler, Observe, failure_code, final_code, timed
+from runtime.deadlines import Deadlines
+from service.rpc_outcome import Handler, Observe, failure_code, final_code, timed
 
 __all__ = [
     "CLIENT_LIMIT_DETAILS",

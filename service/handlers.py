@@ -2,7 +2,7 @@
 
 Authentication happened before the handler runs (jwt_authn's interceptor); SecureRoute only
 reads the verified principal. Both echo the request id (read from ``x-request-id`` by
-``service.interceptor``) as initial metadata; every log line carries it through the logging
+``service.call_pipeline``) as initial metadata; every log line carries it through the logging
 filter, so one request can be followed from the facade to here. Tokens are never logged.
 
 The domain code is ``SecureRouteCalls``: the servicer answers gRPC with it, and the one program's
@@ -23,7 +23,7 @@ import grpc
 from google.protobuf import struct_pb2
 
 from jwt_authn import Principal, current_principal
-from secureroute.request_id import NO_REQUEST_ID, REQUEST_ID_METADATA, request_id_var
+from runtime.request_id import NO_REQUEST_ID, REQUEST_ID_METADATA, request_id_var
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 
 __all__ = ["REQUEST_ID_METADATA", "SecureRouteCalls", "SecureRouteServicer", "secure_route_reply"]

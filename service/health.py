@@ -10,7 +10,7 @@ its pings and NOT_SERVING while it does not: DPoP calls are then refused (fail c
 calls go on, so readiness does not follow it (taking every replica out would stop those too).
 
 The same status is read without a call by the admin listener's probes (``probes()``, served by
-``secureroute.metrics_server``): ``/ready`` is SecureRouteService's status, ``/health`` is the
+``runtime.metrics_server``): ``/ready`` is SecureRouteService's status, ``/health`` is the
 process answering at all. They share no pool with public calls, so no anonymous caller starves them.
 
 Usage:
@@ -32,7 +32,7 @@ from typing import Protocol
 from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
 
-from secureroute.metrics_server import Probes
+from runtime.metrics_server import Probes
 
 __all__ = ["DPOP_REPLAY_STORE", "REPLAY_STORE_PING_INTERVAL_S", "SECURE_ROUTE_SERVICE", "HealthReporter"]
 

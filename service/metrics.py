@@ -39,7 +39,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from jwt_authn import Authenticator
-from secureroute.metrics import new_registry
+from runtime.metrics import new_registry
 
 __all__ = ["LATENCY_BUCKETS_S", "UNKNOWN_METHOD", "AuthnStateCollector", "ServiceMetrics"]
 

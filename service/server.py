@@ -8,7 +8,7 @@ open health Watch stream is an in-flight call too: it sees NOT_SERVING at once a
 cancelled when the grace period ends.
 
 With ``listen_unix`` the server also binds ``unix:PATH`` (same credentials as the TCP port); the
-path is checked before the bind (``secureroute.unix_socket``) and its socket file removed at stop.
+path is checked before the bind (``service.unix_socket``) and its socket file removed at stop.
 
 Limits (settings): ``max_concurrent_rpcs`` across the server (more are RESOURCE_EXHAUSTED), of
 which calls without a token take at most ``max_anonymous_rpcs`` + ``max_anonymous_streams``,
@@ -36,19 +36,20 @@ from grpc_reflection.v1alpha import reflection
 
 from jwt_authn import AsyncAuthInterceptor, Authenticator, AuthnConfig
 from jwt_authn.grpc_aio import recommended_server_options
-from secureroute.metrics_server import MetricsServer
-from secureroute.ports import check_bindable
-from secureroute.settings import SettingsError
-from secureroute.tls import ServerTLS, grpc_server_credentials
-from secureroute.tracing import server_interceptors, traced_observer
-from secureroute.unix_socket import BoundSocketFile, check_unix_bindable
+from runtime.metrics_server import MetricsServer
+from runtime.ports import check_bindable
+from runtime.settings import SettingsError
+from runtime.tls import ServerTLS, grpc_server_credentials
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 from service.admission import AnonymousAdmission
+from service.call_pipeline import CallPipeline
+from service.guard_spans import traced_observer
 from service.handlers import SecureRouteServicer
 from service.health import HealthReporter
-from service.interceptor import ServiceInterceptor
 from service.metrics import ServiceMetrics
+from service.rpc_spans import server_interceptors
 from service.settings import ServiceSettings, authn_config
+from service.unix_socket import BoundSocketFile, check_unix_bindable
 
 if TYPE_CHECKING:  # imported when used: the redis package imports OpenTelemetry when it is installed
     from jwt_authn.replay_redis import RedisReplayStore
@@ -202,9 +203,9 @@ def build_server(
         max_per_address=settings.grpc.max_anonymous_per_address,
         message_timeout_s=settings.grpc.request_message_timeout_s,
     )
-    # One pass per call: request id, guard, admission and metrics (service.interceptor). Tracing
+    # One pass per call: request id, guard, admission and metrics (service.call_pipeline). Tracing
     # (when on) before it: the guard's verdict and key fetches belong to the RPC's span.
-    interceptor = ServiceInterceptor(metrics, AsyncAuthInterceptor(authenticator), admission, authenticator)
+    interceptor = CallPipeline(metrics, AsyncAuthInterceptor(authenticator), admission, authenticator)
     server = grpc.aio.server(
         interceptors=[*server_interceptors(), interceptor],
         options=[

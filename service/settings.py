@@ -13,9 +13,7 @@ from typing import Annotated, ClassVar, Self
 from pydantic import AfterValidator, Field, model_validator
 
 from jwt_authn.config import AuthnConfig
-from secureroute import authn_settings
-from secureroute.authn_settings import AuthnSettings
-from secureroute.settings import (
+from runtime.settings import (
     Count,
     ExistingFile,
     Listen,
@@ -27,8 +25,10 @@ from secureroute.settings import (
     Text,
     load,
 )
-from secureroute.shared_settings import ProcessSettings, ServerTLSSettings, WorkerSettings
-from secureroute.unix_socket import parse_unix_socket_path
+from runtime.shared_settings import ProcessSettings, ServerTLSSettings, WorkerSettings
+from service import guard_settings
+from service.guard_settings import AuthnSettings
+from service.unix_socket import parse_unix_socket_path
 
 __all__ = ["HEALTH_METHOD", "PROG", "GrpcServer", "ServiceSettings", "authn_config", "load_service_settings"]
 
@@ -220,4 +220,4 @@ def load_service_settings(
 
 def authn_config(settings: ServiceSettings) -> AuthnConfig:
     """The jwt_authn config for these settings. Raises ``ValueError("setting: problem")``."""
-    return authn_settings.authn_config(settings, public_methods=(HEALTH_METHOD,))
+    return guard_settings.authn_config(settings, public_methods=(HEALTH_METHOD,))

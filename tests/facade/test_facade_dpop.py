@@ -19,7 +19,7 @@ import pytest
 from http_facade.settings import load_facade_settings
 from jwt_authn.dpop_client import DPoPKey, DPoPNonces, dpop_headers, dpop_request, nonce_requested
 from jwt_authn.testing import LoopbackIssuer
-from secureroute.settings import SettingsError
+from runtime.settings import SettingsError
 from service.server import SecureRouteServer
 
 PROOF = "eyJ0eXAiOiJkcG9wK2p3dCJ9.eyJodG0iOiJHRVQifQ.c2lnbmF0dXJl"

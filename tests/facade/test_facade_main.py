@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from http_facade.settings import FacadeSettings, load_facade_settings
-from secureroute.settings import ListenAddress, settings_of
+from runtime.settings import ListenAddress, settings_of
 
 WAIT_S = 15.0
 

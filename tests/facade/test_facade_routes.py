@@ -11,7 +11,7 @@ from helpers import nested
 from multidict import CIMultiDict
 
 from jwt_authn.testing import Fault, LoopbackIssuer
-from secureroute.request_id import RequestIdFilter
+from runtime.request_id import RequestIdFilter
 
 
 async def test_health_is_plain_text(facade_url: str, http: aiohttp.ClientSession) -> None:
@@ -123,7 +123,7 @@ async def test_request_id_reaches_the_service(
     facade_url: str, http: aiohttp.ClientSession, issuer: LoopbackIssuer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG", logger="service")  # the per-call line is DEBUG
-    # The filter our log handler carries (secureroute.logs): it stamps each record with the id.
+    # The filter our log handler carries (runtime.logs): it stamps each record with the id.
     caplog.handler.addFilter(RequestIdFilter())
     token = issuer.tokens.issue(sub="dave")
     headers = {"Authorization": f"Bearer {token}", "X-Request-Id": "trace-me-42"}

@@ -36,7 +36,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from http_facade import load_facade_settings
 from http_facade.runner import FacadeServer
-from secureroute.tls import ServerTLS, ssl_server_context
+from runtime.tls import ServerTLS, ssl_server_context
 
 WAIT_S = 20.0
 

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from http_facade.settings import FacadeSettings, load_facade_settings
-from secureroute.one.settings import OneProgramSettings, load_one_settings, split_settings
-from secureroute.settings import settings_of
+from runtime.settings import settings_of
+from secureroute.settings import SecureRouteSettings, load_secureroute_settings, split_settings
 from service.settings import ServiceSettings, authn_config, load_service_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,8 +87,8 @@ def test_dockerfile_runs_as_a_user_and_offers_every_program() -> None:
 
 def test_the_one_programs_configmap_holds_valid_settings_only() -> None:
     env = _named("ConfigMap", "secureroute")["data"]
-    assert set(env) <= {env for row in settings_of(OneProgramSettings) for env in row.envs()}
-    settings = load_one_settings([], environ=env)
+    assert set(env) <= {env for row in settings_of(SecureRouteSettings) for env in row.envs()}
+    settings = load_secureroute_settings([], environ=env)
     authn_config(split_settings(settings)[0])  # the whole chain accepts it
     assert (settings.grpc.listen.port, settings.http.listen.port) == (50051, 3000)
     assert settings.metrics_listen is not None and settings.metrics_listen.port == 9464
@@ -136,14 +136,14 @@ def test_every_probe_goes_to_the_admin_listener_which_no_service_exposes(name: s
 
 
 def test_the_admin_listeners_bind_the_pod_address_in_deploy() -> None:
-    one = load_one_settings([], environ=_named("ConfigMap", "secureroute")["data"])
+    one = load_secureroute_settings([], environ=_named("ConfigMap", "secureroute")["data"])
     service = load_service_settings([], environ=_named("ConfigMap", "secureroute-service")["data"])
     facade = load_facade_settings([], environ=_named("ConfigMap", "secureroute-facade")["data"])
     for listen in (one.metrics_listen, service.metrics_listen, facade.http.metrics_listen):
         assert listen is not None and listen.host == "0.0.0.0"  # noqa: S104 (the kubelet dials the pod IP)
     # ... and each program's own default is loopback.
     issuer = {"SECUREROUTE_ISSUER": "https://idp.example.com/", "SECUREROUTE_AUDIENCES": "secureroute"}
-    assert load_one_settings([], environ=issuer).metrics_listen.host == "127.0.0.1"  # type: ignore[union-attr]
+    assert load_secureroute_settings([], environ=issuer).metrics_listen.host == "127.0.0.1"  # type: ignore[union-attr]
     assert load_service_settings([], environ=issuer).metrics_listen.host == "127.0.0.1"  # type: ignore[union-attr]
     assert load_facade_settings([], environ={}).http.metrics_listen.host == "127.0.0.1"  # type: ignore[union-attr]
 

@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 
 from jwt_authn.testing import LoopbackIssuer
-from secureroute.logs import PER_REQUEST_LINES_PER_S, RateLimitFilter, configure_logging, resolve_log_format
-from secureroute.request_id import RequestIdFilter, request_id_var
+from runtime.logs import PER_REQUEST_LINES_PER_S, RateLimitFilter, configure_logging, resolve_log_format
+from runtime.request_id import RequestIdFilter, request_id_var
 
 
 class _Terminal(io.StringIO):

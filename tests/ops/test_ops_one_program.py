@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aiohttp
 import grpc
@@ -20,8 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from helpers import port_refused, secureroute_stub
 
 from jwt_authn.testing import LoopbackIssuer
-from secureroute.one.settings import OneProgramSettings, load_one_settings, split_settings
-from secureroute.settings import ListenAddress, settings_of
+from runtime.settings import ListenAddress, settings_of
+from secureroute.settings import SecureRouteSettings, load_secureroute_settings, split_settings
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 
 WAIT_S = 15.0
@@ -44,7 +45,7 @@ AssertBadSetting = Callable[..., None]
 def test_help_explains_every_setting(run_main: RunMain) -> None:
     result = run_main("secureroute", "--help")
     assert result.returncode == 0
-    for row in settings_of(OneProgramSettings):
+    for row in settings_of(SecureRouteSettings):
         assert row.flag in result.stdout and row.env in result.stdout
 
 
@@ -56,7 +57,7 @@ def test_console_script_is_installed() -> None:
 
 
 def test_the_split_programs_settings_come_through() -> None:
-    settings = load_one_settings(
+    settings = load_secureroute_settings(
         [*BASE, "--backend-timeout-s", "2", "--grace-period-s", "3", "--http-max-connections", "7"],
         environ={"SECUREROUTE_GRPC_MAX_CONCURRENT_RPCS": "900"},
     )
@@ -88,10 +89,12 @@ def test_the_one_program_offers_no_workers(assert_bad_setting: AssertBadSetting)
     assert_bad_setting("secureroute", *BASE, "--workers", "2", setting="arguments")
 
 
-def test_a_second_metrics_listener_is_refused(assert_bad_setting: AssertBadSetting) -> None:
-    assert_bad_setting(
-        "secureroute", *BASE, "--http-metrics-listen", "127.0.0.1:9", setting="http_metrics_listen"
-    )
+def test_a_second_metrics_listener_is_refused(assert_bad_setting: AssertBadSetting, tmp_path: Path) -> None:
+    # The one program has one admin listener, metrics_listen: the facade's flag and key are not its own.
+    assert_bad_setting("secureroute", *BASE, "--http-metrics-listen", "127.0.0.1:9", setting="arguments")
+    config = tmp_path / "one.toml"
+    config.write_text('http_metrics_listen = "127.0.0.1:9"\n')
+    assert_bad_setting("secureroute", *BASE, "--config", str(config), setting="config")
 
 
 async def _ports(stderr: asyncio.StreamReader) -> tuple[int, int]:
@@ -175,7 +178,7 @@ async def test_serves_both_then_sigterm_drains_both(
 #: gRPC server's or the HTTP listener's own public ``stop``), as a crashed transport would.
 _FAIL_ON_SIGUSR1 = """
 import asyncio, signal, sys
-from secureroute.one import program
+from secureroute import program
 
 which = sys.argv.pop(1)
 start_both = program._start

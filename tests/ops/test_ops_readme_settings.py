@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from secureroute.settings import settings_of
+from runtime.settings import settings_of
 from tools.settings_doc import (
     BEGIN,
     END,

@@ -7,12 +7,12 @@ Each setting from each source: ``test_ops_settings_sources.py``.
 
 from __future__ import annotations
 
-from secureroute.one.settings import OneProgramSettings
-from secureroute.settings import ListenAddress, load, settings_of
+from runtime.settings import ListenAddress, load, settings_of
+from secureroute.settings import SecureRouteSettings
 
 
 def test_groups_not_inlined_carry_their_name_in_flags_and_keys() -> None:
-    rows = {row.name: row for row in settings_of(OneProgramSettings)}
+    rows = {row.name: row for row in settings_of(SecureRouteSettings)}
     assert (
         rows["grpc_listen"].flag == "--grpc-listen" and rows["grpc_listen"].env == "SECUREROUTE_GRPC_LISTEN"
     )
@@ -23,7 +23,7 @@ def test_groups_not_inlined_carry_their_name_in_flags_and_keys() -> None:
     assert {"issuer", "audiences", "drain_delay_s", "metrics_listen"} <= set(rows)
     assert "workers" not in rows  # one process: it offers no setting it would refuse
     settings = load(
-        OneProgramSettings,
+        SecureRouteSettings,
         ["--grpc-listen", "127.0.0.1:1", "--issuer", "https://idp.example.com/", "--audience", "a"],
         {"SECUREROUTE_HTTP_LISTEN": "127.0.0.1:2"},
     )

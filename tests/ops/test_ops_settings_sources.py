@@ -15,12 +15,12 @@ import pytest
 from pydantic import BaseModel
 
 from http_facade.settings import FacadeSettings
-from secureroute.one.settings import OneProgramSettings
-from secureroute.settings import ProgramSettings, Setting, SettingsError, known_variables, load, settings_of
+from runtime.settings import ProgramSettings, Setting, SettingsError, known_variables, load, settings_of
+from secureroute.settings import SecureRouteSettings
 from service.settings import ServiceSettings
 
 ISSUER = "https://idp.example.com/"
-PROGRAMS: tuple[type[ProgramSettings], ...] = (OneProgramSettings, ServiceSettings, FacadeSettings)
+PROGRAMS: tuple[type[ProgramSettings], ...] = (SecureRouteSettings, ServiceSettings, FacadeSettings)
 CASES = [
     pytest.param(cls, row, source, id=f"{cls.prog}-{row.name}-{source}")
     for cls in PROGRAMS
@@ -120,11 +120,6 @@ def test_each_setting_works_from_each_source(
         config = tmp_path / "settings.toml"
         config.write_text(f"{row.name} = {_toml_value(row, text)}\n")
         environ["SECUREROUTE_CONFIG"] = str(config)
-    if cls is OneProgramSettings and row.name == "http_metrics_listen":
-        # One metrics listener (metrics_listen): the HTTP group's must stay off, from any source.
-        with pytest.raises(SettingsError, match=r"^http_metrics_listen: "):
-            load(cls, [*argv, *flag] if source == "flag" else argv, environ)
-        return
     loaded = _value(load(cls, [*argv, *flag] if source == "flag" else argv, environ), row)
     # The same value whichever source gave it, and not the default (so the source was read).
     assert loaded == _value(load(cls, [*argv, *flag], {}), row) != row.info.default
@@ -179,7 +174,7 @@ def test_a_bad_value_names_the_setting_and_its_source(
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("cls", [OneProgramSettings, ServiceSettings])
+@pytest.mark.parametrize("cls", [SecureRouteSettings, ServiceSettings])
 def test_trusted_proxies_is_a_repeatable_flag_of_addresses_and_networks(cls: type[ProgramSettings]) -> None:
     argv = ["--issuer", ISSUER, "--trusted-proxies", "127.0.0.7", "--trusted-proxies", "127.1.0.0/16,::1"]
     environ = {"SECUREROUTE_TRUSTED_PROXIES": "192.0.2.1"}

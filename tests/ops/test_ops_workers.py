@@ -20,8 +20,8 @@ from helpers import secureroute_stub
 from prometheus_client.parser import text_string_to_metric_families
 
 from jwt_authn.testing import LoopbackIssuer
+from runtime.workers import WorkerPlan, supervise
 from secureroute.v1 import secureroute_pb2
-from secureroute.workers import WorkerPlan, supervise
 from service import SecureRouteServer
 
 WAIT_S = 20.0

@@ -20,7 +20,7 @@ from helpers import secureroute_stub
 from jwt_authn import replay_redis
 from jwt_authn.dpop_client import DPoPKey
 from jwt_authn.testing import LoopbackIssuer
-from secureroute.settings import SettingsError
+from runtime.settings import SettingsError
 from secureroute.v1 import secureroute_pb2
 from service.health import DPOP_REPLAY_STORE
 from service.server import SecureRouteServer, build_server

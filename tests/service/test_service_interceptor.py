@@ -13,7 +13,7 @@ import grpc
 
 from jwt_authn import AsyncAuthInterceptor, Authenticator, AuthnConfig, IssuerConfig, Policy
 from service.admission import AnonymousAdmission
-from service.interceptor import ServiceInterceptor
+from service.call_pipeline import CallPipeline
 from service.metrics import ServiceMetrics
 
 SECURE = "/secureroute.v1.SecureRouteService/SecureRoute"
@@ -44,7 +44,7 @@ class _CountingGuard(AsyncAuthInterceptor):
         return await super().guard(handler, handler_call_details, continuation)
 
 
-def _interceptor() -> tuple[ServiceInterceptor, _CountingGuard]:
+def _interceptor() -> tuple[CallPipeline, _CountingGuard]:
     config = AuthnConfig(
         issuers=(IssuerConfig(issuer="https://idp.example.com/", audiences=("secureroute",)),),
         policy=Policy(public_methods=(HEALTH,)),
@@ -54,10 +54,10 @@ def _interceptor() -> tuple[ServiceInterceptor, _CountingGuard]:
         max_unary=4, max_streams=4, max_per_connection=2, max_per_address=2, message_timeout_s=1.0
     )
     guard = _CountingGuard(authenticator)
-    return ServiceInterceptor(ServiceMetrics(), guard, admission, authenticator), guard
+    return CallPipeline(ServiceMetrics(), guard, admission, authenticator), guard
 
 
-async def _intercept(interceptor: ServiceInterceptor, method: str, handler: Any) -> Any:
+async def _intercept(interceptor: CallPipeline, method: str, handler: Any) -> Any:
     async def continuation(details: Any) -> Any:
         return handler
 

@@ -17,7 +17,7 @@ import pytest
 from helpers import secureroute_stub
 
 from jwt_authn.testing import LoopbackIssuer
-from secureroute.settings import SettingsError
+from runtime.settings import SettingsError
 from secureroute.v1 import secureroute_pb2
 from service import SecureRouteServer, ServiceSettings, build_server, load_service_settings
 

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from span_tree import Spans
 
-from secureroute.tracing import disable_tracing, enable_tracing
+from runtime.tracing import disable_tracing, enable_tracing
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from secureroute.settings import SettingsError
-from secureroute.tracing import configure_tracing, tracing_enabled
+from runtime.settings import SettingsError
+from runtime.tracing import configure_tracing, tracing_enabled
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,7 +43,9 @@ def test_off_by_default_nothing_is_added_and_no_opentelemetry_module_is_imported
         import sys
         from http_facade.app import create_app
         from http_facade.settings import load_facade_settings
-        from secureroute.tracing import channel_interceptors, configure_tracing, server_interceptors
+        from http_facade.request_spans import channel_interceptors
+        from runtime.tracing import configure_tracing
+        from service.rpc_spans import server_interceptors
         from service.server import build_server
         from service.settings import load_service_settings
 
@@ -66,7 +68,8 @@ def test_off_by_default_nothing_is_added_and_no_opentelemetry_module_is_imported
 def test_the_console_exporter_prints_a_span_with_the_programs_service_name() -> None:
     done = _python(
         """
-        from secureroute.tracing import configure_tracing, shutdown_tracing, traced_observer
+        from runtime.tracing import configure_tracing, shutdown_tracing
+        from service.guard_spans import traced_observer
 
         class Quiet:
             def on_outcome(self, reason):

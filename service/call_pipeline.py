@@ -12,10 +12,10 @@ log line carries it), finds the handler, asks jwt_authn's guard once
 The status code is read from the context after the handler (``context.abort`` records it), and
 the time is measured around the handler, rejected calls included. gRPC runs the interceptors and
 the handler in the call's own task, so the ContextVars (request id, principal) need no reset.
-Tracing, when on, is a separate interceptor before this one (``secureroute.tracing``).
+Tracing, when on, is a separate interceptor before this one (``runtime.tracing``).
 
 Usage:
-    interceptor = ServiceInterceptor(metrics, AsyncAuthInterceptor(authenticator), admission)
+    interceptor = CallPipeline(metrics, AsyncAuthInterceptor(authenticator), admission)
     server = grpc.aio.server(interceptors=[*server_interceptors(), interceptor])
 """
 
@@ -28,12 +28,12 @@ from typing import Any
 import grpc
 
 from jwt_authn import AsyncAuthInterceptor, Authenticator
-from secureroute.request_id import NO_REQUEST_ID, REQUEST_ID_METADATA, is_safe_request_id, request_id_var
-from secureroute.rpc_outcome import Handler, timed
+from runtime.request_id import NO_REQUEST_ID, REQUEST_ID_METADATA, is_safe_request_id, request_id_var
 from service.admission import AnonymousAdmission
 from service.metrics import ServiceMetrics
+from service.rpc_outcome import Handler, timed
 
-__all__ = ["ServiceInterceptor"]
+__all__ = ["CallPipeline"]
 
 
 def _request_id(metadata: Any) -> str:
@@ -48,7 +48,7 @@ def _request_id(metadata: Any) -> str:
 _MAX_WRAPPED_METHODS = 1024
 
 
-class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+class CallPipeline(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Request id, guard, admission and metrics in one interceptor; see the module docstring."""
 
     def __init__(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from secureroute.settings import SettingsError
+from runtime.settings import SettingsError
 
 __all__ = [
     "ClientTLS",

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from secureroute.ports import check_bindable
-from secureroute.settings import ListenAddress, SettingsError
+from runtime.ports import check_bindable
+from runtime.settings import ListenAddress, SettingsError
 
 __all__ = ["MetricsServer", "Probes", "worker_metrics_flags"]
 

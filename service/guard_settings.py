@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from jwt_authn.config import AuthnConfig, DPoPConfig, IssuerConfig, Policy, describe
-from secureroute.settings import (
+from runtime.settings import (
     Csv,
     ExistingFile,
     Networks,

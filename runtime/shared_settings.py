@@ -11,7 +11,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
-from secureroute.settings import ExistingFile, Lower, Seconds, SubSettings, Upper
+from runtime.settings import ExistingFile, Lower, Seconds, SubSettings, Upper
 
 __all__ = ["MAX_WORKERS", "ProcessSettings", "ServerTLSSettings", "WorkerSettings", "check_pair"]
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
-from secureroute.request_id import NO_REQUEST_ID, RequestIdFilter
+from runtime.request_id import NO_REQUEST_ID, RequestIdFilter
 
 __all__ = [
     "LOG_FORMATS",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import socket
 
-from secureroute.settings import ListenAddress, SettingsError
+from runtime.settings import ListenAddress, SettingsError
 
 __all__ = ["check_bindable", "reserve_port"]
 
