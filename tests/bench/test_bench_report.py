@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 
 from bench import grpc_section, http_section, variants
 from bench.context import BenchResults, Round
@@ -21,6 +22,8 @@ from bench.report import render, targets
 from bench.storm import BURSTS, BurstRun, StormRound
 from bench.tools import MachineFacts
 from bench.validation import ALGORITHMS, METRICS
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "bench" / "report_template.md"
 
 _FACTS = MachineFacts(
     date="2026-01-02 03:04 UTC",
@@ -102,6 +105,13 @@ def full_results(*, smoke: bool = False, storm_window: int = 150) -> BenchResult
     return results
 
 
+def empty_results() -> BenchResults:
+    """A run with every section left out (``--only`` named none)."""
+    results = BenchResults(facts=_FACTS, options=dataclasses.replace(BenchOptions.full(), sections=()))
+    results.skipped = {section: "not selected (--only)" for section in SECTIONS}
+    return results
+
+
 def _tables(text: str) -> list[str]:
     """The header row of every table on the page."""
     lines = text.splitlines()
@@ -165,6 +175,19 @@ def test_a_full_run_renders_every_sections_method_and_every_table() -> None:
     assert "$" not in text
 
 
+def test_every_word_of_the_template_reaches_the_page() -> None:
+    """Each block's text between its placeholders is on one of the pages: full, smoke or empty."""
+    pages = "".join(
+        render(results) for results in (full_results(), full_results(smoke=True), empty_results())
+    )
+    blocks = re.split(r"^<!-- block: \w+ -->$", TEMPLATE.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    assert len(blocks) > 20
+    for block in blocks[1:]:
+        for line in block.strip("\n").splitlines():
+            for words in re.split(r"\$\w+", line):
+                assert words in pages, words
+
+
 def test_a_smoke_run_says_so_and_a_storm_of_few_calls_reads_its_slowest_call() -> None:
     text = render(full_results(smoke=True, storm_window=50))
     assert "**Smoke run** (`python -m bench --quick`)" in text
@@ -172,9 +195,7 @@ def test_a_smoke_run_says_so_and_a_storm_of_few_calls_reads_its_slowest_call() -
 
 
 def test_an_empty_run_says_why_each_section_did_not_run() -> None:
-    results = BenchResults(facts=_FACTS, options=dataclasses.replace(BenchOptions.full(), sections=()))
-    results.skipped = {section: "not selected (--only)" for section in SECTIONS}
-    text = render(results)
+    text = render(empty_results())
     assert text.count("Not run: not selected (--only).") == 6
     assert "## Where the time goes" not in text
     assert "## Notes" not in text
