@@ -12,8 +12,9 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from authn_helpers import subject_or_anonymous
 
-from jwt_authn import Authenticator, AuthnConfig, Policy, Requirement, current_principal
+from jwt_authn import Authenticator, AuthnConfig, Policy, Requirement
 from jwt_authn.aiohttp import authn_middleware, operation
 
 PING, ORDERS, CREATE = "/shop.v1.Orders/Ping", "/shop.v1.Orders/List", "/shop.v1.Orders/Create"
@@ -26,41 +27,34 @@ POLICY = Policy(
 WAIT_S = 10.0
 
 
-def _who() -> str:
-    try:
-        return current_principal().subject
-    except LookupError:
-        return "anonymous"
-
-
 @operation(PING)
 async def ping(request: web.Request) -> web.Response:
-    return web.Response(text=_who())
+    return web.Response(text=subject_or_anonymous())
 
 
 @operation(ORDERS)
 async def list_orders(request: web.Request) -> web.Response:
-    return web.Response(text=_who())
+    return web.Response(text=subject_or_anonymous())
 
 
 @operation(CREATE)
 async def create_order(request: web.Request) -> web.Response:
-    return web.Response(text=_who())
+    return web.Response(text=subject_or_anonymous())
 
 
 @operation(BROWSE)
 async def browse(request: web.Request) -> web.Response:
-    return web.Response(text=_who())
+    return web.Response(text=subject_or_anonymous())
 
 
 async def unnamed(request: web.Request) -> web.Response:
-    return web.Response(text=_who())
+    return web.Response(text=subject_or_anonymous())
 
 
 @operation(ORDERS)
 class OrdersView(web.View):
     async def get(self) -> web.Response:
-        return web.Response(text=_who())
+        return web.Response(text=subject_or_anonymous())
 
 
 @pytest.fixture
