@@ -1,11 +1,12 @@
 """Helpers the jwt_authn tests import (their fixtures live in conftest.py): a token's outcome,
-the principal's subject, the ``test.v1.Echo`` service the gRPC tests serve, and certificates
-for the TLS tests.
+the principal's subject, an aiohttp app served on loopback, the ``test.v1.Echo`` service the gRPC
+tests serve, and certificates for the TLS tests.
 
 Usage:
     from authn_helpers import ECHO_SERVICE, echo_methods, outcome, subject_or_anonymous
 
     assert await outcome(authenticator, token) == "token_expired"
+    runner, port = await serve_on_loopback(app)  # await runner.cleanup() stops it
     handler = grpc.method_handlers_generic_handler(ECHO_SERVICE, echo_methods(aio=True))
     ca = certificate("test CA", None); server = certificate("localhost", ca, server=True)
 """
@@ -15,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
+from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -33,6 +36,7 @@ __all__ = [
     "echo_methods",
     "key_pem",
     "outcome",
+    "serve_on_loopback",
     "subject_or_anonymous",
 ]
 
@@ -56,6 +60,21 @@ def subject_or_anonymous() -> str:
         return current_principal().subject
     except LookupError:
         return "anonymous"
+
+
+async def serve_on_loopback(
+    app: web.Application, *, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
+    """``app`` served on 127.0.0.1 at a port the kernel picks: its runner (``cleanup()`` stops it,
+    at once) and the port."""
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, runner.addresses[0][1]
 
 
 def _who() -> bytes:

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import grpc
 from aiohttp import web
-from authn_helpers import ECHO_SERVICE, echo_methods, subject_or_anonymous
+from authn_helpers import ECHO_SERVICE, echo_methods, serve_on_loopback, subject_or_anonymous
 
 from jwt_authn import (
     AsyncAuthInterceptor,
@@ -234,14 +234,9 @@ async def start(
 
         app = web.Application(middlewares=[authn_middleware(authenticator)])
         app.router.add_get("/orders", orders)
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await runner.setup()
-        ssl_context = None
-        if tls is not None:
-            ssl_context = _ssl_server_context(tls)
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
-        await site.start()
-        server = Server(kind, runner.addresses[0][1], tls)
+        ssl_context = None if tls is None else _ssl_server_context(tls)
+        runner, port = await serve_on_loopback(app, ssl_context=ssl_context)
+        server = Server(kind, port, tls)
         server.authenticator = authenticator
         await authenticator.start()
 

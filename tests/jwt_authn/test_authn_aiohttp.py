@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from authn_helpers import subject_or_anonymous
+from authn_helpers import serve_on_loopback, subject_or_anonymous
 from helpers import fetch
 
 from jwt_authn import Authenticator, AuthnConfig, Policy, Requirement
@@ -74,16 +74,12 @@ async def serve(issuer_config: Any) -> AsyncIterator[Callable[..., Awaitable[str
         app.router.add_post("/orders", create_order)
         app.router.add_get("/orders/{id}", unnamed)
         app.router.add_view("/view", OrdersView)
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        runner, port = await serve_on_loopback(app)
         await authenticator.start()
         cleanups.extend([runner.cleanup, authenticator.close])
         if ready:
             assert await authenticator.wait_ready(WAIT_S)
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{port}"
 
     yield start
     for cleanup in reversed(cleanups):
