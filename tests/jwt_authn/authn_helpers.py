@@ -131,7 +131,7 @@ def _sync_bidi(requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
         yield _who()
 
 
-def echo_methods(*, aio: bool) -> dict[str, grpc.RpcMethodHandler]:
+def echo_methods(*, aio: bool) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     """The Echo service's methods by name: ``Unary``, ``ServerStream``, ``ClientStream``, ``Bidi``
     and, on grpc.aio (the only API with ``context.write``), ``ServerStreamWrite``."""
     methods = {
