@@ -1,5 +1,9 @@
 """Render a run's results as ``docs/benchmarks.md``: targets with pass/miss, then each section.
 
+The figures and tables are computed here; the prose around them (how each section was measured
+and how to read it) lives in ``report_template.md`` next to this module, one block per piece of
+text, its ``$placeholders`` filled with ``string.Template``.
+
 Ratios are computed per round from runs made back to back, then the median is taken, so load from
 other processes on a shared machine hits both sides of a ratio alike. A load target is one row of
 ``LOAD_TARGETS`` (two scenario names and a goal), the one program's against Express among them.
@@ -12,8 +16,11 @@ Usage:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from string import Template
 
 from bench import grpc_section, http_section, variants
 from bench.context import BenchResults, Round
@@ -34,6 +41,25 @@ class Target:
     shown: str
     #: A figure that explains another, with no goal behind it: no pass or miss.
     informative: bool = False
+
+
+#: The page's prose: block name -> its text, with $placeholders for the run's figures.
+_TEMPLATE = Path(__file__).with_name("report_template.md")
+
+
+def _read_blocks(path: Path) -> dict[str, Template]:
+    """Each ``<!-- block: NAME -->`` of ``path`` up to the next marker (what precedes the first is
+    the file's own comment), its blank lines at either end dropped."""
+    parts = re.split(r"^<!-- block: (\w+) -->\n", path.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    return {name: Template(text.strip("\n")) for name, text in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+_BLOCKS = _read_blocks(_TEMPLATE)
+
+
+def _prose(block: str, **figures: object) -> list[str]:
+    """The lines of the template's ``block``, every placeholder filled (a missing one raises)."""
+    return _BLOCKS[block].substitute({name: str(value) for name, value in figures.items()}).split("\n")
 
 
 def _fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
@@ -204,7 +230,7 @@ def _verdict(target: Target) -> str:
 
 
 def _not_run(results: BenchResults, section: str) -> list[str]:
-    return [f"Not run: {results.skipped.get(section, 'not selected')}."]
+    return _prose("not_run", reason=results.skipped.get(section, "not selected"))
 
 
 def _machine(results: BenchResults) -> list[str]:
@@ -229,12 +255,7 @@ def _validation(results: BenchResults) -> list[str]:
     if not results.validation:
         return _not_run(results, "validation")
     lines = [
-        f"{results.options.validation_tokens:,} distinct tokens per algorithm; CPU time of one core "
-        "(`time.process_time`), median of the rounds. *raw*: `cryptography`'s verify of the same signatures "
-        "with the same key; *cold*: `Authenticator.verify` of each token once (parse, header rules, key "
-        "lookup, signature, claims, principal, cache insert); *warm*: `verify` of a cached token; *warm "
-        "authenticate*: what the interceptor calls (extract + policy + verify + authorize); *jwcrypto JWT*: "
-        '`JWT(jwt=..., key=JWKSet, expected_type="JWS", algs=[alg], check_claims=...)`.',
+        *_prose("validation", tokens=f"{results.options.validation_tokens:,}"),
         "",
         "| alg | raw µs | cold µs | cold / raw | cold tokens/s/core | warm µs | warm authenticate µs "
         "| jwcrypto JWT µs | jwcrypto / raw |",
@@ -290,26 +311,7 @@ def _grpc(results: BenchResults) -> list[str]:
         return _not_run(results, "grpc")
     options = results.options
     lines = [
-        f"{options.h2_connections} connections x {options.h2_streams} streams, unary calls with an empty "
-        "request message, against five servers of the same SecureRouteService: *service* (`python -m "
-        "service`); *guard-off*, the same server with jwt_authn's interceptor replaced by a pass-through "
-        "that sets one fixed principal (`bench/variants.py`), so on / off is the guard's own cost with the "
-        "same server code and the same traffic; *traced*, the same server with OpenTelemetry tracing on "
-        "(every span batched and encoded as OTLP protobuf, then dropped: no collector here), so traced / "
-        "service is what traces cost when on (off, nothing is added); *pyjwt*, the peer a Python user "
-        "would pick instead: "
-        "grpc.aio with an interceptor on PyJWT's `PyJWKClient`, as its documentation shows "
-        "(`bench/peers/pyjwt_grpc.py`); *bare*, the ceiling: grpc.aio without interceptors on the loop our "
-        "programs serve on (uvloop), SecureRoute answering without reading the token "
-        "(`bench/peers/bare.py`). "
-        "*h2load* (nghttp2) repeats one request: Health, and SecureRoute "
-        "with one reused token. *h2grpc* (`bench/loadgen/h2grpc.js`, Node's http2, the same frames and "
-        "headers) sends a fresh token on every call (cold): every server takes the same pool, new to each, "
-        "so the guard-off server carries the same HPACK-uncompressible headers as the guarded one. The two "
-        "*@ half load* runs are one window: two h2load at once on the service, Health and SecureRoute at a "
-        "quarter of Health's saturating rate each, so a stall of the shared machine delays both alike and "
-        "their p99 difference is what authentication adds. Server CPU is the server process's CPU time per "
-        "request (all its threads), the steadiest figure on a shared machine.",
+        *_prose("grpc", connections=options.h2_connections, streams=options.h2_streams),
         "",
         *_load_table(results.grpc, grpc_section.SCENARIOS),
         "",
@@ -318,8 +320,7 @@ def _grpc(results: BenchResults) -> list[str]:
     if results.pieces:
         lines += [
             "",
-            "The Python of one call, measured in-process (no network, no gRPC core; CPU time per "
-            "call, median of the rounds):",
+            *_prose("grpc_pieces"),
             "",
             "| piece | µs per call |",
             "|---|---:|",
@@ -329,13 +330,7 @@ def _grpc(results: BenchResults) -> list[str]:
         names = [name for name in ("warm", "cold") if name in runs]
         lines += [
             "",
-            "**Inside the running service.** `python -m bench.variants timed` (the same service with a "
-            "`perf_counter` timer around each piece of the request path) ran one warm load (h2load, one "
-            "reused token) and one cold load (h2grpc, round 1's fresh tokens), once each: a breakdown, not a "
-            "median. Mean µs per SecureRoute call; rows nest (*authenticate* holds the rows below it but the "
-            "reply, *verify the call's credential* the cache and check rows), and each timer adds about a "
-            "tenth of a µs. The same code costs several times more here, where gRPC core, asyncio and the "
-            "other calls keep the CPU caches busy, than in the tight loops above.",
+            *_prose("grpc_inside"),
             "",
             f"| piece | {' | '.join(f'{name} µs per call' for name in names)} |",
             f"|---|{'---:|' * len(names)}",
@@ -369,20 +364,7 @@ def _http(results: BenchResults) -> list[str]:
         for what in http_section.WHATS
     ]
     lines = [
-        f"wrk, one thread, {results.options.http_connections} connections, the same Lua script for every run "
-        "(`bench/loadgen/tokens.lua`): warm reuses one token, cold takes each token of a fresh file once, "
-        "/health carries the same fresh tokens as cold. *one* is the one program (`python -m secureroute`: "
-        "gRPC and HTTP in one process, its HTTP routes guarded by jwt_authn's aiohttp middleware on the "
-        "gRPC server's Authenticator and calling the service's code in-process), "
-        "its CPU figure that one process. *facade* is the split deployment (the aiohttp "
-        "facade calling the service over gRPC), measured as information; its CPU figure adds the "
-        "service's. *express* is the original system (`bench/peers/express`: Express 5, express-jwt 8 on "
-        "jsonwebtoken 9, jwks-rsa 4 with its cache), same issuer, same tokens, same load. *bare-aiohttp* "
-        "is the ceiling: plain aiohttp handlers answering the same texts with no middleware, no "
-        "authentication and no access log, on the loop our programs serve on (`bench/peers/bare.py`). "
-        "*one-guard-off* is the one program with both guards replaced by a pass-through that sets one "
-        "fixed principal (`bench/variants.py`), sent the same tokens: one / one-guard-off is the guard's "
-        "cost over HTTP.",
+        *_prose("http", connections=results.options.http_connections),
         "",
         *_load_table(
             rounds, [f"{s} {w}" for s in systems for w in http_section.WHATS if f"{s} {w}" != _NO_BARE_COLD]
@@ -390,12 +372,7 @@ def _http(results: BenchResults) -> list[str]:
         "",
         *_ratio_rows(rounds, pairs),
         "",
-        "**Lever: a Unix socket between facade and service.** A second facade (`--backend unix:PATH`) "
-        "reaches the same service over its `--listen-unix` socket instead of loopback TCP; wrk, tokens and "
-        "load are the same. The systems take turns going first, round by round; the Unix-socket facade "
-        "takes the round's cold tokens from the far end of the same pool, so neither cold run sends a "
-        "token the service has already verified. CPU is facade + service. Ratios are Unix / TCP, medians "
-        "of per-round ratios; above 1 the socket pays.",
+        *_prose("http_unix"),
         "",
         *_load_table(rounds, [f"{unix} {w}" for w in http_section.WHATS]),
         "",
@@ -404,7 +381,7 @@ def _http(results: BenchResults) -> list[str]:
         ),
     ]
     if results.grpc:
-        lines += ["", "Our gRPC server (no facade) against Express, same token, per round:", ""]
+        lines += ["", *_prose("http_grpc_vs_express"), ""]
         lines += _ratio_rows(results.rounds(), _GRPC_VS_EXPRESS)
     return lines
 
@@ -417,22 +394,7 @@ def _storm(results: BenchResults) -> list[str]:
         return _not_run(results, "storm")
     count = f"{results.options.storm_requests:,}"
     lines = [
-        "Each round: a light stream of valid SecureRoute calls (h2load, 2 connections x 2 streams, one "
-        f"token) runs alone, then three more times, each with a burst of {count} concurrent calls fired into "
-        "its middle by the same Python client (`bench.grpc_client`, 4 channels, every call at once):",
-        "",
-        "- *storm*: each call names a random unknown kid (distinct ES256 tokens);",
-        "- *rejection control*: distinct ES256 tokens of the same shape, signed by the known key, from an "
-        "issuer the service does not trust: the same parse and the same UNAUTHENTICATED answer as the "
-        "storm's calls, and no key-set work, so the storm differs from it by the unknown-kid handling alone "
-        "(the target);",
-        "- *valid control*: one valid ES256 token of the known key, repeated: a token-cache hit and an OK "
-        "answer per call, the everyday burst.",
-        "",
-        "The bursts take turns (a different one first each round), after one unmeasured warm-up burst (half "
-        "valid, half foreign-issuer calls; no unknown kid, so a key-set refresh still falls to a measured "
-        "storm). A burst's percentiles are over the valid calls that started while it was in flight. "
-        "Fetches are read from the issuer's counters around the storm's run.",
+        *_prose("storm", count=count),
         "",
         "| round | order | issuer fetches in the storm (discovery + JWKS) | valid p50 ms alone → rejection "
         "control → valid control → storm | valid p99 ms, same order | p99 storm / alone "
@@ -466,24 +428,22 @@ def _storm(results: BenchResults) -> list[str]:
     slowest = max(n - math.ceil(0.99 * n) + 1 for n in windows)
     lines += [
         "",
-        "Medians over the rounds: valid p99 "
-        + " → ".join(f"{_ms(median_of(s.p99(n) for s in storm))} ms {n}" for n in _CONDITIONS)
-        + "; p99 storm / rejection control "
-        f"{_fmt(_storm_ratio(storm, 'storm', 'rejection control'), 2, 'x')} (the target), storm / alone "
-        f"{_fmt(_storm_ratio(storm, 'storm', 'alone'), 2, 'x')}, storm / valid control "
-        f"{_fmt(_storm_ratio(storm, 'storm', 'valid control'), 2, 'x')}, rejection control / alone "
-        f"{_fmt(_storm_ratio(storm, 'rejection control', 'alone'), 2, 'x')}.",
+        *_prose(
+            "storm_medians",
+            p99s=" → ".join(f"{_ms(median_of(s.p99(n) for s in storm))} ms {n}" for n in _CONDITIONS),
+            storm_rejection=_fmt(_storm_ratio(storm, "storm", "rejection control"), 2, "x"),
+            storm_alone=_fmt(_storm_ratio(storm, "storm", "alone"), 2, "x"),
+            storm_valid=_fmt(_storm_ratio(storm, "storm", "valid control"), 2, "x"),
+            rejection_alone=_fmt(_storm_ratio(storm, "rejection control", "alone"), 2, "x"),
+        ),
         "",
-        f"How to read them. The valid calls' p99 during any burst is about the burst's own length: {count} "
-        "calls arriving at once queue on the service's one event loop, whatever their token, and the "
-        "client sending them shares the same two cores; *rejection control / alone* is what that load "
-        "alone does. *Storm / rejection control* compares two bursts that differ only in the kid handling: "
-        "near 1 means unknown kids (a fetch stampede, a lock around the key-set refresh) hold valid calls "
-        f"up no longer than as many cheap rejections do. With {min(windows)} to {max(windows)} valid calls "
-        "in a window, its p99 is "
-        + ("its slowest call" if slowest == 1 else f"one of its {slowest} slowest calls")
-        + ", so single rounds move a lot: read the medians. A storm refreshes the key set at most "
-        "once (single flight), and not at all when the last refresh is less than the 30 s cooldown old.",
+        *_prose(
+            "storm_reading",
+            count=count,
+            fewest=min(windows),
+            most=max(windows),
+            slowest="its slowest call" if slowest == 1 else f"one of its {slowest} slowest calls",
+        ),
     ]
     return lines
 
@@ -493,8 +453,7 @@ def _memory(results: BenchResults) -> list[str]:
         return _not_run(results, "memory")
     step = memory.step_requests
     lines = [
-        f"wrk drives the facade (and through it the service) with {2 * step:,} requests, each with its own "
-        f"ES256 token; VmRSS from `/proc/PID/status` before, after the first {step:,} and after all of them.",
+        *_prose("memory", requests=f"{2 * step:,}", step=f"{step:,}"),
         "",
         f"| process | RSS before MiB | after {step:,} MiB | after {2 * step:,} MiB "
         "| growth between the two |",
@@ -508,8 +467,15 @@ def _memory(results: BenchResults) -> list[str]:
     sent, rps, errors = memory.requests_sent, memory.rps, memory.errors
     lines += [
         "",
-        f"Requests sent: {sent[0]:,} + {sent[1]:,} at about {rps[0]:,.0f} and {rps[1]:,.0f} req/s; "
-        f"failed: {errors[0]} + {errors[1]}.",
+        *_prose(
+            "memory_sent",
+            sent_first=f"{sent[0]:,}",
+            sent_second=f"{sent[1]:,}",
+            rps_first=f"{rps[0]:,.0f}",
+            rps_second=f"{rps[1]:,.0f}",
+            failed_first=errors[0],
+            failed_second=errors[1],
+        ),
     ]
     return lines
 
@@ -518,10 +484,15 @@ def _workers(results: BenchResults) -> list[str]:
     if not results.workers:
         return _not_run(results, "workers")
     return [
-        f"- {process}: SecureRoute warm, 1 worker {runs[1].rps:,.0f} req/s, "
-        f"2 workers {runs[2].rps:,.0f} req/s "
-        f"({_fmt(ratio_of(runs[2].rps, runs[1].rps), 2, 'x')})."
+        line
         for process, runs in results.workers.items()
+        for line in _prose(
+            "workers",
+            process=process,
+            one_rps=f"{runs[1].rps:,.0f}",
+            two_rps=f"{runs[2].rps:,.0f}",
+            ratio=_fmt(ratio_of(runs[2].rps, runs[1].rps), 2, "x"),
+        )
     ]
 
 
@@ -534,13 +505,7 @@ def _reading(results: BenchResults) -> list[str]:
     lines = []
     if rs256 := results.validation.get("RS256"):
         overhead = median_of(c - r for c, r in zip(rs256["cold"], rs256["raw"], strict=True))
-        lines.append(
-            "- Cold validation costs the raw signature check plus about "
-            f"{_fmt(overhead, 0)} µs of Python per "
-            "token (RS256): strict base64url and strict JSON of the payload, the claim checks, the principal "
-            "and the cache insert; that fixed cost weighs more against RSA, whose verify is cheap, than "
-            "against ES256/EdDSA."
-        )
+        lines += _prose("reading_validation", overhead=_fmt(overhead, 0))
     if grpc := results.grpc:
         on, off = _cpu(grpc, "service SecureRoute warm"), _cpu(grpc, "guard-off SecureRoute warm")
         cold_on, cold_off = _cpu(grpc, "service SecureRoute cold"), _cpu(grpc, "guard-off SecureRoute cold")
@@ -548,48 +513,19 @@ def _reading(results: BenchResults) -> list[str]:
         signature = (
             results.inside["cold"].us_per_call.get(variants.SIGNATURE) if "cold" in results.inside else None
         )
-        lines.append(
-            f"- gRPC: a SecureRoute call costs the service {_fmt(on, 0)} µs of CPU with the guard and "
-            f"{_fmt(off, 0)} µs without it on a reused token, {_fmt(cold_on, 0)} and {_fmt(cold_off, 0)} µs "
-            f"with fresh tokens (the signature check alone about {_fmt(signature, 0)} µs inside the server); "
-            "nearly all of the rest is grpc.aio's own per-call work (C-core, the Cython layer, the hand-offs "
-            f"between its poller thread and the asyncio loop). Health costs {_fmt(ours, 0)} µs here against "
-            f"{_fmt(peer, 0)} µs on the bare Python peer: the difference is what our interceptor chain, "
-            "metrics and request ids cost on a public call."
+        lines += _prose(
+            "reading_grpc",
+            warm_on=_fmt(on, 0),
+            warm_off=_fmt(off, 0),
+            cold_on=_fmt(cold_on, 0),
+            cold_off=_fmt(cold_off, 0),
+            signature=_fmt(signature, 0),
+            health=_fmt(ours, 0),
+            peer_health=_fmt(peer, 0),
         )
     if results.http:
-        lines.append(
-            "- HTTP (split facade): each request is an aiohttp request plus a gRPC call to the service, two "
-            "Python processes on a machine that also runs the load generator; the ceilings (our "
-            "unauthenticated routes against Express's authenticated one) show where that hop, not "
-            "authentication, keeps a goal out of reach. Express verifies every token (jsonwebtoken keeps no "
-            "verified-token cache), so its warm and cold runs cost the same."
-        )
+        lines += _prose("reading_http")
     return lines
-
-
-#: Measured once, when each choice was made (not every run): the code keeps the reason, this page
-#: keeps the figure, so no comment goes stale with the machine.
-DESIGN_FIGURES = (
-    "Measured once, on this kind of 2-core machine, when each choice was made; not rerun by `make bench`.",
-    "",
-    "| where | choice | figure then |",
-    "|---|---|---|",
-    "| `jwt_authn/verifier.py` | jwcrypto's `JWA.signing_alg(alg).verify` on keys imported once, not "
-    "`JWT(jwt=..., key=JWKSet)` | the high-level API re-parses and deep-copies the key set per call: "
-    "about 9x the signature check |",
-    "| `jwt_authn/verifier.py`, `token_cache.py` | `NamedTuple` for `UnverifiedToken`, `VerifiedToken` "
-    "| about a third of a frozen dataclass's construction cost |",
-    "| `jwt_authn/token_cache.py` | BLAKE2b-256 as the cache key | tight loop: SHA-256 0.95 µs, BLAKE2b "
-    "1.3 µs (800-byte token); inside the running server BLAKE2b about 2 µs cheaper per call (section 2 "
-    "measures both each run) |",
-    "| `jwt_authn/authenticator.py` | a hit on the authorization value as sent skips extraction | "
-    "extraction was 3 of the 12 µs a cached call cost inside a busy server |",
-    "| `jwt_authn/config.py` | each method's policy decision made once | about 4 µs per protected call "
-    "inside a busy server |",
-    "| `jwt_authn/extractor.py` | plain string operations to split the bearer value | a regex did the "
-    "same at about 4x the cost |",
-)
 
 
 def _raw_rounds(results: BenchResults) -> list[str]:
@@ -610,16 +546,7 @@ def _raw_rounds(results: BenchResults) -> list[str]:
 
 
 def render(results: BenchResults) -> str:
-    smoke = (
-        [
-            "**Smoke run** (`python -m bench --quick`): one short round of everything, to show the benchmark "
-            "works and the shape of this page. Its figures are not to be quoted; `make bench` writes the "
-            "real ones.",
-            "",
-        ]
-        if results.options.smoke
-        else []
-    )
+    smoke = [*_prose("smoke"), ""] if results.options.smoke else []
     sections = (
         ("1. Token validation per core", _validation),
         ("2. gRPC: the guard on and off, and the Python peer", _grpc),
@@ -629,12 +556,7 @@ def render(results: BenchResults) -> str:
         ("7. Workers", _workers),
     )
     lines = [
-        "# Benchmarks",
-        "",
-        "Generated by `make bench` (`python -m bench`); do not edit by hand. Every figure is measured "
-        "next to "
-        "its reference in the same run, and ratios are medians of per-round ratios, because the machine is "
-        "shared and absolute numbers move with whatever else runs on it.",
+        *_prose("intro"),
         "",
         *smoke,
         "## Targets",
@@ -652,7 +574,9 @@ def render(results: BenchResults) -> str:
         lines += [f"## {title}", "", *section(results), ""]
     if reading := _reading(results):
         lines += ["## Where the time goes", "", *reading, ""]
-    lines += ["## Figures behind the guard's design choices", "", *DESIGN_FIGURES, ""]
+    # Measured once, when each choice was made (not every run): the code keeps the reason, this page
+    # keeps the figure, so no comment goes stale with the machine.
+    lines += ["## Figures behind the guard's design choices", "", *_prose("design_figures"), ""]
     if results.notes:
         lines += ["## Notes", "", *(f"- {note}" for note in results.notes), ""]
     return "\n".join([*lines, *_raw_rounds(results)]) + "\n"

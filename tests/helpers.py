@@ -1,25 +1,28 @@
 """Helpers several test directories share: the service's stub, a trailer's value, deeply nested
-claims, a refused port. (pytest puts ``tests/`` on ``sys.path`` for its conftest, so any test
-module imports this as ``helpers``.)
+claims, a refused port, one HTTP request read in full. (pytest puts ``tests/`` on ``sys.path`` for
+its conftest, so any test module imports this as ``helpers``.)
 
 Usage:
-    from helpers import nested, port_refused, secureroute_stub, trailer
+    from helpers import fetch, nested, port_refused, secureroute_stub, trailer
 
     stub = secureroute_stub(channel)
     assert trailer(error, "www-authenticate") is not None
+    assert (await fetch(http, f"{url}/secure-route", token))[:2] == (200, "Super secret stuff")
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import Any, cast
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple, cast
 
+import aiohttp
 import grpc
+from multidict import CIMultiDictProxy
 
 from secureroute.v1 import secureroute_pb2_grpc
 
-__all__ = ["nested", "port_refused", "secureroute_stub", "trailer"]
+__all__ = ["Reply", "fetch", "nested", "port_refused", "secureroute_stub", "trailer"]
 
 
 def secureroute_stub(channel: grpc.aio.Channel) -> Any:
@@ -52,3 +55,25 @@ async def port_refused(port: int) -> bool:
         return True
     writer.close()
     return False
+
+
+class Reply(NamedTuple):
+    status: int
+    text: str
+    headers: CIMultiDictProxy[str]
+
+
+async def fetch(
+    http: aiohttp.ClientSession,
+    url: str,
+    token: str | None = None,
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    data: bytes | None = None,
+) -> Reply:
+    """One request on ``http`` (``Authorization: Bearer token`` when a token is given), its body
+    read in full: the status, the body as text (undecodable bytes replaced) and the headers."""
+    sent = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
+    async with http.request(method, url, headers=sent, data=data) as response:
+        return Reply(response.status, await response.text(errors="replace"), response.headers)

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from authn_helpers import serve_on_loopback
 from jwcrypto import jwk
 
 from jwt_authn import Authenticator, AuthnConfig, IssuerConfig, Policy
@@ -165,13 +166,9 @@ async def serve_routes() -> AsyncIterator[Callable[[Mapping[str, Any]], Awaitabl
         app = web.Application()
         for path, handler in routes.items():
             app.router.add_get(path, handler)
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await runner.setup()
+        runner, port = await serve_on_loopback(app)
         runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{port}"
 
     yield serve
     for runner in runners:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 import grpc
 from aiohttp import web
+from authn_helpers import ECHO_SERVICE, echo_methods, serve_on_loopback, subject_or_anonymous
 
 from jwt_authn import (
     AsyncAuthInterceptor,
@@ -32,14 +33,13 @@ from jwt_authn import (
     SyncAuthenticator,
     SyncAuthInterceptor,
     authn_middleware,
-    current_principal,
     operation,
     recommended_server_options,
 )
 from jwt_authn.replay import ReplayStore
 
 KINDS = ("http", "aio", "aio-def", "sync")
-SERVICE = "test.v1.Echo"
+SERVICE = ECHO_SERVICE
 METHOD = f"/{SERVICE}/Unary"
 WAIT_S = 10.0
 
@@ -69,51 +69,8 @@ class TLS:
     client_key: bytes | None = None
 
 
-def _who() -> bytes:
-    try:
-        return current_principal().subject.encode()
-    except LookupError:
-        return b"anonymous"
-
-
-async def _aio_unary(request: bytes, context: Any) -> bytes:
-    await asyncio.sleep(0)
-    return _who()
-
-
-async def _aio_stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
-    for _ in range(2):
-        yield _who()
-
-
-async def _aio_bidi(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
-    async for _ in requests:
-        yield _who()
-
-
-def _sync_unary(request: bytes, context: Any) -> bytes:
-    return _who()
-
-
-def _sync_stream(request: bytes, context: Any) -> Iterator[bytes]:
-    for _ in range(2):
-        yield _who()
-
-
-def _sync_bidi(requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
-    for _ in requests:
-        yield _who()
-
-
 def _handlers(aio: bool) -> grpc.GenericRpcHandler:
-    return grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            "Unary": grpc.unary_unary_rpc_method_handler(_aio_unary if aio else _sync_unary),
-            "ServerStream": grpc.unary_stream_rpc_method_handler(_aio_stream if aio else _sync_stream),
-            "Bidi": grpc.stream_stream_rpc_method_handler(_aio_bidi if aio else _sync_bidi),
-        },
-    )
+    return grpc.method_handlers_generic_handler(SERVICE, echo_methods(aio=aio))
 
 
 class Server:
@@ -273,18 +230,13 @@ async def start(
 
         @operation(METHOD)
         async def orders(request: web.Request) -> web.Response:
-            return web.Response(text=_who().decode())
+            return web.Response(text=subject_or_anonymous())
 
         app = web.Application(middlewares=[authn_middleware(authenticator)])
         app.router.add_get("/orders", orders)
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await runner.setup()
-        ssl_context = None
-        if tls is not None:
-            ssl_context = _ssl_server_context(tls)
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
-        await site.start()
-        server = Server(kind, runner.addresses[0][1], tls)
+        ssl_context = None if tls is None else _ssl_server_context(tls)
+        runner, port = await serve_on_loopback(app, ssl_context=ssl_context)
+        server = Server(kind, port, tls)
         server.authenticator = authenticator
         await authenticator.start()
 

@@ -12,8 +12,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from authn_helpers import serve_on_loopback, subject_or_anonymous
+from helpers import fetch
 
-from jwt_authn import Authenticator, AuthnConfig, Policy, Requirement, current_principal
+from jwt_authn import Authenticator, AuthnConfig, Policy, Requirement
 from jwt_authn.aiohttp import authn_middleware, operation
 
 PING, ORDERS, CREATE = "/shop.v1.Orders/Ping", "/shop.v1.Orders/List", "/shop.v1.Orders/Create"
@@ -26,41 +28,34 @@ POLICY = Policy(
 WAIT_S = 10.0
 
 
-def _who() -> str:
-    try:
-        return current_principal().subject
-    except LookupError:
-        return "anonymous"
-
-
 @operation(PING)
 async def ping(request: web.Request) -> web.Response:
-    return web.Response(text=_who())
+    return web.Response(text=subject_or_anonymous())
 
 
 @operation(ORDERS)
 async def list_orders(request: web.Request) -> web.Response:
-    return web.Response(text=_who())
+    return web.Response(text=subject_or_anonymous())
 
 
 @operation(CREATE)
 async def create_order(request: web.Request) -> web.Response:
-    return web.Response(text=_who())
+    return web.Response(text=subject_or_anonymous())
 
 
 @operation(BROWSE)
 async def browse(request: web.Request) -> web.Response:
-    return web.Response(text=_who())
+    return web.Response(text=subject_or_anonymous())
 
 
 async def unnamed(request: web.Request) -> web.Response:
-    return web.Response(text=_who())
+    return web.Response(text=subject_or_anonymous())
 
 
 @operation(ORDERS)
 class OrdersView(web.View):
     async def get(self) -> web.Response:
-        return web.Response(text=_who())
+        return web.Response(text=subject_or_anonymous())
 
 
 @pytest.fixture
@@ -79,16 +74,12 @@ async def serve(issuer_config: Any) -> AsyncIterator[Callable[..., Awaitable[str
         app.router.add_post("/orders", create_order)
         app.router.add_get("/orders/{id}", unnamed)
         app.router.add_view("/view", OrdersView)
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        runner, port = await serve_on_loopback(app)
         await authenticator.start()
         cleanups.extend([runner.cleanup, authenticator.close])
         if ready:
             assert await authenticator.wait_ready(WAIT_S)
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{port}"
 
     yield start
     for cleanup in reversed(cleanups):
@@ -101,16 +92,10 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def _get(http: aiohttp.ClientSession, url: str, token: str | None = None, method: str = "GET") -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with http.request(method, url, headers=headers) as response:
-        return response.status, await response.text(), response.headers
-
-
 async def test_public_route_needs_no_token_and_sees_no_principal(serve: Any, http: Any, issuer: Any) -> None:
     url = await serve(issuer)
-    assert (await _get(http, f"{url}/ping"))[:2] == (200, "anonymous")
-    assert (await _get(http, f"{url}/ping", "garbage"))[:2] == (200, "anonymous")
+    assert (await fetch(http, f"{url}/ping"))[:2] == (200, "anonymous")
+    assert (await fetch(http, f"{url}/ping", "garbage"))[:2] == (200, "anonymous")
 
 
 async def test_valid_token_reaches_named_unnamed_and_view_routes_with_the_principal(
@@ -119,16 +104,16 @@ async def test_valid_token_reaches_named_unnamed_and_view_routes_with_the_princi
     url = await serve(issuer)
     token = issuer.tokens.issue(sub="alice")
     for path in ("/orders", "/orders/7", "/view"):
-        assert (await _get(http, f"{url}{path}", token))[:2] == (200, "alice")
+        assert (await fetch(http, f"{url}{path}", token))[:2] == (200, "alice")
     # The same kept-alive connection, now without a token: nothing of alice is left behind.
-    assert (await _get(http, f"{url}/ping"))[:2] == (200, "anonymous")
+    assert (await fetch(http, f"{url}/ping"))[:2] == (200, "anonymous")
 
 
 @pytest.mark.parametrize("path", ["/orders", "/orders/7", "/view"])
 async def test_every_route_not_public_needs_a_token_with_a_bare_challenge(
     serve: Any, http: Any, issuer: Any, path: str
 ) -> None:
-    status, text, headers = await _get(http, f"{(await serve(issuer))}{path}")
+    status, text, headers = await fetch(http, f"{(await serve(issuer))}{path}")
     assert (status, text, headers["WWW-Authenticate"]) == (401, "missing token", 'Bearer realm="shop"')
 
 
@@ -136,7 +121,7 @@ async def test_invalid_token_is_401_with_invalid_token_and_never_echoed(
     serve: Any, http: Any, issuer: Any
 ) -> None:
     token = issuer.tokens.issue(ttl_s=-600)
-    status, text, headers = await _get(http, f"{(await serve(issuer))}/orders", token)
+    status, text, headers = await fetch(http, f"{(await serve(issuer))}/orders", token)
     assert status == 401
     assert (
         headers["WWW-Authenticate"]
@@ -147,14 +132,12 @@ async def test_invalid_token_is_401_with_invalid_token_and_never_echoed(
 
 async def test_missing_scope_is_403_with_insufficient_scope(serve: Any, http: Any, issuer: Any) -> None:
     url = await serve(issuer)
-    status, _, headers = await _get(http, f"{url}/orders", issuer.tokens.issue(scope="orders.read"), "POST")
+    reading, writing = issuer.tokens.issue(scope="orders.read"), issuer.tokens.issue(scope="orders.write")
+    status, _, headers = await fetch(http, f"{url}/orders", reading, method="POST")
     assert status == 403
     assert 'error="insufficient_scope"' in headers["WWW-Authenticate"]
     assert 'scope="orders.write"' in headers["WWW-Authenticate"]
-    assert (await _get(http, f"{url}/orders", issuer.tokens.issue(scope="orders.write"), "POST"))[:2] == (
-        200,
-        "alice",
-    )
+    assert (await fetch(http, f"{url}/orders", writing, method="POST"))[:2] == (200, "alice")
 
 
 async def test_unknown_routes_and_methods_keep_404_and_405_without_authenticating(
@@ -162,9 +145,9 @@ async def test_unknown_routes_and_methods_keep_404_and_405_without_authenticatin
 ) -> None:
     url = await serve(issuer)
     fetches = (issuer.discovery_fetches, issuer.jwks_fetches)
-    assert (await _get(http, f"{url}/nowhere"))[0] == 404
-    assert (await _get(http, f"{url}/nowhere", issuer.tokens.issue()))[0] == 404
-    assert (await _get(http, f"{url}/ping", method="DELETE"))[0] == 405
+    assert (await fetch(http, f"{url}/nowhere"))[0] == 404
+    assert (await fetch(http, f"{url}/nowhere", issuer.tokens.issue()))[0] == 404
+    assert (await fetch(http, f"{url}/ping", method="DELETE"))[0] == 405
     assert (issuer.discovery_fetches, issuer.jwks_fetches) == fetches
 
 
@@ -173,10 +156,10 @@ async def test_no_key_set_is_503_with_retry_after(
 ) -> None:
     down = f"http://127.0.0.1:{unused_port()}"
     url = await serve(down, ready=False)
-    status, _, headers = await _get(http, f"{url}/orders", issuer.tokens.issue(claims={"iss": down}))
+    status, _, headers = await fetch(http, f"{url}/orders", issuer.tokens.issue(claims={"iss": down}))
     assert (status, headers["Retry-After"]) == (503, "5")
     assert "WWW-Authenticate" not in headers
-    assert (await _get(http, f"{url}/ping"))[:2] == (200, "anonymous")
+    assert (await fetch(http, f"{url}/ping"))[:2] == (200, "anonymous")
 
 
 def test_operation_names_are_checked_and_the_middleware_wants_an_async_authenticator() -> None:
@@ -201,13 +184,13 @@ async def test_an_allow_missing_route_passes_without_a_token_and_sees_the_princi
     serve: Any, http: Any, issuer: Any
 ) -> None:
     url = await serve(issuer)
-    assert (await _get(http, f"{url}/browse"))[:2] == (200, "anonymous")
-    assert (await _get(http, f"{url}/browse", issuer.tokens.issue(sub="alice")))[:2] == (200, "alice")
-    assert (await _get(http, f"{url}/browse"))[:2] == (200, "anonymous")
-    status, text, headers = await _get(http, f"{url}/browse", issuer.tokens.issue(ttl_s=-600))
+    assert (await fetch(http, f"{url}/browse"))[:2] == (200, "anonymous")
+    assert (await fetch(http, f"{url}/browse", issuer.tokens.issue(sub="alice")))[:2] == (200, "alice")
+    assert (await fetch(http, f"{url}/browse"))[:2] == (200, "anonymous")
+    status, text, headers = await fetch(http, f"{url}/browse", issuer.tokens.issue(ttl_s=-600))
     assert (status, text) == (401, "token expired")
     assert headers["WWW-Authenticate"].startswith('Bearer realm="shop", error="invalid_token"')
-    assert (await _get(http, f"{url}/browse", "junk"))[0] == 401
+    assert (await fetch(http, f"{url}/browse", "junk"))[0] == 401
 
 
 async def test_reject_renders_refusals_with_the_guards_status_and_headers(
@@ -217,7 +200,7 @@ async def test_reject_renders_refusals_with_the_guards_status_and_headers(
         return web.json_response({"refused": text, "path": request.path}, status=status, headers=headers)
 
     url = await serve(issuer, reject=as_json)
-    status, body, headers = await _get(http, f"{url}/orders", "garbage")
+    status, body, headers = await fetch(http, f"{url}/orders", "garbage")
     assert status == 401 and 'error="invalid_token"' in headers["WWW-Authenticate"]
     assert headers["Content-Type"].startswith("application/json") and '"path": "/orders"' in body
-    assert (await _get(http, f"{url}/ping", "garbage"))[:2] == (200, "anonymous")  # public: no refusal
+    assert (await fetch(http, f"{url}/ping", "garbage"))[:2] == (200, "anonymous")  # public: no refusal

@@ -15,6 +15,7 @@ import aiohttp
 import grpc
 import pytest
 from aiohttp import web
+from authn_helpers import serve_on_loopback
 
 from jwt_authn import (
     AsyncAuthInterceptor,
@@ -64,11 +65,7 @@ async def test_an_unstarted_aiohttp_app_recovers_when_the_issuer_it_missed_at_bo
         return web.Response(text="hello")
 
     app.router.add_get("/hello", hello)  # no on_startup start(): the mistake under test
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
+    runner, port = await serve_on_loopback(app)
     token = issuer.tokens.issue(sub="alice")
     await issuer.stop()  # down at boot
     statuses: list[int] = []
@@ -76,7 +73,7 @@ async def test_an_unstarted_aiohttp_app_recovers_when_the_issuer_it_missed_at_bo
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
 
             async def status() -> int:
-                async with session.get(f"http://{host}:{port}/hello") as response:
+                async with session.get(f"http://127.0.0.1:{port}/hello") as response:
                     statuses.append(response.status)
                     return response.status
 

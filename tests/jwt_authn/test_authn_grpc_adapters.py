@@ -9,12 +9,13 @@ the client is a grpc.aio channel, so the test's event loop keeps serving the iss
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
 import pytest
+from authn_helpers import ECHO_SERVICE, echo_methods
 from helpers import trailer
 
 from jwt_authn import (
@@ -30,7 +31,7 @@ from jwt_authn import (
     recommended_server_options,
 )
 
-SERVICE = "test.v1.Echo"
+SERVICE = ECHO_SERVICE
 POLICY = Policy(
     public_methods=(f"/{SERVICE}/Ping",),
     allow_missing_methods=(f"/{SERVICE}/Maybe", f"/{SERVICE}/MaybeStream"),
@@ -39,84 +40,12 @@ POLICY = Policy(
 WAIT_S = 10.0
 
 
-def _who() -> bytes:
-    try:
-        return current_principal().subject.encode()
-    except LookupError:
-        return b"anonymous"
-
-
-# --- the servicer, async and sync ---------------------------------------------------------------
-
-
-async def _aio_unary(request: bytes, context: Any) -> bytes:
-    await asyncio.sleep(0)
-    return _who()
-
-
-async def _aio_server_stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
-    for _ in range(2):
-        await asyncio.sleep(0)
-        yield _who()
-
-
-async def _aio_server_stream_write(request: bytes, context: Any) -> None:
-    await context.write(_who())
-    await context.write(_who())
-
-
-async def _aio_client_stream(requests: AsyncIterator[bytes], context: Any) -> bytes:
-    async for _ in requests:
-        pass
-    return _who()
-
-
-async def _aio_bidi(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
-    async for _ in requests:
-        yield _who()
-
-
-def _sync_unary(request: bytes, context: Any) -> bytes:
-    return _who()
-
-
-def _sync_server_stream(request: bytes, context: Any) -> Iterator[bytes]:
-    for _ in range(2):
-        yield _who()
-
-
-def _sync_client_stream(requests: Iterator[bytes], context: Any) -> bytes:
-    for _ in requests:
-        pass
-    return _who()
-
-
-def _sync_bidi(requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
-    for _ in requests:
-        yield _who()
-
-
 def _generic_handler(*, aio: bool) -> grpc.GenericRpcHandler:
-    unary = _aio_unary if aio else _sync_unary
-    handlers = {
-        "Unary": grpc.unary_unary_rpc_method_handler(unary),
-        "Ping": grpc.unary_unary_rpc_method_handler(unary),
-        "Write": grpc.unary_unary_rpc_method_handler(unary),
-        "Maybe": grpc.unary_unary_rpc_method_handler(unary),
-        "MaybeStream": grpc.unary_stream_rpc_method_handler(
-            _aio_server_stream if aio else _sync_server_stream
-        ),
-        "ServerStream": grpc.unary_stream_rpc_method_handler(
-            _aio_server_stream if aio else _sync_server_stream
-        ),
-        "ClientStream": grpc.stream_unary_rpc_method_handler(
-            _aio_client_stream if aio else _sync_client_stream
-        ),
-        "Bidi": grpc.stream_stream_rpc_method_handler(_aio_bidi if aio else _sync_bidi),
-    }
-    if aio:  # the context.write() style exists only in grpc.aio
-        handlers["ServerStreamWrite"] = grpc.unary_stream_rpc_method_handler(_aio_server_stream_write)
-    return grpc.method_handlers_generic_handler(SERVICE, handlers)
+    methods = echo_methods(aio=aio)
+    # Ping is public, Write needs a scope, the Maybe methods allow a missing token (POLICY).
+    methods |= {"Ping": methods["Unary"], "Write": methods["Unary"], "Maybe": methods["Unary"]}
+    methods["MaybeStream"] = methods["ServerStream"]
+    return grpc.method_handlers_generic_handler(SERVICE, methods)
 
 
 # --- servers ------------------------------------------------------------------------------------

@@ -5,17 +5,14 @@ the three gRPC server kinds (from the call's auth context).
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from authn_helpers import cert_pem, certificate, key_pem
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 from dpop_servers import KINDS, TLS, Server, start
 
 from jwt_authn import AuthnConfig, IssuerConfig, Policy, certificate_thumbprint
@@ -33,66 +30,20 @@ class Pki:
     other_client_key: bytes
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _certificate(
-    name: str,
-    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
-    *,
-    server: bool = False,
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer[0].subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-    )
-    if issuer is None:
-        return builder.sign(key, hashes.SHA256()), key
-    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-    builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    builder = builder.add_extension(
-        x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()), critical=False
-    )
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-    return builder.sign(issuer[1], hashes.SHA256()), key
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
 @pytest.fixture(scope="module")
 def pki() -> Pki:
-    ca = _certificate("jwt_authn test CA", None)
-    server = _certificate("localhost", ca, server=True)
-    client = _certificate("client", ca)
-    other = _certificate("another client", ca)
+    ca = certificate("jwt_authn test CA", None)
+    server = certificate("localhost", ca, server=True)
+    client = certificate("client", ca)
+    other = certificate("another client", ca)
     return Pki(
-        ca=_pem(ca[0]),
-        server_cert=_pem(server[0]),
-        server_key=_key_pem(server[1]),
-        client_cert=_pem(client[0]),
-        client_key=_key_pem(client[1]),
-        other_client_cert=_pem(other[0]),
-        other_client_key=_key_pem(other[1]),
+        ca=cert_pem(ca[0]),
+        server_cert=cert_pem(server[0]),
+        server_key=key_pem(server[1]),
+        client_cert=cert_pem(client[0]),
+        client_key=key_pem(client[1]),
+        other_client_cert=cert_pem(other[0]),
+        other_client_key=key_pem(other[1]),
     )
 
 

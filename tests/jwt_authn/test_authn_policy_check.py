@@ -20,6 +20,7 @@ import aiohttp
 import grpc
 import pytest
 from aiohttp import web
+from authn_helpers import serve_on_loopback
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from jwt_authn import (
@@ -260,18 +261,14 @@ async def _serve_app(issuer: IssuerConfig, policy: Policy) -> tuple[str, web.App
     app.router.add_post("/write", _write)
     app.router.add_get("/read", _read)
     app.router.add_get("/unnamed", _unnamed)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner, port = await serve_on_loopback(app)
     await authenticator.start()
-    host, port = runner.addresses[0][:2]
 
     async def stop() -> None:
         await runner.cleanup()
         await authenticator.close()
 
-    return f"http://{host}:{port}", app, stop
+    return f"http://127.0.0.1:{port}", app, stop
 
 
 async def test_aiohttp_logs_each_misspelt_operation_once_and_trusts_other_transports(

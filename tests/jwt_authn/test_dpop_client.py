@@ -17,9 +17,9 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
+from authn_helpers import cert_pem, certificate, key_pem
 from dpop_servers import KINDS, METHOD, SERVICE, TLS, Server, start
 from jwcrypto import jwk
-from test_authn_mtls import _certificate, _key_pem, _pem
 
 from jwt_authn import AuthnConfig, DPoPConfig, IssuerConfig, Policy
 from jwt_authn.dpop_client import (
@@ -226,16 +226,16 @@ async def test_a_token_function_is_asked_per_call_and_its_failure_never_shows_th
 
 @pytest.fixture(scope="module")
 def tls() -> TLS:
-    ca = _certificate("dpop client test CA", None)
-    server = _certificate("localhost", ca, server=True)
-    client = _certificate("client", ca)
+    ca = certificate("dpop client test CA", None)
+    server = certificate("localhost", ca, server=True)
+    client = certificate("client", ca)
     return TLS(
-        server_cert=_pem(server[0]),
-        server_key=_key_pem(server[1]),
-        client_ca=_pem(ca[0]),
-        ca=_pem(ca[0]),
-        client_cert=_pem(client[0]),
-        client_key=_key_pem(client[1]),
+        server_cert=cert_pem(server[0]),
+        server_key=key_pem(server[1]),
+        client_ca=cert_pem(ca[0]),
+        ca=cert_pem(ca[0]),
+        client_cert=cert_pem(client[0]),
+        client_key=key_pem(client[1]),
     )
 
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import grpc
 import pytest
-from helpers import secureroute_stub
+from helpers import fetch, secureroute_stub
 
 from http_facade import limits
 from http_facade.app import MAX_BODY_BYTES
@@ -24,25 +24,19 @@ from secureroute.v1 import secureroute_pb2
 from service import SecureRouteServer, ServiceSettings
 
 
-async def _get(http: aiohttp.ClientSession, url: str, **kwargs: object) -> int:
-    async with http.get(url, **kwargs) as response:  # type: ignore[arg-type]
-        await response.read()
-        return response.status
-
-
 @pytest.mark.parametrize("header", ["Authorization", "X-Padding"])
 async def test_a_64_kib_header_is_431_and_the_facade_keeps_serving(
     header: str, facade_url: str, http: aiohttp.ClientSession, issuer: LoopbackIssuer
 ) -> None:
     value = "Bearer " + "A" * 65_536 if header == "Authorization" else "x" * 65_536
-    status = await _get(http, f"{facade_url}/secure-route", headers={header: value})
+    status = (await fetch(http, f"{facade_url}/secure-route", headers={header: value})).status
     assert status == 431  # the head budget (16 KiB), never 429 or a 5xx
     token = issuer.tokens.issue()
-    assert await _get(http, f"{facade_url}/secure-route", headers={"Authorization": f"Bearer {token}"}) == 200
+    assert (await fetch(http, f"{facade_url}/secure-route", token)).status == 200
 
 
 async def test_a_10_mb_body_without_a_token_is_a_4xx(facade_url: str, http: aiohttp.ClientSession) -> None:
-    status = await _get(http, f"{facade_url}/secure-route", data=b"x" * 10_000_000)
+    status = (await fetch(http, f"{facade_url}/secure-route", data=b"x" * 10_000_000)).status
     assert 400 <= status < 500
 
 
@@ -50,21 +44,16 @@ async def test_a_10_mb_body_is_refused_even_with_a_valid_token(
     facade_url: str, http: aiohttp.ClientSession, issuer: LoopbackIssuer
 ) -> None:
     token = issuer.tokens.issue()
-    status = await _get(
-        http,
-        f"{facade_url}/secure-route",
-        data=b"x" * 10_000_000,
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert status == 413
+    reply = await fetch(http, f"{facade_url}/secure-route", token, data=b"x" * 10_000_000)
+    assert reply.status == 413
 
 
 @pytest.mark.parametrize(("size", "expected"), [(MAX_BODY_BYTES, 200), (MAX_BODY_BYTES + 1, 413)])
 async def test_the_body_cap_is_client_max_size(
     size: int, expected: int, facade_url: str, http: aiohttp.ClientSession, issuer: LoopbackIssuer
 ) -> None:
-    headers = {"Authorization": f"Bearer {issuer.tokens.issue()}"}
-    assert await _get(http, f"{facade_url}/secure-route", data=b"x" * size, headers=headers) == expected
+    reply = await fetch(http, f"{facade_url}/secure-route", issuer.tokens.issue(), data=b"x" * size)
+    assert reply.status == expected
 
 
 async def _chunks(total: int, size: int = 64 * 1024, pause_s: float = 0.0) -> AsyncIterator[bytes]:
@@ -178,7 +167,7 @@ async def test_slowloris_http_clients_do_not_stall_the_others(
     await asyncio.sleep(0.2)
 
     async def normal() -> int:
-        return await _get(http, f"{facade_url}/secure-route", headers={"Authorization": f"Bearer {token}"})
+        return (await fetch(http, f"{facade_url}/secure-route", token)).status
 
     statuses = await asyncio.gather(*(normal() for _ in range(100)))
     assert set(statuses) == {200}

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import aiohttp
 import grpc
-from helpers import secureroute_stub
+from helpers import fetch, secureroute_stub
 
 from http_facade import load_facade_settings
 from http_facade.runner import FacadeServer
@@ -31,15 +31,10 @@ StartService = Callable[[ServiceSettings], Awaitable[SecureRouteServer]]
 CHECK = "/grpc.health.v1.Health/Check"
 
 
-async def _status(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
-    async with http.get(url) as response:
-        return response.status, await response.text()
-
-
 async def _until(http: aiohttp.ClientSession, url: str, status: int) -> None:
     async with asyncio.timeout(WAIT_S):
         while True:
-            if (await _status(http, url))[0] == status:
+            if (await fetch(http, url))[0] == status:
                 return
             await asyncio.sleep(0.05)
 
@@ -53,16 +48,16 @@ async def test_the_service_admin_probes_follow_the_keys_and_the_drain(
     issuer.fault = Fault(status=503)  # no key set yet
     app = await start_service(make_service_settings(issuer.url, "--metrics-listen", "127.0.0.1:0"))
     admin = f"http://127.0.0.1:{app.metrics_port}"
-    assert await _status(http, f"{admin}/health") == (200, "SERVING\n")
-    assert await _status(http, f"{admin}/ready") == (503, "NOT_SERVING\n")
+    assert (await fetch(http, f"{admin}/health"))[:2] == (200, "SERVING\n")
+    assert (await fetch(http, f"{admin}/ready"))[:2] == (503, "NOT_SERVING\n")
     issuer.fault = Fault()
     assert await app.authenticator.wait_ready(timeout_s=WAIT_S)
     await _until(http, f"{admin}/ready", 200)
-    assert await _status(http, f"{admin}/ready") == (200, "SERVING\n")
-    assert (await _status(http, f"{admin}/metrics"))[0] == 200
+    assert (await fetch(http, f"{admin}/ready"))[:2] == (200, "SERVING\n")
+    assert (await fetch(http, f"{admin}/metrics"))[0] == 200
     await app.health.enter_shutdown()  # what SIGTERM does first
-    assert await _status(http, f"{admin}/ready") == (503, "NOT_SERVING\n")
-    assert await _status(http, f"{admin}/health") == (200, "SERVING\n")  # never restart a draining pod
+    assert (await fetch(http, f"{admin}/ready"))[:2] == (503, "NOT_SERVING\n")
+    assert (await fetch(http, f"{admin}/health"))[:2] == (200, "SERVING\n")  # never restart a draining pod
 
 
 async def test_the_facade_admin_probes_are_up_while_it_serves(
@@ -76,10 +71,10 @@ async def test_the_facade_admin_probes_are_up_while_it_serves(
     await facade.start()
     try:
         admin = f"http://127.0.0.1:{facade.metrics_port}"
-        assert await _status(http, f"{admin}/health") == (200, "SERVING\n")
-        assert await _status(http, f"{admin}/ready") == (200, "SERVING\n")
+        assert (await fetch(http, f"{admin}/health"))[:2] == (200, "SERVING\n")
+        assert (await fetch(http, f"{admin}/ready"))[:2] == (200, "SERVING\n")
         # The probes live on the admin listener only.
-        assert (await _status(http, f"{facade.url()}/ready"))[0] == 404
+        assert (await fetch(http, f"{facade.url()}/ready"))[0] == 404
     finally:
         await facade.stop()
 
@@ -138,7 +133,7 @@ async def test_admin_probes_stay_up_during_a_silent_unary_flood_against_the_one_
             async def probe(path: str) -> None:
                 while not flooding.done():
                     try:
-                        probes.append((path, (await _status(http, f"{admin}{path}"))[0]))
+                        probes.append((path, (await fetch(http, f"{admin}{path}"))[0]))
                     except (aiohttp.ClientError, TimeoutError) as error:
                         probes.append((path, type(error).__name__))
                     await asyncio.sleep(0.05)
@@ -180,6 +175,6 @@ async def test_the_one_programs_readiness_drops_at_sigterm_while_liveness_stays(
         await _until(http, f"{admin}/ready", 200)
         program.process.send_signal(signal.SIGTERM)
         await program.wait_for("still serving for")  # the drain delay has begun
-        assert await _status(http, f"{admin}/ready") == (503, "NOT_SERVING\n")
-        assert await _status(http, f"{admin}/health") == (200, "SERVING\n")
+        assert (await fetch(http, f"{admin}/ready"))[:2] == (503, "NOT_SERVING\n")
+        assert (await fetch(http, f"{admin}/health"))[:2] == (200, "SERVING\n")
     assert await program.stop() == 0

@@ -14,6 +14,7 @@ import aiohttp
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from helpers import fetch
 
 from jwt_authn.testing import LoopbackIssuer
 from service import SecureRouteServer, ServiceSettings
@@ -55,12 +56,6 @@ async def _assert_handshake_fails(target: str, credentials: grpc.ChannelCredenti
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
-async def _get(http: aiohttp.ClientSession, url: str, token: str | None = None) -> tuple[int, str]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with http.get(url, headers=headers) as response:
-        return response.status, await response.text()
-
-
 async def test_facade_talks_tls_to_the_service(
     *,
     pki: Any,
@@ -73,7 +68,7 @@ async def test_facade_talks_tls_to_the_service(
     url = await serve_facade(
         "--backend", f"127.0.0.1:{app.port}", "--backend-tls", "--backend-ca", pki.ca_cert
     )
-    assert await _get(http, f"{url}/secure-route", issuer.tokens.issue(sub="tls")) == (
+    assert (await fetch(http, f"{url}/secure-route", issuer.tokens.issue(sub="tls")))[:2] == (
         200,
         "Super secret stuff",
     )
@@ -82,10 +77,10 @@ async def test_facade_talks_tls_to_the_service(
         "--backend", f"127.0.0.1:{app.port}", "--backend-tls", "--backend-ca", pki.ca_cert,
         "--backend-server-name", "localhost",
     )  # fmt: skip
-    assert (await _get(http, f"{url}/health"))[0] == 200
+    assert (await fetch(http, f"{url}/health"))[0] == 200
     # A plaintext client gets nowhere.
     url = await serve_facade("--backend", f"127.0.0.1:{app.port}")
-    assert (await _get(http, f"{url}/health"))[0] == 503
+    assert (await fetch(http, f"{url}/health"))[0] == 503
 
 
 async def test_a_client_trusting_another_ca_fails(
@@ -101,7 +96,7 @@ async def test_a_client_trusting_another_ca_fails(
     url = await serve_facade(
         "--backend", f"127.0.0.1:{app.port}", "--backend-tls", "--backend-ca", pki.other_ca_cert
     )
-    status, text = await _get(http, f"{url}/health")
+    status, text, _ = await fetch(http, f"{url}/health")
     assert status == 503 and "unavailable" in text
 
 
@@ -117,7 +112,7 @@ async def test_an_expired_server_certificate_is_a_503(
     url = await serve_facade(
         "--backend", f"127.0.0.1:{app.port}", "--backend-tls", "--backend-ca", pki.ca_cert
     )
-    status, _ = await _get(http, f"{url}/secure-route", issuer.tokens.issue())
+    status, _, _ = await fetch(http, f"{url}/secure-route", issuer.tokens.issue())
     assert status == 503
 
 
@@ -135,10 +130,13 @@ async def test_mutual_tls(
     with_cert = await serve_facade(
         *tls, "--backend-client-cert", pki.client_cert, "--backend-client-key", pki.client_key
     )
-    assert await _get(http, f"{with_cert}/secure-route", issuer.tokens.issue()) == (200, "Super secret stuff")
+    assert (await fetch(http, f"{with_cert}/secure-route", issuer.tokens.issue()))[:2] == (
+        200,
+        "Super secret stuff",
+    )
 
     without_cert = await serve_facade(*tls)
-    assert (await _get(http, f"{without_cert}/health"))[0] == 503
+    assert (await fetch(http, f"{without_cert}/health"))[0] == 503
 
     # A certificate from another CA is no better than none.
     credentials = grpc.ssl_channel_credentials(
