@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from jwt_authn.config import Policy
+from jwt_authn.config import PUBLIC_GRPC_INFRA_METHODS, Policy
 
 # protobuf is not a dependency of jwt_authn: a server without generated code has no descriptors,
 # and only the probes of its handler lookup speak.
@@ -83,10 +83,11 @@ def service_of(method: str) -> str:
 
 
 def policy_entries(policy: Policy) -> tuple[str, ...]:
-    """The entries the embedder wrote: public, allow-missing and requirement names (never gRPC's
-    infrastructure, which a server may well not serve)."""
+    """The entries the embedder wrote: public, allow-missing and requirement names. Never gRPC's
+    infrastructure, even written out (``(*PUBLIC_GRPC_INFRA_METHODS, ...)``): a server serves one
+    reflection version or none, and the entries for the others are there on purpose."""
     written = (*policy.public_methods, *policy.allow_missing_methods, *policy.requirements)
-    return tuple(dict.fromkeys(written))
+    return tuple(entry for entry in dict.fromkeys(written) if entry not in PUBLIC_GRPC_INFRA_METHODS)
 
 
 def described_methods(service: str) -> tuple[str, ...] | None:

@@ -24,6 +24,7 @@ from authn_helpers import serve_on_loopback
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from jwt_authn import (
+    PUBLIC_GRPC_INFRA_METHODS,
     AsyncAuthInterceptor,
     Authenticator,
     AuthnConfig,
@@ -36,7 +37,7 @@ from jwt_authn import (
     check_policy,
 )
 from jwt_authn.aiohttp import authn_middleware, operation, operations_of
-from jwt_authn.policy_check import unserved_entries
+from jwt_authn.policy_check import policy_entries, unserved_entries
 from jwt_authn.status_map import grpc_rejection, http_rejection
 
 WAIT_S = 10.0
@@ -236,6 +237,14 @@ def test_entries_of_unknown_services_are_reported_only_when_they_look_like_a_typ
         ("/pkg.v1.Orders/Lst", "/pkg.v1.Orders/List"),
         ("/pkg.v1.Ordres/List", "/pkg.v1.Orders/List"),
     ]
+
+
+def test_the_infrastructure_entries_written_out_are_not_reported() -> None:
+    # A server with v1alpha reflection only: the v1 entry is one of jwt_authn's own, not a typo.
+    served = [f"{HEALTH}/Check", "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"]
+    policy = Policy(public_methods=(*PUBLIC_GRPC_INFRA_METHODS, "/grpc.reflection.v1.ServerRefection/*"))
+    problems = unserved_entries(policy_entries(policy), served)
+    assert [problem.entry for problem in problems] == ["/grpc.reflection.v1.ServerRefection/*"]
 
 
 # --- aiohttp ------------------------------------------------------------------------------------
