@@ -17,7 +17,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-from http_facade.app import backend_credentials
+from http_facade.app import PER_REQUEST_LOGGERS, backend_credentials
 from http_facade.metrics import MULTIPROCESS_ENV
 from http_facade.runner import FacadeServer
 from http_facade.settings import PROG, FacadeSettings, load_facade_settings
@@ -101,7 +101,14 @@ def _checked_settings(argv: Sequence[str]) -> FacadeSettings:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    run_program(PROG, argv, load=_checked_settings, supervise=_supervise, serve=_serve)
+    run_program(
+        PROG,
+        argv,
+        load=_checked_settings,
+        supervise=_supervise,
+        serve=_serve,
+        per_request_loggers=PER_REQUEST_LOGGERS,
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,14 @@ from http_facade.routes import add_local_routes, add_routes, malformed_authoriza
 from http_facade.settings import FacadeSettings
 from runtime.tls import ClientTLS, grpc_channel_credentials
 
-__all__ = ["MAX_BODY_BYTES", "PROTOCOL_LOG", "SETTINGS_KEY", "backend_credentials", "create_app"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "PER_REQUEST_LOGGERS",
+    "PROTOCOL_LOG",
+    "SETTINGS_KEY",
+    "backend_credentials",
+    "create_app",
+]
 
 #: Largest request body (``client_max_size``, enforced by ``body_limit_middleware``). We take
 #: no bodies; 64 KiB leaves room for clients that send a small one out of habit.
@@ -50,6 +57,9 @@ class _RedactRejectedRequests(logging.Filter):
 
 #: Passed to aiohttp's protocol handler (http_facade.runner) instead of its "aiohttp.server" logger.
 PROTOCOL_LOG = logging.getLogger("http_facade.server")
+#: The facade's loggers that write a line per refused request (backend errors, unparsable requests):
+#: rate-limited like the guard's (runtime.logs).
+PER_REQUEST_LOGGERS: tuple[str, ...] = ("http_facade.responses", PROTOCOL_LOG.name)
 PROTOCOL_LOG.addFilter(_RedactRejectedRequests())
 
 

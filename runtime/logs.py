@@ -4,8 +4,9 @@
 a terminal. Every line carries the request id of the request being handled ("-" outside one).
 Nothing here logs tokens: that is each caller's rule, and jwt_authn logs only reasons.
 
-Lines written per refused request (the guard's ``rejected ...``, the facade's backend errors and
-unparsable requests) are rate-limited: at most ``PER_REQUEST_LINES_PER_S`` per second per logger,
+Lines written per refused request (the guard's ``rejected ...``, and the loggers a program names,
+such as the facade's backend errors and unparsable requests) are rate-limited: at most
+``PER_REQUEST_LINES_PER_S`` per second per logger,
 the next line written saying how many were left out, so a flood of bad tokens cannot make
 logging (formatting, the write to stderr, the disk behind it) the bottleneck. Served requests
 write no line at the defaults (the access log is off; ``--access-log`` turns it on).
@@ -30,9 +31,9 @@ from typing import TextIO
 from runtime.request_id import NO_REQUEST_ID, RequestIdFilter
 
 __all__ = [
+    "GUARD_LOGGERS",
     "LOG_FORMATS",
     "PER_REQUEST_LINES_PER_S",
-    "PER_REQUEST_LOGGERS",
     "JsonFormatter",
     "RateLimitFilter",
     "configure_logging",
@@ -41,15 +42,8 @@ __all__ = [
 
 LOG_FORMATS: tuple[str, ...] = ("auto", "json", "text")
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-#: The loggers that write a line per refused request or call.
-PER_REQUEST_LOGGERS: tuple[str, ...] = (
-    "jwt_authn.grpc_aio",
-    "jwt_authn.grpc_sync",
-    "jwt_authn.aiohttp",
-    "http_facade.responses",
-    "http_facade.server",
-    "http_facade.connections",
-)
+#: The guard's adapters write a line per refused call or request.
+GUARD_LOGGERS: tuple[str, ...] = ("jwt_authn.grpc_aio", "jwt_authn.grpc_sync", "jwt_authn.aiohttp")
 #: Enough to see what a flood is made of, about a kilobyte a second per logger at most.
 PER_REQUEST_LINES_PER_S = 10
 
@@ -61,7 +55,7 @@ class RateLimitFilter(logging.Filter):
     def __init__(
         self,
         per_second: int,
-        loggers: tuple[str, ...] = PER_REQUEST_LOGGERS,
+        loggers: tuple[str, ...] = GUARD_LOGGERS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
@@ -112,8 +106,15 @@ def resolve_log_format(log_format: str, stream: TextIO) -> str:
     return "text" if isatty is not None and isatty() else "json"
 
 
-def configure_logging(level: str, log_format: str = "auto", stream: TextIO | None = None) -> None:
-    """Replace the root logger's handlers with one stderr handler in the chosen format."""
+def configure_logging(
+    level: str,
+    log_format: str = "auto",
+    stream: TextIO | None = None,
+    *,
+    per_request_loggers: tuple[str, ...] = (),
+) -> None:
+    """Replace the root logger's handlers with one stderr handler in the chosen format; the guard's
+    loggers and ``per_request_loggers`` are rate-limited."""
     stream = sys.stderr if stream is None else stream
     handler = logging.StreamHandler(stream)
     handler.addFilter(RequestIdFilter())
@@ -121,5 +122,5 @@ def configure_logging(level: str, log_format: str = "auto", stream: TextIO | Non
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter(_TEXT_FORMAT))
-    handler.addFilter(RateLimitFilter(PER_REQUEST_LINES_PER_S))
+    handler.addFilter(RateLimitFilter(PER_REQUEST_LINES_PER_S, (*GUARD_LOGGERS, *per_request_loggers)))
     logging.basicConfig(level=level, handlers=[handler], force=True)

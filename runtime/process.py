@@ -8,7 +8,7 @@ Usage:
     def main(argv: Sequence[str] | None = None) -> None:
         run_program(PROG, argv, load=_checked_settings, supervise=_supervise, serve=_serve)
 
-    async def _serve(settings: Settings, *, reuse_port: bool) -> None:
+    async def _serve(settings: Settings) -> None:
         stopping = watch_stop_signals()
         ...  # start serving
         await stopping.wait()
@@ -48,19 +48,21 @@ def run_program(
     load: Callable[[Sequence[str]], S],
     supervise: Callable[[S, Sequence[str]], int] | None,
     serve: Serve[S],
+    per_request_loggers: tuple[str, ...] = (),
 ) -> None:
     """Run a program to its end (``sys.argv[1:]`` when ``argv`` is None); exits 2 on bad settings.
 
     ``load`` reads and checks the settings (raising ``ValueError("setting: problem")``) before
     anything starts; ``supervise`` runs the workers and returns the exit code (None: a program
-    without a ``workers`` setting, always one process).
+    without a ``workers`` setting, always one process); ``per_request_loggers`` write a line per
+    refused request and are rate-limited, as the guard's are (``runtime.logs``).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         settings = load(argv)
     except ValueError as err:  # SettingsError, or jwt_authn's "setting: problem"
         exit_bad_settings(prog, err)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, per_request_loggers=per_request_loggers)
     worker = current_worker()
     try:
         if supervise is not None and getattr(settings, "workers", 1) > 1 and worker is None:

@@ -26,6 +26,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from http_facade.app import PER_REQUEST_LOGGERS
 from http_facade.backend import LocalBackend
 from http_facade.metrics import FacadeMetrics
 from http_facade.runner import FacadeServer
@@ -145,4 +146,11 @@ def _checked_settings(argv: Sequence[str]) -> SecureRouteSettings:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    run_program(PROG, argv, load=_checked_settings, supervise=None, serve=_serve)
+    run_program(
+        PROG,
+        argv,
+        load=_checked_settings,
+        supervise=None,
+        serve=_serve,
+        per_request_loggers=PER_REQUEST_LOGGERS,
+    )

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from http_facade.app import PER_REQUEST_LOGGERS
 from jwt_authn.testing import LoopbackIssuer
 from runtime.logs import PER_REQUEST_LINES_PER_S, RateLimitFilter, configure_logging, resolve_log_format
 from runtime.request_id import RequestIdFilter, request_id_var
@@ -156,10 +157,12 @@ def test_per_request_lines_are_rate_limited_and_the_next_line_counts_the_rest() 
 
 
 @pytest.mark.usefixtures("restore_logging")
-def test_a_flood_of_rejections_writes_a_bounded_number_of_lines() -> None:
+@pytest.mark.parametrize("logger", ["jwt_authn.grpc_aio", *PER_REQUEST_LOGGERS])
+def test_a_flood_of_rejections_writes_a_bounded_number_of_lines(logger: str) -> None:
     stream = io.StringIO()
-    configure_logging("INFO", "json", stream=stream)
-    rejections = logging.getLogger("jwt_authn.grpc_aio")
+    # The facade names its per-request loggers (as its main does); the guard's are always limited.
+    configure_logging("INFO", "json", stream=stream, per_request_loggers=PER_REQUEST_LOGGERS)
+    rejections = logging.getLogger(logger)
     for _ in range(5000):
         rejections.info("rejected %s: %s (%s)", "/secureroute.v1.SecureRouteService/SecureRoute", "x", "y")
     logging.getLogger("ops.test").info("other lines are never limited")
