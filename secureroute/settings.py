@@ -7,29 +7,27 @@ the service's registry, which the HTTP side's series join, so it shows gRPC call
 code, HTTP requests by route and status, the one guard's outcomes and the one key set's state.
 
 Usage:
-    settings = load_secureroute_settings(["--grpc-listen", "127.0.0.1:0", "--issuer", ...])
+    settings = SecureRouteSettings.load(["--grpc-listen", "127.0.0.1:0", "--issuer", ...])
     service_settings, facade_settings = split_settings(settings)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from http_facade.settings import BackendDeadline, FacadeHttpListener, FacadeSettings, HttpListener
-from runtime.settings import ProgramSettings, load
+from runtime.settings import ProgramSettings
 from service.guard_settings import AuthnSettings
 from service.settings import GrpcServer, ServiceRuntime, ServiceSettings
 
-__all__ = ["PROG", "SecureRouteSettings", "load_secureroute_settings", "split_settings"]
-
-PROG = "secureroute"
+__all__ = ["SecureRouteSettings", "load_secureroute_settings", "split_settings"]
 
 
 class SecureRouteSettings(AuthnSettings, ServiceRuntime, BackendDeadline, ProgramSettings):
     """Everything ``python -m secureroute`` can be told."""
 
-    prog: ClassVar[str] = PROG
+    prog: ClassVar[str] = "secureroute"
     description: ClassVar[str] = (
         "secureroute as one program: the gRPC service and the HTTP facade in one process, "
         "the HTTP routes answering in-process behind the same guard."
@@ -39,11 +37,7 @@ class SecureRouteSettings(AuthnSettings, ServiceRuntime, BackendDeadline, Progra
     http: HttpListener = HttpListener()
 
 
-def load_secureroute_settings(
-    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
-) -> SecureRouteSettings:
-    """Read flags, env vars and the optional TOML file. Raises ``SettingsError``."""
-    return load(SecureRouteSettings, argv, environ)
+load_secureroute_settings = SecureRouteSettings.load
 
 
 def _picked(settings: SecureRouteSettings, fields: Mapping[str, object]) -> dict[str, Any]:

@@ -1,12 +1,9 @@
 """The bearer-token settings of a program embedding jwt_authn, named as jwt_authn's config fields.
 
-Each field has the name of an ``IssuerConfig`` or ``AuthnConfig`` field, and takes that field's
-default, bounds and description from jwt_authn (``describe``), where they are written once; so
-``authn_config`` builds the guard's config by name, with no mapping to keep in step: exposing a new
-jwt_authn knob is one line here. jwt_authn's own validation runs there and names the setting.
-
-DPoP (``DPoPConfig``) fields are named ``dpop_<field>``, except ``trusted_proxies`` (the name the
-operators know from the split deployment).
+Each field has the name of an ``IssuerConfig`` or ``AuthnConfig`` field (``DPoPConfig``'s as
+``dpop_<field>``, but ``trusted_proxies``, the name operators know) and takes its default, bounds
+and description from jwt_authn (``describe``), so ``authn_config`` builds the guard's config by name
+and exposing a new jwt_authn knob is one line here. jwt_authn's own validation names the setting.
 
 Usage:
     class Settings(AuthnSettings, ProgramSettings): ...
@@ -38,8 +35,8 @@ __all__ = ["AuthnSettings", "authn_config"]
 _DOCS = {
     **{doc.name: doc for doc in (*describe(IssuerConfig), *describe(AuthnConfig))},
     **{f"dpop_{doc.name}": doc for doc in describe(DPoPConfig)},
-    "trusted_proxies": next(doc for doc in describe(DPoPConfig) if doc.name == "trusted_proxies"),
 }
+_DOCS["trusted_proxies"] = _DOCS.pop("dpop_trusted_proxies")
 
 
 def _guard(name: str, *, note: str = "", **extra: Any) -> Any:
@@ -51,14 +48,6 @@ def _guard(name: str, *, note: str = "", **extra: Any) -> Any:
 
 
 _LIST = " Comma-separated."
-
-
-def _dpop_field(name: str) -> str | None:
-    """The ``DPoPConfig`` field a setting sets: ``dpop_<field>``, or ``trusted_proxies``."""
-    if name == "trusted_proxies":
-        return name
-    field = name.removeprefix("dpop_")
-    return field if name.startswith("dpop_") and field in {f.name for f in fields(DPoPConfig)} else None
 
 
 class AuthnSettings(SubSettings):
@@ -93,21 +82,23 @@ class AuthnSettings(SubSettings):
     dpop_require_nonce: bool = _guard("dpop_require_nonce")
 
 
-def _matching(cls: type[Any], values: dict[str, Any]) -> dict[str, Any]:
-    names = {field.name for field in fields(cls)}
-    return {name: value for name, value in values.items() if name in names}
-
-
 def authn_config(settings: AuthnSettings, *, public_methods: tuple[str, ...] = ()) -> AuthnConfig:
     """The jwt_authn config for ``settings``. Raises ``ValueError("setting: problem")``.
 
     ``public_methods`` are public beside gRPC's health and reflection services (jwt_authn's default).
     """
-    values = {name: getattr(settings, name) for name in AuthnSettings.model_fields}
-    dpop = {field: values[name] for name in values if (field := _dpop_field(name)) is not None}
+
+    def values(config: type[Any], prefix: str = "") -> dict[str, Any]:
+        names = (field.name for field in fields(config))
+        return {
+            name: getattr(settings, prefix + name)
+            for name in names
+            if prefix + name in AuthnSettings.model_fields
+        }
+
     return AuthnConfig(
-        issuers=(IssuerConfig(**_matching(IssuerConfig, values)),),
+        issuers=(IssuerConfig(**values(IssuerConfig)),),
         policy=Policy(public_methods=public_methods),
-        dpop=DPoPConfig(**dpop),
-        **_matching(AuthnConfig, values),
+        dpop=DPoPConfig(**values(DPoPConfig, "dpop_"), trusted_proxies=settings.trusted_proxies),
+        **values(AuthnConfig),
     )

@@ -14,7 +14,8 @@ import pytest
 
 from http_facade.settings import FacadeSettings, load_facade_settings
 from jwt_authn.config import AuthnConfig, DPoPConfig, IssuerConfig
-from runtime.settings import ListenAddress, settings_of
+from runtime.listen import ListenAddress
+from runtime.settings import settings_of
 from service.guard_settings import AuthnSettings
 from service.settings import authn_config, load_service_settings
 

@@ -7,7 +7,8 @@ Each setting from each source: ``test_ops_settings_sources.py``.
 
 from __future__ import annotations
 
-from runtime.settings import ListenAddress, load, settings_of
+from runtime.listen import ListenAddress
+from runtime.settings import load, settings_of
 from secureroute.settings import SecureRouteSettings
 
 
