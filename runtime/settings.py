@@ -28,7 +28,7 @@ import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, NoReturn, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, NoReturn, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic import ValidationError as _ValidationError
@@ -57,7 +57,6 @@ __all__ = [
     "check_pair",
     "exit_bad_settings",
     "known_variables",
-    "load",
     "settings_of",
     "show_default",
 ]
@@ -71,8 +70,6 @@ WORKER_ENV = "SECUREROUTE_WORKER"
 _HARNESS_PREFIX = "SECUREROUTE_TEST_"
 #: Every program's variables, one a line (python -m tools.settings_doc --write).
 KNOWN_VARIABLES = Path(__file__).with_name("known_variables.txt")
-
-M = TypeVar("M", bound="ProgramSettings")
 
 
 class SettingsError(ValueError):
@@ -156,8 +153,21 @@ class ProgramSettings(SubSettings):
 
     @classmethod
     def load(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Self:
-        """Read flags, env vars and the optional TOML file. Raises ``SettingsError``."""
-        return load(cls, argv, environ)
+        """Read flags, variables and the TOML file. Raises ``SettingsError``; ``--help`` exits 0."""
+        argv = list(sys.argv[1:] if argv is None else argv)
+        environ = os.environ if environ is None else environ
+        rows = settings_of(cls)
+        cli, config_path = _cli(rows, argv, cls)
+        env = _env(rows, environ)
+        found = {**_toml(rows, config_path or environ.get(CONFIG_ENV)), **env, **cli}  # the last wins
+        values: dict[str, Any] = {}
+        for row, (value, _) in found.items():
+            group = values if len(row.path) == 1 else values.setdefault(row.path[0], {})
+            group[row.path[-1]] = value
+        try:
+            return cls.model_validate(values)
+        except _ValidationError as err:
+            raise _one_line(cls, rows, found, err) from None
 
 
 # Groups both programs share ----------------------------------------------------------------
@@ -241,10 +251,6 @@ class Setting:
         return self.info.annotation is bool
 
     @property
-    def required(self) -> bool:
-        return self.info.is_required()
-
-    @property
     def help(self) -> str:
         return " ".join((self.info.description or "").split())
 
@@ -319,7 +325,7 @@ def _cli(rows: Sequence[Setting], argv: Sequence[str], cls: type[ProgramSettings
     )
     parser.add_argument("--config", metavar="FILE", help=f"TOML file with settings (env {CONFIG_ENV})")
     for row in rows:
-        default = "required" if row.required else f"default {show_default(row.info.default)}"
+        default = "required" if row.info.is_required() else f"default {show_default(row.info.default)}"
         text = f"{row.help} (env {row.env}; {default})".replace("%", "%%")  # argparse formats help
         flags = [_flag(name) for name in row.names()]
         if row.switch:
@@ -387,24 +393,6 @@ def _toml(rows: Sequence[Setting], path: str | None) -> _Found:
         hint = _closest(unknown[0], by_name)
         raise SettingsError(f"config: unknown setting(s) in {path!r}: {', '.join(unknown)}{hint}")
     return {by_name[key]: (value, f"key {key} of {path}") for key, value in table.items()}
-
-
-def load(cls: type[M], argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> M:
-    """Read ``cls`` from flags, variables and the TOML file. Raises ``SettingsError``; ``--help`` exits 0."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    environ = os.environ if environ is None else environ
-    rows = settings_of(cls)
-    cli, config_path = _cli(rows, argv, cls)
-    env = _env(rows, environ)
-    found = {**_toml(rows, config_path or environ.get(CONFIG_ENV)), **env, **cli}  # the last wins
-    values: dict[str, Any] = {}
-    for row, (value, _) in found.items():
-        group = values if len(row.path) == 1 else values.setdefault(row.path[0], {})
-        group[row.path[-1]] = value
-    try:
-        return cls.model_validate(values)
-    except _ValidationError as err:
-        raise _one_line(cls, rows, found, err) from None
 
 
 def _one_line(

@@ -18,8 +18,7 @@ from typing import Any, ClassVar
 
 from http_facade.settings import BackendDeadline, FacadeHttpListener, FacadeSettings, HttpListener
 from runtime.settings import ProgramSettings
-from service.guard_settings import AuthnSettings
-from service.settings import GrpcServer, ServiceRuntime, ServiceSettings
+from service.settings import AuthnSettings, GrpcServer, ServiceRuntime, ServiceSettings
 
 __all__ = ["SecureRouteSettings", "load_secureroute_settings", "split_settings"]
 

@@ -1,5 +1,10 @@
 """The gRPC service's settings: its listener group, the bearer-token and process groups, its own knobs.
 
+The bearer-token settings (``AuthnSettings``) carry the names of jwt_authn's ``IssuerConfig`` and
+``AuthnConfig`` fields (``DPoPConfig``'s as ``dpop_<field>``, but ``trusted_proxies``, the name
+operators know) and take their defaults, bounds and descriptions from jwt_authn (``describe``), so
+``authn_config`` builds the guard's config by name: exposing a new jwt_authn knob is one line here.
+
 Usage:
     settings = load_service_settings(["--issuer", "https://idp.example.com/", "--audience", "secureroute"])
     config = authn_config(settings)  # raises ValueError("audiences: ...") on a bad combination
@@ -7,28 +12,88 @@ Usage:
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Self
+from dataclasses import MISSING, fields
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
-from jwt_authn.config import AuthnConfig
+from jwt_authn.config import AuthnConfig, DPoPConfig, IssuerConfig, Policy, describe
 from runtime.listen import Listen, ListenAddress, OptionalListen
 from runtime.settings import (
     Count,
+    Csv,
     ExistingFile,
+    Networks,
+    OldName,
     PositiveSeconds,
     ProcessSettings,
     ProgramSettings,
+    Repeatable,
     Seconds,
     ServerTLSSettings,
+    SubSettings,
     Text,
     WorkerSettings,
 )
-from service import guard_settings
-from service.guard_settings import AuthnSettings
 from service.unix_socket import parse_unix_socket_path
 
-__all__ = ["GrpcServer", "ServiceRuntime", "ServiceSettings", "authn_config", "load_service_settings"]
+__all__ = [
+    "AuthnSettings",
+    "GrpcServer",
+    "ServiceRuntime",
+    "ServiceSettings",
+    "authn_config",
+    "load_service_settings",
+]
+
+_DOCS = {
+    **{doc.name: doc for doc in (*describe(IssuerConfig), *describe(AuthnConfig))},
+    **{f"dpop_{doc.name}": doc for doc in describe(DPoPConfig)},
+}
+_DOCS["trusted_proxies"] = _DOCS.pop("dpop_trusted_proxies")
+
+
+def _guard(name: str, *, note: str = "", **extra: Any) -> Any:
+    """The pydantic field of the guard's setting ``name``: jwt_authn's default, bounds and description."""
+    doc = _DOCS[name]
+    bounds = {key: getattr(doc, key) for key in ("ge", "le", "gt") if getattr(doc, key) is not None}
+    default = ... if doc.default is MISSING else doc.default
+    return Field(default, description=f"{doc.description}{note}", **{**bounds, **extra})
+
+
+_LIST = " Comma-separated."
+
+
+class AuthnSettings(SubSettings):
+    """Who issues the accepted tokens, for whom, and how their keys are fetched and cached."""
+
+    issuer: Text = _guard("issuer")
+    # "audience" was its name before it took jwt_authn's; the benchmark and deployments still use it.
+    audiences: Annotated[Csv, OldName("audience")] = _guard("audiences", note=_LIST)
+    allow_any_audience: bool = _guard("allow_any_audience")
+    # None: discovered from the issuer's /.well-known/openid-configuration.
+    jwks_uri: Text | None = _guard("jwks_uri")
+    jwks_file: ExistingFile | None = _guard("jwks_file")
+    allow_insecure_http: bool = _guard("allow_insecure_http")
+    algorithms: Csv = _guard("algorithms", note=_LIST)
+    leeway_s: Seconds = _guard("leeway_s")
+    require_access_token_type: bool = _guard("require_access_token_type")
+    roles_claim: Text = _guard("roles_claim")
+    fetch_timeout_s: PositiveSeconds = _guard("fetch_timeout_s")
+    refresh_interval_s: PositiveSeconds = _guard("refresh_interval_s")
+    refresh_wait_s: PositiveSeconds = _guard("refresh_wait_s")
+    cooldown_s: PositiveSeconds = _guard("cooldown_s")
+    max_staleness_s: PositiveSeconds = _guard("max_staleness_s")
+    # Ours, above the guard's: ten million entries is a typo, not a cache.
+    token_cache_size: int = _guard("token_cache_size", le=10_000_000)
+    max_token_bytes: int = _guard("max_token_bytes")
+    max_claims_depth: int = _guard("max_claims_depth")
+    realm: str = _guard("realm")
+    require_sender_constrained: bool = _guard("require_sender_constrained")
+    trusted_proxies: Annotated[Networks, Repeatable("ADDRESS")] = _guard("trusted_proxies", note=_LIST)
+    dpop_public_base_urls: Csv = _guard("dpop_public_base_urls", note=_LIST)
+    dpop_max_proof_age_s: PositiveSeconds = _guard("dpop_max_proof_age_s")
+    dpop_require_nonce: bool = _guard("dpop_require_nonce")
 
 
 _MAX_CONCURRENT_RPCS = 5 * 200  # five times the calls the load tests (tests/load) keep in flight
@@ -151,9 +216,22 @@ class ServiceSettings(AuthnSettings, ServiceRuntime, WorkerSettings, ProgramSett
 load_service_settings = ServiceSettings.load
 
 
-def authn_config(settings: ServiceSettings) -> AuthnConfig:
-    """The jwt_authn config for these settings. Raises ``ValueError("setting: problem")``."""
-    # Our own Health RPC answers load balancers and the facade's /health without credentials.
-    return guard_settings.authn_config(
-        settings, public_methods=("/secureroute.v1.SecureRouteService/Health",)
+def authn_config(settings: AuthnSettings) -> AuthnConfig:
+    """The jwt_authn config for ``settings``. Raises ``ValueError("setting: problem")``."""
+
+    def values(config: type[Any], prefix: str = "") -> dict[str, Any]:
+        names = (field.name for field in fields(config))
+        return {
+            name: getattr(settings, prefix + name)
+            for name in names
+            if prefix + name in AuthnSettings.model_fields
+        }
+
+    return AuthnConfig(
+        issuers=(IssuerConfig(**values(IssuerConfig)),),
+        # Our Health RPC answers load balancers and the facade's /health without credentials (beside
+        # gRPC's health and reflection services, jwt_authn's default).
+        policy=Policy(public_methods=("/secureroute.v1.SecureRouteService/Health",)),
+        dpop=DPoPConfig(**values(DPoPConfig, "dpop_"), trusted_proxies=settings.trusted_proxies),
+        **values(AuthnConfig),
     )

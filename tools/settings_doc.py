@@ -62,7 +62,7 @@ def _table(cls: type[ProgramSettings]) -> list[str]:
         "| --- | --- | --- | --- | --- |",
     ]
     for row in settings_of(cls):
-        default = "**required**" if row.required else f"`{_cell(show_default(row.info.default))}`"
+        default = "**required**" if row.info.is_required() else f"`{_cell(show_default(row.info.default))}`"
         flag, env, key = _names(row)
         lines.append(f"| {flag} | {env} | {key} | {default} | {_cell(row.help)} |")
     return lines
