@@ -1,20 +1,14 @@
 """Settings of our programs: pydantic models, read from flags, SECUREROUTE_* variables and a TOML file.
 
-A program's settings are one ``ProgramSettings`` model composed of groups. A group is either mixed
-in (its fields are the program's: ``issuer``, ``workers``) or a field (``grpc: GrpcServer``): then its
-name is part of its settings' variables (``SECUREROUTE_GRPC_LISTEN``) and, unless the program lists
-it in ``inline``, of their flags and TOML keys (``--grpc-listen``). Flags, variables, TOML keys,
-``--help`` and the README table all come from the fields (``settings_of``). ``load`` reads them with
-the precedence flag > variable > TOML file (``--config`` / ``SECUREROUTE_CONFIG``) > default, and
-turns any problem into one line: ``SettingsError("leeway_s: ... (from SECUREROUTE_LEEWAY_S)")``.
+A program's ``ProgramSettings`` is composed of groups, mixed in (``issuer``, ``workers``) or as a field
+(``grpc: GrpcServer``) whose name prefixes its variables (``SECUREROUTE_GRPC_LISTEN``) and, unless the
+program lists it in ``inline``, its flags and TOML keys (``--grpc-listen``). ``Cls.load`` reads them
+(flag > variable > TOML file named by ``--config`` / ``SECUREROUTE_CONFIG`` > default) and turns any
+problem into one line: ``SettingsError("leeway_s: ... (from SECUREROUTE_LEEWAY_S)")``.
 
 Usage:
-    class DemoSettings(ProcessSettings, ProgramSettings):
-        prog: ClassVar[str] = "demo"
-        description: ClassVar[str] = "A demo."
-        listen: Listen = Field(ListenAddress("::", 80), description="where to listen")
-
-    settings = DemoSettings.load(sys.argv[1:])   # SettingsError; --help exits 0
+    settings = ServiceSettings.load(sys.argv[1:])  # SettingsError; --help exits 0
+    rows = settings_of(ServiceSettings)  # every flag, variable and TOML key: --help and the README
 """
 
 from __future__ import annotations
@@ -254,8 +248,7 @@ class Setting:
     def help(self) -> str:
         return " ".join((self.info.description or "").split())
 
-    def names(self) -> tuple[str, ...]:
-        """The name, then the old one if any."""
+    def names(self) -> tuple[str, ...]:  # the name, then the old one if any
         return (self.name,) if self.old_name is None else (self.name, self.old_name)
 
     def envs(self) -> tuple[str, ...]:
