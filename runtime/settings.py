@@ -307,7 +307,9 @@ class _Parser(argparse.ArgumentParser):
         raise SettingsError(f"arguments: {message}")
 
 
-def _cli(rows: Sequence[Setting], argv: Sequence[str], cls: type[ProgramSettings]) -> tuple[_Found, Any]:
+def _cli(
+    rows: Sequence[Setting], argv: Sequence[str], cls: type[ProgramSettings]
+) -> tuple[_Found, str | None]:
     parser = _Parser(
         prog=cls.prog,
         # No prefix matching: "--aud" silently meaning "--audience" today breaks when a flag is added.
