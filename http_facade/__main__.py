@@ -20,11 +20,10 @@ from collections.abc import Sequence
 from http_facade.app import PER_REQUEST_LOGGERS, backend_credentials
 from http_facade.metrics import MULTIPROCESS_ENV
 from http_facade.runner import FacadeServer
-from http_facade.settings import PROG, FacadeSettings, load_facade_settings
+from http_facade.settings import FacadeSettings, load_facade_settings
+from runtime.listen import ListenAddress, reserve_port
 from runtime.metrics_server import worker_metrics_flags
-from runtime.ports import reserve_port
 from runtime.process import run_program, watch_stop_signals
-from runtime.settings import ListenAddress
 from runtime.tls import ServerTLS, check_server_tls, ssl_server_context
 from runtime.workers import WorkerPlan, current_worker, supervise
 
@@ -43,7 +42,12 @@ async def _serve(settings: FacadeSettings) -> None:
     try:
         stopping = watch_stop_signals()
         for address in server.addresses:
-            _log.info("%s listening on %s (%s)", PROG, _format(address), "https" if ssl_context else "http")
+            _log.info(
+                "%s listening on %s (%s)",
+                FacadeSettings.prog,
+                _format(address),
+                "https" if ssl_context else "http",
+            )
         if settings.http.metrics_listen is not None:
             metrics = ListenAddress(settings.http.metrics_listen.host, server.metrics_port or 0)
             _log.info("metrics on http://%s/metrics", metrics)
@@ -78,14 +82,20 @@ def _supervise(settings: FacadeSettings, argv: Sequence[str]) -> int:
                 str(listen),
             ]
             plan = WorkerPlan(
-                prog=PROG,
+                prog=FacadeSettings.prog,
                 count=settings.workers,
                 argv_for=lambda index: [*worker_argv, *metrics_flags(index)],
                 grace_s=settings.grace_period_s,
                 env={MULTIPROCESS_ENV: metrics_dir},
             )
             scheme = "https" if settings.http.tls_cert is not None else "http"
-            _log.info("%s listening on %s (%s) with %d workers", PROG, listen, scheme, settings.workers)
+            _log.info(
+                "%s listening on %s (%s) with %d workers",
+                FacadeSettings.prog,
+                listen,
+                scheme,
+                settings.workers,
+            )
             return supervise(plan)
         finally:
             shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -102,7 +112,7 @@ def _checked_settings(argv: Sequence[str]) -> FacadeSettings:
 
 def main(argv: Sequence[str] | None = None) -> None:
     run_program(
-        PROG,
+        FacadeSettings.prog,
         argv,
         load=_checked_settings,
         supervise=_supervise,

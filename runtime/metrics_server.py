@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from runtime.ports import check_bindable
-from runtime.settings import ListenAddress, SettingsError
+from runtime.listen import ListenAddress, check_bindable
+from runtime.settings import SettingsError
 
 __all__ = ["MetricsServer", "Probes", "worker_metrics_flags"]
 

@@ -23,8 +23,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol, TypeVar
 
 from runtime.logs import configure_logging
-from runtime.settings import SettingsError, exit_bad_settings
-from runtime.shared_settings import ProcessSettings
+from runtime.settings import ProcessSettings, SettingsError, exit_bad_settings
 from runtime.tracing import configure_tracing, shutdown_tracing
 from runtime.workers import current_worker, die_with_supervisor
 

@@ -1,24 +1,14 @@
 """Settings of our programs: pydantic models, read from flags, SECUREROUTE_* variables and a TOML file.
 
-A program's settings are one ``ProgramSettings`` model composed of sub-models. A sub-model is
-either mixed in (its fields are the program's: ``issuer``, ``workers``) or a field whose name is a
-group (``grpc: GrpcServer``): the group is part of its settings' variables
-(``SECUREROUTE_GRPC_LISTEN``) and, unless the program lists it in ``inline``, of their flags and
-TOML keys (``--grpc-listen``). Each field is declared once, with its type, default, bounds and
-description; the flags, the variables, the TOML keys, ``--help`` and the README table all come
-from it (``settings_of``).
-
-``load`` reads the sources with the precedence flag > variable > TOML file (``--config`` /
-``SECUREROUTE_CONFIG``) > default, and turns any problem into one line naming the setting and
-where its value came from: ``SettingsError("leeway_s: must be ... (from SECUREROUTE_LEEWAY_S)")``.
+A program's ``ProgramSettings`` is composed of groups, mixed in (``issuer``, ``workers``) or as a field
+(``grpc: GrpcServer``) whose name prefixes its variables (``SECUREROUTE_GRPC_LISTEN``) and, unless the
+program lists it in ``inline``, its flags and TOML keys (``--grpc-listen``). ``Cls.load`` reads them
+(flag > variable > TOML file named by ``--config`` / ``SECUREROUTE_CONFIG`` > default) and turns any
+problem into one line: ``SettingsError("leeway_s: ... (from SECUREROUTE_LEEWAY_S)")``.
 
 Usage:
-    class DemoSettings(ProgramSettings):
-        prog: ClassVar[str] = "demo"
-        description: ClassVar[str] = "A demo."
-        listen: Listen = Field(ListenAddress("::", 80), description="where to listen")
-
-    settings = load(DemoSettings, sys.argv[1:])   # SettingsError; --help exits 0
+    settings = ServiceSettings.load(sys.argv[1:])  # SettingsError; --help exits 0
+    rows = settings_of(ServiceSettings)  # every flag, variable and TOML key: --help and the README
 """
 
 from __future__ import annotations
@@ -27,80 +17,57 @@ import argparse
 import difflib
 import ipaddress
 import os
-import re
 import sys
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, NoReturn, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, NoReturn, Self
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic import ValidationError as _ValidationError
 from pydantic.fields import FieldInfo
 
 __all__ = [
     "CONFIG_ENV",
-    "ENV_PREFIX",
-    "EXIT_BAD_SETTINGS",
-    "HARNESS_PREFIX",
-    "KNOWN_VARIABLES_FILE",
+    "KNOWN_VARIABLES",
     "WORKER_ENV",
     "Count",
     "Csv",
     "ExistingFile",
-    "GrpcTarget",
-    "Listen",
-    "ListenAddress",
-    "Lower",
     "Networks",
     "OldName",
-    "OptionalListen",
     "PositiveSeconds",
+    "ProcessSettings",
     "ProgramSettings",
     "Repeatable",
     "Seconds",
+    "ServerTLSSettings",
     "Setting",
     "SettingsError",
     "SubSettings",
     "Text",
-    "Upper",
+    "WorkerSettings",
+    "check_pair",
     "exit_bad_settings",
     "known_variables",
-    "load",
-    "parse_listen",
     "settings_of",
     "show_default",
 ]
 
-#: The conventional exit status for a usage error (argparse and BSD sysexits' EX_USAGE spirit).
-EXIT_BAD_SETTINGS = 2
-ENV_PREFIX = "SECUREROUTE_"
-#: Environment variable naming the optional TOML settings file.
+_PREFIX = "SECUREROUTE_"
+#: The optional TOML settings file.
 CONFIG_ENV = "SECUREROUTE_CONFIG"
 #: What a supervisor tells its workers (runtime.workers): no setting, but ours.
 WORKER_ENV = "SECUREROUTE_WORKER"
 #: Variables the test and benchmark harness reads (SECUREROUTE_TEST_LOAD_CLIENTS): never a setting.
-HARNESS_PREFIX = "SECUREROUTE_TEST_"
-#: Every program's variables, one a line, beside this module (python -m tools.settings_doc --write).
-KNOWN_VARIABLES_FILE = "known_variables.txt"
-
-M = TypeVar("M", bound="ProgramSettings")
+_HARNESS_PREFIX = "SECUREROUTE_TEST_"
+#: Every program's variables, one a line (python -m tools.settings_doc --write).
+KNOWN_VARIABLES = Path(__file__).with_name("known_variables.txt")
 
 
 class SettingsError(ValueError):
     """A setting is missing or invalid. ``str(err)`` is ``"name: problem"``, one line."""
-
-
-@dataclass(frozen=True, slots=True)
-class ListenAddress:
-    """A host and port to listen on. ``host`` is bare (no brackets), as sockets want it."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,73 +79,12 @@ class OldName:
 
 @dataclass(frozen=True, slots=True)
 class Repeatable:
-    """Field metadata: the flag may be given several times (``--trusted-proxies A --trusted-proxies B``),
-    each value adding to the list (a value may itself be comma-separated, as in the variable)."""
+    """Field metadata: each ``--name VALUE`` adds to the list (a value may be comma-separated)."""
 
-    #: What one value is, in ``--help`` and the README (``--trusted-proxies ADDRESS``).
-    metavar: str
+    metavar: str  # what one value is, in --help and the README (--trusted-proxies ADDRESS)
 
 
-# Value types -------------------------------------------------------------------------------
-# Validators raise ValueError with a short problem (no setting name): ``load`` adds the name.
-
-_HOSTNAME = re.compile(
-    r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?"
-)
-
-
-def _split_host_port(text: str) -> tuple[str, int]:
-    text = text.strip()
-    if text.startswith("["):
-        host, sep, port_text = text[1:].partition("]:")
-        if not sep:
-            raise ValueError(f"not a host:port address: {text!r}")
-        try:
-            ipaddress.IPv6Address(host)  # brackets are only for IPv6 literals
-        except ValueError:
-            raise ValueError(f"not an IPv6 address in brackets: {text!r}") from None
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep or not host or ":" in host:
-            raise ValueError(f"not a host:port address (bracket IPv6 hosts, e.g. [::]:50051): {text!r}")
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            if not _HOSTNAME.fullmatch(host):
-                raise ValueError(f"not a valid host name: {host!r}") from None
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"port must be a number from 0 to 65535: {text!r}")
-    return host, int(port_text)
-
-
-def parse_listen(value: object) -> ListenAddress:
-    """``host:port`` or ``[ipv6]:port``; port 0 picks a free port."""
-    if isinstance(value, ListenAddress):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("must be a host:port string")
-    return ListenAddress(*_split_host_port(value))
-
-
-def _parse_optional_listen(value: object) -> ListenAddress | None:
-    """``host:port`` like ``parse_listen``, or ``off`` for "do not listen"."""
-    if value is None or value is False:
-        return None
-    if isinstance(value, str) and value.strip().lower() in ("off", "none", "false", "no", "0"):
-        return None
-    return parse_listen(value)
-
-
-def _parse_target(value: object) -> str:
-    """A gRPC client target: ``host:port``, ``[ipv6]:port``, or a ``scheme:`` target (``dns:///h:p``)."""
-    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):
-        raise ValueError("must be a gRPC target such as localhost:50051")
-    text = value.strip()
-    if re.match(r"^(dns|unix|unix-abstract|ipv4|ipv6|xds):", text):
-        return text
-    if _split_host_port(text)[1] == 0:
-        raise ValueError(f"port 0 is not a reachable port: {text!r}")
-    return text
+# Value types: validators raise ValueError with a short problem; ``load`` adds the setting's name.
 
 
 def _split_csv(value: object) -> object:
@@ -190,18 +96,12 @@ def _split_csv(value: object) -> object:
 
 
 def _networks(values: tuple[str, ...]) -> tuple[str, ...]:
-    """IP addresses or networks (``10.0.0.7``, ``10.0.0.0/8``, ``::1``), as written."""
     for value in values:
         try:
             ipaddress.ip_network(value, strict=False)
         except ValueError:
             raise ValueError(f"not an IP address or network: {value!r}") from None
     return values
-
-
-def _seconds(value: object) -> object:
-    """``"2.5s"`` is 2.5: a duration may carry its unit."""
-    return value.strip().removesuffix("s") if isinstance(value, str) else value
 
 
 def _existing_file(path: str) -> str:
@@ -212,60 +112,128 @@ def _existing_file(path: str) -> str:
     return path
 
 
+def _stripped(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+_Unit = BeforeValidator(lambda v: v.strip().removesuffix("s") if isinstance(v, str) else v)  # "2.5s"
 #: A count of things at once (calls, connections): at least one, and a million is a typo.
 Count = Annotated[int, Field(ge=1, le=1_000_000)]
-Text = Annotated[str, Field(min_length=1), BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)]
+Text = Annotated[str, Field(min_length=1), BeforeValidator(_stripped)]
 Csv = Annotated[tuple[str, ...], BeforeValidator(_split_csv)]
-Networks = Annotated[Csv, AfterValidator(_networks)]
-Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False), BeforeValidator(_seconds)]
-PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False), BeforeValidator(_seconds)]
+Networks = Annotated[Csv, AfterValidator(_networks)]  # 10.0.0.7, 10.0.0.0/8, ::1, as written
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False), _Unit]
+PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False), _Unit]
 ExistingFile = Annotated[Text, AfterValidator(_existing_file)]
-Listen = Annotated[ListenAddress, PlainValidator(parse_listen)]
-OptionalListen = Annotated[ListenAddress | None, PlainValidator(_parse_optional_listen)]
-GrpcTarget = Annotated[str, PlainValidator(_parse_target)]
-#: A word from a fixed list, whatever its case (``"json"``, ``"INFO"``).
-Upper = BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v)
-Lower = BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v)
-
-
-# Models ------------------------------------------------------------------------------------
+_Upper = BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v)  # "info" is INFO
+_Lower = BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v)
 
 
 class SubSettings(BaseModel):
-    """A group of settings composed into programs (mixed in, or as a group field)."""
+    """A group of settings composed into programs (mixed in, or as a group field). A field's description
+    is the string under it (its line breaks are spaces)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
 class ProgramSettings(SubSettings):
-    """A program's settings. Built directly (``Cls(issuer=...)``) it reads nothing but its arguments;
-    ``load`` gathers the flags, variables and TOML keys and hands them to ``model_validate``."""
+    """A program's settings. ``Cls(issuer=...)`` reads nothing but its arguments; ``Cls.load`` reads
+    the flags, variables and TOML keys."""
 
-    #: The program's name in ``--help`` and in error lines.
-    prog: ClassVar[str]
+    prog: ClassVar[str]  # the program's name in --help and in error lines
     description: ClassVar[str]
     #: Groups whose flags and TOML keys drop the group's name (the service's ``--listen``).
     inline: ClassVar[frozenset[str]] = frozenset()
 
+    @classmethod
+    def load(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Self:
+        """Read flags, variables and the TOML file. Raises ``SettingsError``; ``--help`` exits 0."""
+        argv = list(sys.argv[1:] if argv is None else argv)
+        environ = os.environ if environ is None else environ
+        rows = settings_of(cls)
+        cli, config_path = _cli(rows, argv, cls)
+        env = _env(rows, environ)
+        found = {**_toml(rows, config_path or environ.get(CONFIG_ENV)), **env, **cli}  # the last wins
+        values: dict[str, Any] = {}
+        for row, (value, _) in found.items():
+            group = values if len(row.path) == 1 else values.setdefault(row.path[0], {})
+            group[row.path[-1]] = value
+        try:
+            return cls.model_validate(values)
+        except _ValidationError as err:
+            raise _one_line(cls, rows, found, err) from None
+
+
+# Groups both programs share ----------------------------------------------------------------
+
+
+class WorkerSettings(SubSettings):
+    """Processes sharing one port: the split programs' (the one program runs as one process)."""
+
+    # One process: in Kubernetes, scale with replicas; on a VM, set about one per core.
+    workers: int = Field(1, ge=1, le=64)  # more on one host is a mistake: scale with hosts or pods
+    """processes sharing the port (SO_REUSEPORT), each with its own key-set cache; crashed workers are
+    restarted"""
+
+
+class ProcessSettings(SubSettings):
+    """What every program has: shutdown grace, logging, the event loop."""
+
+    # Well inside Kubernetes' default 30 s terminationGracePeriodSeconds.
+    grace_period_s: Seconds = 10.0
+    """on SIGTERM/SIGINT, how long in-flight RPCs may still run, seconds"""
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], _Upper] = "INFO"
+    """DEBUG, INFO, WARNING or ERROR"""
+    # JSON lines for log collectors, text for people: auto tells them apart by the terminal.
+    log_format: Annotated[Literal["auto", "json", "text"], _Lower] = "auto"
+    """auto (JSON lines unless stderr is a terminal), json or text"""
+    # uvloop: measured faster for both transports (docs/benchmarks.md); asyncio to rule it out.
+    event_loop: Annotated[Literal["uvloop", "asyncio"], _Lower] = "uvloop"
+    """the event loop serving the program: uvloop (libuv) or asyncio's own"""
+
+
+class ServerTLSSettings(SubSettings):
+    """A listener's certificate and key: TLS when both are set, plaintext when neither is."""
+
+    tls_cert: ExistingFile | None = None
+    """PEM certificate chain; with tls_key, serve TLS instead of plaintext"""
+    tls_key: ExistingFile | None = None
+    """PEM private key of tls_cert"""
+
+    @model_validator(mode="after")
+    def _check_pair(self) -> Self:
+        check_pair(self, "tls_cert", "tls_key")
+        return self
+
+
+def check_pair(settings: object, first: str, second: str) -> None:
+    """Raise ``ValueError`` when exactly one of two settings that go in pairs is set."""
+    one, other = getattr(settings, first), getattr(settings, second)
+    if (one is None) != (other is None):
+        missing, given = (second, first) if other is None else (first, second)
+        raise ValueError(f"{missing}: required when {given} is set")
+
 
 # The settings table, derived from a model --------------------------------------------------
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One setting of a program, as operators see it."""
 
-    #: Where the value lives in the model: ``("issuer",)`` or ``("grpc", "listen")``.
-    path: tuple[str, ...]
-    #: The TOML key, and (with dashes) the flag.
-    name: str
+    path: tuple[str, ...]  # where the value lives: ("issuer",) or ("grpc", "listen")
+    name: str  # the TOML key, and (with dashes) the flag
     env: str
     info: FieldInfo
     old_name: str | None
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return _flag(self.name)
 
     @property
     def repeatable(self) -> Repeatable | None:
@@ -277,15 +245,10 @@ class Setting:
         return self.info.annotation is bool
 
     @property
-    def required(self) -> bool:
-        return self.info.is_required()
-
-    @property
     def help(self) -> str:
-        return self.info.description or ""
+        return " ".join((self.info.description or "").split())
 
-    def names(self) -> tuple[str, ...]:
-        """The name, then the old one if any."""
+    def names(self) -> tuple[str, ...]:  # the name, then the old one if any
         return (self.name,) if self.old_name is None else (self.name, self.old_name)
 
     def envs(self) -> tuple[str, ...]:
@@ -306,7 +269,7 @@ def settings_of(cls: type[ProgramSettings]) -> tuple[Setting, ...]:
     for path, info in _leaves(cls):
         name = path[-1] if path[0] in cls.inline else "_".join(path)
         old = next((m.name for m in info.metadata if isinstance(m, OldName)), None)
-        rows.append(Setting(path, name, (ENV_PREFIX + "_".join(path)).upper(), info, old))
+        rows.append(Setting(path, name, (_PREFIX + "_".join(path)).upper(), info, old))
     return tuple(sorted(rows, key=lambda row: len(row.path) == 1))
 
 
@@ -318,14 +281,10 @@ def show_default(value: object) -> str:
         return str(int(value))
     if isinstance(value, tuple):
         return ",".join(str(v) for v in value) or "(none)"
-    if value is None:
-        return "(none)"
-    return str(value)
+    return "(none)" if value is None else str(value)
 
 
-# Sources -----------------------------------------------------------------------------------
-# Each source gives {setting: (value, where it came from)}; ``load`` merges them by precedence
-# and hands the values to the model (pydantic validates; ``where`` names the source in errors).
+# Sources: each gives {setting: (value, where it came from)}; ``load`` merges them by precedence.
 
 _Found = dict[Setting, tuple[object, str]]
 
@@ -361,9 +320,9 @@ def _cli(
     )
     parser.add_argument("--config", metavar="FILE", help=f"TOML file with settings (env {CONFIG_ENV})")
     for row in rows:
-        default = "required" if row.required else f"default {show_default(row.info.default)}"
+        default = "required" if row.info.is_required() else f"default {show_default(row.info.default)}"
         text = f"{row.help} (env {row.env}; {default})".replace("%", "%%")  # argparse formats help
-        flags = [f"--{n.replace('_', '-')}" for n in row.names()]
+        flags = [_flag(name) for name in row.names()]
         if row.switch:
             parser.add_argument(*flags, dest=row.name, action=argparse.BooleanOptionalAction, help=text)
         elif row.repeatable is not None:
@@ -372,29 +331,25 @@ def _cli(
             )
         else:
             parser.add_argument(*flags, dest=row.name, metavar=row.name.upper(), help=text)
-    parser.known = ("--config", *(f"--{n.replace('_', '-')}" for row in rows for n in row.names()))
+    parser.known = ("--config", *(_flag(name) for row in rows for name in row.names()))
     args = vars(parser.parse_args(argv))
+    used = {arg.split("=", 1)[0] for arg in argv}  # a flag's spelling ("--no-x" for a switch turned off)
     found: _Found = {}
-    for row in rows:
-        if row.repeatable is not None and args[row.name] is not None:
+    for row in (row for row in rows if args[row.name] is not None):
+        value = args[row.name]
+        if row.repeatable is not None:
             # Each flag adds its (comma-separated) values; the list replaces lower sources' value.
-            args[row.name] = [part for value in args[row.name] for part in value.split(",")]
-        if args[row.name] is not None:
-            given = [f for f in (f"--{n.replace('_', '-')}" for n in row.names()) if _used(f, argv, row)]
-            found[row] = (args[row.name], given[-1] if given else row.flag)
+            value = [part for item in value for part in item.split(",")]
+        given = [flag for flag in map(_flag, row.names()) if {flag, f"--no-{flag[2:]}"} & used]
+        found[row] = (value, given[-1] if given else row.flag)
     return found, args["config"]
-
-
-def _used(flag: str, argv: Sequence[str], row: Setting) -> bool:
-    spellings = (flag, f"--no-{flag[2:]}") if row.switch else (flag,)
-    return any(arg in spellings or arg.startswith(f"{flag}=") for arg in argv)
 
 
 def known_variables() -> frozenset[str]:
     """Every ``SECUREROUTE_*`` variable some secureroute program reads (generated by tools.settings_doc:
     the split deployment's ConfigMap reaches both programs, so each accepts the other's)."""
-    text = (Path(__file__).parent / KNOWN_VARIABLES_FILE).read_text(encoding="utf-8")
-    return frozenset(line for line in text.split() if line.startswith(ENV_PREFIX))
+    text = KNOWN_VARIABLES.read_text(encoding="utf-8")
+    return frozenset(line for line in text.split() if line.startswith(_PREFIX))
 
 
 def _env(rows: Sequence[Setting], environ: Mapping[str, str]) -> _Found:
@@ -403,8 +358,8 @@ def _env(rows: Sequence[Setting], environ: Mapping[str, str]) -> _Found:
     for variable in sorted(environ):
         # An operator's typo (or an old name) must not silently leave a default in force.
         if (
-            variable.startswith(ENV_PREFIX)
-            and not variable.startswith(HARNESS_PREFIX)
+            variable.startswith(_PREFIX)
+            and not variable.startswith(_HARNESS_PREFIX)
             and variable not in known
         ):
             raise SettingsError(f"environment: unknown variable {variable}{_closest(variable, ours)}")
@@ -435,26 +390,6 @@ def _toml(rows: Sequence[Setting], path: str | None) -> _Found:
     return {by_name[key]: (value, f"key {key} of {path}") for key, value in table.items()}
 
 
-def load(cls: type[M], argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> M:
-    """Read ``cls`` from flags, variables and the TOML file. Raises ``SettingsError``; ``--help`` exits 0."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    environ = os.environ if environ is None else environ
-    rows = settings_of(cls)
-    cli, config_path = _cli(rows, argv, cls)
-    env = _env(rows, environ)
-    found = {**_toml(rows, config_path or environ.get(CONFIG_ENV)), **env, **cli}  # the last wins
-    values: dict[str, Any] = {}
-    for row, (value, _) in found.items():
-        if len(row.path) == 1:
-            values[row.path[0]] = value
-        else:
-            values.setdefault(row.path[0], {})[row.path[1]] = value
-    try:
-        return cls.model_validate(values)
-    except _ValidationError as err:
-        raise _one_line(cls, rows, found, err) from None
-
-
 def _one_line(
     cls: type[ProgramSettings], rows: Sequence[Setting], found: _Found, err: _ValidationError
 ) -> SettingsError:
@@ -462,10 +397,10 @@ def _one_line(
     first = err.errors(include_url=False)[0]
     path = tuple(str(part) for part in first["loc"])
     problem = first["msg"].removeprefix("Value error, ")
-    row = next((r for r in rows if r.path == path[:2] or r.path == path[:1]), None)
+    row = next((r for r in rows if r.path in (path[:2], path[:1])), None)
     if row is None:
-        # A check across settings (a model validator): its message starts with the setting's name,
-        # which a group not inlined prefixes with its own.
+        # A check across settings (a model validator) names its setting first; a group not inlined
+        # prefixes it with its own name.
         group = path[0] if path and path[0] not in cls.inline else ""
         return SettingsError(f"{group}_{problem}" if group else problem)
     if first["type"] == "missing":
@@ -475,7 +410,7 @@ def _one_line(
 
 
 def exit_bad_settings(prog: str, error: Exception) -> NoReturn:
-    """Print ``prog: error: name: problem`` as one line on stderr and exit with code 2."""
+    """Print ``prog: error: name: problem`` as one line on stderr and exit with code 2 (EX_USAGE)."""
     message = " ".join(str(error).split())  # one line, whatever the message held
     print(f"{prog}: error: {message}", file=sys.stderr)
-    raise SystemExit(EXIT_BAD_SETTINGS)
+    raise SystemExit(2)

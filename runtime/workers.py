@@ -3,7 +3,7 @@
 The supervisor re-runs the program itself (``python -m service ...``) with ``--workers 1`` and
 the concrete address appended (flags win over env and TOML, and the last flag wins), and with
 ``SECUREROUTE_WORKER`` in the environment so the child knows to bind with SO_REUSEPORT. The
-caller reserves the port first (``runtime.ports.reserve_port``), so "port in use" is still a
+caller reserves the port first (``runtime.listen.reserve_port``), so "port in use" is still a
 one-line exit 2 and port 0 resolves once, for every worker.
 
 - A worker that exits while we are not stopping is restarted, at most ``max_restarts`` times

@@ -30,11 +30,11 @@ from http_facade.app import PER_REQUEST_LOGGERS
 from http_facade.backend import LocalBackend
 from http_facade.metrics import FacadeMetrics
 from http_facade.runner import FacadeServer
-from runtime.ports import check_bindable
+from runtime.listen import ListenAddress, check_bindable
 from runtime.process import run_program, watch_stop_signals
-from runtime.settings import ListenAddress, SettingsError
+from runtime.settings import SettingsError
 from runtime.tls import ServerTLS, check_server_tls, ssl_server_context
-from secureroute.settings import PROG, SecureRouteSettings, load_secureroute_settings, split_settings
+from secureroute.settings import SecureRouteSettings, load_secureroute_settings, split_settings
 from service.handlers import SecureRouteCalls
 from service.server import SecureRouteServer, build_server
 from service.settings import authn_config
@@ -98,10 +98,16 @@ async def _serve(settings: SecureRouteSettings) -> None:
     service, facade = _build(settings)
     await _start(service, facade)
     stopping = watch_stop_signals()
-    _log.info("%s listening on %s (grpc)", PROG, ListenAddress(settings.grpc.listen.host, service.port))
+    _log.info(
+        "%s listening on %s (grpc)",
+        SecureRouteSettings.prog,
+        ListenAddress(settings.grpc.listen.host, service.port),
+    )
     for address in facade.addresses:
         scheme = "https" if settings.http.tls_cert is not None else "http"
-        _log.info("%s listening on %s (%s)", PROG, ListenAddress(address[0], address[1]), scheme)
+        _log.info(
+            "%s listening on %s (%s)", SecureRouteSettings.prog, ListenAddress(address[0], address[1]), scheme
+        )
     if settings.metrics_listen is not None and service.metrics_port is not None:
         _log.info(
             "metrics on http://%s/metrics", ListenAddress(settings.metrics_listen.host, service.metrics_port)
@@ -147,7 +153,7 @@ def _checked_settings(argv: Sequence[str]) -> SecureRouteSettings:
 
 def main(argv: Sequence[str] | None = None) -> None:
     run_program(
-        PROG,
+        SecureRouteSettings.prog,
         argv,
         load=_checked_settings,
         supervise=None,

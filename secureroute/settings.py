@@ -1,35 +1,27 @@
-"""The one program's settings: the service's and the facade's groups, composed.
-
-Flags and variables keep the split programs' names where they mean the same thing
-(``--grpc-listen``/``SECUREROUTE_GRPC_LISTEN``, ``--http-listen``/``SECUREROUTE_HTTP_LISTEN``,
-``--issuer``, ``--audience``, TLS, limits, drain). One metrics listener, ``metrics_listen``:
-the service's registry, which the HTTP side's series join, so it shows gRPC calls by method and
-code, HTTP requests by route and status, the one guard's outcomes and the one key set's state.
+"""The one program's settings: the service's and the facade's groups, composed under the split
+programs' names (``--grpc-listen``/``SECUREROUTE_GRPC_LISTEN``, ``--http-listen``, ``--issuer``, TLS,
+limits, drain), with one admin listener, ``metrics_listen``, for both transports' series.
 
 Usage:
-    settings = load_secureroute_settings(["--grpc-listen", "127.0.0.1:0", "--issuer", ...])
+    settings = SecureRouteSettings.load(["--grpc-listen", "127.0.0.1:0", "--issuer", ...])
     service_settings, facade_settings = split_settings(settings)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from http_facade.settings import BackendDeadline, FacadeHttpListener, FacadeSettings, HttpListener
-from runtime.settings import ProgramSettings, load
-from service.guard_settings import AuthnSettings
-from service.settings import GrpcServer, ServiceRuntime, ServiceSettings
+from runtime.settings import ProgramSettings
+from service.settings import AuthnSettings, GrpcServer, ServiceRuntime, ServiceSettings
 
-__all__ = ["PROG", "SecureRouteSettings", "load_secureroute_settings", "split_settings"]
-
-PROG = "secureroute"
+__all__ = ["SecureRouteSettings", "load_secureroute_settings", "split_settings"]
 
 
 class SecureRouteSettings(AuthnSettings, ServiceRuntime, BackendDeadline, ProgramSettings):
     """Everything ``python -m secureroute`` can be told."""
 
-    prog: ClassVar[str] = PROG
+    prog: ClassVar[str] = "secureroute"
     description: ClassVar[str] = (
         "secureroute as one program: the gRPC service and the HTTP facade in one process, "
         "the HTTP routes answering in-process behind the same guard."
@@ -39,30 +31,19 @@ class SecureRouteSettings(AuthnSettings, ServiceRuntime, BackendDeadline, Progra
     http: HttpListener = HttpListener()
 
 
-def load_secureroute_settings(
-    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
-) -> SecureRouteSettings:
-    """Read flags, env vars and the optional TOML file. Raises ``SettingsError``."""
-    return load(SecureRouteSettings, argv, environ)
-
-
-def _picked(settings: SecureRouteSettings, fields: Mapping[str, object]) -> dict[str, Any]:
-    """The fields of ``fields`` the one program has, but the listener groups (given apart)."""
-    return {
-        name: getattr(settings, name)
-        for name in fields
-        if name not in ("grpc", "http") and hasattr(settings, name)
-    }
+load_secureroute_settings = SecureRouteSettings.load
 
 
 def split_settings(settings: SecureRouteSettings) -> tuple[ServiceSettings, FacadeSettings]:
     """The service's and the facade's settings inside the one program (built, not re-read)."""
-    service = ServiceSettings.model_construct(
-        **_picked(settings, ServiceSettings.model_fields), grpc=settings.grpc
+
+    def picked(cls: type[ProgramSettings]) -> dict[str, Any]:  # the listener groups are given apart
+        names = set(cls.model_fields) & set(SecureRouteSettings.model_fields) - {"grpc", "http"}
+        return {name: getattr(settings, name) for name in names}
+
+    # The one program's metrics are on its one admin listener, metrics_listen.
+    http = FacadeHttpListener.model_construct(**dict(settings.http), metrics_listen=None)
+    return (
+        ServiceSettings.model_construct(**picked(ServiceSettings), grpc=settings.grpc),
+        FacadeSettings.model_construct(**picked(FacadeSettings), http=http),
     )
-    facade = FacadeSettings.model_construct(
-        **_picked(settings, FacadeSettings.model_fields),
-        # The one program's metrics are on its one admin listener, metrics_listen.
-        http=FacadeHttpListener.model_construct(**dict(settings.http), metrics_listen=None),
-    )
-    return service, facade

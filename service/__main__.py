@@ -18,14 +18,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from runtime.listen import ListenAddress, reserve_port
 from runtime.metrics_server import worker_metrics_flags
-from runtime.ports import reserve_port
 from runtime.process import run_program, watch_stop_signals
-from runtime.settings import ListenAddress
 from runtime.tls import ServerTLS, check_server_tls
 from runtime.workers import WorkerPlan, current_worker, supervise
 from service.server import build_server
-from service.settings import PROG, ServiceSettings, authn_config, load_service_settings
+from service.settings import ServiceSettings, authn_config, load_service_settings
 
 __all__ = ["main"]
 
@@ -38,9 +37,11 @@ async def _serve(settings: ServiceSettings) -> None:
     await app.start()
     stopping = watch_stop_signals()
     # Tests and operators read the bound port from this line (useful with port 0).
-    _log.info("%s listening on %s (grpc)", PROG, ListenAddress(settings.grpc.listen.host, app.port))
+    _log.info(
+        "%s listening on %s (grpc)", ServiceSettings.prog, ListenAddress(settings.grpc.listen.host, app.port)
+    )
     if settings.grpc.listen_unix is not None:
-        _log.info("%s listening on unix:%s (grpc)", PROG, settings.grpc.listen_unix)
+        _log.info("%s listening on unix:%s (grpc)", ServiceSettings.prog, settings.grpc.listen_unix)
     if settings.metrics_listen is not None and app.metrics_port is not None:
         metrics_address = ListenAddress(settings.metrics_listen.host, app.metrics_port)
         _log.info("metrics on http://%s/metrics", metrics_address)
@@ -65,9 +66,9 @@ def _supervise(settings: ServiceSettings, argv: Sequence[str]) -> int:
             extra = ["--workers", "1", "--listen", str(listen), *metrics_flags(index)]
             return [sys.executable, "-m", "service", *argv, *extra]
 
-        _log.info("%s listening on %s (grpc) with %d workers", PROG, listen, settings.workers)
+        _log.info("%s listening on %s (grpc) with %d workers", ServiceSettings.prog, listen, settings.workers)
         plan = WorkerPlan(
-            prog=PROG,
+            prog=ServiceSettings.prog,
             count=settings.workers,
             argv_for=argv_for,
             grace_s=settings.drain_delay_s + settings.grace_period_s,
@@ -87,7 +88,7 @@ def _checked_settings(argv: Sequence[str]) -> ServiceSettings:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    run_program(PROG, argv, load=_checked_settings, supervise=_supervise, serve=_serve)
+    run_program(ServiceSettings.prog, argv, load=_checked_settings, supervise=_supervise, serve=_serve)
 
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ from grpc_reflection.v1alpha import reflection
 
 from jwt_authn import AsyncAuthInterceptor, Authenticator, AuthnConfig
 from jwt_authn.grpc_aio import recommended_server_options
+from runtime.listen import check_bindable
 from runtime.metrics_server import MetricsServer
-from runtime.ports import check_bindable
 from runtime.settings import SettingsError
 from runtime.tls import ServerTLS, grpc_server_credentials
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc

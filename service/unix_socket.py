@@ -3,7 +3,7 @@
 grpc-core, before it binds ``unix:PATH``, unlinks whatever *socket* is at PATH: a stale one left
 by a crash (good), but also a live server's, silently stealing its path (bad). A regular file,
 a directory or a missing directory make it fail with a vague "Failed to bind". So we check first
-(``check_unix_bindable``, like ``runtime.ports.check_bindable`` for TCP): a missing directory,
+(``check_unix_bindable``, like ``runtime.listen.check_bindable`` for TCP): a missing directory,
 anything but a socket at PATH, or a socket some server still accepts on is a one-line
 ``SettingsError``; a stale socket is left for grpc-core to replace. At stop ``BoundSocketFile``
 removes the file only if it is still the socket we bound (grpc-core usually has already; a newer

@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 
 from http_facade.settings import FacadeSettings, load_facade_settings
-from runtime.settings import ListenAddress, settings_of
+from runtime.listen import ListenAddress
+from runtime.settings import settings_of
 
 WAIT_S = 15.0
 

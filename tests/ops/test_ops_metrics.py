@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from http_facade import load_facade_settings
 from http_facade.runner import FacadeServer
 from jwt_authn.testing import Fault, LoopbackIssuer
-from runtime.settings import ListenAddress
+from runtime.listen import ListenAddress
 from secureroute.v1 import secureroute_pb2
 from service import SecureRouteServer, ServiceSettings
 

@@ -21,7 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from helpers import port_refused, secureroute_stub
 
 from jwt_authn.testing import LoopbackIssuer
-from runtime.settings import ListenAddress, settings_of
+from runtime.listen import ListenAddress
+from runtime.settings import settings_of
 from secureroute.settings import SecureRouteSettings, load_secureroute_settings, split_settings
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 

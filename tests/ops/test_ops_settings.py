@@ -14,9 +14,9 @@ import pytest
 
 from http_facade.settings import FacadeSettings, load_facade_settings
 from jwt_authn.config import AuthnConfig, DPoPConfig, IssuerConfig
-from runtime.settings import ListenAddress, settings_of
-from service.guard_settings import AuthnSettings
-from service.settings import authn_config, load_service_settings
+from runtime.listen import ListenAddress
+from runtime.settings import settings_of
+from service.settings import AuthnSettings, authn_config, load_service_settings
 
 ISSUER = "https://idp.example.com/"
 BASE = ("--issuer", ISSUER, "--audience", "secureroute", "--listen", "127.0.0.1:0")

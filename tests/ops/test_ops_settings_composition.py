@@ -7,7 +7,8 @@ Each setting from each source: ``test_ops_settings_sources.py``.
 
 from __future__ import annotations
 
-from runtime.settings import ListenAddress, load, settings_of
+from runtime.listen import ListenAddress
+from runtime.settings import settings_of
 from secureroute.settings import SecureRouteSettings
 
 
@@ -22,8 +23,7 @@ def test_groups_not_inlined_carry_their_name_in_flags_and_keys() -> None:
     assert rows["http_tls_cert"].env == "SECUREROUTE_HTTP_TLS_CERT"  # the variables the split programs read
     assert {"issuer", "audiences", "drain_delay_s", "metrics_listen"} <= set(rows)
     assert "workers" not in rows  # one process: it offers no setting it would refuse
-    settings = load(
-        SecureRouteSettings,
+    settings = SecureRouteSettings.load(
         ["--grpc-listen", "127.0.0.1:1", "--issuer", "https://idp.example.com/", "--audience", "a"],
         {"SECUREROUTE_HTTP_LISTEN": "127.0.0.1:2"},
     )

@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 from http_facade.settings import FacadeSettings
-from runtime.settings import ProgramSettings, Setting, SettingsError, known_variables, load, settings_of
+from runtime.settings import ProgramSettings, Setting, SettingsError, known_variables, settings_of
 from secureroute.settings import SecureRouteSettings
 from service.settings import ServiceSettings
 
@@ -120,9 +120,9 @@ def test_each_setting_works_from_each_source(
         config = tmp_path / "settings.toml"
         config.write_text(f"{row.name} = {_toml_value(row, text)}\n")
         environ["SECUREROUTE_CONFIG"] = str(config)
-    loaded = _value(load(cls, [*argv, *flag] if source == "flag" else argv, environ), row)
+    loaded = _value(cls.load([*argv, *flag] if source == "flag" else argv, environ), row)
     # The same value whichever source gave it, and not the default (so the source was read).
-    assert loaded == _value(load(cls, [*argv, *flag], {}), row) != row.info.default
+    assert loaded == _value(cls.load([*argv, *flag], {}), row) != row.info.default
 
 
 @pytest.mark.parametrize("source", ["flag", "env", "toml"])
@@ -135,7 +135,7 @@ def test_the_old_audience_name_still_works(source: str, tmp_path: Path) -> None:
     else:
         (tmp_path / "s.toml").write_text('audience = ["a", "b"]\n')
         environ["SECUREROUTE_CONFIG"] = str(tmp_path / "s.toml")
-    assert load(ServiceSettings, argv, environ).audiences == ("a", "b")
+    assert ServiceSettings.load(argv, environ).audiences == ("a", "b")
 
 
 @pytest.mark.parametrize(
@@ -169,7 +169,7 @@ def test_a_bad_value_names_the_setting_and_its_source(
     config = tmp_path / "s.toml"
     config.write_text(toml + "\n")
     with pytest.raises(SettingsError) as caught:
-        load(ServiceSettings, ["--issuer", ISSUER, *argv], {**environ, "SECUREROUTE_CONFIG": str(config)})
+        ServiceSettings.load(["--issuer", ISSUER, *argv], {**environ, "SECUREROUTE_CONFIG": str(config)})
     assert str(caught.value).startswith(line)
     assert "\n" not in str(caught.value)
 
@@ -179,10 +179,10 @@ def test_trusted_proxies_is_a_repeatable_flag_of_addresses_and_networks(cls: typ
     argv = ["--issuer", ISSUER, "--trusted-proxies", "127.0.0.7", "--trusted-proxies", "127.1.0.0/16,::1"]
     environ = {"SECUREROUTE_TRUSTED_PROXIES": "192.0.2.1"}
     # Every flag adds; together they replace the variable's value (flag > variable).
-    assert load(cls, argv, environ).trusted_proxies == ("127.0.0.7", "127.1.0.0/16", "::1")
-    assert load(cls, ["--issuer", ISSUER], environ).trusted_proxies == ("192.0.2.1",)
+    assert cls.load(argv, environ).trusted_proxies == ("127.0.0.7", "127.1.0.0/16", "::1")
+    assert cls.load(["--issuer", ISSUER], environ).trusted_proxies == ("192.0.2.1",)
     with pytest.raises(SettingsError, match=r"^trusted_proxies: not an IP address or network: 'facade'"):
-        load(cls, ["--issuer", ISSUER, "--trusted-proxies", "facade"], {})
+        cls.load(["--issuer", ISSUER, "--trusted-proxies", "facade"], {})
 
 
 # Renamed settings (durations took the _s suffix) and unknown names are refused, never ignored ------
@@ -205,21 +205,21 @@ def test_an_old_name_is_refused_with_the_new_one(old: str, new: str, tmp_path: P
         SettingsError,
         match=f"unknown variable SECUREROUTE_{inline.upper()}; did you mean SECUREROUTE_{inline.upper()}_S",
     ):
-        load(ServiceSettings, argv, {f"SECUREROUTE_{inline.upper()}": "2"})
+        ServiceSettings.load(argv, {f"SECUREROUTE_{inline.upper()}": "2"})
     with pytest.raises(
         SettingsError, match=f"unknown flag --{old.replace('_', '-')}; did you mean --{new.replace('_', '-')}"
     ):
-        load(ServiceSettings, [*argv, f"--{old.replace('_', '-')}", "2"], {})
+        ServiceSettings.load([*argv, f"--{old.replace('_', '-')}", "2"], {})
     config = tmp_path / "old.toml"
     config.write_text(f"{old} = 2\n")
     with pytest.raises(SettingsError, match=f"unknown setting.*{old}; did you mean {new}"):
-        load(ServiceSettings, [*argv, "--config", str(config)], {})
+        ServiceSettings.load([*argv, "--config", str(config)], {})
 
 
 def test_the_old_leeway_variable_is_refused() -> None:
     # SECUREROUTE_LEEWAY once silently left the 30 s default in force (an operator's 2 s lost).
     with pytest.raises(SettingsError, match="SECUREROUTE_LEEWAY; did you mean SECUREROUTE_LEEWAY_S"):
-        load(ServiceSettings, ["--issuer", ISSUER, "--audience", "a"], {"SECUREROUTE_LEEWAY": "2"})
+        ServiceSettings.load(["--issuer", ISSUER, "--audience", "a"], {"SECUREROUTE_LEEWAY": "2"})
 
 
 def test_each_program_accepts_the_others_variables() -> None:
@@ -232,12 +232,11 @@ def test_each_program_accepts_the_others_variables() -> None:
         "SECUREROUTE_TEST_LOAD_CLIENTS": "3",  # the test harness's own
     }
     assert (
-        load(ServiceSettings, ["--issuer", ISSUER, "--audience", "a"], environ).grpc.max_concurrent_rpcs
-        == 500
+        ServiceSettings.load(["--issuer", ISSUER, "--audience", "a"], environ).grpc.max_concurrent_rpcs == 500
     )
-    assert load(FacadeSettings, [], environ).http.max_headers == 20
+    assert FacadeSettings.load([], environ).http.max_headers == 20
     with pytest.raises(SettingsError, match="unknown variable SECUREROUTE_BACKEND_TIMOUT_S"):
-        load(FacadeSettings, [], {**environ, "SECUREROUTE_BACKEND_TIMOUT_S": "2"})
+        FacadeSettings.load([], {**environ, "SECUREROUTE_BACKEND_TIMOUT_S": "2"})
 
 
 def test_the_known_variables_are_every_programs() -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from jwt_authn import IssuerConfig, Policy
+from runtime.listen import parse_listen
 from runtime.request_id import is_safe_request_id
-from runtime.settings import parse_listen
 
 
 def test_request_ids_with_a_trailing_newline_are_not_safe() -> None:

@@ -17,7 +17,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from jwt_authn.testing import LoopbackIssuer
-from runtime.settings import ListenAddress, SettingsError, settings_of
+from runtime.listen import ListenAddress
+from runtime.settings import SettingsError, settings_of
 from service.settings import ServiceSettings, authn_config, load_service_settings
 
 WAIT_S = 15.0
