@@ -95,6 +95,7 @@ class Child:
         self.process = process
         self.log_path = log_path
         self.ports: dict[str, int] = {}
+        self._waited_for: str | None = None
         self._lines: list[str] = []
         self._offset = 0
         self._partial = b""
@@ -112,9 +113,10 @@ class Child:
         stdout: Path | None = None,
         relay: bool = False,
     ) -> Child:
-        """Start ``argv``; its stderr (and stdout, unless ``stdout`` names a file of its own) is
-        appended to ``log``. ``relay`` (in a running loop): copy each line to our stderr, prefixed."""
-        with log.open("ab") as out, (stdout or log).open("ab") as printed:
+        """Start ``argv``; its stderr (and stdout, unless ``stdout`` names a file of its own) goes
+        to ``log``. ``relay`` (in a running loop): copy each line to our stderr, prefixed."""
+        # Truncated: ports and lines are read from the start of the file, this child's only.
+        with log.open("wb") as out, stdout.open("wb") if stdout else contextlib.nullcontext(out) as printed:
             process = subprocess.Popen(  # noqa: S603 - our own programs
                 list(argv),
                 cwd=cwd,
@@ -137,7 +139,10 @@ class Child:
 
     @property
     def port(self) -> int:
-        """The first listener's port (the admin listener aside), once ``listening``."""
+        """Once ``listening``: the port of the first kind it waited for, else of the first listener
+        reported (the admin listener aside)."""
+        if self._waited_for is not None:
+            return self.ports[self._waited_for]
         return next(port for kind, port in self.ports.items() if kind != "metrics")
 
     @property
@@ -222,6 +227,7 @@ class Child:
             return ports if set(kinds) <= set(ports) and (kinds or listeners) else None
 
         self.ports = await self.until(reported, timeout_s=timeout_s, what=f"report its {kinds or 'port'}")
+        self._waited_for = kinds[0] if kinds else None
         return self
 
     async def wait(self, timeout_s: float | None = None) -> int:
