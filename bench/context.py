@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 
 from bench.measure import LoadResult
 from bench.options import BenchOptions
-from bench.stack import Server, Stack
+from bench.stack import Stack
 from bench.tokens import TokenMint, write_token_file
 from bench.tools import MachineFacts, Tools
+from dev_stack.children import Child
 
 if TYPE_CHECKING:
     from bench.inside import InsideRun
@@ -41,7 +42,7 @@ class BenchContext:
     stack: Stack
     mint: TokenMint
     #: Running servers by system name ("service", "facade", "express", ...).
-    servers: dict[str, Server] = field(default_factory=dict)
+    servers: dict[str, Child] = field(default_factory=dict)
     #: The service's Unix socket (the HTTP section's second facade reaches it there).
     service_socket: Path | None = None
     #: The one token every warm run reuses ("the same token" for every system).

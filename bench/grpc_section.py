@@ -35,7 +35,7 @@ from collections.abc import Callable
 from bench import h2grpc, h2load
 from bench.context import LOAD_ALGORITHM, BenchContext, Round
 from bench.measure import LoadResult, in_turn
-from bench.stack import AUDIENCE, PORT
+from bench.stack import ANY_PORT, AUDIENCE
 
 __all__ = ["HALF_LOAD", "SCENARIOS", "cold_pool_name", "run_round", "start_systems"]
 
@@ -80,10 +80,10 @@ def start_systems(ctx: BenchContext) -> None:
     ctx.servers["traced"] = stack.start_grpc(
         "traced", stack.service_argv(launcher=("bench.variants", "traced"))
     )
-    peer = [sys.executable, "-m", "bench.peers.pyjwt_grpc", "--listen", f"127.0.0.1:{PORT}"]
+    peer = [sys.executable, "-m", "bench.peers.pyjwt_grpc", "--listen", ANY_PORT]
     peer += ["--issuer", stack.issuer_url, "--audience", AUDIENCE]
     ctx.servers["pyjwt"] = stack.start_grpc("pyjwt", peer)
-    bare = [sys.executable, "-m", "bench.peers.bare", "grpc", "--listen", f"127.0.0.1:{PORT}"]
+    bare = [sys.executable, "-m", "bench.peers.bare", "grpc", "--listen", ANY_PORT]
     ctx.servers["bare"] = stack.start_grpc("bare", bare)
 
 

@@ -26,7 +26,7 @@ import sys
 from bench import wrk
 from bench.context import LOAD_ALGORITHM, BenchContext, Round
 from bench.measure import in_turn
-from bench.stack import AUDIENCE, PORT
+from bench.stack import ANY_PORT, AUDIENCE
 from bench.tools import EXPRESS_DIR
 
 __all__ = [
@@ -74,12 +74,12 @@ def start_systems(ctx: BenchContext) -> dict[str, list[int]]:
         **systems,
     }
     if ctx.tools.express_ready and ctx.tools.node is not None:
-        argv = [ctx.tools.node, "server.js", "--listen", f"127.0.0.1:{PORT}", "--issuer", stack.issuer_url]
+        argv = [ctx.tools.node, "server.js", "--listen", ANY_PORT, "--issuer", stack.issuer_url]
         ctx.servers["express"] = stack.start_http("express", [*argv, "--audience", AUDIENCE], cwd=EXPRESS_DIR)
         systems["express"] = [ctx.servers["express"].pid]
     else:
         ctx.notes.append("The Express peer did not run (node or its packages are missing).")
-    bare = [sys.executable, "-m", "bench.peers.bare", "http", "--listen", f"127.0.0.1:{PORT}"]
+    bare = [sys.executable, "-m", "bench.peers.bare", "http", "--listen", ANY_PORT]
     ctx.servers[BARE] = stack.start_http(BARE, bare)
     systems[BARE] = [ctx.servers[BARE].pid]
     for system in systems:

@@ -11,6 +11,7 @@ Usage:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
@@ -22,8 +23,9 @@ from typing import Any
 from bench import h2grpc, h2load
 from bench.context import BenchContext
 from bench.measure import LoadResult
-from bench.stack import Server
+from bench.stack import check_alive
 from bench.variants import PIECES
+from dev_stack.children import Child
 
 __all__ = ["InsideRun", "read_timings", "run_inside"]
 
@@ -37,18 +39,18 @@ class InsideRun:
     us_per_call: dict[str, float]
 
 
-def read_timings(server: Server, path: Path, serial: int) -> dict[str, Any]:
+def read_timings(server: Child, path: Path, serial: int) -> dict[str, Any]:
     """Ask the timed service for its totals (SIGUSR1) and wait for dump number ``serial``."""
     server.process.send_signal(signal.SIGUSR1)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        server.check_alive()
+        check_alive(server)
         if path.exists():
             report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
             if report["serial"] == serial:
                 return report
         time.sleep(0.05)
-    raise RuntimeError(f"the timed service wrote no timings:\n{server.log_tail()}")
+    raise RuntimeError(f"the timed service wrote no timings:\n{server.tail()}")
 
 
 def run_inside(ctx: BenchContext, cold_tokens: Path) -> dict[str, InsideRun]:
@@ -71,5 +73,5 @@ def run_inside(ctx: BenchContext, cold_tokens: Path) -> dict[str, InsideRun]:
             per_call = {label: report["ns"].get(label, 0) / calls / 1000 for label, _, _ in PIECES}
             runs[name] = InsideRun(load=result, calls=int(report["calls"]), us_per_call=per_call)
     finally:
-        server.stop()
+        asyncio.run(server.stop())
     return runs

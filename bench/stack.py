@@ -2,10 +2,11 @@
 
 A jwt_authn ``LoopbackIssuer`` serves discovery and JWKS from a thread of the driver (so the storm
 can read its fetch counters). Each server is started the way an operator starts it (``python -m
-service``, ``python -m http_facade``, ``node server.js``, ``python -m bench.peers.pyjwt_grpc``) on
-a free 127.0.0.1 port and handed out once it answers: a gRPC server once SecureRoute answers OK to
-``ready_token`` (its keys are loaded), an HTTP server once ``/health`` answers 200. Logs go to
-files, never to a pipe that could fill. Every server is stopped on exit.
+service``, ``python -m http_facade``, ``node server.js``, ``python -m bench.peers.pyjwt_grpc``) by
+``dev_stack.children.Child``: on 127.0.0.1 port 0, the port it got read from its start-up line, and
+handed out once it answers: a gRPC server once SecureRoute answers OK to ``ready_token`` (its keys
+are loaded), an HTTP server once ``/health`` answers 200. Logs go to files, never to a pipe that
+could fill. Every server is stopped on exit.
 
 Usage:
     with Stack(workdir) as stack:
@@ -19,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,31 +27,24 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 import grpc
 from jwcrypto import jwk
 
+from dev_stack.children import Child, ChildExited
 from jwt_authn.testing import LoopbackIssuer
 from service.unix_socket import parse_unix_socket_path
 
-__all__ = ["AUDIENCE", "REPO_ROOT", "Server", "Stack", "http_get"]
+__all__ = ["ANY_PORT", "AUDIENCE", "REPO_ROOT", "Stack", "check_alive", "http_get"]
 
 #: The audience every server expects and every token carries.
 AUDIENCE = "secureroute"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _START_TIMEOUT_S = 60.0
-#: Replaced by the bound port in every argv (each server listens on its own free port).
-PORT = "{port}"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+#: Where every server listens: a loopback port of its own, reported in its start-up line.
+ANY_PORT = "127.0.0.1:0"
 
 
 def http_get(url: str, token: str | None = None, timeout_s: float = 5.0) -> tuple[int, str]:
@@ -69,40 +61,7 @@ def http_get(url: str, token: str | None = None, timeout_s: float = 5.0) -> tupl
 
 #: Metrics stay on, as by default (they are part of what a request costs), on a port of their own:
 #: servers that run side by side would all want the default one.
-_METRICS_ON_A_FREE_PORT = ("--metrics-listen", "127.0.0.1:0")
-
-
-@dataclass(slots=True)
-class Server:
-    """One started server process."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
+_METRICS_ON_A_FREE_PORT = ("--metrics-listen", ANY_PORT)
 
 
 class Stack:
@@ -114,7 +73,7 @@ class Stack:
         self._issuer = LoopbackIssuer(algorithms=algorithms, audience=AUDIENCE)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="bench-issuer", daemon=True)
-        self._servers: list[Server] = []
+        self._servers: list[Child] = []
         self._socket_dirs: list[Path] = []
         #: A valid token: a gRPC server is ready once SecureRoute answers OK to it.
         self.ready_token = ""
@@ -128,7 +87,7 @@ class Stack:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         for server in reversed(self._servers):
-            server.stop()
+            asyncio.run(server.stop())
         for directory in self._socket_dirs:
             shutil.rmtree(directory, ignore_errors=True)
         asyncio.run_coroutine_threadsafe(self._issuer.stop(), self._loop).result(timeout=30)
@@ -164,14 +123,14 @@ class Stack:
     def service_argv(self, *extra: str, launcher: Sequence[str] = ("service",)) -> list[str]:
         """``python -m service`` (or a bench variant of it, ``launcher``) trusting the issuer."""
         return [
-            sys.executable, "-m", *launcher, "--listen", f"127.0.0.1:{PORT}", "--issuer", self.issuer_url,
+            sys.executable, "-m", *launcher, "--listen", ANY_PORT, "--issuer", self.issuer_url,
             "--audience", AUDIENCE, "--grace-period-s", "1", "--log-level", self._log_level,
             *_METRICS_ON_A_FREE_PORT, *extra,
         ]  # fmt: skip
 
     def facade_argv(self, backend: str, *extra: str) -> list[str]:
         return [
-            sys.executable, "-m", "http_facade", "--listen", f"127.0.0.1:{PORT}", "--backend", backend,
+            sys.executable, "-m", "http_facade", "--listen", ANY_PORT, "--backend", backend,
             "--log-level", self._log_level, *_METRICS_ON_A_FREE_PORT, *extra,
         ]  # fmt: skip
 
@@ -179,26 +138,22 @@ class Stack:
         """``python -m secureroute``: HTTP on the benchmark's port, gRPC on a free one (not loaded
         here: section 2 measures the same gRPC server)."""
         return [
-            sys.executable, "-m", "secureroute", "--http-listen", f"127.0.0.1:{PORT}",
-            "--grpc-listen", "127.0.0.1:0", "--issuer", self.issuer_url, "--audience", AUDIENCE,
+            sys.executable, "-m", "secureroute", "--http-listen", ANY_PORT,
+            "--grpc-listen", ANY_PORT, "--issuer", self.issuer_url, "--audience", AUDIENCE,
             "--grace-period-s", "1", "--log-level", self._log_level, *_METRICS_ON_A_FREE_PORT, *extra,
         ]  # fmt: skip
 
-    def _spawn(self, name: str, argv: Sequence[str], cwd: Path) -> Server:
-        port = _free_port()
-        log_path = self._workdir / f"{name}-{port}.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(  # noqa: S603
-                [part.replace(PORT, str(port)) for part in argv],
-                cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        server = Server(name, process, port, log_path)
+    def _spawn(self, name: str, argv: Sequence[str], cwd: Path, kind: str) -> Child:
+        """Start a server; return it once it has reported its ``kind`` listener (its ``port``)."""
+        log = self._workdir / f"{name}-{len(self._servers)}.log"
+        server = Child.start(name, argv, log=log, cwd=cwd)
         self._servers.append(server)
+        asyncio.run(server.listening(kind, timeout_s=_START_TIMEOUT_S))
         return server
 
-    def start_grpc(self, name: str, argv: Sequence[str], cwd: Path = REPO_ROOT) -> Server:
+    def start_grpc(self, name: str, argv: Sequence[str], cwd: Path = REPO_ROOT) -> Child:
         """Start a gRPC server; return it once SecureRoute answers OK to ``ready_token``."""
-        server = self._spawn(name, argv, cwd)
+        server = self._spawn(name, argv, cwd, "grpc")
         call = grpc.insecure_channel(f"127.0.0.1:{server.port}")
         secure_route = call.unary_unary(
             "/secureroute.v1.SecureRouteService/SecureRoute",
@@ -209,7 +164,7 @@ class Stack:
         try:
             deadline = time.monotonic() + _START_TIMEOUT_S
             while time.monotonic() < deadline:
-                server.check_alive()
+                check_alive(server)
                 try:
                     secure_route(b"", metadata=metadata, timeout=2)
                     return server
@@ -217,18 +172,24 @@ class Stack:
                     time.sleep(0.1)
         finally:
             call.close()
-        raise RuntimeError(f"{name} did not answer SecureRoute:\n{server.log_tail()}")
+        raise RuntimeError(f"{name} did not answer SecureRoute:\n{server.tail()}")
 
-    def start_http(self, name: str, argv: Sequence[str], cwd: Path = REPO_ROOT) -> Server:
+    def start_http(self, name: str, argv: Sequence[str], cwd: Path = REPO_ROOT) -> Child:
         """Start an HTTP server; return it once ``/health`` answers 200."""
-        server = self._spawn(name, argv, cwd)
+        server = self._spawn(name, argv, cwd, "http")
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
-            server.check_alive()
+            check_alive(server)
             try:
                 if http_get(f"http://127.0.0.1:{server.port}/health", timeout_s=1)[0] == 200:
                     return server
             except OSError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"{name} did not answer /health:\n{server.log_tail()}")
+        raise RuntimeError(f"{name} did not answer /health:\n{server.tail()}")
+
+
+def check_alive(server: Child) -> None:
+    """Raise ChildExited, with its last lines, if ``server`` has exited."""
+    if (code := server.returncode) is not None:
+        raise ChildExited(server.name, code, server.tail())

@@ -6,6 +6,7 @@ Usage:
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from bench import h2load, wrk
@@ -50,5 +51,5 @@ def run_workers(ctx: BenchContext) -> dict[str, dict[int, LoadResult]]:
                     ctx, f"http://127.0.0.1:{server.port}/secure-route", warm_file, pids=[server.pid]
                 )
             figures[process][count] = run
-            server.stop()
+            asyncio.run(server.stop())
     return figures

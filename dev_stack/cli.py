@@ -33,9 +33,10 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the split deployment: python -m service plus python -m http_facade calling it over gRPC",
     )
-    parser.add_argument("--issuer-port", type=int, default=defaults.issuer_port, help="default %(default)s")
-    parser.add_argument("--grpc-port", type=int, default=defaults.grpc_port, help="default %(default)s")
-    parser.add_argument("--http-port", type=int, default=defaults.http_port, help="default %(default)s")
+    for name in ("issuer", "grpc", "http"):
+        default = getattr(defaults, f"{name}_port")
+        help_text = f"default {default}; 0: a free one"
+        parser.add_argument(f"--{name}-port", type=int, default=default, help=help_text)
     parser.add_argument(
         "--metrics-port",
         type=int,

@@ -31,7 +31,8 @@ def _require(condition: bool, setting: str, problem: str) -> None:
 class StackConfig:
     """Ports, limits and mode of ``python -m dev_stack``; the defaults are the README's."""
 
-    #: The development issuer (also its identifier: ``http://127.0.0.1:<port>``).
+    #: The development issuer (also its identifier: ``http://127.0.0.1:<port>``). For each port, 0:
+    #: the child binds a free one and reports it (tests and scripts); the stack then uses that one.
     issuer_port: int = 8080
     #: The gRPC service (50051: gRPC's customary port, the one the README's grpcurl examples use).
     grpc_port: int = 50051
@@ -57,8 +58,9 @@ class StackConfig:
     def __post_init__(self) -> None:
         ports = {"issuer_port": self.issuer_port, "grpc_port": self.grpc_port, "http_port": self.http_port}
         for name, port in ports.items():
-            _require(1 <= port <= 65535, name, f"must be 1..65535, got {port}")
-        _require(len(set(ports.values())) == 3, "ports", "issuer, gRPC and HTTP ports must differ")
+            _require(0 <= port <= 65535, name, f"must be 0..65535 (0: a free one), got {port}")
+        fixed = [port for port in ports.values() if port]
+        _require(len(set(fixed)) == len(fixed), "ports", "issuer, gRPC and HTTP ports must differ")
         _require(
             0 <= self.metrics_port <= 65534, "metrics_port", f"must be 0..65534, got {self.metrics_port}"
         )

@@ -12,16 +12,15 @@ Usage:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from dev_stack.children import Child
+from dev_stack.children import Child, ChildExited
 
 __all__ = [
-    "ChildExited",
     "NotReady",
     "all_ready",
     "facade_ready",
@@ -37,15 +36,6 @@ _SERVICE_NAME = "secureroute.v1.SecureRouteService"
 
 class NotReady(Exception):
     """A part did not become ready in time."""
-
-
-class ChildExited(Exception):
-    """A child exited while we waited for it (or for another part)."""
-
-    def __init__(self, name: str, code: int) -> None:
-        super().__init__(f"{name} exited with code {code}")
-        self.name = name
-        self.code = code
 
 
 def _http_probe(url: str, accepts: Callable[[aiohttp.ClientResponse], Awaitable[bool]]) -> Probe:
@@ -98,15 +88,15 @@ def all_ready(*probes: Probe) -> Probe:
     return probe
 
 
-async def wait_ready(name: str, probe: Probe, children: list[Child], *, deadline_s: float) -> None:
+async def wait_ready(name: str, probe: Probe, children: Sequence[Child], *, deadline_s: float) -> None:
     """Poll ``probe`` until it says yes; raise ChildExited or NotReady otherwise."""
     loop = asyncio.get_running_loop()
     give_up_at = loop.time() + deadline_s
     delay_s = 0.05
     while True:
         for child in children:
-            if child.exited.done():
-                raise ChildExited(child.name, child.exited.result())
+            if (code := child.returncode) is not None:
+                raise ChildExited(child.name, code)
         try:
             if await probe():
                 return

@@ -17,18 +17,19 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Awaitable
+from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
 from dev_issuer.token_client import IssuerRequestError, fetch_token
 from dev_stack.banner import BANNER_ROLES, BANNER_SCOPE, BANNER_SUB, ready_banner
-from dev_stack.children import Child
-from dev_stack.config import AUDIENCE, HOST, ROOT, StackConfig
+from dev_stack.children import Child, ChildExited, child_env
+from dev_stack.config import AUDIENCE, HOST, StackConfig
 from dev_stack.readiness import (
-    ChildExited,
     NotReady,
     Probe,
     all_ready,
@@ -52,66 +53,71 @@ def _say(message: str) -> None:
     print(f"dev_stack: {message}", file=sys.stderr, flush=True)
 
 
-def _plan(config: StackConfig) -> list[tuple[str, list[str], Probe]]:
-    """Each child, how to start it, and how to tell it is ready, in start order."""
+#: Each child's listeners: the kind its start-up line names, and the setting its port fills (a port
+#: of 0 becomes the one the child bound).
+_LISTENERS = {
+    "issuer": {"http": "issuer_port"},
+    "secureroute": {"grpc": "grpc_port", "http": "http_port"},
+    "service": {"grpc": "grpc_port"},
+    "facade": {"http": "http_port"},
+}
+
+
+def _children(config: StackConfig) -> tuple[str, ...]:
+    """The children, in start order."""
+    return ("issuer", "service", "facade") if config.split else ("issuer", "secureroute")
+
+
+def _argv(name: str, config: StackConfig) -> list[str]:
+    """How to start ``name``, given the ports of the children started before it."""
     py = config.python
-    issuer = (
-        "issuer",
-        [py, "-m", "dev_issuer", "serve", "--listen", f"{HOST}:{config.issuer_port}",
-         "--state-dir", str(config.state_dir), "--audience", AUDIENCE],
-        issuer_ready(config.issuer_url),
-    )  # fmt: skip
+    if name == "issuer":
+        return [py, "-m", "dev_issuer", "serve", "--listen", f"{HOST}:{config.issuer_port}",
+                "--state-dir", str(config.state_dir), "--audience", AUDIENCE]  # fmt: skip
     # No drain delay: nothing balances over a dev stack.
     authn = ["--issuer", config.issuer_url, "--audiences", AUDIENCE, "--drain-delay-s", "0"]
     metrics = f"{HOST}:{config.metrics_port}"
+    if name == "secureroute":
+        return [py, "-m", "secureroute", "--grpc-listen", config.grpc_address,
+                "--http-listen", f"{HOST}:{config.http_port}",
+                "--metrics-listen", metrics, *authn]  # fmt: skip
+    if name == "service":
+        # The facade calls from loopback: the service trusts it (and only it, everything here
+        # being on 127.0.0.1) to forward a DPoP request's method and URL.
+        return [py, "-m", "service", "--listen", config.grpc_address, "--metrics-listen", metrics, *authn,
+                "--trusted-proxies", HOST]  # fmt: skip
     facade_metrics = f"{HOST}:{config.metrics_port + 1 if config.metrics_port else 0}"
-    if not config.split:
-        return [
-            issuer,
-            (
-                "secureroute",
-                [py, "-m", "secureroute", "--grpc-listen", config.grpc_address,
-                 "--http-listen", f"{HOST}:{config.http_port}", "--metrics-listen", metrics, *authn],
-                all_ready(service_ready(config.grpc_address), facade_ready(config.http_url)),
-            ),
-        ]  # fmt: skip
-    return [
-        issuer,
-        (
-            "service",
-            # The facade calls from loopback: the service trusts it (and only it, everything here
-            # being on 127.0.0.1) to forward a DPoP request's method and URL.
-            [py, "-m", "service", "--listen", config.grpc_address, "--metrics-listen", metrics, *authn,
-             "--trusted-proxies", HOST],
-            service_ready(config.grpc_address),
-        ),
-        (
-            "facade",
-            [py, "-m", "http_facade", "--listen", f"{HOST}:{config.http_port}",
-             "--metrics-listen", facade_metrics, "--backend", config.grpc_address],
-            facade_ready(config.http_url),
-        ),
-    ]  # fmt: skip
+    return [py, "-m", "http_facade", "--listen", f"{HOST}:{config.http_port}",
+            "--metrics-listen", facade_metrics, "--backend", config.grpc_address]  # fmt: skip
+
+
+def _probe(name: str, config: StackConfig) -> Probe:
+    """How to tell ``name`` is ready, once its ports are known."""
+    return {
+        "issuer": lambda: issuer_ready(config.issuer_url),
+        "secureroute": lambda: all_ready(service_ready(config.grpc_address), facade_ready(config.http_url)),
+        "service": lambda: service_ready(config.grpc_address),
+        "facade": lambda: facade_ready(config.http_url),
+    }[name]()
 
 
 def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SECUREROUTE_")}
-    dropped = sorted(set(os.environ) - set(env))
+    env = child_env()
+    dropped = sorted(k for k in os.environ if k.startswith("SECUREROUTE_"))
     if dropped:
         # The children are configured by flags for each other; a stray SECUREROUTE_JWKS_URI or the
         # like from the shell would point them elsewhere.
         _say(f"ignoring {', '.join(dropped)} from the environment")
-    env["PYTHONUNBUFFERED"] = "1"  # log lines reach us as they happen
     if sys.stderr.isatty():
-        # The children write to our pipe, so their "auto" log format would pick JSON lines; a
-        # person is reading this terminal, so ask for text.
+        # The children write to a file, so their "auto" log format would pick JSON lines; a
+        # person is reading their relayed lines in this terminal, so ask for text.
         env["SECUREROUTE_LOG_FORMAT"] = "text"
     return env
 
 
 def _busy_ports(config: StackConfig) -> list[int]:
     busy = []
-    for port in (config.issuer_port, config.grpc_port, config.http_port):
+    for port in filter(None, (config.issuer_port, config.grpc_port, config.http_port)):
         try:
             socket.create_server((HOST, port)).close()
         except OSError:
@@ -164,26 +170,37 @@ def _write_ready_file(path: Path, summary: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
-async def _start_all(config: StackConfig, children: list[Child], stop: asyncio.Event) -> str:
+async def _start_all(
+    config: StackConfig, children: list[Child], stop: asyncio.Event, logs: Path
+) -> tuple[StackConfig, str]:
+    """Start each child and wait until it is ready; returns the config with the bound ports, and a token."""
     env = _child_env()
-    for name, argv, probe in _plan(config):
+    for name in _children(config):
+        argv = _argv(name, config)
         _say(f"starting {name}: {' '.join(argv[1:])}")
-        # Not interruptible: a spawn cancelled half-way could leave a child we no longer track.
-        children.append(await Child.start(name, argv, cwd=ROOT, env=env))
-        await _unless_stopped(wait_ready(name, probe, children, deadline_s=config.ready_timeout_s), stop)
+        child = Child.start(name, argv, log=logs / f"{name}.log", env=env, relay=True)
+        children.append(child)
+        await _unless_stopped(child.listening(*_LISTENERS[name], timeout_s=config.ready_timeout_s), stop)
+        bound: dict[str, Any] = {field: child.ports[kind] for kind, field in _LISTENERS[name].items()}
+        config = replace(config, **bound)
+        await _unless_stopped(
+            wait_ready(name, _probe(name, config), children, deadline_s=config.ready_timeout_s), stop
+        )
         _say(f"{name} is ready")
-    return await _unless_stopped(
+    token = await _unless_stopped(
         asyncio.to_thread(
             fetch_token, config.issuer_url, sub=BANNER_SUB, roles=BANNER_ROLES, scope=BANNER_SCOPE
         ),
         stop,
     )
+    return config, token
 
 
-async def _supervise(config: StackConfig, stop: asyncio.Event) -> int:
+async def _supervise(config: StackConfig, stop: asyncio.Event, logs: Path) -> int:
     children: list[Child] = []
+    exits: list[asyncio.Task[int]] = []
     try:
-        token = await _start_all(config, children, stop)
+        config, token = await _start_all(config, children, stop, logs)
         status = await _unless_stopped(_secure_route_status(config, token), stop)
         print(ready_banner(config, token=token, secure_route_status=status), flush=True)
         if config.ready_file is not None:
@@ -199,20 +216,22 @@ async def _supervise(config: StackConfig, stop: asyncio.Event) -> int:
                     "pids": pids,
                 },
             )
-        exits = [asyncio.ensure_future(asyncio.shield(c.exited)) for c in children]
+        exits = [asyncio.create_task(c.wait()) for c in children]
         await _unless_stopped(asyncio.wait(exits, return_when=asyncio.FIRST_COMPLETED), stop)
-        dead = next(c for c in children if c.exited.done())
-        raise ChildExited(dead.name, dead.exited.result())
+        dead = next(c for c in children if c.returncode is not None)
+        raise ChildExited(dead.name, dead.returncode or 0)
     except _Stopped:
         _say("stopping (signal received)")
         return 0
     except ChildExited as err:
         _say(f"{err.name} exited unexpectedly with code {err.code}; stopping the others")
         return 1
-    except (NotReady, IssuerRequestError) as err:
+    except (NotReady, TimeoutError, IssuerRequestError) as err:
         _say(f"{err}; stopping")
         return 1
     finally:
+        for task in exits:
+            task.cancel()
         for child in reversed(children):  # split: the facade first, nobody calls a stopped backend
             code = await child.stop(timeout_s=config.stop_timeout_s)
             _say(f"{child.name} stopped (exit code {code})")
@@ -232,7 +251,9 @@ async def run_stack(config: StackConfig) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        return await _supervise(config, stop)
+        # The children's logs: relayed to our stderr as they come, gone with the stack.
+        with tempfile.TemporaryDirectory(prefix="dev_stack-") as logs:
+            return await _supervise(config, stop, Path(logs))
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

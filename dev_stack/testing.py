@@ -1,4 +1,7 @@
-"""Run ``python -m dev_stack`` as a real process on free ports, for tests and scripts.
+"""Run ``python -m dev_stack`` as a real process on ports of its own, for tests and scripts.
+
+Every child binds port 0 and reports the port it got: no "find a free port, then pass it" step
+that another test could race.
 
 Usage:
     with LiveStack(tmp_path) as stack:        # the one program; LiveStack(tmp_path, split=True): split
@@ -8,10 +11,9 @@ Usage:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,35 +21,24 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from dev_stack.config import HOST, ROOT
+from dev_stack.children import Child
 
-__all__ = ["LiveStack", "StackFailed", "free_port", "wait_gone"]
+__all__ = ["LiveStack", "StackFailed", "wait_gone"]
 
 
 class StackFailed(Exception):
     """The stack exited or never became ready; the message carries its output."""
 
 
-def free_port() -> int:
-    """A port nothing listens on at this instant (another process may still take it: we retry)."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class LiveStack:
-    """``python -m dev_stack`` (``--split`` when ``split``) with free ports and a private state dir
+    """``python -m dev_stack`` (``--split`` when ``split``) on free ports, with a private state dir
     under ``workdir``."""
 
-    def __init__(
-        self, workdir: Path, *, split: bool = False, ready_timeout_s: float = 90.0, attempts: int = 3
-    ) -> None:
+    def __init__(self, workdir: Path, *, split: bool = False, ready_timeout_s: float = 90.0) -> None:
         self.workdir = workdir
         self.split = split
         self.ready_timeout_s = ready_timeout_s
-        self.attempts = attempts
-        self.process: subprocess.Popen[bytes] | None = None
+        self.child: Child | None = None
         self.summary: dict[str, Any] = {}
         self._log_path = workdir / "dev_stack.log"  # stderr: our log lines and the children's
         self._banner_path = workdir / "dev_stack.out"  # stdout: the ready banner (it holds a token)
@@ -60,6 +51,10 @@ class LiveStack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return None if self.child is None else self.child.process
 
     @property
     def issuer_url(self) -> str:
@@ -91,51 +86,33 @@ class LiveStack:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        for attempt in range(1, self.attempts + 1):
-            if self._start_once():
-                return
-            # Exit code 2 is a busy port: another test took a "free" port in between. Try new ones.
-            if self.process is None or self.process.returncode != 2 or attempt == self.attempts:
-                raise StackFailed(f"dev_stack did not become ready:\n{self.log()}")
-
-    def _start_once(self) -> bool:
         ready_file = self.workdir / "ready.json"
         ready_file.unlink(missing_ok=True)
         argv = [
             sys.executable, "-m", "dev_stack",
-            "--issuer-port", str(free_port()),
-            "--grpc-port", str(free_port()),
-            "--http-port", str(free_port()),
-            "--metrics-port", "0",  # each child binds a free admin port: no test needs 9464
+            "--issuer-port", "0", "--grpc-port", "0", "--http-port", "0", "--metrics-port", "0",
             "--state-dir", str(self.workdir / "issuer-state"), "--ready-file", str(ready_file),
             *(["--split"] if self.split else []),
         ]  # fmt: skip
-        with self._log_path.open("ab") as log, self._banner_path.open("ab") as banner:
-            self.process = subprocess.Popen(argv, cwd=ROOT, stdout=banner, stderr=log)  # noqa: S603
-        give_up_at = time.monotonic() + self.ready_timeout_s
-        while time.monotonic() < give_up_at:
-            if ready_file.exists():
-                self.summary = json.loads(ready_file.read_text())
-                return True
-            if self.process.poll() is not None:
-                return False
-            time.sleep(0.1)
-        self.stop()
-        return False
+        # Our environment as it is: the stack filters what its children get, and says so.
+        self.child = Child.start(
+            "dev_stack", argv, log=self._log_path, stdout=self._banner_path, env=os.environ
+        )
+
+        def summary() -> dict[str, Any] | None:
+            return json.loads(ready_file.read_text()) if ready_file.exists() else None
+
+        try:
+            self.summary = asyncio.run(
+                self.child.until(summary, timeout_s=self.ready_timeout_s, what="become ready")
+            )
+        except Exception as err:
+            self.stop()
+            raise StackFailed(f"dev_stack did not become ready ({err}):\n{self.log()}") from None
 
     def stop(self, *, timeout_s: float = 30.0) -> int | None:
         """SIGTERM (like Ctrl-C), wait, kill if it hangs; returns the exit code."""
-        process = self.process
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        return process.returncode
+        return None if self.child is None else asyncio.run(self.child.stop(timeout_s=timeout_s))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -31,6 +31,7 @@ import aiohttp
 import grpc
 import pytest
 
+from dev_stack.children import NO_METRICS_ENV, child_env
 from http_facade import FacadeSettings, load_facade_settings
 from http_facade.backend import LocalBackend
 from http_facade.runner import FacadeServer
@@ -108,22 +109,10 @@ def busy_port() -> Iterator[int]:
         yield listener.getsockname()[1]
 
 
-#: Child programs serve no metrics port unless a test asks (programs running at once would all
-#: want the default loopback port); a flag still wins over these.
-NO_METRICS_ENV = {"SECUREROUTE_METRICS_LISTEN": "off", "SECUREROUTE_HTTP_METRICS_LISTEN": "off"}
-
-
 def clean_env(**extra: str) -> dict[str, str]:
-    """Our environment without any SECUREROUTE_* (or multiprocess metrics) setting, with metrics
-    ports off (``NO_METRICS_ENV``), plus ``extra``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("SECUREROUTE_") and k != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    env.update(NO_METRICS_ENV)
-    env.update(extra)
-    return env
+    """A child's environment (``dev_stack.children.child_env``) with metrics ports off, plus
+    ``extra``: programs running at once would all want the default loopback port; a flag still wins."""
+    return child_env(**(NO_METRICS_ENV | extra))
 
 
 @pytest.fixture

@@ -46,9 +46,7 @@ import asyncio
 import base64
 import json
 import multiprocessing
-import os
 import random
-import socket
 import sys
 import tempfile
 import time
@@ -61,11 +59,12 @@ import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from dev_stack.children import Child
+from dev_stack.readiness import all_ready, facade_ready, service_ready, wait_ready
 from jwt_authn.testing import LoopbackIssuer, generate_key
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 from tools.loopback_source import SourceForwarder
 
-ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 ATTACKS = ("holders", "silent-unary", "bad-tokens", "slow-headers", "oversized", "full-heads")
 DEPLOYMENTS = ("one", "split")
@@ -87,23 +86,6 @@ SILENT_UNARY_RATE_PER_S = 150
 #: Concurrent loops of the bad-token flood, per transport.
 BAD_TOKEN_LOOPS = 40
 SECURE_ROUTE = "/secureroute.v1.SecureRouteService/SecureRoute"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def _count(tally: dict[str, int], key: str) -> None:
@@ -404,12 +386,14 @@ class Target:
     deployment: str
     grpc_port: int
     http_port: int
-    #: Admin listener base URL by program name ("secureroute", or "service" and "facade").
-    admin: dict[str, str]
-    #: Process id by program name.
-    pids: dict[str, int]
-    #: Where each program's stderr (its logs) goes, by program name.
-    logs: dict[str, Path]
+    #: The started programs by name ("secureroute", or "service" and "facade"), in start order:
+    #: their ports, RSS and log files.
+    programs: dict[str, Child]
+
+    @property
+    def admin(self) -> dict[str, str]:
+        """Admin listener base URL by program name."""
+        return {name: f"http://{HOST}:{child.ports['metrics']}" for name, child in self.programs.items()}
 
 
 async def _legitimate_clients(target: Target, token: str, stop: asyncio.Event) -> list[Client]:
@@ -465,10 +449,10 @@ async def _legitimate_clients(target: Target, token: str, stop: asyncio.Event) -
     return list(clients)
 
 
-async def _sample_rss(pids: dict[str, int], stop: asyncio.Event, samples: dict[str, list[int]]) -> None:
+async def _sample_rss(programs: dict[str, Child], stop: asyncio.Event, samples: dict[str, list[int]]) -> None:
     while not stop.is_set():
-        for name, pid in pids.items():
-            samples.setdefault(name, []).append(_rss_kib(pid))
+        for name, child in programs.items():
+            samples.setdefault(name, []).append(child.rss_kib())
         await asyncio.sleep(0.2)
 
 
@@ -495,8 +479,9 @@ def _log_lines_by_logger(path: Path, since: int) -> dict[str, int]:
 async def _run_attack(
     name: str, seconds: float, target: Target, token: str, tokens: dict[str, list[str]]
 ) -> dict[str, Any]:
-    baseline = {program: _rss_kib(pid) for program, pid in target.pids.items()}
-    logs_before = {program: _log_size(path) for program, path in target.logs.items()}
+    logs = {program: child.log_path for program, child in target.programs.items()}
+    baseline = {program: child.rss_kib() for program, child in target.programs.items()}
+    logs_before = {program: _log_size(path) for program, path in logs.items()}
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
     attacker = context.Process(
@@ -507,7 +492,7 @@ async def _run_attack(
     rss: dict[str, list[int]] = {}
     attacker.start()
     began = time.monotonic()
-    sampler = asyncio.create_task(_sample_rss(target.pids, stop, rss))
+    sampler = asyncio.create_task(_sample_rss(target.programs, stop, rss))
     measuring = asyncio.create_task(_legitimate_clients(target, token, stop))
     await asyncio.sleep(seconds)
     stop.set()
@@ -516,7 +501,7 @@ async def _run_attack(
     tally = await asyncio.to_thread(out.get, True, 60)
     await asyncio.to_thread(attacker.join, 60)
     elapsed = time.monotonic() - began
-    logs_after = {program: _log_size(path) for program, path in target.logs.items()}
+    logs_after = {program: _log_size(path) for program, path in logs.items()}
     await asyncio.sleep(SETTLE_S)
     return {
         "attack": name,
@@ -528,9 +513,9 @@ async def _run_attack(
             program: {
                 "baseline": baseline[program],
                 "peak": max(rss.get(program) or [0]),
-                f"after_{SETTLE_S:g}s": _rss_kib(pid),
+                f"after_{SETTLE_S:g}s": child.rss_kib(),
             }
-            for program, pid in target.pids.items()
+            for program, child in target.programs.items()
         },
         "logs": {
             program: {
@@ -538,90 +523,51 @@ async def _run_attack(
                 "bytes_per_s": round((logs_after[program] - logs_before[program]) / elapsed),
                 "lines_by_logger": _log_lines_by_logger(path, logs_before[program]),
             }
-            for program, path in target.logs.items()
+            for program, path in logs.items()
         },
     }
 
 
-async def _start(argv: list[str], log: Path) -> asyncio.subprocess.Process:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SECUREROUTE_")}
-    with log.open("ab") as stderr:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, *argv, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=stderr
-        )
-
-
-async def _wait_ready(target: Target, token: str) -> None:
-    async with asyncio.timeout(30), aiohttp.ClientSession() as http:
-        while True:
-            try:
-                ready = True
-                for admin in target.admin.values():
-                    async with http.get(f"{admin}/ready") as response:
-                        ready = ready and response.status == 200
-                headers = {"Authorization": f"Bearer {token}"}
-                url = f"http://{HOST}:{target.http_port}/secure-route"
-                async with http.get(url, headers=headers) as response:
-                    if ready and response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-
-
 #: As deploy/'s ConfigMaps have them: JSON lines at INFO (``--log-level`` changes the level).
 _LOGGING = ["--log-format", "json", "--log-level", "INFO"]
+#: Every listener binds a free loopback port and the program reports which (nothing to race for).
+_ANY_PORT = f"{HOST}:0"
 
 
-async def _start_stack(
-    deployment: str, issuer: LoopbackIssuer, logs: Path
-) -> tuple[Target, list[asyncio.subprocess.Process]]:
-    grpc_port, http_port = _free_port(), _free_port()
+async def _start_stack(deployment: str, issuer: LoopbackIssuer, logs: Path) -> Target:
+    """The programs, default limits, the admin listener on loopback, once they serve."""
     authn = ["--issuer", issuer.url, "--audience", AUDIENCE]
-    if deployment == "one":
-        admin_port = _free_port()
-        log = logs / "secureroute.log"
-        one = await _start(
-            [
-                "-m", "secureroute", "--grpc-listen", f"{HOST}:{grpc_port}",
-                "--http-listen", f"{HOST}:{http_port}", "--metrics-listen", f"{HOST}:{admin_port}",
-                *authn, *_LOGGING,
-            ],
-            log,
-        )  # fmt: skip
-        target = Target(
-            deployment,
-            grpc_port,
-            http_port,
-            admin={"secureroute": f"http://{HOST}:{admin_port}"},
-            pids={"secureroute": one.pid},
-            logs={"secureroute": log},
-        )
-        return target, [one]
-    service_admin, facade_admin = _free_port(), _free_port()
-    service = await _start(
-        [
-            "-m", "service", "--listen", f"{HOST}:{grpc_port}", "--metrics-listen", f"{HOST}:{service_admin}",
-            *authn, *_LOGGING,
-        ],
-        logs / "service.log",
-    )  # fmt: skip
-    facade = await _start(
-        [
-            "-m", "http_facade", "--listen", f"{HOST}:{http_port}", "--backend", f"{HOST}:{grpc_port}",
-            "--metrics-listen", f"{HOST}:{facade_admin}", *_LOGGING,
-        ],
-        logs / "facade.log",
-    )  # fmt: skip
-    target = Target(
-        deployment,
-        grpc_port,
-        http_port,
-        admin={"service": f"http://{HOST}:{service_admin}", "facade": f"http://{HOST}:{facade_admin}"},
-        pids={"service": service.pid, "facade": facade.pid},
-        logs={"service": logs / "service.log", "facade": logs / "facade.log"},
-    )
-    return target, [facade, service]
+    programs: dict[str, Child] = {}
+
+    async def start(name: str, module: str, *flags: str, kinds: tuple[str, ...]) -> Child:
+        argv = [sys.executable, "-m", module, *flags, "--metrics-listen", _ANY_PORT, *_LOGGING]
+        programs[name] = Child.start(name, argv, log=logs / f"{name}.log")
+        return await programs[name].listening(*kinds, "metrics")
+
+    try:
+        if deployment == "one":
+            one = await start(
+                "secureroute", "secureroute", "--grpc-listen", _ANY_PORT, "--http-listen", _ANY_PORT, *authn,
+                kinds=("grpc", "http"),
+            )  # fmt: skip
+            grpc_port, http_port = one.ports["grpc"], one.ports["http"]
+        else:
+            service = await start("service", "service", "--listen", _ANY_PORT, *authn, kinds=("grpc",))
+            grpc_port = service.ports["grpc"]
+            backend = ("--backend", f"{HOST}:{grpc_port}")
+            facade = await start("facade", "http_facade", "--listen", _ANY_PORT, *backend, kinds=("http",))
+            http_port = facade.ports["http"]
+        ready = all_ready(service_ready(f"{HOST}:{grpc_port}"), facade_ready(f"http://{HOST}:{http_port}"))
+        await wait_ready(deployment, ready, list(programs.values()), deadline_s=30)
+    except BaseException:
+        await _stop(programs)
+        raise
+    return Target(deployment, grpc_port, http_port, programs)
+
+
+async def _stop(programs: dict[str, Child]) -> None:
+    for child in reversed(programs.values()):  # the facade before the service it calls
+        await child.stop()
 
 
 async def _attack_fresh_stack(
@@ -629,16 +575,13 @@ async def _attack_fresh_stack(
 ) -> dict[str, Any]:
     """One attack against programs started for it (a clean baseline each)."""
     with tempfile.TemporaryDirectory(prefix="secureroute-attack-") as logs:
-        target, processes = await _start_stack(deployment, issuer, Path(logs))
+        target = await _start_stack(deployment, issuer, Path(logs))
         try:
             token = issuer.tokens.issue(ttl_s=3600)
-            await _wait_ready(target, token)
             await _warm_up(target, token)
             return await _run_attack(name, seconds, target, token, tokens)
         finally:
-            for process in processes:
-                process.terminate()
-                await process.wait()
+            await _stop(target.programs)
 
 
 async def _warm_up(target: Target, token: str) -> None:

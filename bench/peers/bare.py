@@ -38,11 +38,17 @@ class Servicer(secureroute_pb2_grpc.SecureRouteServiceServicer):
         return _SECRET
 
 
+def _say_listening(listen: str, port: int, kind: str) -> None:
+    """The bound port (``--listen`` may say 0), in the line the programs print: the bench reads it."""
+    print(f"listening on {listen.rpartition(':')[0]}:{port} ({kind})", flush=True)
+
+
 async def _serve_grpc(listen: str) -> None:
     server = grpc.aio.server()
     secureroute_pb2_grpc.add_SecureRouteServiceServicer_to_server(Servicer(), server)  # type: ignore[no-untyped-call]
-    server.add_insecure_port(listen)
+    port = server.add_insecure_port(listen)
     await server.start()
+    _say_listening(listen, port, "grpc")
     await server.wait_for_termination()
 
 
@@ -62,6 +68,7 @@ async def _serve_http(listen: str) -> None:
     await runner.setup()
     host, _, port = listen.rpartition(":")
     await web.TCPSite(runner, host, int(port), backlog=511).start()
+    _say_listening(listen, runner.addresses[0][1], "http")
     await asyncio.Event().wait()  # until terminated
 
 

@@ -84,8 +84,10 @@ async def _serve(args: argparse.Namespace) -> None:
     jwks_url = args.jwks_url or f"{args.issuer.rstrip('/')}/jwks"
     server = grpc.aio.server(interceptors=[JwtInterceptor(jwks_url, args.issuer, args.audience)])
     secureroute_pb2_grpc.add_SecureRouteServiceServicer_to_server(Servicer(), server)  # type: ignore[no-untyped-call]
-    server.add_insecure_port(args.listen)
+    port = server.add_insecure_port(args.listen)
     await server.start()
+    # The bound port (``--listen`` may say 0), in the line the programs print: the bench reads it.
+    print(f"listening on {args.listen.rpartition(':')[0]}:{port} (grpc)", flush=True)
     await server.wait_for_termination()
 
 

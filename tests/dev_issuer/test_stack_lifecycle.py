@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from dev_issuer.token_client import fetch_token
-from dev_stack.testing import LiveStack, free_port, wait_gone
+from dev_stack.testing import LiveStack, wait_gone
 
 RunCommand = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -80,7 +80,7 @@ def test_a_busy_port_is_reported_before_anything_starts(tmp_path: Path, run_comm
         started = time.monotonic()
         argv = [
             sys.executable, "-m", "dev_stack",
-            "--issuer-port", str(free_port()), "--grpc-port", str(busy), "--http-port", str(free_port()),
+            "--issuer-port", "0", "--grpc-port", str(busy), "--http-port", "0",
             "--state-dir", str(tmp_path / "state"),
         ]  # fmt: skip
         completed = run_command(argv, timeout_s=60)

@@ -8,10 +8,12 @@ Usage:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
-from load_stack import LOAD_ALGORITHMS, Program, start_facade_process, start_service_process, wait_serving
+from load_stack import LOAD_ALGORITHMS, start_facade_process, start_service_process, wait_serving
 
+from dev_stack.children import Child
 from jwt_authn.testing import LoopbackIssuer
 
 
@@ -22,10 +24,10 @@ async def load_issuer() -> AsyncIterator[LoopbackIssuer]:
 
 
 @pytest.fixture
-async def start_processes() -> AsyncIterator[Callable[..., Awaitable[tuple[Program, Program]]]]:
+async def start_processes(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[tuple[Child, Child]]]]:
     """``await start_processes(issuer_url, *service_flags, grace_s=5, backend_timeout_s=5,
     wait_ready=True)``."""
-    started: list[Program] = []
+    started: list[Child] = []
 
     async def start(
         issuer_url: str,
@@ -33,13 +35,13 @@ async def start_processes() -> AsyncIterator[Callable[..., Awaitable[tuple[Progr
         grace_s: float = 5.0,
         backend_timeout_s: float = 5.0,
         wait_ready: bool = True,
-    ) -> tuple[Program, Program]:
-        service = await start_service_process(issuer_url, *service_flags, grace_s=grace_s)
+    ) -> tuple[Child, Child]:
+        service = await start_service_process(issuer_url, tmp_path, *service_flags, grace_s=grace_s)
         started.append(service)
-        facade = await start_facade_process(service.port, backend_timeout_s=backend_timeout_s)
+        facade = await start_facade_process(service.port, tmp_path, backend_timeout_s=backend_timeout_s)
         started.append(facade)
         if wait_ready:
-            await wait_serving(service.port)
+            await wait_serving(service)
         return service, facade
 
     yield start

@@ -1,10 +1,11 @@
 """The service and the facade as real subprocesses (``python -m service``, ``python -m
-http_facade``), with their stderr collected, their RSS readable and SIGTERM at hand.
+http_facade``) started by ``dev_stack.children.Child``: their logs kept, their RSS readable and
+SIGTERM at hand; and the tokens, reports and recorded calls the load tests share.
 
 Usage:
-    service = await start_service_process(issuer.url, grace_s=3, drain_delay_s=1)
-    facade = await start_facade_process(service.port)
-    service.rss_kib(); service.terminate(); await service.wait(10)
+    service = await start_service_process(issuer.url, tmp_path, grace_s=3, drain_delay_s=1)
+    facade = await start_facade_process(service.port, tmp_path)
+    service.rss_kib(); service.send_signal(signal.SIGTERM); await service.wait(10)
 """
 
 from __future__ import annotations
@@ -13,17 +14,18 @@ import asyncio
 import base64
 import json
 import os
-import re
-import signal
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from dev_stack.children import NO_METRICS_ENV, Child, child_env
+from dev_stack.readiness import service_ready, wait_ready
 from jwt_authn.testing import LoopbackIssuer, generate_key
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 
@@ -31,7 +33,6 @@ __all__ = [
     "LOAD_ALGORITHMS",
     "SECURE_ROUTE_SERVICE",
     "HealthWatch",
-    "Program",
     "Record",
     "grpc_call",
     "http_call",
@@ -45,126 +46,41 @@ __all__ = [
 SECURE_ROUTE_SERVICE = "secureroute.v1.SecureRouteService"
 #: One of each key type: the load mixes RSA, EC and EdDSA verification.
 LOAD_ALGORITHMS = ("ES256", "EdDSA", "RS256")
-
-#: Metrics ports off in the children (see ``_environment``).
-NO_METRICS_ENV = {"SECUREROUTE_METRICS_LISTEN": "off", "SECUREROUTE_HTTP_METRICS_LISTEN": "off"}
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 START_TIMEOUT_S = 30.0
-_SERVICE_READY = re.compile(r"listening on \S+:(\d+) \(grpc\)")
-_FACADE_READY = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
 
-@dataclass
-class Program:
-    """A running subprocess whose stderr is read line by line into ``lines``."""
-
-    name: str
-    process: asyncio.subprocess.Process
-    lines: list[str] = field(default_factory=list)
-    port: int = 0
-    _reader: asyncio.Task[None] | None = None
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def rss_kib(self) -> int:
-        """Resident set size from /proc/PID/status (VmRSS, in KiB)."""
-        with open(f"/proc/{self.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise RuntimeError(f"no VmRSS for {self.name}")
-
-    def terminate(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-
-    async def wait(self, timeout_s: float) -> int:
-        return await asyncio.wait_for(self.process.wait(), timeout_s)
-
-    async def _read(self) -> None:
-        assert self.process.stderr is not None
-        while line := await self.process.stderr.readline():
-            self.lines.append(line.decode(errors="replace").rstrip("\n"))
-
-    async def wait_for_line(
-        self, pattern: re.Pattern[str], timeout_s: float = START_TIMEOUT_S
-    ) -> re.Match[str]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while loop.time() < deadline:
-            for line in self.lines:
-                if found := pattern.search(line):
-                    return found
-            if self.process.returncode is not None:
-                break
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{self.name} did not log {pattern.pattern!r}:\n" + "\n".join(self.lines[-20:]))
-
-    async def stop(self) -> None:
-        """Teardown: SIGTERM, then SIGKILL if it lingers; always reap and stop reading."""
-        if self.process.returncode is None:
-            self.terminate()
-            try:
-                await self.wait(15)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-        if self._reader is not None:
-            await self._reader
-
-
-def _environment() -> dict[str, str]:
-    # Only flags configure the programs under test: no SECUREROUTE_* from the caller's shell,
-    # and no metrics ports (stacks of the same run would all want the default one).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SECUREROUTE_")}
-    return env | NO_METRICS_ENV
-
-
-async def _start(name: str, argv: list[str], ready: re.Pattern[str]) -> Program:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *argv,
-        cwd=ROOT,
-        env=_environment(),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+async def _start(name: str, argv: list[str], logs: Path) -> Child:
+    # Only flags configure the programs under test, and no metrics ports (stacks of the same run
+    # would all want the default one).
+    child = Child.start(
+        name, [sys.executable, *argv], log=logs / f"{name}.log", env=child_env(**NO_METRICS_ENV)
     )
-    program = Program(name, process)
-    program._reader = asyncio.get_running_loop().create_task(program._read())
     try:
-        program.port = int((await program.wait_for_line(ready)).group(1))
+        return await child.listening(timeout_s=START_TIMEOUT_S)
     except BaseException:
-        await program.stop()
+        await child.stop()
         raise
-    return program
 
 
 async def start_service_process(
-    issuer_url: str, *extra: str, grace_s: float = 5.0, drain_delay_s: float = 0.0
-) -> Program:
+    issuer_url: str, logs: Path, *extra: str, grace_s: float = 5.0, drain_delay_s: float = 0.0
+) -> Child:
     """The service; no drain delay unless asked (only the drain test needs the default's 1 s)."""
     argv = ["-m", "service", "--listen", "127.0.0.1:0", "--issuer", issuer_url, "--audience", "secureroute"]
     argv += ["--grace-period-s", str(grace_s), "--drain-delay-s", str(drain_delay_s), "--log-level", "INFO"]
     argv += extra
-    return await _start("service", argv, _SERVICE_READY)
+    return await _start("service", argv, logs)
 
 
-async def start_facade_process(backend_port: int, *, backend_timeout_s: float = 5.0) -> Program:
+async def start_facade_process(backend_port: int, logs: Path, *, backend_timeout_s: float = 5.0) -> Child:
     argv = ["-m", "http_facade", "--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{backend_port}"]
     argv += ["--backend-timeout-s", str(backend_timeout_s), "--log-level", "INFO"]
-    return await _start("facade", argv, _FACADE_READY)
+    return await _start("facade", argv, logs)
 
 
-async def wait_serving(port: int, timeout_s: float = START_TIMEOUT_S) -> None:
+async def wait_serving(service: Child, timeout_s: float = START_TIMEOUT_S) -> None:
     """Until the service reports SecureRouteService SERVING (its key set loaded)."""
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        request = health_pb2.HealthCheckRequest(service=SECURE_ROUTE_SERVICE)
-        async for reply in stub.Watch(request, timeout=timeout_s):
-            if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                return
+    await wait_ready("service", service_ready(f"127.0.0.1:{service.port}"), [service], deadline_s=timeout_s)
 
 
 # Tokens and reports ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ One scenario (a module fixture), several verdicts:
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -69,13 +70,14 @@ class Drain:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def drain() -> AsyncIterator[Drain]:
+async def drain(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Drain]:
     result = Drain()
+    logs = tmp_path_factory.mktemp("drain")
     async with LoopbackIssuer(algorithms=LOAD_ALGORITHMS, audience="secureroute") as issuer:
-        service = await start_service_process(issuer.url, grace_s=GRACE_S, drain_delay_s=DRAIN_DELAY_S)
-        facade = await start_facade_process(service.port)
+        service = await start_service_process(issuer.url, logs, grace_s=GRACE_S, drain_delay_s=DRAIN_DELAY_S)
+        facade = await start_facade_process(service.port, logs)
         try:
-            await wait_serving(service.port)
+            await wait_serving(service)
             pools = token_pools(issuer)
             tokens = [*pools["valid"], *pools["invalid"]]
             watch = HealthWatch(service.port)
@@ -105,7 +107,7 @@ async def drain() -> AsyncIterator[Drain]:
                     workers += [asyncio.ensure_future(http_worker(session, i)) for i in range(HTTP_CLIENTS)]
                     await asyncio.sleep(1.0)
                     result.sigterm_at = time.monotonic()
-                    service.terminate()
+                    service.send_signal(signal.SIGTERM)
                     result.returncode = await service.wait(DRAIN_DELAY_S + GRACE_S + 10)
                     result.exited_at = time.monotonic()
                     await asyncio.sleep(0.3)

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import aiohttp
 import grpc
 from helpers import secureroute_stub
-from load_stack import Program, token_pools, write_report
+from load_stack import token_pools, write_report
 
+from dev_stack.children import Child
 from jwt_authn.testing import LoopbackIssuer
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 
@@ -108,7 +109,7 @@ def unexpected(tally: Counter[tuple[str, str, str]]) -> dict[str, int]:
 
 
 async def test_mixed_load_on_grpc_and_http(
-    load_issuer: LoopbackIssuer, start_processes: Callable[..., Awaitable[tuple[Program, Program]]]
+    load_issuer: LoopbackIssuer, start_processes: Callable[..., Awaitable[tuple[Child, Child]]]
 ) -> None:
     service, facade = await start_processes(load_issuer.url)
     pools = token_pools(load_issuer)

@@ -9,6 +9,7 @@ they are being handled.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Awaitable, Callable
 
@@ -16,11 +17,12 @@ import aiohttp
 import grpc
 import pytest
 from helpers import port_refused, secureroute_stub
-from load_stack import HealthWatch, Program, grpc_call, http_call
+from load_stack import HealthWatch, grpc_call, http_call
 
+from dev_stack.children import Child
 from jwt_authn.testing import Fault, LoopbackIssuer
 
-StartProcesses = Callable[..., Awaitable[tuple[Program, Program]]]
+StartProcesses = Callable[..., Awaitable[tuple[Child, Child]]]
 GRACE_S = 3.0
 
 
@@ -54,7 +56,7 @@ async def test_sigterm_lets_in_flight_calls_complete(
         in_flight = asyncio.gather(grpc_call(stub, token), http_call(session, url, token))
         await asyncio.sleep(0.3)  # both now wait for the key set inside the service
         sigterm_at = time.monotonic()
-        service.terminate()
+        service.send_signal(signal.SIGTERM)
         grpc_record, http_record = await in_flight
         returncode = await service.wait(15)
         exited_at = time.monotonic()
@@ -83,7 +85,7 @@ async def test_facade_sigterm_lets_in_flight_requests_complete(
         in_flight = asyncio.gather(*(http_call(session, url, token) for token in tokens))
         await asyncio.sleep(0.3)
         sigterm_at = time.monotonic()
-        facade.terminate()
+        facade.send_signal(signal.SIGTERM)
         records = await in_flight
         returncode = await facade.wait(15)
         exited_at = time.monotonic()

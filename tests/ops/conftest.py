@@ -10,21 +10,17 @@ Usage:
 
     async def test_y(spawn: Spawn) -> None:
         program = await spawn("service", "--issuer", url, ...)
-        port = await program.port()
+        port = (await program.listening()).port
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime
 import ipaddress
-import json
-import re
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +30,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from dev_stack.children import Child
 from http_facade import load_facade_settings
 from http_facade.runner import FacadeServer
 from runtime.tls import ServerTLS, ssl_server_context
-
-WAIT_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -174,83 +169,24 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     )
 
 
-@dataclass
-class Program:
-    """A program started by ``spawn``: its process and every JSON log line it printed so far."""
-
-    process: asyncio.subprocess.Process
-    lines: list[dict[str, Any]] = field(default_factory=list)
-    raw: list[str] = field(default_factory=list)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
-    _reader: asyncio.Task[None] | None = None
-
-    async def _read(self) -> None:
-        assert self.process.stderr is not None
-        while line := (await self.process.stderr.readline()).decode():
-            self.raw.append(line)
-            with contextlib.suppress(json.JSONDecodeError):
-                self.lines.append(json.loads(line))
-            self._changed.set()
-        self._changed.set()
-
-    async def wait_for(
-        self, pattern: str, *, count: int = 1, timeout_s: float = WAIT_S
-    ) -> list[re.Match[str]]:
-        """The first ``count`` matches of ``pattern`` in the log messages (waiting for them)."""
-        regex = re.compile(pattern)
-        async with asyncio.timeout(timeout_s):
-            while True:
-                found = [m for line in self.lines if (m := regex.search(str(line.get("message", ""))))]
-                if len(found) >= count:
-                    return found[:count]
-                if self.process.returncode is not None and self._reader is not None and self._reader.done():
-                    raise AssertionError(f"exited {self.process.returncode}: {''.join(self.raw)[-3000:]}")
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def port(self) -> int:
-        match = (await self.wait_for(r"listening on \S+?[: ](?:port )?(\d+)"))[0]
-        return int(match.group(1))
-
-    async def stop(self, signum: int = signal.SIGTERM, timeout_s: float = WAIT_S) -> int:
-        if self.process.returncode is None:
-            self.process.send_signal(signum)
-        code = await asyncio.wait_for(self.process.wait(), timeout_s)
-        if self._reader is not None:
-            await asyncio.wait_for(self._reader, timeout_s)
-        return code
-
-
-Spawn = Callable[..., Coroutine[Any, Any, Program]]
+Spawn = Callable[..., Coroutine[Any, Any, Child]]
 
 
 @pytest.fixture
-async def spawn(make_env: Callable[..., dict[str, str]]) -> AsyncIterator[Spawn]:
-    """``await spawn("service", *args, env=...)``: ``python -m <module>`` with JSON logs on stderr
-    (in a clean environment unless ``env`` is given)."""
-    started: list[Program] = []
+async def spawn(make_env: Callable[..., dict[str, str]], tmp_path: Path) -> AsyncIterator[Spawn]:
+    """``await spawn("service", *args, env=...)``: ``python -m <module>`` with JSON logs (in a clean
+    environment unless ``env`` is given), started by ``dev_stack.children.Child``."""
+    started: list[Child] = []
 
-    async def start(module: str, *args: str, env: dict[str, str] | None = None) -> Program:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", module, "--log-format", "json", *args,
-            env=env if env is not None else make_env(),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        program = Program(process)
-        program._reader = asyncio.create_task(program._read())
-        started.append(program)
-        return program
+    async def start(module: str, *args: str, env: dict[str, str] | None = None) -> Child:
+        argv = [sys.executable, "-m", module, "--log-format", "json", *args]
+        log = tmp_path / f"{module}-{len(started)}.log"
+        started.append(Child.start(module, argv, log=log, env=env if env is not None else make_env()))
+        return started[-1]
 
     yield start
     for program in started:
-        if program.process.returncode is None:
-            program.process.kill()
-            await program.process.wait()
-        if program._reader is not None:
-            program._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await program._reader
+        await program.stop(signal.SIGKILL)
 
 
 @pytest.fixture

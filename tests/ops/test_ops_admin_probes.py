@@ -173,7 +173,7 @@ async def test_the_one_programs_readiness_drops_at_sigterm_while_liveness_stays(
     admin = f"http://127.0.0.1:{admin_port}"
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT_S)) as http:
         await _until(http, f"{admin}/ready", 200)
-        program.process.send_signal(signal.SIGTERM)
+        program.send_signal(signal.SIGTERM)
         await program.wait_for("still serving for")  # the drain delay has begun
         assert (await fetch(http, f"{admin}/ready"))[:2] == (503, "NOT_SERVING\n")
         assert (await fetch(http, f"{admin}/health"))[:2] == (200, "SERVING\n")

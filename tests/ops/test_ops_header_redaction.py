@@ -65,7 +65,7 @@ async def test_oversized_request_line_is_answered_without_echo(serve_facade: Ser
 
 async def test_the_real_program_answers_without_quoting(spawn: Any) -> None:
     facade = await spawn("http_facade", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:1")
-    port = await facade.port()
+    port = (await facade.listening()).port
     token = _token(20 * 1024)
     head = f"GET /health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
     _assert_clean(await _raw_request(port, head), token)  # over the head budget: 431
@@ -73,7 +73,7 @@ async def test_the_real_program_answers_without_quoting(spawn: Any) -> None:
     head = f"GET /health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {small}\x00\r\n\r\n".encode()
     _assert_clean(await _raw_request(port, head), small)
     assert await facade.stop() == 0
-    assert all(token[:16] not in line and small[:16] not in line for line in facade.raw)
+    assert all(token[:16] not in line and small[:16] not in line for line in facade.lines)
 
 
 def test_fixed_phrases() -> None:

@@ -89,12 +89,12 @@ async def test_a_rejected_request_is_logged_once_with_its_id_and_never_its_token
         "service", "--listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute",
         "--log-level", "DEBUG",
     )  # fmt: skip
-    service_port = await service.port()
+    service_port = (await service.listening()).port
     await service.wait_for("key set loaded")
     facade = await spawn(
         "http_facade", "--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{service_port}", "--access-log"
     )
-    facade_port = await facade.port()
+    facade_port = (await facade.listening()).port
 
     expired = issuer.tokens.issue(ttl_s=-600)
     headers = {"Authorization": f"Bearer {expired}", "X-Request-Id": "trace-ops-1"}
@@ -109,20 +109,20 @@ async def test_a_rejected_request_is_logged_once_with_its_id_and_never_its_token
     assert await service.stop() == 0
     assert await facade.stop() == 0
 
-    rejected = [line for line in service.lines if "token_expired" in line["message"]]
-    assert len(rejected) == 1, service.lines
+    rejected = [line for line in service.records if "token_expired" in line["message"]]
+    assert len(rejected) == 1, service.records
     assert rejected[0]["level"] == "INFO" and rejected[0]["request_id"] == "trace-ops-1"
-    served = [line for line in service.lines if "subject='erin'" in line["message"]]
+    served = [line for line in service.records if "subject='erin'" in line["message"]]
     assert served[0]["request_id"] == "trace-ops-2"
     # The facade does not log the failure again; its access log lines carry the request ids.
-    assert not [line for line in facade.lines if "UNAUTHENTICATED" in line["message"]]
-    access = [line for line in facade.lines if "/secure-route" in line["message"]]
+    assert not [line for line in facade.records if "UNAUTHENTICATED" in line["message"]]
+    access = [line for line in facade.records if "/secure-route" in line["message"]]
     assert {line["request_id"] for line in access} == {"trace-ops-1", "trace-ops-2"}
-    everything = "".join(service.raw + facade.raw)
+    everything = "\n".join(service.lines + facade.lines)
     for token in (expired, good):
         assert token not in everything
         assert token.split(".")[2] not in everything  # not even the signature
-    assert all(raw.startswith("{") for raw in service.raw + facade.raw)  # JSON lines only
+    assert all(raw.startswith("{") for raw in service.lines + facade.lines)  # JSON lines only
 
 
 @pytest.mark.parametrize("flags", [(), ("--access-log",)], ids=["default_off", "turned_on"])
@@ -132,13 +132,13 @@ async def test_access_lines_only_when_asked_for(
     facade = await spawn(
         "http_facade", "--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{unused_port()}", *flags
     )
-    facade_port = await facade.port()
+    facade_port = (await facade.listening()).port
     for _ in range(3):
         async with http.get(f"http://127.0.0.1:{facade_port}/no-such-path") as response:
             assert response.status == 404
     assert await facade.stop() == 0
-    access = [line for line in facade.lines if "/no-such-path" in line["message"]]
-    assert len(access) == (3 if flags else 0), facade.lines
+    access = [line for line in facade.records if "/no-such-path" in line["message"]]
+    assert len(access) == (3 if flags else 0), facade.records
 
 
 def test_per_request_lines_are_rate_limited_and_the_next_line_counts_the_rest() -> None:

@@ -34,7 +34,7 @@ async def test_the_process_serves_the_socket_and_removes_it_on_sigterm(
         "service", "--listen", "127.0.0.1:0", "--listen-unix", str(path), "--issuer", issuer.url,
         "--audience", "secureroute", "--drain-delay-s", "0", "--grace-period-s", "1",
     )  # fmt: skip
-    port = await program.port()
+    port = (await program.listening()).port
     (logged,) = await program.wait_for(r"listening on unix:(\S+)")
     assert logged.group(1) == str(path)
     assert stat.S_ISSOCK(path.lstat().st_mode)
@@ -43,7 +43,7 @@ async def test_the_process_serves_the_socket_and_removes_it_on_sigterm(
 
     assert await program.stop() == 0
     assert not path.exists()
-    assert "Traceback" not in "".join(program.raw)
+    assert "Traceback" not in "\n".join(program.lines)
 
 
 async def test_the_socket_speaks_the_same_mutual_tls(

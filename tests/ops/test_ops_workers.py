@@ -70,7 +70,7 @@ async def _until_served(port: int, token: str) -> None:
 def _worker_pids(program: Any) -> dict[int, int]:
     """index -> pid of the latest start of each worker."""
     pids: dict[int, int] = {}
-    for line in program.lines:
+    for line in program.records:
         message = str(line.get("message", ""))
         if message.startswith("worker ") and " started (pid " in message:
             index, pid = message.removeprefix("worker ").split(" started (pid ")
@@ -83,7 +83,7 @@ async def test_service_workers_restart_and_stop(issuer: LoopbackIssuer, spawn: A
         "service", "--listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute",
         "--workers", "2", "--grace-period-s", "1",
     )  # fmt: skip
-    port = await supervisor.port()
+    port = (await supervisor.listening()).port
     await supervisor.wait_for(r"worker \d started", count=2)
     await supervisor.wait_for(r"key set loaded for", count=2)  # each worker has its own key-set cache
     token = issuer.tokens.issue()
@@ -102,10 +102,10 @@ async def test_service_workers_restart_and_stop(issuer: LoopbackIssuer, spawn: A
     for _ in range(8):  # new connections, spread over both workers by the kernel
         assert await _secure_route(port, token) == "Super secret stuff"
 
-    assert await supervisor.stop(signal.SIGTERM) == 0, "".join(supervisor.raw)
+    assert await supervisor.stop(signal.SIGTERM) == 0, "\n".join(supervisor.lines)
     await _wait_gone(list(second.values()))
-    assert sum(line.get("message") == "stopped" for line in supervisor.lines) == 3  # 2 workers + supervisor
-    assert not any("Traceback" in raw for raw in supervisor.raw)
+    assert sum(line.get("message") == "stopped" for line in supervisor.records) == 3  # 2 workers + supervisor
+    assert not any("Traceback" in raw for raw in supervisor.lines)
 
 
 async def test_workers_die_with_a_killed_supervisor(issuer: LoopbackIssuer, spawn: Any) -> None:
@@ -127,7 +127,7 @@ async def test_facade_workers_share_the_port_and_the_metrics(
         "http_facade", "--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{service.port}", "--workers", "2",
         "--metrics-listen", f"127.0.0.1:{metrics_port}", "--access-log",
     )  # fmt: skip
-    port = await supervisor.port()
+    port = (await supervisor.listening()).port
     await supervisor.wait_for(r"listening on", count=3)  # the supervisor, then each worker
     await supervisor.wait_for(r"metrics on http://", count=2)
     workers = _worker_pids(supervisor)
@@ -151,7 +151,7 @@ async def test_facade_workers_share_the_port_and_the_metrics(
                 )
             )
     assert totals == [20.0] * 6
-    served_by = {int(line["pid"]) for line in supervisor.lines if "GET /health" in str(line.get("message"))}
+    served_by = {int(line["pid"]) for line in supervisor.records if "GET /health" in str(line.get("message"))}
     assert served_by <= set(workers.values()) and served_by  # the workers answered, not the supervisor
 
     os.kill(workers[1], signal.SIGKILL)
@@ -218,7 +218,7 @@ async def test_each_service_worker_serves_metrics_on_its_own_port(
         assert keys == [1.0]  # each worker has its own, loaded, key set
     announced = {
         str(line["message"]).rsplit(":", 1)[1].split("/")[0]: line["pid"]
-        for line in supervisor.lines
+        for line in supervisor.records
         if str(line.get("message", "")).startswith("metrics on http://")
     }
     assert set(announced) == {str(metrics_port), str(metrics_port + 1)}

@@ -5,7 +5,7 @@
 // Usage:
 //   node server.js --listen 127.0.0.1:0 --issuer http://127.0.0.1:8080 --audience secureroute \
 //     [--jwks-uri http://127.0.0.1:8080/jwks]
-// It prints "listening on 127.0.0.1:PORT" once it accepts connections.
+// It prints "listening on 127.0.0.1:PORT (http)" once it accepts connections (the bench reads PORT).
 "use strict";
 
 const express = require("express");
@@ -68,7 +68,7 @@ app.use((err, req, res, next) => {
 
 const server = app.listen(port, host, () => {
   const address = server.address();
-  console.log(`listening on ${address.address}:${address.port}`);
+  console.log(`listening on ${address.address}:${address.port} (http)`);
 });
 
 for (const signal of ["SIGTERM", "SIGINT"]) {
