@@ -8,7 +8,9 @@ reading that line has no "find a free port, then pass it" step that another proc
 
 Output goes to a file, never to a pipe that could fill: a driver that measures (the benchmark,
 the attack run) reads nothing while the child serves; lines are read from the file only when asked
-(``lines``, ``wait_for``, ``listening``) or, with ``relay``, copied to our stderr as they come.
+(``lines``, ``wait_for``, ``listening``). With ``relay`` (``make run``, whose children live for
+hours) there is no file: a thread reads the child's pipe as it comes, copies each line to our
+stderr, and keeps only the last ``RELAYED_LINES_KEPT`` (for the ports and a failure's tail).
 
 Own process group: a Ctrl-C in the terminal reaches only the parent, which then stops the children
 in order instead of all of them racing to exit at once. On Linux each child also gets SIGTERM when
@@ -33,13 +35,15 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from dev_stack.config import ROOT
 
-__all__ = ["NO_METRICS_ENV", "Child", "ChildExited", "child_env"]
+__all__ = ["NO_METRICS_ENV", "RELAYED_LINES_KEPT", "Child", "ChildExited", "child_env"]
 
 T = TypeVar("T")
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -47,6 +51,10 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 #: How often a wait looks at the log file again.
 _POLL_S = 0.05
+#: A relayed child's lines kept in memory: its start-up lines and a failure's tail need far fewer.
+RELAYED_LINES_KEPT = 1000
+#: A relayed line longer than this is passed on in pieces (a child's output cannot grow our memory).
+_MAX_LINE_BYTES = 64 * 1024
 #: A listener's start-up line: "... listening on [scheme://]host:port [(kind)]" (the supervisor of
 #: workers adds "with N workers"), or the admin listener's "metrics on http://host:port/metrics".
 _LISTENING = re.compile(r"listening on (?:(?P<scheme>\w+)://)?\S+:(?P<port>\d+)(?: \((?P<kind>\w+)\))?")
@@ -90,16 +98,24 @@ class ChildExited(Exception):
 class Child:
     """A started program; ``ports`` holds what it reported binding, by kind, once ``listening``."""
 
-    def __init__(self, name: str, process: subprocess.Popen[bytes], log_path: Path, relay: bool) -> None:
+    def __init__(self, name: str, process: subprocess.Popen[bytes], log_path: Path | None) -> None:
         self.name = name
         self.process = process
+        #: None: relayed (the output is read from the pipe by ``_relay``'s thread).
         self.log_path = log_path
         self.ports: dict[str, int] = {}
         self._waited_for: str | None = None
         self._lines: list[str] = []
         self._offset = 0
         self._partial = b""
-        self._relay = asyncio.ensure_future(self._relay_lines()) if relay else None
+        self._kept: deque[str] = deque(maxlen=RELAYED_LINES_KEPT)
+        #: Listeners reported so far, by kind (first report wins), noted as each line arrives.
+        self._reported: dict[str, int] = {}
+        self._kept_lock = threading.Lock()
+        self._relay: threading.Thread | None = None
+        if log_path is None:
+            self._relay = threading.Thread(target=self._relay_pipe, name=f"relay {name}", daemon=True)
+            self._relay.start()
 
     @classmethod
     def start(
@@ -107,27 +123,47 @@ class Child:
         name: str,
         argv: Sequence[str],
         *,
-        log: Path,
+        log: Path | None = None,
         cwd: Path = ROOT,
         env: Mapping[str, str] | None = None,
         stdout: Path | None = None,
         relay: bool = False,
     ) -> Child:
         """Start ``argv``; its stderr (and stdout, unless ``stdout`` names a file of its own) goes
-        to ``log``. ``relay`` (in a running loop): copy each line to our stderr, prefixed."""
+        to ``log``; or, with ``relay`` instead, both are copied to our stderr, each line prefixed."""
+        if relay:
+            if log is not None or stdout is not None:
+                raise ValueError("relay: the output goes to our stderr, not to log or stdout files")
+            return cls(
+                name, cls._popen(argv, cwd, env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT), None
+            )
+        if log is None:
+            raise ValueError("log: a file for the child's output is needed unless it is relayed")
         # Truncated: ports and lines are read from the start of the file, this child's only.
         with log.open("wb") as out, stdout.open("wb") if stdout else contextlib.nullcontext(out) as printed:
-            process = subprocess.Popen(  # noqa: S603 - our own programs
-                list(argv),
-                cwd=cwd,
-                env=dict(child_env() if env is None else env),
-                stdin=subprocess.DEVNULL,
-                stdout=printed,
-                stderr=out,
-                process_group=0,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - loads nothing (see _LIBC)
-            )
-        return cls(name, process, log, relay)
+            return cls(name, cls._popen(argv, cwd, env, stdout=printed, stderr=out), log)
+
+    @staticmethod
+    def _popen(
+        argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None, *, stdout: Any, stderr: Any
+    ) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(  # noqa: S603 - our own programs
+            list(argv),
+            cwd=cwd,
+            env=dict(child_env() if env is None else env),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            process_group=0,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - loads nothing (see _LIBC)
+        )
+
+    @property
+    def log_file(self) -> Path:
+        """The file its output goes to (a child started with ``log``)."""
+        if self.log_path is None:
+            raise ValueError(f"{self.name}: relayed, its output goes to no file")
+        return self.log_path
 
     @property
     def pid(self) -> int:
@@ -147,7 +183,10 @@ class Child:
 
     @property
     def lines(self) -> list[str]:
-        """Every complete line the child has written so far."""
+        """Every complete line the child has written so far (relayed: the last ``RELAYED_LINES_KEPT``)."""
+        if self.log_path is None:
+            with self._kept_lock:
+                return list(self._kept)
         exited = self.returncode is not None  # then an unfinished last line is finished too
         with self.log_path.open("rb") as log:
             log.seek(self._offset)
@@ -157,8 +196,18 @@ class Child:
         if exited and self._partial:
             complete.append(self._partial)
             self._partial = b""
-        self._lines += [line.decode(errors="replace") for line in complete]
+        new = [line.decode(errors="replace") for line in complete]
+        for line in new:
+            self._note_ports(line)
+        self._lines += new
         return self._lines
+
+    def _note_ports(self, line: str) -> None:
+        message = _message(line)
+        if found := _LISTENING.search(message):
+            self._reported.setdefault(found["kind"] or found["scheme"] or "tcp", int(found["port"]))
+        elif found := _METRICS.search(message):
+            self._reported.setdefault("metrics", int(found["port"]))
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -216,13 +265,9 @@ class Child:
         one listener when none is named; fills ``ports`` (first report of each kind wins)."""
 
         def reported() -> dict[str, int] | None:
-            ports: dict[str, int] = {}
-            for message in map(_message, self.lines):
-                if found := _LISTENING.search(message):
-                    kind = found["kind"] or found["scheme"] or "tcp"
-                    ports.setdefault(kind, int(found["port"]))
-                elif found := _METRICS.search(message):
-                    ports.setdefault("metrics", int(found["port"]))
+            self.lines  # noqa: B018 - reads what the child wrote since, noting its ports
+            with self._kept_lock:
+                ports = dict(self._reported)
             listeners = set(ports) - {"metrics"}
             return ports if set(kinds) <= set(ports) and (kinds or listeners) else None
 
@@ -251,20 +296,19 @@ class Child:
                     os.killpg(self.pid, signal.SIGKILL)
         code = await self.wait()
         if self._relay is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._relay, 5)
+            # Its last lines: the pipe ends when the child (and any helper it left) has exited.
+            await asyncio.to_thread(self._relay.join, 5)
         return code
 
-    async def _relay_lines(self) -> None:
-        """Copy the child's lines to our stderr, prefixed with its name, until it has exited."""
-        relayed = 0
-        while True:
-            exited = self.returncode is not None  # read once more after exit: its last lines
-            lines = self.lines
-            for line in lines[relayed:]:
+    def _relay_pipe(self) -> None:
+        """Copy the child's lines to our stderr, prefixed with its name, until its pipe ends."""
+        pipe = self.process.stdout
+        assert pipe is not None  # started with stdout=PIPE
+        with pipe:
+            while raw := pipe.readline(_MAX_LINE_BYTES):
+                line = raw.decode(errors="replace").rstrip("\n")
                 sys.stderr.write(f"[{self.name}] {line}\n")
-            sys.stderr.flush()
-            relayed = len(lines)
-            if exited:
-                return
-            await asyncio.sleep(_POLL_S)
+                sys.stderr.flush()
+                with self._kept_lock:
+                    self._kept.append(line)
+                    self._note_ports(line)

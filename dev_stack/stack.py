@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import sys
-import tempfile
 from collections.abc import Awaitable
 from dataclasses import replace
 from pathlib import Path
@@ -171,14 +170,14 @@ def _write_ready_file(path: Path, summary: dict[str, object]) -> None:
 
 
 async def _start_all(
-    config: StackConfig, children: list[Child], stop: asyncio.Event, logs: Path
+    config: StackConfig, children: list[Child], stop: asyncio.Event
 ) -> tuple[StackConfig, str]:
     """Start each child and wait until it is ready; returns the config with the bound ports, and a token."""
     env = _child_env()
     for name in _children(config):
         argv = _argv(name, config)
         _say(f"starting {name}: {' '.join(argv[1:])}")
-        child = Child.start(name, argv, log=logs / f"{name}.log", env=env, relay=True)
+        child = Child.start(name, argv, env=env, relay=True)
         children.append(child)
         await _unless_stopped(child.listening(*_LISTENERS[name], timeout_s=config.ready_timeout_s), stop)
         bound: dict[str, Any] = {field: child.ports[kind] for kind, field in _LISTENERS[name].items()}
@@ -196,11 +195,11 @@ async def _start_all(
     return config, token
 
 
-async def _supervise(config: StackConfig, stop: asyncio.Event, logs: Path) -> int:
+async def _supervise(config: StackConfig, stop: asyncio.Event) -> int:
     children: list[Child] = []
     exits: list[asyncio.Task[int]] = []
     try:
-        config, token = await _start_all(config, children, stop, logs)
+        config, token = await _start_all(config, children, stop)
         status = await _unless_stopped(_secure_route_status(config, token), stop)
         print(ready_banner(config, token=token, secure_route_status=status), flush=True)
         if config.ready_file is not None:
@@ -251,9 +250,7 @@ async def run_stack(config: StackConfig) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        # The children's logs: relayed to our stderr as they come, gone with the stack.
-        with tempfile.TemporaryDirectory(prefix="dev_stack-") as logs:
-            return await _supervise(config, stop, Path(logs))
+        return await _supervise(config, stop)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

@@ -479,7 +479,7 @@ def _log_lines_by_logger(path: Path, since: int) -> dict[str, int]:
 async def _run_attack(
     name: str, seconds: float, target: Target, token: str, tokens: dict[str, list[str]]
 ) -> dict[str, Any]:
-    logs = {program: child.log_path for program, child in target.programs.items()}
+    logs = {program: child.log_file for program, child in target.programs.items()}
     baseline = {program: child.rss_kib() for program, child in target.programs.items()}
     logs_before = {program: _log_size(path) for program, path in logs.items()}
     context = multiprocessing.get_context("spawn")
