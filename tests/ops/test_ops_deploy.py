@@ -85,6 +85,23 @@ def test_dockerfile_runs_as_a_user_and_offers_every_program() -> None:
         assert _container(program)["command"] == [program]
 
 
+def test_the_image_build_context_carries_every_package_the_programs_import() -> None:
+    # .dockerignore is an allowlist: a package the programs import but the context leaves out
+    # builds an image whose programs die at start (ModuleNotFoundError).
+    entry_points = ("secureroute.program", "service.__main__", "http_facade.__main__")
+    listed = subprocess.run(
+        [sys.executable, "-c", f"import sys; import {', '.join(entry_points)}; print(*sys.modules)"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    ours = {name.split(".")[0] for name in listed.stdout.split()}
+    ours = {name for name in ours if (ROOT / name / "__init__.py").is_file()}
+    assert {"secureroute", "service", "http_facade", "runtime", "jwt_authn"} <= ours
+    allowed = {
+        line.strip()[1:].removesuffix("/**") for line in (ROOT / ".dockerignore").read_text().splitlines()
+    }
+    assert ours <= allowed, f"missing from .dockerignore's allowlist: {sorted(ours - allowed)}"
+
+
 def test_the_one_programs_configmap_holds_valid_settings_only() -> None:
     env = _named("ConfigMap", "secureroute")["data"]
     assert set(env) <= {env for row in settings_of(SecureRouteSettings) for env in row.envs()}
