@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -20,11 +19,13 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from helpers import port_refused, secureroute_stub
 
+from dev_stack.children import Child
 from jwt_authn.testing import LoopbackIssuer
 from runtime.listen import ListenAddress
 from runtime.settings import settings_of
 from secureroute.settings import SecureRouteSettings, load_secureroute_settings, split_settings
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
+from tests.ops.conftest import Spawn
 
 WAIT_S = 15.0
 ISSUER = "https://idp.example.com/"
@@ -98,18 +99,6 @@ def test_a_second_metrics_listener_is_refused(assert_bad_setting: AssertBadSetti
     assert_bad_setting("secureroute", *BASE, "--config", str(config), setting="config")
 
 
-async def _ports(stderr: asyncio.StreamReader) -> tuple[int, int]:
-    grpc_port = http_port = 0
-    while line := (await stderr.readline()).decode():
-        if found := re.search(r"listening on \S+:(\d+) \(grpc\)", line):
-            grpc_port = int(found.group(1))
-        if found := re.search(r"listening on \S+:(\d+) \(http\)", line):
-            http_port = int(found.group(1))
-        if grpc_port and http_port:
-            return grpc_port, http_port
-    raise AssertionError("the program exited before it listened")
-
-
 Clients = tuple[grpc.aio.Channel, secureroute_pb2_grpc.SecureRouteServiceStub, aiohttp.ClientSession]
 
 
@@ -128,51 +117,39 @@ async def _clients(
         yield channel, stub, http
 
 
-async def test_serves_both_then_sigterm_drains_both(
-    issuer: LoopbackIssuer, make_env: Callable[..., dict[str, str]]
-) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "secureroute", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+async def test_serves_both_then_sigterm_drains_both(issuer: LoopbackIssuer, spawn: Spawn) -> None:
+    program = await spawn(
+        "secureroute", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
         "--issuer", issuer.url, "--audience", "secureroute", "--grace-period-s", "2",
-        "--drain-delay-s", "0.5", env=make_env(), stderr=asyncio.subprocess.PIPE,
+        "--drain-delay-s", "0.5",
     )  # fmt: skip
-    assert process.stderr is not None
+    await program.listening("grpc", "http", timeout_s=WAIT_S)
     token = issuer.tokens.issue(sub="dana")
-    try:
-        grpc_port, http_port = await asyncio.wait_for(_ports(process.stderr), WAIT_S)
-        async with _clients(grpc_port) as (channel, stub, http):
-            reply = await stub.SecureRoute(
-                secureroute_pb2.SecureRouteRequest(),
-                metadata=[("authorization", f"Bearer {token}")],
-                timeout=WAIT_S,
-            )
-            assert reply.subject == "dana"
-            url = f"http://127.0.0.1:{http_port}"
-            async with http.get(
-                f"{url}/secure-route", headers={"Authorization": f"Bearer {token}"}
-            ) as response:
-                assert response.status == 200
-            async with http.get(f"{url}/secure-route") as response:
-                assert response.status == 401
-                assert response.headers["WWW-Authenticate"].startswith("Bearer")
-            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
-            assert (
-                await asyncio.wait_for(watch.read(), WAIT_S)
-            ).status == health_pb2.HealthCheckResponse.SERVING
+    async with _clients(program.ports["grpc"]) as (channel, stub, http):
+        reply = await stub.SecureRoute(
+            secureroute_pb2.SecureRouteRequest(),
+            metadata=[("authorization", f"Bearer {token}")],
+            timeout=WAIT_S,
+        )
+        assert reply.subject == "dana"
+        url = f"http://127.0.0.1:{program.ports['http']}"
+        async with http.get(f"{url}/secure-route", headers={"Authorization": f"Bearer {token}"}) as response:
+            assert response.status == 200
+        async with http.get(f"{url}/secure-route") as response:
+            assert response.status == 401
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        assert (await asyncio.wait_for(watch.read(), WAIT_S)).status == health_pb2.HealthCheckResponse.SERVING
 
-            process.send_signal(signal.SIGTERM)
-            after = await asyncio.wait_for(watch.read(), WAIT_S)
-            assert after.status == health_pb2.HealthCheckResponse.NOT_SERVING
-            # The drain delay: HTTP still answers after NOT_SERVING.
-            async with http.get(f"{url}/health") as response:
-                assert response.status == 200
-        rest = await asyncio.wait_for(process.stderr.read(), WAIT_S)
-        assert await asyncio.wait_for(process.wait(), WAIT_S) == 0, rest.decode()
-        assert b"Traceback" not in rest and b"stopped" in rest
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        program.send_signal(signal.SIGTERM)
+        after = await asyncio.wait_for(watch.read(), WAIT_S)
+        assert after.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        # The drain delay: HTTP still answers after NOT_SERVING.
+        async with http.get(f"{url}/health") as response:
+            assert response.status == 200
+    assert await program.wait(WAIT_S) == 0, program.tail()
+    messages = [record["message"] for record in program.records]
+    assert "Traceback" not in "\n".join(program.lines) and "stopped" in messages
 
 
 #: ``python -c`` driver: the one program, one of whose transports stops by itself on SIGUSR1 (the
@@ -196,59 +173,51 @@ program.main()
 
 @pytest.mark.parametrize("which", ["grpc", "http"])
 async def test_a_transport_that_stops_alone_is_logged_and_exits_1(
-    which: str, issuer: LoopbackIssuer, make_env: Callable[..., dict[str, str]]
+    which: str, issuer: LoopbackIssuer, make_env: Callable[..., dict[str, str]], tmp_path: Path
 ) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _FAIL_ON_SIGUSR1, which, "--grpc-listen", "127.0.0.1:0",
-        "--http-listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute",
-        "--drain-delay-s", "0", env=make_env(), stderr=asyncio.subprocess.PIPE,
+    program = Child.start(
+        "secureroute",
+        [sys.executable, "-c", _FAIL_ON_SIGUSR1, which, "--grpc-listen", "127.0.0.1:0", "--http-listen",
+         "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute", "--drain-delay-s", "0"],
+        log=tmp_path / "secureroute.log", env=make_env(),
     )  # fmt: skip
-    assert process.stderr is not None
     try:
-        grpc_port, http_port = await asyncio.wait_for(_ports(process.stderr), WAIT_S)
+        await program.listening("grpc", "http", timeout_s=WAIT_S)
+        grpc_port, http_port = program.ports["grpc"], program.ports["http"]
         async with _clients(grpc_port) as (_channel, stub, http):
             await stub.Health(secureroute_pb2.HealthRequest(), timeout=WAIT_S)
             async with http.get(f"http://127.0.0.1:{http_port}/health") as response:
                 assert response.status == 200
-        process.send_signal(signal.SIGUSR1)
-        rest = (await asyncio.wait_for(process.stderr.read(), WAIT_S)).decode()
-        assert await asyncio.wait_for(process.wait(), WAIT_S) == 1, rest
+        program.send_signal(signal.SIGUSR1)
+        assert await program.wait(WAIT_S) == 1, program.tail()
+        rest = "\n".join(program.lines)
         assert f"the {which} transport stopped by itself; stopping the other" in rest
         assert "Traceback" not in rest and "stopped" in rest
         # The other one was drained and closed too: nothing is left listening.
         assert await port_refused(grpc_port) and await port_refused(http_port)
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await program.stop(signal.SIGKILL)
 
 
 async def test_one_metrics_listener_shows_both_transports_and_the_guards_outcomes(
-    issuer: LoopbackIssuer, make_env: Callable[..., dict[str, str]]
+    issuer: LoopbackIssuer, spawn: Spawn
 ) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "secureroute", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+    program = await spawn(
+        "secureroute", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
         "--issuer", issuer.url, "--audience", "secureroute", "--metrics-listen", "127.0.0.1:0",
-        "--drain-delay-s", "0", env=make_env(), stderr=asyncio.subprocess.PIPE,
+        "--drain-delay-s", "0",
     )  # fmt: skip
-    assert process.stderr is not None
-    try:
-        grpc_port, http_port = await asyncio.wait_for(_ports(process.stderr), WAIT_S)
-        line = (await asyncio.wait_for(process.stderr.readline(), WAIT_S)).decode()
-        found = re.search(r"metrics on (http://\S+/metrics)", line)
-        assert found, line
-        async with _clients(grpc_port) as (_channel, stub, http):
-            await stub.Health(secureroute_pb2.HealthRequest(), timeout=WAIT_S)
-            async with http.get(f"http://127.0.0.1:{http_port}/secure-route") as response:
-                assert response.status == 401
-            async with http.get(found.group(1)) as response:
-                text = await response.text()
-        assert 'secureroute_http_requests_total{code="401",method="GET",route="/secure-route"} 1.0' in text
-        assert (
-            'secureroute_grpc_requests_total{code="OK",method="/secureroute.v1.SecureRouteService/Health"}'
-            in text
-        )
-        assert 'jwt_authn_authentications_total{outcome="missing_token"} 1.0' in text
-    finally:
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), WAIT_S)
+    await program.listening("grpc", "http", "metrics", timeout_s=WAIT_S)
+    async with _clients(program.ports["grpc"]) as (_channel, stub, http):
+        await stub.Health(secureroute_pb2.HealthRequest(), timeout=WAIT_S)
+        async with http.get(f"http://127.0.0.1:{program.ports['http']}/secure-route") as response:
+            assert response.status == 401
+        async with http.get(f"http://127.0.0.1:{program.ports['metrics']}/metrics") as response:
+            text = await response.text()
+    assert 'secureroute_http_requests_total{code="401",method="GET",route="/secure-route"} 1.0' in text
+    assert (
+        'secureroute_grpc_requests_total{code="OK",method="/secureroute.v1.SecureRouteService/Health"}'
+        in text
+    )
+    assert 'jwt_authn_authentications_total{outcome="missing_token"} 1.0' in text
+    assert await program.stop() == 0
