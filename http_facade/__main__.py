@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from http_facade.app import PER_REQUEST_LOGGERS, backend_credentials
 from http_facade.metrics import MULTIPROCESS_ENV
 from http_facade.runner import FacadeServer
-from http_facade.settings import FacadeSettings, load_facade_settings
+from http_facade.settings import FacadeSettings
 from runtime.listen import ListenAddress, reserve_port
 from runtime.metrics_server import worker_metrics_flags
 from runtime.process import run_program, watch_stop_signals
@@ -103,7 +103,7 @@ def _supervise(settings: FacadeSettings, argv: Sequence[str]) -> int:
 
 def _checked_settings(argv: Sequence[str]) -> FacadeSettings:
     """The settings, with the TLS files (ours and the backend's) checked before anything starts."""
-    settings = load_facade_settings(argv)
+    settings = FacadeSettings.load(argv)
     if settings.http.tls_cert is not None and settings.http.tls_key is not None:
         check_server_tls(ServerTLS(settings.http.tls_cert, settings.http.tls_key))
     backend_credentials(settings)

@@ -1,7 +1,7 @@
 """The HTTP facade's settings: its listener group, its backend channel, the shared process group.
 
 Usage:
-    settings = load_facade_settings(["--listen", "127.0.0.1:3000", "--backend", "localhost:50051"])
+    settings = FacadeSettings.load(["--listen", "127.0.0.1:3000", "--backend", "localhost:50051"])
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from runtime.settings import (
     check_pair,
 )
 
-__all__ = ["BackendDeadline", "FacadeHttpListener", "FacadeSettings", "HttpListener", "load_facade_settings"]
+__all__ = ["BackendDeadline", "FacadeHttpListener", "FacadeSettings", "HttpListener"]
 
 
 def _base_url(value: str) -> str:
@@ -139,6 +139,3 @@ class FacadeSettings(BackendSettings, ProcessSettings, WorkerSettings, ProgramSe
     # Well inside Kubernetes' default 30 s terminationGracePeriodSeconds.
     grace_period_s: Seconds = 5.0
     """on SIGTERM/SIGINT, how long open requests may still finish, seconds"""
-
-
-load_facade_settings = FacadeSettings.load

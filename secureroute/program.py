@@ -34,7 +34,7 @@ from runtime.listen import ListenAddress, check_bindable
 from runtime.process import run_program, watch_stop_signals
 from runtime.settings import SettingsError
 from runtime.tls import ServerTLS, check_server_tls, ssl_server_context
-from secureroute.settings import SecureRouteSettings, load_secureroute_settings, split_settings
+from secureroute.settings import SecureRouteSettings, split_settings
 from service.handlers import SecureRouteCalls
 from service.server import SecureRouteServer, build_server
 from service.settings import authn_config
@@ -140,7 +140,7 @@ async def _serve(settings: SecureRouteSettings) -> None:
 
 def _checked_settings(argv: Sequence[str]) -> SecureRouteSettings:
     """The settings, with the jwt_authn config and the TLS files checked before anything starts."""
-    settings = load_secureroute_settings(argv)
+    settings = SecureRouteSettings.load(argv)
     authn_config(split_settings(settings)[0])
     if settings.grpc.tls_cert is not None and settings.grpc.tls_key is not None:
         check_server_tls(

@@ -15,7 +15,7 @@ from http_facade.settings import BackendDeadline, FacadeHttpListener, FacadeSett
 from runtime.settings import ProgramSettings
 from service.settings import AuthnSettings, GrpcServer, ServiceRuntime, ServiceSettings
 
-__all__ = ["SecureRouteSettings", "load_secureroute_settings", "split_settings"]
+__all__ = ["SecureRouteSettings", "split_settings"]
 
 
 class SecureRouteSettings(AuthnSettings, ServiceRuntime, BackendDeadline, ProgramSettings):
@@ -29,9 +29,6 @@ class SecureRouteSettings(AuthnSettings, ServiceRuntime, BackendDeadline, Progra
 
     grpc: GrpcServer = GrpcServer()
     http: HttpListener = HttpListener()
-
-
-load_secureroute_settings = SecureRouteSettings.load
 
 
 def split_settings(settings: SecureRouteSettings) -> tuple[ServiceSettings, FacadeSettings]:

@@ -1,13 +1,13 @@
 """secureroute's gRPC server: SecureRouteService behind jwt_authn, with health and reflection.
 
 Usage:
-    from service import build_server, load_service_settings
+    from service import build_server, ServiceSettings
 
-    app = build_server(load_service_settings(["--issuer", url, "--audience", "secureroute"]))
+    app = build_server(ServiceSettings.load(["--issuer", url, "--audience", "secureroute"]))
     await app.start()
 """
 
 from service.server import SecureRouteServer, build_server
-from service.settings import ServiceSettings, authn_config, load_service_settings
+from service.settings import ServiceSettings, authn_config
 
-__all__ = ["SecureRouteServer", "ServiceSettings", "authn_config", "build_server", "load_service_settings"]
+__all__ = ["SecureRouteServer", "ServiceSettings", "authn_config", "build_server"]

@@ -24,7 +24,7 @@ from runtime.process import run_program, watch_stop_signals
 from runtime.tls import ServerTLS, check_server_tls
 from runtime.workers import WorkerPlan, current_worker, supervise
 from service.server import build_server
-from service.settings import ServiceSettings, authn_config, load_service_settings
+from service.settings import ServiceSettings, authn_config
 
 __all__ = ["main"]
 
@@ -78,7 +78,7 @@ def _supervise(settings: ServiceSettings, argv: Sequence[str]) -> int:
 
 def _checked_settings(argv: Sequence[str]) -> ServiceSettings:
     """The settings, with the jwt_authn config and the TLS files checked before anything starts."""
-    settings = load_service_settings(argv)
+    settings = ServiceSettings.load(argv)
     authn_config(settings)  # build_server makes it again: it is cheap, and the same every time
     if settings.grpc.tls_cert is not None and settings.grpc.tls_key is not None:
         check_server_tls(

@@ -6,7 +6,7 @@ operators know) and take their defaults, bounds and descriptions from jwt_authn 
 ``authn_config`` builds the guard's config by name: exposing a new jwt_authn knob is one line here.
 
 Usage:
-    settings = load_service_settings(["--issuer", "https://idp.example.com/", "--audience", "secureroute"])
+    settings = ServiceSettings.load(["--issuer", "https://idp.example.com/", "--audience", "secureroute"])
     config = authn_config(settings)  # raises ValueError("audiences: ...") on a bad combination
 """
 
@@ -43,7 +43,6 @@ __all__ = [
     "ServiceRuntime",
     "ServiceSettings",
     "authn_config",
-    "load_service_settings",
 ]
 
 _DOCS = {
@@ -211,9 +210,6 @@ class ServiceSettings(AuthnSettings, ServiceRuntime, WorkerSettings, ProgramSett
             # Workers share a TCP port through SO_REUSEPORT; each bind of a path replaces the last's socket.
             raise ValueError("listen_unix: cannot be shared by several workers; set workers = 1")
         return self
-
-
-load_service_settings = ServiceSettings.load
 
 
 def authn_config(settings: AuthnSettings) -> AuthnConfig:

@@ -32,11 +32,11 @@ import grpc
 import pytest
 
 from dev_stack.children import NO_METRICS_ENV, child_env
-from http_facade import FacadeSettings, load_facade_settings
+from http_facade import FacadeSettings
 from http_facade.backend import LocalBackend
 from http_facade.runner import FacadeServer
 from jwt_authn.testing import LoopbackIssuer
-from service import SecureRouteServer, ServiceSettings, build_server, load_service_settings
+from service import SecureRouteServer, ServiceSettings, build_server
 from service.handlers import SecureRouteCalls
 
 AUDIENCE = "secureroute"
@@ -55,13 +55,13 @@ def service_settings(issuer_url: str, *extra: str, listen: str = "127.0.0.1:0") 
     ``--metrics-listen``): servers of the same run would all want the default port."""
     argv = ["--listen", listen, "--issuer", issuer_url, "--audience", AUDIENCE, "--grace-period-s", "1"]
     argv += ["--drain-delay-s", "0", "--metrics-listen", "off", *extra]
-    return load_service_settings(argv, environ={})
+    return ServiceSettings.load(argv, environ={})
 
 
 def facade_settings(*flags: str) -> FacadeSettings:
     """Facade settings through the real flag machinery (with an empty environment), with no
     metrics port unless ``flags`` name one (facades of the same run would all want the default)."""
-    return load_facade_settings(["--metrics-listen", "off", *flags], environ={})
+    return FacadeSettings.load(["--metrics-listen", "off", *flags], environ={})
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ import aiohttp
 import grpc
 import pytest
 
-from http_facade.settings import load_facade_settings
+from http_facade.settings import FacadeSettings
 from jwt_authn.dpop_client import DPoPKey, DPoPNonces, dpop_headers, dpop_request, nonce_requested
 from jwt_authn.testing import LoopbackIssuer
 from runtime.settings import SettingsError
@@ -61,7 +61,7 @@ async def test_behind_a_proxy_the_public_base_url_names_the_request(
 
 def test_the_public_base_url_is_checked_at_start() -> None:
     with pytest.raises(SettingsError, match=r"^dpop_public_base_url: must be an http\(s\) URL"):
-        load_facade_settings(["--dpop-public-base-url", "api.example.com/shop?x"], environ={})
+        FacadeSettings.load(["--dpop-public-base-url", "api.example.com/shop?x"], environ={})
 
 
 async def test_head_is_forwarded_as_head(

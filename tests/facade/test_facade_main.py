@@ -12,7 +12,7 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 
-from http_facade.settings import FacadeSettings, load_facade_settings
+from http_facade.settings import FacadeSettings
 from runtime.listen import ListenAddress
 from runtime.settings import settings_of
 
@@ -30,12 +30,12 @@ def test_help_explains_every_setting(run_main: RunMain) -> None:
 
 
 def test_defaults() -> None:
-    settings = load_facade_settings([], environ={})
+    settings = FacadeSettings.load([], environ={})
     assert settings.http.listen == ListenAddress("0.0.0.0", 3000)  # noqa: S104
     assert settings.backend == "localhost:50051"
     assert settings.backend_timeout_s == 5.0
     env = {"SECUREROUTE_BACKEND": "dns:///svc:50051", "SECUREROUTE_BACKEND_TIMEOUT_S": "2.5s"}
-    settings = load_facade_settings(["--listen", "[::1]:8080"], environ=env)
+    settings = FacadeSettings.load(["--listen", "[::1]:8080"], environ=env)
     assert settings.http.listen == ListenAddress("::1", 8080)
     assert settings.backend == "dns:///svc:50051"
     assert settings.backend_timeout_s == 2.5

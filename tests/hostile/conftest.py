@@ -24,12 +24,12 @@ from corpus import AUDIENCE, Context
 from grpc_health.v1 import health_pb2_grpc
 from helpers import secureroute_stub
 
-from http_facade import load_facade_settings
+from http_facade import FacadeSettings
 from http_facade.runner import FacadeServer
 from jwt_authn import DEFAULT_ALGORITHMS
 from jwt_authn.testing import LoopbackIssuer
 from secureroute.v1 import secureroute_pb2_grpc
-from service import SecureRouteServer, build_server, load_service_settings
+from service import SecureRouteServer, ServiceSettings, build_server
 
 WAIT_S = 15.0
 
@@ -55,7 +55,7 @@ async def hostile_stack() -> AsyncIterator[HostileStack]:
         LoopbackIssuer(algorithms=DEFAULT_ALGORITHMS, audience=AUDIENCE) as issuer,
         LoopbackIssuer(algorithms=("RS256", "ES256"), audience=AUDIENCE) as attacker,
     ):
-        settings = load_service_settings(
+        settings = ServiceSettings.load(
             [
                 "--listen",
                 "127.0.0.1:0",
@@ -75,7 +75,7 @@ async def hostile_stack() -> AsyncIterator[HostileStack]:
         facade: FacadeServer | None = None
         try:
             assert await service.authenticator.wait_ready(timeout_s=WAIT_S)
-            facade_settings = load_facade_settings(
+            facade_settings = FacadeSettings.load(
                 [
                     "--listen",
                     "127.0.0.1:0",

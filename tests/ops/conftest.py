@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dev_stack.children import Child
-from http_facade import load_facade_settings
+from http_facade import FacadeSettings
 from http_facade.runner import FacadeServer
 from runtime.tls import ServerTLS, ssl_server_context
 
@@ -197,7 +197,7 @@ async def serve_facade() -> AsyncIterator[Callable[..., Coroutine[Any, Any, str]
 
     async def start(*flags: str) -> str:
         # No metrics port unless the flags name one: facades of one run would share the default.
-        settings = load_facade_settings(
+        settings = FacadeSettings.load(
             ["--listen", "127.0.0.1:0", "--metrics-listen", "off", *flags], environ={}
         )
         context = None

@@ -18,7 +18,7 @@ import aiohttp
 import grpc
 from helpers import fetch, secureroute_stub
 
-from http_facade import load_facade_settings
+from http_facade import FacadeSettings
 from http_facade.runner import FacadeServer
 from jwt_authn.testing import Fault, LoopbackIssuer
 from secureroute.v1 import secureroute_pb2
@@ -64,7 +64,7 @@ async def test_the_facade_admin_probes_are_up_while_it_serves(
     service: SecureRouteServer, http: aiohttp.ClientSession
 ) -> None:
     backend = f"127.0.0.1:{service.port}"
-    settings = load_facade_settings(
+    settings = FacadeSettings.load(
         ["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--backend", backend]
     )
     facade = FacadeServer(settings)

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from http_facade.settings import FacadeSettings, load_facade_settings
+from http_facade.settings import FacadeSettings
 from runtime.settings import settings_of
-from secureroute.settings import SecureRouteSettings, load_secureroute_settings, split_settings
-from service.settings import ServiceSettings, authn_config, load_service_settings
+from secureroute.settings import SecureRouteSettings, split_settings
+from service.settings import ServiceSettings, authn_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -105,7 +105,7 @@ def test_the_image_build_context_carries_every_package_the_programs_import() -> 
 def test_the_one_programs_configmap_holds_valid_settings_only() -> None:
     env = _named("ConfigMap", "secureroute")["data"]
     assert set(env) <= {env for row in settings_of(SecureRouteSettings) for env in row.envs()}
-    settings = load_secureroute_settings([], environ=env)
+    settings = SecureRouteSettings.load([], environ=env)
     authn_config(split_settings(settings)[0])  # the whole chain accepts it
     assert (settings.grpc.listen.port, settings.http.listen.port) == (50051, 3000)
     assert settings.metrics_listen is not None and settings.metrics_listen.port == 9464
@@ -117,12 +117,12 @@ def test_the_one_programs_configmap_holds_valid_settings_only() -> None:
 def test_configmaps_hold_valid_settings_only() -> None:
     service_env = _named("ConfigMap", "secureroute-service")["data"]
     assert set(service_env) <= {env for row in settings_of(ServiceSettings) for env in row.envs()}
-    settings = load_service_settings([], environ=service_env)
+    settings = ServiceSettings.load([], environ=service_env)
     authn_config(settings)  # the whole chain accepts it
     assert settings.metrics_listen is not None and settings.metrics_listen.port == 9464
     facade_env = _named("ConfigMap", "secureroute-facade")["data"]
     assert set(facade_env) <= {env for row in settings_of(FacadeSettings) for env in row.envs()}
-    facade = load_facade_settings([], environ=facade_env)
+    facade = FacadeSettings.load([], environ=facade_env)
     assert facade.http.listen.port == 3000
     assert facade.http.metrics_listen is not None and facade.http.metrics_listen.port == 9465
 
@@ -153,16 +153,16 @@ def test_every_probe_goes_to_the_admin_listener_which_no_service_exposes(name: s
 
 
 def test_the_admin_listeners_bind_the_pod_address_in_deploy() -> None:
-    one = load_secureroute_settings([], environ=_named("ConfigMap", "secureroute")["data"])
-    service = load_service_settings([], environ=_named("ConfigMap", "secureroute-service")["data"])
-    facade = load_facade_settings([], environ=_named("ConfigMap", "secureroute-facade")["data"])
+    one = SecureRouteSettings.load([], environ=_named("ConfigMap", "secureroute")["data"])
+    service = ServiceSettings.load([], environ=_named("ConfigMap", "secureroute-service")["data"])
+    facade = FacadeSettings.load([], environ=_named("ConfigMap", "secureroute-facade")["data"])
     for listen in (one.metrics_listen, service.metrics_listen, facade.http.metrics_listen):
         assert listen is not None and listen.host == "0.0.0.0"  # noqa: S104 (the kubelet dials the pod IP)
     # ... and each program's own default is loopback.
     issuer = {"SECUREROUTE_ISSUER": "https://idp.example.com/", "SECUREROUTE_AUDIENCES": "secureroute"}
-    assert load_secureroute_settings([], environ=issuer).metrics_listen.host == "127.0.0.1"  # type: ignore[union-attr]
-    assert load_service_settings([], environ=issuer).metrics_listen.host == "127.0.0.1"  # type: ignore[union-attr]
-    assert load_facade_settings([], environ={}).http.metrics_listen.host == "127.0.0.1"  # type: ignore[union-attr]
+    assert SecureRouteSettings.load([], environ=issuer).metrics_listen.host == "127.0.0.1"  # type: ignore[union-attr]
+    assert ServiceSettings.load([], environ=issuer).metrics_listen.host == "127.0.0.1"  # type: ignore[union-attr]
+    assert FacadeSettings.load([], environ={}).http.metrics_listen.host == "127.0.0.1"  # type: ignore[union-attr]
 
 
 def test_deployments_keep_requests_limits_and_their_autoscaler() -> None:

@@ -11,7 +11,7 @@ import grpc
 from helpers import secureroute_stub
 from prometheus_client.parser import text_string_to_metric_families
 
-from http_facade import load_facade_settings
+from http_facade import FacadeSettings
 from http_facade.runner import FacadeServer
 from jwt_authn.testing import Fault, LoopbackIssuer
 from runtime.listen import ListenAddress
@@ -175,7 +175,7 @@ async def test_key_set_failures_are_counted(
 
 @asynccontextmanager
 async def _facade(*flags: str) -> AsyncIterator[FacadeServer]:
-    settings = load_facade_settings(["--listen", "127.0.0.1:0", *flags], environ={})
+    settings = FacadeSettings.load(["--listen", "127.0.0.1:0", *flags], environ={})
     server = FacadeServer(settings, shutdown_timeout_s=0.5)
     await server.start()
     try:
@@ -227,5 +227,5 @@ async def test_facade_metrics_can_be_turned_off(
 
 
 def test_facade_metrics_default_to_loopback() -> None:
-    settings = load_facade_settings([], environ={})
+    settings = FacadeSettings.load([], environ={})
     assert settings.http.metrics_listen == ListenAddress("127.0.0.1", 9465)

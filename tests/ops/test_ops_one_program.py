@@ -23,7 +23,7 @@ from dev_stack.children import Child
 from jwt_authn.testing import LoopbackIssuer
 from runtime.listen import ListenAddress
 from runtime.settings import settings_of
-from secureroute.settings import SecureRouteSettings, load_secureroute_settings, split_settings
+from secureroute.settings import SecureRouteSettings, split_settings
 from secureroute.v1 import secureroute_pb2, secureroute_pb2_grpc
 from tests.ops.conftest import Spawn
 
@@ -59,7 +59,7 @@ def test_console_script_is_installed() -> None:
 
 
 def test_the_split_programs_settings_come_through() -> None:
-    settings = load_secureroute_settings(
+    settings = SecureRouteSettings.load(
         [*BASE, "--backend-timeout-s", "2", "--grace-period-s", "3", "--http-max-connections", "7"],
         environ={"SECUREROUTE_GRPC_MAX_CONCURRENT_RPCS": "900"},
     )

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from http_facade.settings import FacadeSettings, load_facade_settings
+from http_facade.settings import FacadeSettings
 from jwt_authn.config import AuthnConfig, DPoPConfig, IssuerConfig
 from runtime.listen import ListenAddress
 from runtime.settings import settings_of
-from service.settings import AuthnSettings, authn_config, load_service_settings
+from service.settings import AuthnSettings, ServiceSettings, authn_config
 
 ISSUER = "https://idp.example.com/"
 BASE = ("--issuer", ISSUER, "--audience", "secureroute", "--listen", "127.0.0.1:0")
@@ -153,7 +153,7 @@ def test_facade_client_cert_needs_its_key(pki: object, assert_bad_setting: Asser
 def test_every_authn_knob_reaches_jwt_authn(tmp_path: Path) -> None:
     jwks = tmp_path / "jwks.json"
     jwks.write_text('{"keys": []}')
-    settings = load_service_settings(
+    settings = ServiceSettings.load(
         [
             "--issuer",
             "https://idp.example.com/",
@@ -230,7 +230,7 @@ def test_every_authn_knob_reaches_jwt_authn(tmp_path: Path) -> None:
 
 
 def test_defaults_come_from_jwt_authn() -> None:
-    settings = load_service_settings(["--issuer", ISSUER, "--audience", "a"], environ={})
+    settings = ServiceSettings.load(["--issuer", ISSUER, "--audience", "a"], environ={})
     default = IssuerConfig(issuer=ISSUER, audiences=("a",))
     assert authn_config(settings).issuers[0] == default
     # Metrics on loopback only, apart from the gRPC port.
@@ -242,15 +242,15 @@ def test_new_knobs_follow_the_precedence(tmp_path: Path) -> None:
     config = tmp_path / "facade.toml"
     config.write_text('workers = 3\nlog_format = "text"\nbackend_tls = true\nmetrics_listen = "off"\n')
     env = {"SECUREROUTE_CONFIG": str(config), "SECUREROUTE_WORKERS": "2", "SECUREROUTE_LOG_FORMAT": "JSON"}
-    settings = load_facade_settings(["--workers", "4"], environ=env)
+    settings = FacadeSettings.load(["--workers", "4"], environ=env)
     assert settings.workers == 4  # flag
     assert settings.log_format == "json"  # env beats TOML
     assert settings.backend_tls is True and settings.http.metrics_listen is None  # TOML beats the defaults
-    service = load_service_settings(
+    service = ServiceSettings.load(
         ["--issuer", ISSUER, "--audience", "a"], environ={"SECUREROUTE_METRICS_LISTEN": "[::1]:9464"}
     )
     assert service.metrics_listen == ListenAddress("::1", 9464)
-    service = load_service_settings(
+    service = ServiceSettings.load(
         ["--issuer", ISSUER, "--audience", "a", "--metrics-listen", "off"], environ={}
     )
     assert service.metrics_listen is None
@@ -268,7 +268,7 @@ def test_limit_knobs_follow_the_precedence(tmp_path: Path) -> None:
         "SECUREROUTE_GRPC_MAX_ANONYMOUS_STREAMS": "10",
         "SECUREROUTE_GRPC_MAX_CONNECTION_AGE_GRACE_S": "5",
     }
-    service = load_service_settings(
+    service = ServiceSettings.load(
         [
             "--issuer",
             ISSUER,
@@ -289,17 +289,17 @@ def test_limit_knobs_follow_the_precedence(tmp_path: Path) -> None:
     assert service.grpc.max_connection_idle_s == 60.0 and service.drain_delay_s == 2.5  # TOML
     assert service.grpc.request_message_timeout_s == 3.0 and service.grpc.max_connection_age_s == 600.0
     assert (
-        load_service_settings(
+        ServiceSettings.load(
             ["--issuer", ISSUER, "--audience", "a", "--drain-delay-s", "0"], environ={}
         ).drain_delay_s
         == 0
     )
-    facade = load_facade_settings([], environ={"SECUREROUTE_HTTP_KEEPALIVE_TIMEOUT_S": "30s"})
+    facade = FacadeSettings.load([], environ={"SECUREROUTE_HTTP_KEEPALIVE_TIMEOUT_S": "30s"})
     assert facade.http.keepalive_timeout_s == 30.0
     config = tmp_path / "facade.toml"
     config.write_text("max_headers = 20\nheader_timeout_s = 4\n")
     env = {"SECUREROUTE_CONFIG": str(config), "SECUREROUTE_HTTP_MAX_HEADER_BYTES": "9000"}
-    facade = load_facade_settings(["--max-connections", "10", "--header-timeout-s", "2"], environ=env)
+    facade = FacadeSettings.load(["--max-connections", "10", "--header-timeout-s", "2"], environ=env)
     assert (facade.http.max_connections, facade.http.header_timeout_s) == (10, 2.0)  # flags
     assert (facade.http.max_header_bytes, facade.http.max_headers) == (9000, 20)  # env, TOML
-    assert load_facade_settings([], environ={}).http.keepalive_timeout_s == 75.0
+    assert FacadeSettings.load([], environ={}).http.keepalive_timeout_s == 75.0

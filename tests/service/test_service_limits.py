@@ -21,7 +21,7 @@ from helpers import secureroute_stub
 
 from jwt_authn.testing import LoopbackIssuer
 from secureroute.v1 import secureroute_pb2
-from service import SecureRouteServer, ServiceSettings, load_service_settings
+from service import SecureRouteServer, ServiceSettings
 
 StartService = Callable[[ServiceSettings], Awaitable[SecureRouteServer]]
 MakeSettings = Callable[..., ServiceSettings]
@@ -52,7 +52,7 @@ async def _watching(channel: grpc.aio.Channel, count: int) -> AsyncIterator[list
 
 
 def test_defaults() -> None:
-    settings = load_service_settings(["--issuer", "https://idp.example.com/", "--audience", "a"], environ={})
+    settings = ServiceSettings.load(["--issuer", "https://idp.example.com/", "--audience", "a"], environ={})
     assert settings.grpc.max_concurrent_rpcs == 1000
     assert settings.grpc.max_anonymous_rpcs == settings.grpc.max_anonymous_streams == 100
     assert settings.grpc.request_message_timeout_s == 1.0

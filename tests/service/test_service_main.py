@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from jwt_authn.testing import LoopbackIssuer
 from runtime.listen import ListenAddress
 from runtime.settings import SettingsError, settings_of
-from service.settings import ServiceSettings, authn_config, load_service_settings
+from service.settings import ServiceSettings, authn_config
 
 WAIT_S = 15.0
 ISSUER = "https://idp.example.com/"
@@ -103,7 +103,7 @@ def test_precedence_flag_env_toml_default(tmp_path: Path) -> None:
         "SECUREROUTE_LEEWAY_S": "7",
         "SECUREROUTE_GRPC_LISTEN": "127.0.0.1:7001",
     }
-    settings = load_service_settings(["--listen", "127.0.0.1:7002"], environ=env)
+    settings = ServiceSettings.load(["--listen", "127.0.0.1:7002"], environ=env)
     assert settings.grpc.listen == ListenAddress("127.0.0.1", 7002)  # flag beats env and TOML
     assert settings.leeway_s == 7.0  # env beats TOML
     assert settings.grace_period_s == 3.0  # TOML beats default
@@ -113,7 +113,7 @@ def test_precedence_flag_env_toml_default(tmp_path: Path) -> None:
 
 
 def test_defaults_and_comma_separated_values() -> None:
-    settings = load_service_settings(
+    settings = ServiceSettings.load(
         ["--issuer", ISSUER, "--audience", "a, b", "--algorithms", "ES256,EdDSA"], environ={}
     )
     assert settings.grpc.listen == ListenAddress("::", 50051)
@@ -127,12 +127,12 @@ def test_defaults_and_comma_separated_values() -> None:
 
 
 def test_allow_any_audience_replaces_the_audience_requirement() -> None:
-    settings = load_service_settings(["--issuer", ISSUER, "--allow-any-audience"], environ={})
+    settings = ServiceSettings.load(["--issuer", ISSUER, "--allow-any-audience"], environ={})
     assert authn_config(settings).issuers[0].allow_any_audience
     with pytest.raises(ValueError, match=r"^audiences: "):
-        authn_config(load_service_settings(["--issuer", ISSUER], environ={}))
+        authn_config(ServiceSettings.load(["--issuer", ISSUER], environ={}))
     with pytest.raises(SettingsError, match=r"^issuer: required"):
-        load_service_settings([], environ={})
+        ServiceSettings.load([], environ={})
 
 
 async def _read_port(stderr: asyncio.StreamReader) -> int:

@@ -19,7 +19,7 @@ from helpers import secureroute_stub
 from jwt_authn.testing import LoopbackIssuer
 from runtime.settings import SettingsError
 from secureroute.v1 import secureroute_pb2
-from service import SecureRouteServer, ServiceSettings, build_server, load_service_settings
+from service import SecureRouteServer, ServiceSettings, build_server
 
 WAIT_S = 15.0
 ISSUER = "https://idp.example.com/"
@@ -141,9 +141,9 @@ def test_a_live_socket_exits_2(live_socket: Path, assert_bad_setting: AssertBadS
 def test_the_env_var_and_toml_key(tmp_path: Path) -> None:
     config = tmp_path / "service.toml"
     config.write_text(f'issuer = "{ISSUER}"\naudience = "a"\nlisten_unix = "{tmp_path}/toml.sock"\n')
-    assert load_service_settings([], environ={"SECUREROUTE_CONFIG": str(config)}).grpc.listen_unix == (
+    assert ServiceSettings.load([], environ={"SECUREROUTE_CONFIG": str(config)}).grpc.listen_unix == (
         f"{tmp_path}/toml.sock"
     )
     env = {"SECUREROUTE_CONFIG": str(config), "SECUREROUTE_GRPC_LISTEN_UNIX": f"{tmp_path}/env.sock"}
-    assert load_service_settings([], environ=env).grpc.listen_unix == f"{tmp_path}/env.sock"
-    assert load_service_settings(["--issuer", ISSUER, "--audience", "a"], environ={}).grpc.listen_unix is None
+    assert ServiceSettings.load([], environ=env).grpc.listen_unix == f"{tmp_path}/env.sock"
+    assert ServiceSettings.load(["--issuer", ISSUER, "--audience", "a"], environ={}).grpc.listen_unix is None

@@ -42,18 +42,18 @@ def test_off_by_default_nothing_is_added_and_no_opentelemetry_module_is_imported
         """
         import sys
         from http_facade.app import create_app
-        from http_facade.settings import load_facade_settings
+        from http_facade.settings import FacadeSettings
         from http_facade.request_spans import channel_interceptors
         from runtime.tracing import configure_tracing
         from service.rpc_spans import server_interceptors
         from service.server import build_server
-        from service.settings import load_service_settings
+        from service.settings import ServiceSettings
 
         assert configure_tracing("test") is False
-        app = build_server(load_service_settings(
+        app = build_server(ServiceSettings.load(
             ["--listen", "127.0.0.1:0", "--issuer", "http://127.0.0.1:9/", "--audience", "a"], environ={}
         ))
-        facade = create_app(load_facade_settings(["--backend", "127.0.0.1:9"], environ={}))
+        facade = create_app(FacadeSettings.load(["--backend", "127.0.0.1:9"], environ={}))
         assert app.authenticator.observer is app.metrics, "the observer is wrapped"
         assert [m.__name__ for m in facade.middlewares if "trace" in m.__name__] == []
         assert channel_interceptors() is None and server_interceptors() == []

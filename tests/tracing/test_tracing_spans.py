@@ -23,7 +23,7 @@ from span_tree import Spans
 
 from jwt_authn.testing import Fault, LoopbackIssuer, generate_key
 from secureroute.v1 import secureroute_pb2
-from service import SecureRouteServer, ServiceSettings, load_service_settings
+from service import SecureRouteServer, ServiceSettings
 
 SECURE_ROUTE = "secureroute.v1.SecureRouteService/SecureRoute"
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
@@ -35,7 +35,7 @@ def _settings(issuer: LoopbackIssuer, *extra: str) -> ServiceSettings:
     argv = ["--listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute"]
     # No metrics port: 9464 may be anyone's on a shared machine.
     argv += ["--grace-period-s", "1", "--drain-delay-s", "0", "--metrics-listen", "off"]
-    return load_service_settings([*argv, *extra], environ={})
+    return ServiceSettings.load([*argv, *extra], environ={})
 
 
 async def _started(
