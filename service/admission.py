@@ -45,8 +45,9 @@ from typing import Any
 
 import grpc
 
+from jwt_authn.handler_wrapping import Handler
 from runtime.deadlines import Deadlines
-from service.rpc_outcome import Handler, Observe, failure_code, final_code, timed
+from service.rpc_outcome import Observe, failure_code, final_code, timed
 
 __all__ = [
     "CLIENT_LIMIT_DETAILS",

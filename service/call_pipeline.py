@@ -28,10 +28,11 @@ from typing import Any
 import grpc
 
 from jwt_authn import AsyncAuthInterceptor, Authenticator
+from jwt_authn.handler_wrapping import Handler
 from runtime.request_id import NO_REQUEST_ID, REQUEST_ID_METADATA, is_safe_request_id, request_id_var
 from service.admission import AnonymousAdmission
 from service.metrics import ServiceMetrics
-from service.rpc_outcome import Handler, timed
+from service.rpc_outcome import timed
 
 __all__ = ["CallPipeline"]
 

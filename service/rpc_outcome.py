@@ -5,9 +5,8 @@ it returns or raises, which status the caller got; ``ending_wrappers`` is that w
 The code is read from the context (``context.abort`` and ``set_code`` record it); an exception
 the handler did not map is UNKNOWN, as gRPC answers it, and a cancellation is CANCELLED.
 
-``wrap_behavior`` rebuilds a handler around its behavior: grpc's method handlers are NamedTuples
-(``grpc.unary_unary_rpc_method_handler`` and its siblings make them), so ``_replace`` keeps the
-(de)serializers and the streaming flags.
+The wrappers go around a handler's behavior through the guard's ``wrap_behavior``, which keeps
+the handler's (de)serializers and streaming flags.
 
 Usage:
     unary, streaming = ending_wrappers(lambda: (lambda code: print(code)))
@@ -19,40 +18,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from time import perf_counter
-from typing import Any, TypeAlias, cast
+from typing import Any
 
 import grpc
 
-__all__ = [
-    "Behavior",
-    "Ended",
-    "Handler",
-    "Observe",
-    "ending_wrappers",
-    "failure_code",
-    "final_code",
-    "timed",
-    "wrap_behavior",
-]
+from jwt_authn.handler_wrapping import Behavior, Handler, wrap_behavior
 
-Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
-Behavior: TypeAlias = Callable[..., Any]
+__all__ = ["Ended", "Observe", "ending_wrappers", "failure_code", "final_code", "timed"]
+
 #: Told the call's status code once, when its handler ends.
 Ended = Callable[[grpc.StatusCode], None]
 #: Told a call's status code and its duration in seconds (the service's metrics).
 Observe = Callable[[grpc.StatusCode, float], None]
 _Wrap = Callable[[Behavior], Behavior]
-_UNARY_RESPONSE = ("unary_unary", "stream_unary")
-
-
-def wrap_behavior(handler: Handler, *, unary: _Wrap, streaming: _Wrap) -> Handler:
-    """``handler`` with its behavior wrapped by ``unary`` or ``streaming`` (by response shape)."""
-    for name in ("unary_unary", "stream_unary", "unary_stream", "stream_stream"):
-        behavior = getattr(handler, name)
-        if behavior is not None:
-            wrap = unary if name in _UNARY_RESPONSE else streaming
-            return cast(Handler, handler._replace(**{name: wrap(behavior)}))  # type: ignore[attr-defined]
-    return handler
 
 
 def failure_code(context: grpc.aio.ServicerContext[Any, Any], error: BaseException) -> grpc.StatusCode:

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from jwt_authn.handler_wrapping import Handler, wrap_behavior
 from runtime.tracing import current_tracer, tag_request_id
-from service.rpc_outcome import Handler, ending_wrappers, wrap_behavior
+from service.rpc_outcome import ending_wrappers
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
