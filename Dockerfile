@@ -1,7 +1,7 @@
 # secureroute: one image; by default the one program (gRPC and HTTP from one process, one guard).
 #   docker build -t secureroute .
 #   docker run --rm -p 50051:50051 -p 3000:3000 -e SECUREROUTE_ISSUER=https://idp.example.com/ \
-#       -e SECUREROUTE_AUDIENCE=secureroute secureroute                     # the one program (default)
+#       -e SECUREROUTE_AUDIENCES=secureroute secureroute                     # the one program (default)
 # The split deployment, the same image: `secureroute-service` (gRPC), and
 #   docker run --rm -p 3000:3000 -e SECUREROUTE_BACKEND=service:50051 secureroute secureroute-facade
 # Settings come from SECUREROUTE_* variables, flags, or a TOML file (--config); see README "Operating it".

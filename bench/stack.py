@@ -124,7 +124,7 @@ class Stack:
         """``python -m service`` (or a bench variant of it, ``launcher``) trusting the issuer."""
         return [
             sys.executable, "-m", *launcher, "--listen", ANY_PORT, "--issuer", self.issuer_url,
-            "--audience", AUDIENCE, "--grace-period-s", "1", "--log-level", self._log_level,
+            "--audiences", AUDIENCE, "--grace-period-s", "1", "--log-level", self._log_level,
             *_METRICS_ON_A_FREE_PORT, *extra,
         ]  # fmt: skip
 
@@ -139,7 +139,7 @@ class Stack:
         here: section 2 measures the same gRPC server)."""
         return [
             sys.executable, "-m", "secureroute", "--http-listen", ANY_PORT,
-            "--grpc-listen", ANY_PORT, "--issuer", self.issuer_url, "--audience", AUDIENCE,
+            "--grpc-listen", ANY_PORT, "--issuer", self.issuer_url, "--audiences", AUDIENCE,
             "--grace-period-s", "1", "--log-level", self._log_level, *_METRICS_ON_A_FREE_PORT, *extra,
         ]  # fmt: skip
 

@@ -151,7 +151,7 @@ class IssuerConfig:
     issuer_url: str
     #: Where the signing keys persist, owner-only (dir 0700, files 0600).
     state_dir: Path = Path(".dev-state/issuer")
-    #: ``aud`` when a request names none; the service is started with ``--audience secureroute``.
+    #: ``aud`` when a request names none; the service is started with ``--audiences secureroute``.
     default_audience: str = "secureroute"
     #: Access-token lifetime, seconds (1 h, a common IdP default).
     token_ttl_s: int = 3600

@@ -16,7 +16,7 @@ __all__ = ["AUDIENCE", "HOST", "ROOT", "StackConfig"]
 
 #: Everything stays on loopback: the issuer signs tokens for anyone who asks.
 HOST = "127.0.0.1"
-#: The service's ``--audience`` and the issuer's default ``aud``.
+#: The programs' ``--audiences`` and the issuer's default ``aud``.
 AUDIENCE = "secureroute"
 #: The repository root: the children run ``python -m <package>`` from here.
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,10 +20,10 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from runtime.logs import configure_logging
-from runtime.settings import ProcessSettings, SettingsError, exit_bad_settings
+from runtime.settings import ProcessSettings, SettingsError
 from runtime.tracing import configure_tracing, shutdown_tracing
 from runtime.workers import current_worker, die_with_supervisor
 
@@ -60,7 +60,7 @@ def run_program(
     try:
         settings = load(argv)
     except ValueError as err:  # SettingsError, or jwt_authn's "setting: problem"
-        exit_bad_settings(prog, err)
+        _exit_bad_settings(prog, err)
     configure_logging(settings.log_level, settings.log_format, per_request_loggers=per_request_loggers)
     worker = current_worker()
     try:
@@ -76,7 +76,14 @@ def run_program(
         finally:
             shutdown_tracing()
     except SettingsError as err:  # a port in use, an OTEL_* value we cannot use
-        exit_bad_settings(prog, err)
+        _exit_bad_settings(prog, err)
+
+
+def _exit_bad_settings(prog: str, error: Exception) -> NoReturn:
+    """Print ``prog: error: name: problem`` as one line on stderr and exit with code 2 (EX_USAGE)."""
+    message = " ".join(str(error).split())  # one line, whatever the message held
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -19,10 +19,10 @@ import ipaddress
 import os
 import sys
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, NoReturn, Self
+from typing import Annotated, Any, ClassVar, Literal, NoReturn, Self, get_origin
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic import ValidationError as _ValidationError
@@ -36,11 +36,9 @@ __all__ = [
     "Csv",
     "ExistingFile",
     "Networks",
-    "OldName",
     "PositiveSeconds",
     "ProcessSettings",
     "ProgramSettings",
-    "Repeatable",
     "Seconds",
     "ServerTLSSettings",
     "Setting",
@@ -49,7 +47,6 @@ __all__ = [
     "Text",
     "WorkerSettings",
     "check_pair",
-    "exit_bad_settings",
     "known_variables",
     "settings_of",
     "show_default",
@@ -68,20 +65,6 @@ KNOWN_VARIABLES = Path(__file__).with_name("known_variables.txt")
 
 class SettingsError(ValueError):
     """A setting is missing or invalid. ``str(err)`` is ``"name: problem"``, one line."""
-
-
-@dataclass(frozen=True, slots=True)
-class OldName:
-    """Field metadata: an earlier name that still works as flag, variable and TOML key."""
-
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Repeatable:
-    """Field metadata: each ``--name VALUE`` adds to the list (a value may be comma-separated)."""
-
-    metavar: str  # what one value is, in --help and the README (--trusted-proxies ADDRESS)
 
 
 # Value types: validators raise ValueError with a short problem; ``load`` adds the setting's name.
@@ -112,15 +95,11 @@ def _existing_file(path: str) -> str:
     return path
 
 
-def _stripped(value: object) -> object:
-    return value.strip() if isinstance(value, str) else value
-
-
 _Unit = BeforeValidator(lambda v: v.strip().removesuffix("s") if isinstance(v, str) else v)  # "2.5s"
 #: A count of things at once (calls, connections): at least one, and a million is a typo.
 Count = Annotated[int, Field(ge=1, le=1_000_000)]
-Text = Annotated[str, Field(min_length=1), BeforeValidator(_stripped)]
-Csv = Annotated[tuple[str, ...], BeforeValidator(_split_csv)]
+Text = Annotated[str, Field(min_length=1), BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)]
+Csv = Annotated[tuple[str, ...], BeforeValidator(_split_csv)]  # a list's flag may also be repeated
 Networks = Annotated[Csv, AfterValidator(_networks)]  # 10.0.0.7, 10.0.0.0/8, ::1, as written
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False), _Unit]
 PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False), _Unit]
@@ -148,14 +127,12 @@ class ProgramSettings(SubSettings):
     @classmethod
     def load(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Self:
         """Read flags, variables and the TOML file. Raises ``SettingsError``; ``--help`` exits 0."""
-        argv = list(sys.argv[1:] if argv is None else argv)
         environ = os.environ if environ is None else environ
         rows = settings_of(cls)
-        cli, config_path = _cli(rows, argv, cls)
-        env = _env(rows, environ)
-        found = {**_toml(rows, config_path or environ.get(CONFIG_ENV)), **env, **cli}  # the last wins
+        flags, config_path = _flags(cls, rows, sys.argv[1:] if argv is None else argv)
+        found = {**_toml(rows, config_path or environ.get(CONFIG_ENV)), **_env(rows, environ), **flags}
         values: dict[str, Any] = {}
-        for row, (value, _) in found.items():
+        for row, (value, _) in found.items():  # the flag wins, then the variable, then the TOML key
             group = values if len(row.path) == 1 else values.setdefault(row.path[0], {})
             group[row.path[-1]] = value
         try:
@@ -217,10 +194,6 @@ def check_pair(settings: object, first: str, second: str) -> None:
 # The settings table, derived from a model --------------------------------------------------
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One setting of a program, as operators see it."""
@@ -229,15 +202,10 @@ class Setting:
     name: str  # the TOML key, and (with dashes) the flag
     env: str
     info: FieldInfo
-    old_name: str | None
 
     @property
     def flag(self) -> str:
-        return _flag(self.name)
-
-    @property
-    def repeatable(self) -> Repeatable | None:
-        return next((m for m in self.info.metadata if isinstance(m, Repeatable)), None)
+        return "--" + self.name.replace("_", "-")
 
     @property
     def switch(self) -> bool:
@@ -245,32 +213,33 @@ class Setting:
         return self.info.annotation is bool
 
     @property
+    def repeatable(self) -> bool:
+        """A list's flag may be given again: each adds its (comma-separated) values."""
+        return get_origin(self.info.annotation) is tuple
+
+    @property
     def help(self) -> str:
-        return " ".join((self.info.description or "").split())
-
-    def names(self) -> tuple[str, ...]:  # the name, then the old one if any
-        return (self.name,) if self.old_name is None else (self.name, self.old_name)
-
-    def envs(self) -> tuple[str, ...]:
-        return tuple(self.env.removesuffix(self.name.upper()) + n.upper() for n in self.names())
-
-
-def _leaves(cls: type[BaseModel]) -> Iterator[tuple[tuple[str, ...], FieldInfo]]:
-    for name, info in cls.model_fields.items():
-        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
-            yield from (((name, leaf), sub) for leaf, sub in info.annotation.model_fields.items())
-        else:
-            yield (name,), info
+        text = " ".join((self.info.description or "").split())
+        return (
+            f"{text.rstrip('.')}. A list: comma-separated, or the flag repeated." if self.repeatable else text
+        )
 
 
 def settings_of(cls: type[ProgramSettings]) -> tuple[Setting, ...]:
     """Every setting of ``cls``: its groups' first (the listeners), then in field order."""
     rows = []
-    for path, info in _leaves(cls):
-        name = path[-1] if path[0] in cls.inline else "_".join(path)
-        old = next((m.name for m in info.metadata if isinstance(m, OldName)), None)
-        rows.append(Setting(path, name, (_PREFIX + "_".join(path)).upper(), info, old))
+    for name, info in cls.model_fields.items():
+        group = info.annotation if isinstance(info.annotation, type) else None
+        if group is not None and issubclass(group, BaseModel):
+            rows += [_row(cls, (name, leaf), sub) for leaf, sub in group.model_fields.items()]
+        else:
+            rows.append(_row(cls, (name,), info))
     return tuple(sorted(rows, key=lambda row: len(row.path) == 1))
+
+
+def _row(cls: type[ProgramSettings], path: tuple[str, ...], info: FieldInfo) -> Setting:
+    name = path[-1] if path[0] in cls.inline else "_".join(path)
+    return Setting(path, name, (_PREFIX + "_".join(path)).upper(), info)
 
 
 def show_default(value: object) -> str:
@@ -307,41 +276,34 @@ class _Parser(argparse.ArgumentParser):
         raise SettingsError(f"arguments: {message}")
 
 
-def _cli(
-    rows: Sequence[Setting], argv: Sequence[str], cls: type[ProgramSettings]
+def _flags(
+    cls: type[ProgramSettings], rows: Sequence[Setting], argv: Sequence[str]
 ) -> tuple[_Found, str | None]:
     parser = _Parser(
         prog=cls.prog,
-        # No prefix matching: "--aud" silently meaning "--audience" today breaks when a flag is added.
+        # No prefix matching: "--aud" silently meaning "--audiences" today breaks when a flag is added.
         allow_abbrev=False,
         description=cls.description,
         epilog="Precedence: flag > environment variable > --config TOML file (keys are the setting "
-        "names with underscores) > default. Durations are seconds.",
+        "names with underscores) > default. Durations are seconds. A list's flag may be repeated.",
     )
     parser.add_argument("--config", metavar="FILE", help=f"TOML file with settings (env {CONFIG_ENV})")
     for row in rows:
         default = "required" if row.info.is_required() else f"default {show_default(row.info.default)}"
         text = f"{row.help} (env {row.env}; {default})".replace("%", "%%")  # argparse formats help
-        flags = [_flag(name) for name in row.names()]
         if row.switch:
-            parser.add_argument(*flags, dest=row.name, action=argparse.BooleanOptionalAction, help=text)
-        elif row.repeatable is not None:
-            parser.add_argument(
-                *flags, dest=row.name, action="append", metavar=row.repeatable.metavar, help=text
-            )
+            parser.add_argument(row.flag, dest=row.name, action=argparse.BooleanOptionalAction, help=text)
         else:
-            parser.add_argument(*flags, dest=row.name, metavar=row.name.upper(), help=text)
-    parser.known = ("--config", *(_flag(name) for row in rows for name in row.names()))
+            action = "append" if row.repeatable else "store"
+            parser.add_argument(row.flag, dest=row.name, action=action, metavar=row.name.upper(), help=text)
+    parser.known = ("--config", *(row.flag for row in rows))
     args = vars(parser.parse_args(argv))
-    used = {arg.split("=", 1)[0] for arg in argv}  # a flag's spelling ("--no-x" for a switch turned off)
     found: _Found = {}
     for row in (row for row in rows if args[row.name] is not None):
         value = args[row.name]
-        if row.repeatable is not None:
-            # Each flag adds its (comma-separated) values; the list replaces lower sources' value.
+        if row.repeatable:  # every flag adds its values; together they replace a lower source's list
             value = [part for item in value for part in item.split(",")]
-        given = [flag for flag in map(_flag, row.names()) if {flag, f"--no-{flag[2:]}"} & used]
-        found[row] = (value, given[-1] if given else row.flag)
+        found[row] = (value, row.flag)
     return found, args["config"]
 
 
@@ -353,8 +315,8 @@ def known_variables() -> frozenset[str]:
 
 
 def _env(rows: Sequence[Setting], environ: Mapping[str, str]) -> _Found:
-    ours = {env for row in rows for env in row.envs()}
-    known = ours | known_variables() | {CONFIG_ENV, WORKER_ENV}
+    ours = {row.env: row for row in rows}
+    known = ours.keys() | known_variables() | {CONFIG_ENV, WORKER_ENV}
     for variable in sorted(environ):
         # An operator's typo (or an old name) must not silently leave a default in force.
         if (
@@ -363,13 +325,8 @@ def _env(rows: Sequence[Setting], environ: Mapping[str, str]) -> _Found:
             and variable not in known
         ):
             raise SettingsError(f"environment: unknown variable {variable}{_closest(variable, ours)}")
-    found: _Found = {}
-    for row in rows:
-        # An empty variable counts as unset, as shells and compose files often export "".
-        name = next((env for env in row.envs() if environ.get(env, "") != ""), None)
-        if name is not None:
-            found[row] = (environ[name], name)
-    return found
+    # An empty variable counts as unset, as shells and compose files often export "".
+    return {row: (environ[env], env) for env, row in ours.items() if environ.get(env, "") != ""}
 
 
 def _toml(rows: Sequence[Setting], path: str | None) -> _Found:
@@ -382,7 +339,7 @@ def _toml(rows: Sequence[Setting], path: str | None) -> _Found:
         raise SettingsError(f"config: cannot read {path!r}: {err.strerror}") from None
     except tomllib.TOMLDecodeError as err:
         raise SettingsError(f"config: {path!r} is not valid TOML: {err}") from None
-    by_name = {name: row for row in rows for name in row.names()}
+    by_name = {row.name: row for row in rows}
     unknown = sorted(set(table) - set(by_name))
     if unknown:
         hint = _closest(unknown[0], by_name)
@@ -407,10 +364,3 @@ def _one_line(
         return SettingsError(f"{row.name}: required (set {row.flag} or {row.env})")
     where = found[row][1] if row in found else "the default"
     return SettingsError(f"{row.name}: {problem} (from {where})")
-
-
-def exit_bad_settings(prog: str, error: Exception) -> NoReturn:
-    """Print ``prog: error: name: problem`` as one line on stderr and exit with code 2 (EX_USAGE)."""
-    message = " ".join(str(error).split())  # one line, whatever the message held
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    raise SystemExit(2)

@@ -3,5 +3,5 @@ guard), above the two programs it composes (``service``, ``http_facade``); ``sec
 code generated from ``protos/``.
 
 Usage:
-    python -m secureroute --issuer https://idp.example.com/ --audience secureroute
+    python -m secureroute --issuer https://idp.example.com/ --audiences secureroute
 """

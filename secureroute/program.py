@@ -16,7 +16,7 @@ Lifecycle:
 One process, without a ``workers`` setting: run several containers to scale.
 
 Usage:
-    secureroute --issuer https://idp.example.com/ --audience secureroute
+    secureroute --issuer https://idp.example.com/ --audiences secureroute
     SECUREROUTE_GRPC_LISTEN=127.0.0.1:50051 SECUREROUTE_HTTP_LISTEN=127.0.0.1:3000 python -m secureroute ...
 """
 

@@ -3,7 +3,7 @@
 Usage:
     from service import build_server, ServiceSettings
 
-    app = build_server(ServiceSettings.load(["--issuer", url, "--audience", "secureroute"]))
+    app = build_server(ServiceSettings.load(["--issuer", url, "--audiences", "secureroute"]))
     await app.start()
 """
 

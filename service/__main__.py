@@ -8,7 +8,7 @@ With ``--workers N`` (N > 1) this process becomes a supervisor of N servers shar
 cannot be shared by several processes, so the combination is refused rather than split per worker).
 
 Usage:
-    secureroute-service --issuer https://idp.example.com/ --audience secureroute --listen 127.0.0.1:50051
+    secureroute-service --issuer https://idp.example.com/ --audiences secureroute --listen 127.0.0.1:50051
     SECUREROUTE_ISSUER=... SECUREROUTE_AUDIENCE=secureroute python -m service --workers 2
 """
 

@@ -6,7 +6,7 @@ operators know) and take their defaults, bounds and descriptions from jwt_authn 
 ``authn_config`` builds the guard's config by name: exposing a new jwt_authn knob is one line here.
 
 Usage:
-    settings = ServiceSettings.load(["--issuer", "https://idp.example.com/", "--audience", "secureroute"])
+    settings = ServiceSettings.load(["--issuer", "https://idp.example.com/", "--audiences", "secureroute"])
     config = authn_config(settings)  # raises ValueError("audiences: ...") on a bad combination
 """
 
@@ -24,11 +24,9 @@ from runtime.settings import (
     Csv,
     ExistingFile,
     Networks,
-    OldName,
     PositiveSeconds,
     ProcessSettings,
     ProgramSettings,
-    Repeatable,
     Seconds,
     ServerTLSSettings,
     SubSettings,
@@ -52,29 +50,25 @@ _DOCS = {
 _DOCS["trusted_proxies"] = _DOCS.pop("dpop_trusted_proxies")
 
 
-def _guard(name: str, *, note: str = "", **extra: Any) -> Any:
+def _guard(name: str, **extra: Any) -> Any:
     """The pydantic field of the guard's setting ``name``: jwt_authn's default, bounds and description."""
     doc = _DOCS[name]
     bounds = {key: getattr(doc, key) for key in ("ge", "le", "gt") if getattr(doc, key) is not None}
     default = ... if doc.default is MISSING else doc.default
-    return Field(default, description=f"{doc.description}{note}", **{**bounds, **extra})
-
-
-_LIST = " Comma-separated."
+    return Field(default, description=doc.description, **{**bounds, **extra})
 
 
 class AuthnSettings(SubSettings):
     """Who issues the accepted tokens, for whom, and how their keys are fetched and cached."""
 
     issuer: Text = _guard("issuer")
-    # "audience" was its name before it took jwt_authn's; the benchmark and deployments still use it.
-    audiences: Annotated[Csv, OldName("audience")] = _guard("audiences", note=_LIST)
+    audiences: Csv = _guard("audiences")
     allow_any_audience: bool = _guard("allow_any_audience")
     # None: discovered from the issuer's /.well-known/openid-configuration.
     jwks_uri: Text | None = _guard("jwks_uri")
     jwks_file: ExistingFile | None = _guard("jwks_file")
     allow_insecure_http: bool = _guard("allow_insecure_http")
-    algorithms: Csv = _guard("algorithms", note=_LIST)
+    algorithms: Csv = _guard("algorithms")
     leeway_s: Seconds = _guard("leeway_s")
     require_access_token_type: bool = _guard("require_access_token_type")
     roles_claim: Text = _guard("roles_claim")
@@ -89,8 +83,8 @@ class AuthnSettings(SubSettings):
     max_claims_depth: int = _guard("max_claims_depth")
     realm: str = _guard("realm")
     require_sender_constrained: bool = _guard("require_sender_constrained")
-    trusted_proxies: Annotated[Networks, Repeatable("ADDRESS")] = _guard("trusted_proxies", note=_LIST)
-    dpop_public_base_urls: Csv = _guard("dpop_public_base_urls", note=_LIST)
+    trusted_proxies: Networks = _guard("trusted_proxies")
+    dpop_public_base_urls: Csv = _guard("dpop_public_base_urls")
     dpop_max_proof_age_s: PositiveSeconds = _guard("dpop_max_proof_age_s")
     dpop_require_nonce: bool = _guard("dpop_require_nonce")
 

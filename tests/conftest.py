@@ -53,7 +53,7 @@ def service_settings(issuer_url: str, *extra: str, listen: str = "127.0.0.1:0") 
     No drain delay (tests that are about draining pass ``--drain-delay-s``): every stop would
     otherwise keep serving for a second first. No metrics port (tests that are about metrics pass
     ``--metrics-listen``): servers of the same run would all want the default port."""
-    argv = ["--listen", listen, "--issuer", issuer_url, "--audience", AUDIENCE, "--grace-period-s", "1"]
+    argv = ["--listen", listen, "--issuer", issuer_url, "--audiences", AUDIENCE, "--grace-period-s", "1"]
     argv += ["--drain-delay-s", "0", "--metrics-listen", "off", *extra]
     return ServiceSettings.load(argv, environ={})
 

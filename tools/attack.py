@@ -536,7 +536,7 @@ _ANY_PORT = f"{HOST}:0"
 
 async def _start_stack(deployment: str, issuer: LoopbackIssuer, logs: Path) -> Target:
     """The programs, default limits, the admin listener on loopback, once they serve."""
-    authn = ["--issuer", issuer.url, "--audience", AUDIENCE]
+    authn = ["--issuer", issuer.url, "--audiences", AUDIENCE]
     programs: dict[str, Child] = {}
 
     async def start(name: str, module: str, *flags: str, kinds: tuple[str, ...]) -> Child:

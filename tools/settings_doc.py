@@ -40,18 +40,10 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _names(row: Setting) -> tuple[str, str, str]:
-    """Flag, variable and TOML key cells, the old name after the new one."""
-    flags = [f"`--{name.replace('_', '-')}`" for name in row.names()]
+def _flag_cell(row: Setting) -> str:
     if row.switch:
-        flags = [f"{flag} / `--no-{flag[3:]}" for flag in flags]
-    if row.repeatable is not None:
-        flags = [f"{flag} {row.repeatable.metavar} (repeatable)" for flag in flags]
-    return (
-        " or ".join(flags),
-        " or ".join(f"`{env}`" for env in row.envs()),
-        " or ".join(f"`{name}`" for name in row.names()),
-    )
+        return f"`{row.flag}` / `--no-{row.flag[2:]}`"
+    return f"`{row.flag}`"
 
 
 def _table(cls: type[ProgramSettings]) -> list[str]:
@@ -63,8 +55,7 @@ def _table(cls: type[ProgramSettings]) -> list[str]:
     ]
     for row in settings_of(cls):
         default = "**required**" if row.info.is_required() else f"`{_cell(show_default(row.info.default))}`"
-        flag, env, key = _names(row)
-        lines.append(f"| {flag} | {env} | {key} | {default} | {_cell(row.help)} |")
+        lines.append(f"| {_flag_cell(row)} | `{row.env}` | `{row.name}` | {default} | {_cell(row.help)} |")
     return lines
 
 
@@ -83,7 +74,7 @@ def render_tables() -> str:
 
 def render_variables() -> str:
     """Every program's variables, one a line, sorted."""
-    names = {env for cls in PROGRAMS for row in settings_of(cls) for env in row.envs()}
+    names = {row.env for cls in PROGRAMS for row in settings_of(cls)}
     return "".join(f"{name}\n" for name in sorted(names))
 
 

@@ -61,7 +61,7 @@ async def hostile_stack() -> AsyncIterator[HostileStack]:
                 "127.0.0.1:0",
                 "--issuer",
                 issuer.url,
-                "--audience",
+                "--audiences",
                 AUDIENCE,
                 "--grace-period-s",
                 "1",

@@ -266,7 +266,8 @@ def test_the_split_programs_serve_guard_and_drain(
     no_metrics = {"SECUREROUTE_METRICS_LISTEN": "off", "SECUREROUTE_HTTP_METRICS_LISTEN": "off"}
     service = _start(
         containers, tmp_path,
-        ["secureroute-service", "--listen", grpc_target, "--issuer", issuer_url, "--audience", "secureroute"],
+        ["secureroute-service", "--listen", grpc_target,
+         "--issuer", issuer_url, "--audiences", "secureroute"],
         marker=grpc_target, env=no_metrics,
     )  # fmt: skip
     facade = _start(

@@ -66,7 +66,7 @@ async def start_service_process(
     issuer_url: str, logs: Path, *extra: str, grace_s: float = 5.0, drain_delay_s: float = 0.0
 ) -> Child:
     """The service; no drain delay unless asked (only the drain test needs the default's 1 s)."""
-    argv = ["-m", "service", "--listen", "127.0.0.1:0", "--issuer", issuer_url, "--audience", "secureroute"]
+    argv = ["-m", "service", "--listen", "127.0.0.1:0", "--issuer", issuer_url, "--audiences", "secureroute"]
     argv += ["--grace-period-s", str(grace_s), "--drain-delay-s", str(drain_delay_s), "--log-level", "INFO"]
     argv += extra
     return await _start("service", argv, logs)

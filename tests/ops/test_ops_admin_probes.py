@@ -110,7 +110,7 @@ async def test_admin_probes_stay_up_during_a_silent_unary_flood_against_the_one_
 ) -> None:
     program = await spawn(
         "secureroute", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-        "--metrics-listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute",
+        "--metrics-listen", "127.0.0.1:0", "--issuer", issuer.url, "--audiences", "secureroute",
     )  # fmt: skip
     try:
         grpc_port = int((await program.wait_for(r"listening on \S+:(\d+) \(grpc\)"))[0].group(1))
@@ -166,7 +166,7 @@ async def test_the_one_programs_readiness_drops_at_sigterm_while_liveness_stays(
 ) -> None:
     program = await spawn(
         "secureroute", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-        "--metrics-listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute",
+        "--metrics-listen", "127.0.0.1:0", "--issuer", issuer.url, "--audiences", "secureroute",
         "--drain-delay-s", "2",
     )  # fmt: skip
     admin_port = int((await program.wait_for(r"metrics on http://\S+:(\d+)/metrics"))[0].group(1))

@@ -104,7 +104,7 @@ def test_the_image_build_context_carries_every_package_the_programs_import() -> 
 
 def test_the_one_programs_configmap_holds_valid_settings_only() -> None:
     env = _named("ConfigMap", "secureroute")["data"]
-    assert set(env) <= {env for row in settings_of(SecureRouteSettings) for env in row.envs()}
+    assert set(env) <= {row.env for row in settings_of(SecureRouteSettings)}
     settings = SecureRouteSettings.load([], environ=env)
     authn_config(split_settings(settings)[0])  # the whole chain accepts it
     assert (settings.grpc.listen.port, settings.http.listen.port) == (50051, 3000)
@@ -116,12 +116,12 @@ def test_the_one_programs_configmap_holds_valid_settings_only() -> None:
 
 def test_configmaps_hold_valid_settings_only() -> None:
     service_env = _named("ConfigMap", "secureroute-service")["data"]
-    assert set(service_env) <= {env for row in settings_of(ServiceSettings) for env in row.envs()}
+    assert set(service_env) <= {row.env for row in settings_of(ServiceSettings)}
     settings = ServiceSettings.load([], environ=service_env)
     authn_config(settings)  # the whole chain accepts it
     assert settings.metrics_listen is not None and settings.metrics_listen.port == 9464
     facade_env = _named("ConfigMap", "secureroute-facade")["data"]
-    assert set(facade_env) <= {env for row in settings_of(FacadeSettings) for env in row.envs()}
+    assert set(facade_env) <= {row.env for row in settings_of(FacadeSettings)}
     facade = FacadeSettings.load([], environ=facade_env)
     assert facade.http.listen.port == 3000
     assert facade.http.metrics_listen is not None and facade.http.metrics_listen.port == 9465

@@ -86,7 +86,7 @@ async def test_a_rejected_request_is_logged_once_with_its_id_and_never_its_token
 ) -> None:
     # DEBUG: the line per served call is a DEBUG line.
     service = await spawn(
-        "service", "--listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute",
+        "service", "--listen", "127.0.0.1:0", "--issuer", issuer.url, "--audiences", "secureroute",
         "--log-level", "DEBUG",
     )  # fmt: skip
     service_port = (await service.listening()).port

@@ -32,7 +32,7 @@ ISSUER = "https://idp.example.com/"
 BASE = (
     "--issuer",
     ISSUER,
-    "--audience",
+    "--audiences",
     "secureroute",
     "--grpc-listen",
     "127.0.0.1:0",
@@ -120,7 +120,7 @@ async def _clients(
 async def test_serves_both_then_sigterm_drains_both(issuer: LoopbackIssuer, spawn: Spawn) -> None:
     program = await spawn(
         "secureroute", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-        "--issuer", issuer.url, "--audience", "secureroute", "--grace-period-s", "2",
+        "--issuer", issuer.url, "--audiences", "secureroute", "--grace-period-s", "2",
         "--drain-delay-s", "0.5",
     )  # fmt: skip
     await program.listening("grpc", "http", timeout_s=WAIT_S)
@@ -178,7 +178,7 @@ async def test_a_transport_that_stops_alone_is_logged_and_exits_1(
     program = Child.start(
         "secureroute",
         [sys.executable, "-c", _FAIL_ON_SIGUSR1, which, "--grpc-listen", "127.0.0.1:0", "--http-listen",
-         "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute", "--drain-delay-s", "0"],
+         "127.0.0.1:0", "--issuer", issuer.url, "--audiences", "secureroute", "--drain-delay-s", "0"],
         log=tmp_path / "secureroute.log", env=make_env(),
     )  # fmt: skip
     try:
@@ -204,7 +204,7 @@ async def test_one_metrics_listener_shows_both_transports_and_the_guards_outcome
 ) -> None:
     program = await spawn(
         "secureroute", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-        "--issuer", issuer.url, "--audience", "secureroute", "--metrics-listen", "127.0.0.1:0",
+        "--issuer", issuer.url, "--audiences", "secureroute", "--metrics-listen", "127.0.0.1:0",
         "--drain-delay-s", "0",
     )  # fmt: skip
     await program.listening("grpc", "http", "metrics", timeout_s=WAIT_S)

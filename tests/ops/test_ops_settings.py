@@ -19,7 +19,7 @@ from runtime.settings import settings_of
 from service.settings import AuthnSettings, ServiceSettings, authn_config
 
 ISSUER = "https://idp.example.com/"
-BASE = ("--issuer", ISSUER, "--audience", "secureroute", "--listen", "127.0.0.1:0")
+BASE = ("--issuer", ISSUER, "--audiences", "secureroute", "--listen", "127.0.0.1:0")
 
 AssertBadSetting = Callable[..., None]
 
@@ -33,7 +33,7 @@ AssertBadSetting = Callable[..., None]
             (*BASE, "--jwks-uri", "http://keys.example.com/jwks"), {}, "jwks_uri", id="http-off-loopback"
         ),
         pytest.param(
-            ("--issuer", "http://idp.example.com/", "--audience", "a"), {}, "issuer", id="http-issuer"
+            ("--issuer", "http://idp.example.com/", "--audiences", "a"), {}, "issuer", id="http-issuer"
         ),
         pytest.param((*BASE, "--refresh-interval-s", "-1"), {}, "refresh_interval_s", id="negative-refresh"),
         pytest.param((*BASE, "--cooldown-s", "0"), {}, "cooldown_s", id="zero-cooldown"),
@@ -113,7 +113,16 @@ def test_service_metrics_port_in_use_exits_2(busy_port: int, assert_bad_setting:
 def test_port_in_use_exits_2_with_any_number_of_workers(
     busy_port: int, workers: str, assert_bad_setting: AssertBadSetting
 ) -> None:
-    args = ("--issuer", ISSUER, "--audience", "a", "--listen", f"127.0.0.1:{busy_port}", "--workers", workers)
+    args = (
+        "--issuer",
+        ISSUER,
+        "--audiences",
+        "a",
+        "--listen",
+        f"127.0.0.1:{busy_port}",
+        "--workers",
+        workers,
+    )
     assert_bad_setting("service", *args, setting="listen")
     args = ("--listen", f"127.0.0.1:{busy_port}", "--workers", workers)
     assert_bad_setting("http_facade", *args, setting="listen")
@@ -157,7 +166,7 @@ def test_every_authn_knob_reaches_jwt_authn(tmp_path: Path) -> None:
         [
             "--issuer",
             "https://idp.example.com/",
-            "--audience",
+            "--audiences",
             "a,b",
             "--jwks-file",
             str(jwks),
@@ -230,7 +239,7 @@ def test_every_authn_knob_reaches_jwt_authn(tmp_path: Path) -> None:
 
 
 def test_defaults_come_from_jwt_authn() -> None:
-    settings = ServiceSettings.load(["--issuer", ISSUER, "--audience", "a"], environ={})
+    settings = ServiceSettings.load(["--issuer", ISSUER, "--audiences", "a"], environ={})
     default = IssuerConfig(issuer=ISSUER, audiences=("a",))
     assert authn_config(settings).issuers[0] == default
     # Metrics on loopback only, apart from the gRPC port.
@@ -247,11 +256,11 @@ def test_new_knobs_follow_the_precedence(tmp_path: Path) -> None:
     assert settings.log_format == "json"  # env beats TOML
     assert settings.backend_tls is True and settings.http.metrics_listen is None  # TOML beats the defaults
     service = ServiceSettings.load(
-        ["--issuer", ISSUER, "--audience", "a"], environ={"SECUREROUTE_METRICS_LISTEN": "[::1]:9464"}
+        ["--issuer", ISSUER, "--audiences", "a"], environ={"SECUREROUTE_METRICS_LISTEN": "[::1]:9464"}
     )
     assert service.metrics_listen == ListenAddress("::1", 9464)
     service = ServiceSettings.load(
-        ["--issuer", ISSUER, "--audience", "a", "--metrics-listen", "off"], environ={}
+        ["--issuer", ISSUER, "--audiences", "a", "--metrics-listen", "off"], environ={}
     )
     assert service.metrics_listen is None
 
@@ -272,7 +281,7 @@ def test_limit_knobs_follow_the_precedence(tmp_path: Path) -> None:
         [
             "--issuer",
             ISSUER,
-            "--audience",
+            "--audiences",
             "a",
             "--max-concurrent-streams",
             "16",
@@ -290,7 +299,7 @@ def test_limit_knobs_follow_the_precedence(tmp_path: Path) -> None:
     assert service.grpc.request_message_timeout_s == 3.0 and service.grpc.max_connection_age_s == 600.0
     assert (
         ServiceSettings.load(
-            ["--issuer", ISSUER, "--audience", "a", "--drain-delay-s", "0"], environ={}
+            ["--issuer", ISSUER, "--audiences", "a", "--drain-delay-s", "0"], environ={}
         ).drain_delay_s
         == 0
     )

@@ -24,7 +24,7 @@ def test_groups_not_inlined_carry_their_name_in_flags_and_keys() -> None:
     assert {"issuer", "audiences", "drain_delay_s", "metrics_listen"} <= set(rows)
     assert "workers" not in rows  # one process: it offers no setting it would refuse
     settings = SecureRouteSettings.load(
-        ["--grpc-listen", "127.0.0.1:1", "--issuer", "https://idp.example.com/", "--audience", "a"],
+        ["--grpc-listen", "127.0.0.1:1", "--issuer", "https://idp.example.com/", "--audiences", "a"],
         {"SECUREROUTE_HTTP_LISTEN": "127.0.0.1:2"},
     )
     assert settings.grpc.listen == ListenAddress("127.0.0.1", 1)

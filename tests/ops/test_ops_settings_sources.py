@@ -125,17 +125,17 @@ def test_each_setting_works_from_each_source(
     assert loaded == _value(cls.load([*argv, *flag], {}), row) != row.info.default
 
 
-@pytest.mark.parametrize("source", ["flag", "env", "toml"])
-def test_the_old_audience_name_still_works(source: str, tmp_path: Path) -> None:
-    argv, environ = ["--issuer", ISSUER], {}
-    if source == "flag":
-        argv += ["--audience", "a,b"]
-    elif source == "env":
-        environ["SECUREROUTE_AUDIENCE"] = "a,b"
-    else:
-        (tmp_path / "s.toml").write_text('audience = ["a", "b"]\n')
-        environ["SECUREROUTE_CONFIG"] = str(tmp_path / "s.toml")
-    assert ServiceSettings.load(argv, environ).audiences == ("a", "b")
+def test_the_old_audience_name_is_refused_with_the_new_one(tmp_path: Path) -> None:
+    # One name per setting: "audience" took jwt_authn's "audiences", and the old name is not lost silently.
+    with pytest.raises(SettingsError, match="unknown flag --audience; did you mean --audiences"):
+        ServiceSettings.load(["--issuer", ISSUER, "--audience", "a"], {})
+    with pytest.raises(
+        SettingsError, match="unknown variable SECUREROUTE_AUDIENCE; did you mean SECUREROUTE_AUDIENCES"
+    ):
+        ServiceSettings.load(["--issuer", ISSUER], {"SECUREROUTE_AUDIENCE": "a"})
+    (tmp_path / "s.toml").write_text('audience = ["a"]\n')
+    with pytest.raises(SettingsError, match=r"unknown setting.*audience; did you mean audiences"):
+        ServiceSettings.load(["--issuer", ISSUER, "--config", str(tmp_path / "s.toml")], {})
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,7 @@ def test_the_old_audience_name_still_works(source: str, tmp_path: Path) -> None:
         ),
         ([], {}, "cooldown_s = -1", "cooldown_s: Input should be greater than 0 (from key cooldown_s of "),
         (
-            ["--audience", "a"],
+            ["--audiences", "a"],
             {},
             "workers = 2\nlisten_unix = '/run/x.sock'",
             "listen_unix: cannot be shared",
@@ -185,6 +185,18 @@ def test_trusted_proxies_is_a_repeatable_flag_of_addresses_and_networks(cls: typ
         cls.load(["--issuer", ISSUER, "--trusted-proxies", "facade"], {})
 
 
+@pytest.mark.parametrize(
+    "row", [r for r in settings_of(ServiceSettings) if r.repeatable], ids=lambda r: r.name
+)
+def test_every_list_flag_may_repeat(row: Setting) -> None:
+    values = {"trusted_proxies": ("127.0.0.7", "::1"), "algorithms": ("ES256", "EdDSA")}.get(
+        row.name, ("https://a.example", "https://b.example")
+    )
+    audience = [] if row.name == "audiences" else ["--audiences", "x"]
+    argv = ["--issuer", ISSUER, *audience, row.flag, values[0], row.flag, values[1]]
+    assert getattr(ServiceSettings.load(argv, {}), row.name) == values
+
+
 # Renamed settings (durations took the _s suffix) and unknown names are refused, never ignored ------
 
 RENAMED = {
@@ -199,7 +211,7 @@ RENAMED = {
 
 @pytest.mark.parametrize(("old", "new"), RENAMED.items())
 def test_an_old_name_is_refused_with_the_new_one(old: str, new: str, tmp_path: Path) -> None:
-    argv = ["--issuer", ISSUER, "--audience", "a"]
+    argv = ["--issuer", ISSUER, "--audiences", "a"]
     inline = old if old in ("grace_period", "drain_delay") else f"grpc_{old}"
     with pytest.raises(
         SettingsError,
@@ -219,7 +231,7 @@ def test_an_old_name_is_refused_with_the_new_one(old: str, new: str, tmp_path: P
 def test_the_old_leeway_variable_is_refused() -> None:
     # SECUREROUTE_LEEWAY once silently left the 30 s default in force (an operator's 2 s lost).
     with pytest.raises(SettingsError, match="SECUREROUTE_LEEWAY; did you mean SECUREROUTE_LEEWAY_S"):
-        ServiceSettings.load(["--issuer", ISSUER, "--audience", "a"], {"SECUREROUTE_LEEWAY": "2"})
+        ServiceSettings.load(["--issuer", ISSUER, "--audiences", "a"], {"SECUREROUTE_LEEWAY": "2"})
 
 
 def test_each_program_accepts_the_others_variables() -> None:
@@ -232,7 +244,8 @@ def test_each_program_accepts_the_others_variables() -> None:
         "SECUREROUTE_TEST_LOAD_CLIENTS": "3",  # the test harness's own
     }
     assert (
-        ServiceSettings.load(["--issuer", ISSUER, "--audience", "a"], environ).grpc.max_concurrent_rpcs == 500
+        ServiceSettings.load(["--issuer", ISSUER, "--audiences", "a"], environ).grpc.max_concurrent_rpcs
+        == 500
     )
     assert FacadeSettings.load([], environ).http.max_headers == 20
     with pytest.raises(SettingsError, match="unknown variable SECUREROUTE_BACKEND_TIMOUT_S"):

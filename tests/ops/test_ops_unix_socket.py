@@ -32,7 +32,7 @@ async def test_the_process_serves_the_socket_and_removes_it_on_sigterm(
     path = tmp_path / "svc.sock"
     program = await spawn(
         "service", "--listen", "127.0.0.1:0", "--listen-unix", str(path), "--issuer", issuer.url,
-        "--audience", "secureroute", "--drain-delay-s", "0", "--grace-period-s", "1",
+        "--audiences", "secureroute", "--drain-delay-s", "0", "--grace-period-s", "1",
     )  # fmt: skip
     port = (await program.listening()).port
     (logged,) = await program.wait_for(r"listening on unix:(\S+)")

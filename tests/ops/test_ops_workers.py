@@ -80,7 +80,7 @@ def _worker_pids(program: Any) -> dict[int, int]:
 
 async def test_service_workers_restart_and_stop(issuer: LoopbackIssuer, spawn: Any) -> None:
     supervisor = await spawn(
-        "service", "--listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute",
+        "service", "--listen", "127.0.0.1:0", "--issuer", issuer.url, "--audiences", "secureroute",
         "--workers", "2", "--grace-period-s", "1",
     )  # fmt: skip
     port = (await supervisor.listening()).port
@@ -110,7 +110,7 @@ async def test_service_workers_restart_and_stop(issuer: LoopbackIssuer, spawn: A
 
 async def test_workers_die_with_a_killed_supervisor(issuer: LoopbackIssuer, spawn: Any) -> None:
     supervisor = await spawn(
-        "service", "--listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute",
+        "service", "--listen", "127.0.0.1:0", "--issuer", issuer.url, "--audiences", "secureroute",
         "--workers", "2",
     )  # fmt: skip
     await supervisor.wait_for(r"worker \d started", count=2)
@@ -201,7 +201,7 @@ async def test_each_service_worker_serves_metrics_on_its_own_port(
 ) -> None:
     metrics_port = _free_port_pair()
     supervisor = await spawn(
-        "service", "--listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute",
+        "service", "--listen", "127.0.0.1:0", "--issuer", issuer.url, "--audiences", "secureroute",
         "--workers", "2", "--metrics-listen", f"127.0.0.1:{metrics_port}",
     )  # fmt: skip
     await supervisor.wait_for(r"metrics on http://", count=2)

@@ -52,7 +52,7 @@ async def _watching(channel: grpc.aio.Channel, count: int) -> AsyncIterator[list
 
 
 def test_defaults() -> None:
-    settings = ServiceSettings.load(["--issuer", "https://idp.example.com/", "--audience", "a"], environ={})
+    settings = ServiceSettings.load(["--issuer", "https://idp.example.com/", "--audiences", "a"], environ={})
     assert settings.grpc.max_concurrent_rpcs == 1000
     assert settings.grpc.max_anonymous_rpcs == settings.grpc.max_anonymous_streams == 100
     assert settings.grpc.request_message_timeout_s == 1.0

@@ -45,13 +45,13 @@ def test_console_script_is_installed() -> None:
     assert result.returncode == 0 and "--issuer" in result.stdout
 
 
-BASE = ("--issuer", ISSUER, "--audience", "secureroute", "--listen", "127.0.0.1:0")
+BASE = ("--issuer", ISSUER, "--audiences", "secureroute", "--listen", "127.0.0.1:0")
 
 
 @pytest.mark.parametrize(
     ("args", "env", "setting"),
     [
-        pytest.param(("--audience", "a", "--listen", "127.0.0.1:0"), {}, "issuer", id="missing-issuer"),
+        pytest.param(("--audiences", "a", "--listen", "127.0.0.1:0"), {}, "issuer", id="missing-issuer"),
         pytest.param(("--issuer", ISSUER, "--listen", "127.0.0.1:0"), {}, "audiences", id="missing-audience"),
         pytest.param((*BASE, "--listen", "nonsense"), {}, "listen", id="listen-no-port"),
         pytest.param((*BASE, "--listen", "127.0.0.1:70000"), {}, "listen", id="listen-port-range"),
@@ -77,7 +77,7 @@ def test_bad_settings_exit_2_with_one_line(
 
 
 def test_port_in_use_exits_2_with_one_line(busy_port: int, assert_bad_setting: AssertBadSetting) -> None:
-    args = ("--issuer", ISSUER, "--audience", "secureroute", "--listen", f"127.0.0.1:{busy_port}")
+    args = ("--issuer", ISSUER, "--audiences", "secureroute", "--listen", f"127.0.0.1:{busy_port}")
     assert_bad_setting("service", *args, setting="listen")
 
 
@@ -95,7 +95,7 @@ def test_bad_toml_exits_2(tmp_path: Path, run_main: RunMain) -> None:
 def test_precedence_flag_env_toml_default(tmp_path: Path) -> None:
     config = tmp_path / "service.toml"
     config.write_text(
-        f'issuer = "{ISSUER}"\naudience = ["from-toml", "second"]\nleeway_s = 5\ngrace_period_s = 3\n'
+        f'issuer = "{ISSUER}"\naudiences = ["from-toml", "second"]\nleeway_s = 5\ngrace_period_s = 3\n'
         'listen = "127.0.0.1:7000"\n'
     )
     env = {
@@ -114,7 +114,7 @@ def test_precedence_flag_env_toml_default(tmp_path: Path) -> None:
 
 def test_defaults_and_comma_separated_values() -> None:
     settings = ServiceSettings.load(
-        ["--issuer", ISSUER, "--audience", "a, b", "--algorithms", "ES256,EdDSA"], environ={}
+        ["--issuer", ISSUER, "--audiences", "a, b", "--algorithms", "ES256,EdDSA"], environ={}
     )
     assert settings.grpc.listen == ListenAddress("::", 50051)
     assert str(settings.grpc.listen) == "[::]:50051"
@@ -148,7 +148,7 @@ async def test_sigterm_drains_and_exits_0(
 ) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "service", "--listen", "127.0.0.1:0", "--issuer", issuer.url,
-        "--audience", "secureroute", "--grace-period-s", "2",
+        "--audiences", "secureroute", "--grace-period-s", "2",
         env=make_env(), stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stderr is not None

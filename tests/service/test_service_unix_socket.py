@@ -23,7 +23,7 @@ from service import SecureRouteServer, ServiceSettings, build_server
 
 WAIT_S = 15.0
 ISSUER = "https://idp.example.com/"
-BASE = ("--issuer", ISSUER, "--audience", "secureroute", "--listen", "127.0.0.1:0")
+BASE = ("--issuer", ISSUER, "--audiences", "secureroute", "--listen", "127.0.0.1:0")
 
 StartService = Callable[[ServiceSettings], Awaitable[SecureRouteServer]]
 MakeSettings = Callable[..., ServiceSettings]
@@ -140,10 +140,10 @@ def test_a_live_socket_exits_2(live_socket: Path, assert_bad_setting: AssertBadS
 
 def test_the_env_var_and_toml_key(tmp_path: Path) -> None:
     config = tmp_path / "service.toml"
-    config.write_text(f'issuer = "{ISSUER}"\naudience = "a"\nlisten_unix = "{tmp_path}/toml.sock"\n')
+    config.write_text(f'issuer = "{ISSUER}"\naudiences = "a"\nlisten_unix = "{tmp_path}/toml.sock"\n')
     assert ServiceSettings.load([], environ={"SECUREROUTE_CONFIG": str(config)}).grpc.listen_unix == (
         f"{tmp_path}/toml.sock"
     )
     env = {"SECUREROUTE_CONFIG": str(config), "SECUREROUTE_GRPC_LISTEN_UNIX": f"{tmp_path}/env.sock"}
     assert ServiceSettings.load([], environ=env).grpc.listen_unix == f"{tmp_path}/env.sock"
-    assert ServiceSettings.load(["--issuer", ISSUER, "--audience", "a"], environ={}).grpc.listen_unix is None
+    assert ServiceSettings.load(["--issuer", ISSUER, "--audiences", "a"], environ={}).grpc.listen_unix is None

@@ -51,7 +51,7 @@ def test_off_by_default_nothing_is_added_and_no_opentelemetry_module_is_imported
 
         assert configure_tracing("test") is False
         app = build_server(ServiceSettings.load(
-            ["--listen", "127.0.0.1:0", "--issuer", "http://127.0.0.1:9/", "--audience", "a"], environ={}
+            ["--listen", "127.0.0.1:0", "--issuer", "http://127.0.0.1:9/", "--audiences", "a"], environ={}
         ))
         facade = create_app(FacadeSettings.load(["--backend", "127.0.0.1:9"], environ={}))
         assert app.authenticator.observer is app.metrics, "the observer is wrapped"
@@ -136,7 +136,7 @@ def test_the_program_exits_2_naming_a_bad_otel_variable(
         "127.0.0.1:0",
         "--issuer",
         "http://127.0.0.1:9/",
-        "--audience",
+        "--audiences",
         "a",
         env={"OTEL_TRACES_EXPORTER": "zipkin"},
     )

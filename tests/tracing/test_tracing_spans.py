@@ -32,7 +32,7 @@ TRACEPARENT = f"00-{TRACE_ID:032x}-{PARENT_SPAN_ID:016x}-01"
 
 
 def _settings(issuer: LoopbackIssuer, *extra: str) -> ServiceSettings:
-    argv = ["--listen", "127.0.0.1:0", "--issuer", issuer.url, "--audience", "secureroute"]
+    argv = ["--listen", "127.0.0.1:0", "--issuer", issuer.url, "--audiences", "secureroute"]
     # No metrics port: 9464 may be anyone's on a shared machine.
     argv += ["--grace-period-s", "1", "--drain-delay-s", "0", "--metrics-listen", "off"]
     return ServiceSettings.load([*argv, *extra], environ={})
