@@ -22,19 +22,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import shutil
-import socket
 import statistics
-import subprocess
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
 from jwcrypto.jwa import JWA
 
+from dev_stack.redis_server import RedisServer
 from jwt_authn import (
     AsyncAuthInterceptor,
     Authenticator,
@@ -193,38 +191,12 @@ async def measure_memory(proofs: int) -> tuple[int, int, int]:
     return early, late, len(store)
 
 
-@contextlib.asynccontextmanager
-async def _redis() -> AsyncIterator[str | None]:
+async def measure_redis(calls: int) -> tuple[float, float] | None:
     binary = shutil.which("redis-server")
     if binary is None:
-        yield None
-        return
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = await asyncio.create_subprocess_exec(
-        binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        for _ in range(500):
-            with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                break
-            await asyncio.sleep(0.01)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 10)
-
-
-async def measure_redis(calls: int) -> tuple[float, float] | None:
-    async with _redis() as url:
-        if url is None:
-            return None
-        store = RedisReplayStore.from_url(url)
+        return None
+    async with RedisServer(binary) as redis:
+        store = RedisReplayStore.from_url(redis.url)
         timings: list[float] = []
         now = time.time()
         for index in range(calls):

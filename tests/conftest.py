@@ -30,8 +30,10 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
+from helpers import debian_program, free_port
 
 from dev_stack.children import NO_METRICS_ENV, child_env
+from dev_stack.redis_server import RedisServer
 from http_facade import FacadeSettings
 from http_facade.backend import LocalBackend
 from http_facade.runner import FacadeServer
@@ -64,14 +66,6 @@ def facade_settings(*flags: str) -> FacadeSettings:
     return FacadeSettings.load(["--metrics-listen", "off", *flags], environ={})
 
 
-def free_port() -> int:
-    """A port nobody listens on right now (for "backend down" and "issuer down" cases)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 if os.environ.get("SECUREROUTE_TEST_LOOP") == "uvloop":
     # In-process tests run on asyncio's loop; this runs them on uvloop, the loop the programs serve
     # on (a child program always runs on its own event_loop setting, uvloop by default).
@@ -98,6 +92,19 @@ def make_facade_settings() -> Callable[..., FacadeSettings]:
 @pytest.fixture
 def unused_port() -> Callable[[], int]:
     return free_port
+
+
+@pytest.fixture(scope="session")
+def redis_server_binary() -> str:
+    return debian_program("redis-server")
+
+
+@pytest.fixture
+async def redis(redis_server_binary: str) -> AsyncIterator[RedisServer]:
+    """A redis-server of this test's own on 127.0.0.1, not started yet (``await redis.start()``)."""
+    server = RedisServer(redis_server_binary)
+    yield server
+    await server.stop()
 
 
 @pytest.fixture

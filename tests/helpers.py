@@ -1,9 +1,10 @@
 """Helpers several test directories share: the service's stub, a trailer's value, deeply nested
-claims, a refused port, one HTTP request read in full. (pytest puts ``tests/`` on ``sys.path`` for
-its conftest, so any test module imports this as ``helpers``.)
+claims, a free port and a refused one, one HTTP request read in full, a Debian program (installed
+when missing). (pytest puts ``tests/`` on ``sys.path`` for its conftest, so any test module imports
+this as ``helpers``.)
 
 Usage:
-    from helpers import fetch, nested, port_refused, secureroute_stub, trailer
+    from helpers import fetch, free_port, nested, port_refused, secureroute_stub, trailer
 
     stub = secureroute_stub(channel)
     assert trailer(error, "www-authenticate") is not None
@@ -13,16 +14,30 @@ Usage:
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import socket
+import subprocess
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, cast
 
 import aiohttp
 import grpc
+import pytest
 from multidict import CIMultiDictProxy
 
 from secureroute.v1 import secureroute_pb2_grpc
 
-__all__ = ["Reply", "fetch", "nested", "port_refused", "secureroute_stub", "trailer"]
+__all__ = [
+    "Reply",
+    "debian_program",
+    "fetch",
+    "free_port",
+    "nested",
+    "port_refused",
+    "secureroute_stub",
+    "trailer",
+]
 
 
 def secureroute_stub(channel: grpc.aio.Channel) -> Any:
@@ -45,6 +60,30 @@ def nested(levels: int, *, array: bool = False, bottom: object = "bottom") -> An
     for _ in range(levels):
         value = [value] if array else {"x": value}
     return value
+
+
+def debian_program(name: str) -> str:
+    """The path of Debian's ``name`` (its package has the same name), apt-installed when missing and
+    allowed (root, apt-get, network); the test is skipped when it cannot be had."""
+    found = shutil.which(name)
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get") is not None:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", name]):
+            if subprocess.run(argv, capture_output=True, timeout=900, check=False, env=env).returncode != 0:
+                break
+        found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"no {name} on PATH, and it could not be apt-installed (not root, no apt, or no network)")
+    return found
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (a backend or issuer that is down, a container's
+    port chosen before it starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 async def port_refused(port: int) -> bool:

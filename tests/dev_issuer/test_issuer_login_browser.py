@@ -12,15 +12,13 @@ Usage:
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from helpers import debian_program
 from issuer_helpers import Answer, Callback, RunningIssuer, code_request_url, pkce_pair
 from playwright.async_api import Browser, ConsoleMessage, Error, Page, Response, async_playwright
 
@@ -40,28 +38,9 @@ CHROMIUM_ARGS = [
 PostToken = Callable[..., Awaitable[Answer]]
 
 
-def _find_or_install_chromium() -> str | None:
-    """Debian's chromium, apt-installed when missing and allowed; the reason to skip otherwise."""
-    found = shutil.which("chromium")
-    if found:
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        if subprocess.run(argv, capture_output=True, timeout=900, check=False, env=env).returncode != 0:
-            return None
-    return shutil.which("chromium")
-
-
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    path = _find_or_install_chromium()
-    if path is None:
-        pytest.skip(
-            "no chromium on PATH, and it could not be apt-installed (not root, no apt, or no network)"
-        )
-    return path
+    return debian_program("chromium")
 
 
 class Console:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 from dev_issuer.token_client import fetch_token
 
@@ -47,13 +47,6 @@ IMAGE_UID = 10001
 pytestmark = pytest.mark.skipif(
     not IMAGE, reason="builds and runs the container image: run `make image-test` (needs podman, buildah)"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _run(*argv: str, timeout_s: float = WAIT_S) -> subprocess.CompletedProcess[str]:
@@ -166,7 +159,7 @@ def _until(
 @pytest.fixture
 def issuer_url(tmp_path: Path) -> Iterator[str]:
     """The development issuer on the host (it is never in the image)."""
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "issuer.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "dev_issuer", "serve", "--listen", f"127.0.0.1:{port}",
@@ -233,7 +226,7 @@ def test_the_default_command_is_the_one_program_and_serves_guards_and_drains(
     command = _default_command()
     assert command == ["secureroute"]
     started = time.monotonic()
-    grpc_target, http_target = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
+    grpc_target, http_target = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     http_url = f"http://{http_target}"
     env = {
         "SECUREROUTE_GRPC_LISTEN": grpc_target,
@@ -261,7 +254,7 @@ def test_the_split_programs_serve_guard_and_drain(
     containers: list[Program], issuer_url: str, tmp_path: Path
 ) -> None:
     started = time.monotonic()
-    grpc_target, http_target = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
+    grpc_target, http_target = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     http_url = f"http://{http_target}"
     no_metrics = {"SECUREROUTE_METRICS_LISTEN": "off", "SECUREROUTE_HTTP_METRICS_LISTEN": "off"}
     service = _start(

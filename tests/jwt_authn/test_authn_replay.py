@@ -5,19 +5,15 @@ apt-installed when missing and allowed) on 127.0.0.1. Fail closed when Redis is 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import os
-import shutil
-import subprocess
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from dpop_servers import METHOD, start
 
+from dev_stack.redis_server import RedisServer
 from jwt_authn import (
     Authenticator,
     AuthnConfig,
@@ -147,81 +143,6 @@ async def test_observers_are_told_the_reason_never_a_value(
 # --- Redis ----------------------------------------------------------------------------------------
 
 
-def _find_or_install_redis() -> str | None:
-    """Debian's redis-server, apt-installed when missing and allowed (root, apt-get, network)."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
-        if subprocess.run(argv, capture_output=True, timeout=900, check=False, env=env).returncode != 0:
-            return None
-    return shutil.which("redis-server")
-
-
-@pytest.fixture(scope="session")
-def redis_server_binary() -> str:
-    path = _find_or_install_redis()
-    if path is None:
-        pytest.skip(
-            "no redis-server on PATH, and it could not be apt-installed (not root, no apt, or no network)"
-        )
-    return path
-
-
-class RedisProcess:
-    """A redis-server on 127.0.0.1:``port``, started and stopped by the test (never anyone else's)."""
-
-    def __init__(self, binary: str, port: int) -> None:
-        self.binary = binary
-        self.port = port
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            self.binary,
-            "--bind", "127.0.0.1",
-            "--port", str(self.port),
-            "--save", "",
-            "--appendonly", "no",
-            "--maxmemory-policy", "noeviction",
-            "--protected-mode", "yes",
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                writer.close()
-                await writer.wait_closed()
-                return
-            except OSError:
-                if time.monotonic() > deadline or self.process.returncode is not None:
-                    raise AssertionError("redis-server did not start") from None
-                await asyncio.sleep(0.02)
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            await asyncio.wait_for(self.process.wait(), WAIT_S)
-
-
-@pytest.fixture
-async def redis_process(
-    redis_server_binary: str, unused_port: Callable[[], int]
-) -> AsyncIterator[RedisProcess]:
-    redis = RedisProcess(redis_server_binary, unused_port())
-    yield redis
-    await redis.stop()
-
-
 @pytest.fixture
 async def redis_store() -> AsyncIterator[Callable[[str], RedisReplayStore]]:
     stores: list[RedisReplayStore] = []
@@ -238,18 +159,18 @@ async def redis_store() -> AsyncIterator[Callable[[str], RedisReplayStore]]:
 
 async def test_a_proof_accepted_by_one_replica_is_refused_by_another(
     *,
-    redis_process: RedisProcess,
+    redis: RedisServer,
     redis_store: Callable[[str], RedisReplayStore],
     issuer: LoopbackIssuer,
     issuer_config: Callable[..., IssuerConfig],
     clock: Any,
 ) -> None:
-    await redis_process.start()
+    await redis.start()
     dpop = DPoPConfig(public_base_urls=("https://api.example.com",))
     config = AuthnConfig(issuers=(issuer_config(issuer),), policy=Policy(), clock=clock, dpop=dpop)
     # Two replicas of different kinds, one Redis: the aiohttp middleware and a grpc.aio server.
-    http = await start("http", config, replay_store=redis_store(redis_process.url))
-    aio = await start("aio", config, replay_store=redis_store(redis_process.url))
+    http = await start("http", config, replay_store=redis_store(redis.url))
+    aio = await start("aio", config, replay_store=redis_store(redis.url))
     try:
         key = generate_key("ES256")
         token = issuer.tokens.issue(now=clock.now, claims={"cnf": {"jkt": key.thumbprint()}})
@@ -262,14 +183,14 @@ async def test_a_proof_accepted_by_one_replica_is_refused_by_another(
             key, htm="GET", htu="https://api.example.com/orders", iat=clock.now, token=token
         )
         assert (await http.call(f"DPoP {token}", [http_proof])).outcome == "ok"
-        second = await start("http", config, replay_store=redis_store(redis_process.url))
+        second = await start("http", config, replay_store=redis_store(redis.url))
         try:
             replayed = await second.call(f"DPoP {token}", [http_proof])
             assert (replayed.outcome, replayed.reason) == ("unauthenticated", "dpop_proof_replayed")
         finally:
             await second.close()
         # A threaded replica (its store lives on the SyncAuthenticator's loop, which closes it).
-        threaded = await start("sync", config, replay_store=RedisReplayStore.from_url(redis_process.url))
+        threaded = await start("sync", config, replay_store=RedisReplayStore.from_url(redis.url))
         try:
             fresh = make_dpop_proof(key, htm="POST", htu=HTU, iat=clock.now, token=token)
             assert (await threaded.call(f"DPoP {token}", [fresh])).outcome == "ok"
@@ -286,10 +207,10 @@ async def test_a_proof_accepted_by_one_replica_is_refused_by_another(
 
 
 async def test_redis_keys_expire_with_the_proof_window(
-    redis_process: RedisProcess, redis_store: Callable[[str], RedisReplayStore]
+    redis: RedisServer, redis_store: Callable[[str], RedisReplayStore]
 ) -> None:
-    await redis_process.start()
-    store = redis_store(redis_process.url)
+    await redis.start()
+    store = redis_store(redis.url)
     await store.remember(b"\x01" * 32, "k", expires_at=1000.0, now=940.0)
     client = store._client
     ttl_ms = await client.pttl(b"jwt-authn:dpop:" + (b"\x01" * 32).hex().encode())
@@ -299,7 +220,7 @@ async def test_redis_keys_expire_with_the_proof_window(
 
 async def test_redis_unreachable_fails_closed_and_says_so(
     *,
-    redis_process: RedisProcess,
+    redis: RedisServer,
     redis_store: Callable[[str], RedisReplayStore],
     make_authenticator: Any,
     issuer: LoopbackIssuer,
@@ -308,7 +229,7 @@ async def test_redis_unreachable_fails_closed_and_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Nothing listens on the port yet.
-    store = redis_store(redis_process.url)
+    store = redis_store(redis.url)
     observer = CountingObserver()
     authenticator = await make_authenticator(issuer_config(issuer), observer=observer)
     authenticator.replay_store = store
@@ -328,7 +249,7 @@ async def test_redis_unreachable_fails_closed_and_says_so(
     assert token not in caplog.text
     assert observer.reasons == ["dpop_replay_store_unavailable"] * 2
     # Redis comes up: the next proof passes, and the store says it is available again.
-    await redis_process.start()
+    await redis.start()
     assert await _outcome(authenticator, token, proof()) == "ok"
     assert store.available is True
     assert await store.check() is True

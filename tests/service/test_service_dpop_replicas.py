@@ -6,10 +6,8 @@ process remembers only its own. Against a real ``redis-server`` (Debian's) on 12
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -17,6 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from helpers import secureroute_stub
 
+from dev_stack.redis_server import RedisServer
 from jwt_authn import replay_redis
 from jwt_authn.dpop_client import DPoPKey
 from jwt_authn.testing import LoopbackIssuer
@@ -29,42 +28,11 @@ WAIT_S = 15.0
 METHOD = "/secureroute.v1.SecureRouteService/SecureRoute"
 
 
-async def _start_redis(port: int) -> asyncio.subprocess.Process:
-    """A redis-server of this test's own on 127.0.0.1:``port`` (never anyone else's), answering."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip(
-            "no redis-server on PATH (Debian's redis-server; tests/jwt_authn installs it when it may)"
-        )
-    process = await asyncio.create_subprocess_exec(
-        binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-        "--maxmemory-policy", "noeviction", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            await writer.wait_closed()
-            return process
-        except OSError:
-            assert time.monotonic() < deadline and process.returncode is None, "redis-server did not start"
-            await asyncio.sleep(0.02)
-
-
-async def _stop_redis(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), WAIT_S)
-
-
 @pytest.fixture
-async def redis_url(unused_port: Callable[[], int]) -> AsyncIterator[str]:
-    """The URL of a redis-server of this test's own."""
-    port = unused_port()
-    process = await _start_redis(port)
-    yield f"redis://127.0.0.1:{port}/0"
-    await _stop_redis(process)
+async def redis_url(redis: RedisServer) -> str:
+    """The URL of a running redis-server of this test's own."""
+    await redis.start()
+    return redis.url
 
 
 @pytest.fixture
@@ -181,24 +149,18 @@ async def _replay_store_health(service: SecureRouteServer, wanted: str) -> None:
 
 
 async def test_the_health_status_follows_the_redis_store(
-    replicas: Callable[..., Awaitable[list[SecureRouteServer]]],
-    issuer: LoopbackIssuer,
-    unused_port: Callable[[], int],
+    replicas: Callable[..., Awaitable[list[SecureRouteServer]]], issuer: LoopbackIssuer, redis: RedisServer
 ) -> None:
     """What an operator sees: ``dpop-replay-store`` NOT_SERVING while Redis is down, SERVING when
     it is back; the service itself stays SERVING (Bearer calls go on)."""
-    port = unused_port()
-    process = await _start_redis(port)
-    try:
-        (service,) = await replicas(1, "--dpop-replay-redis-url", f"redis://127.0.0.1:{port}/0")
-        key, token = _bound(issuer)
-        await _replay_store_health(service, "SERVING")
-        await _stop_redis(process)
-        await _replay_store_health(service, "NOT_SERVING")
-        assert await _call(service, token, _proof(key, token, service)) == "dpop replay store unavailable"
-        assert service.health.ready, "readiness does not follow the replay store"
-        process = await _start_redis(port)
-        await _replay_store_health(service, "SERVING")
-        assert await _call(service, token, _proof(key, token, service)) == "ok"
-    finally:
-        await _stop_redis(process)
+    await redis.start()
+    (service,) = await replicas(1, "--dpop-replay-redis-url", redis.url)
+    key, token = _bound(issuer)
+    await _replay_store_health(service, "SERVING")
+    await redis.stop()
+    await _replay_store_health(service, "NOT_SERVING")
+    assert await _call(service, token, _proof(key, token, service)) == "dpop replay store unavailable"
+    assert service.health.ready, "readiness does not follow the replay store"
+    await redis.start()
+    await _replay_store_health(service, "SERVING")
+    assert await _call(service, token, _proof(key, token, service)) == "ok"
