@@ -220,9 +220,9 @@ class Setting:
     @property
     def help(self) -> str:
         text = " ".join((self.info.description or "").split())
-        return (
-            f"{text.rstrip('.')}. A list: comma-separated, or the flag repeated." if self.repeatable else text
-        )
+        if self.repeatable:
+            text = f"{text.rstrip('.')}. A list: comma-separated, or the flag repeated."
+        return text
 
 
 def settings_of(cls: type[ProgramSettings]) -> tuple[Setting, ...]:
