@@ -8,14 +8,27 @@ Usage:
 
 from __future__ import annotations
 
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["AUDIENCE", "HOST", "ROOT", "StackConfig"]
+__all__ = ["AUDIENCE", "HOST", "ROOT", "StackConfig", "free_loopback_port"]
 
 #: Everything stays on loopback: the issuer signs tokens for anyone who asks.
 HOST = "127.0.0.1"
+
+
+def free_loopback_port() -> int:
+    """A port nobody listens on at ``HOST`` right now: for a program that cannot bind port 0 and say
+    which port it got (redis-server, a container started with its port given), or for an address
+    that must refuse connections (a backend or issuer that is down). Our own programs bind port 0."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 #: The programs' ``--audiences`` and the issuer's default ``aud``.
 AUDIENCE = "secureroute"
 #: The repository root: the children run ``python -m <package>`` from here.

@@ -15,10 +15,11 @@ Usage:
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import time
 from types import TracebackType
+
+from dev_stack.config import free_loopback_port
 
 __all__ = ["RedisServer"]
 
@@ -26,20 +27,13 @@ __all__ = ["RedisServer"]
 WAIT_S = 15.0
 
 
-def _free_loopback_port() -> int:
-    # Redis cannot bind port 0 and say which port it got, so the port is chosen first.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class RedisServer:
     """``binary`` (redis-server) on 127.0.0.1:``port`` (a free one when not given), not yet started."""
 
     def __init__(self, binary: str, port: int | None = None) -> None:
         self.binary = binary
-        self.port = _free_loopback_port() if port is None else port
+        # Redis cannot bind port 0 and say which port it got, so the port is chosen first.
+        self.port = free_loopback_port() if port is None else port
         self._process: asyncio.subprocess.Process | None = None
 
     @property

@@ -30,9 +30,10 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
-from helpers import debian_program, free_port
+from helpers import debian_program
 
 from dev_stack.children import NO_METRICS_ENV, child_env
+from dev_stack.config import free_loopback_port
 from dev_stack.redis_server import RedisServer
 from http_facade import FacadeSettings
 from http_facade.backend import LocalBackend
@@ -91,7 +92,7 @@ def make_facade_settings() -> Callable[..., FacadeSettings]:
 
 @pytest.fixture
 def unused_port() -> Callable[[], int]:
-    return free_port
+    return free_loopback_port
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,10 @@
 """Helpers several test directories share: the service's stub, a trailer's value, deeply nested
-claims, a free port and a refused one, one HTTP request read in full, a Debian program (installed
+claims, a refused port, one HTTP request read in full, a Debian program (installed
 when missing). (pytest puts ``tests/`` on ``sys.path`` for its conftest, so any test module imports
 this as ``helpers``.)
 
 Usage:
-    from helpers import fetch, free_port, nested, port_refused, secureroute_stub, trailer
+    from helpers import fetch, nested, port_refused, secureroute_stub, trailer
 
     stub = secureroute_stub(channel)
     assert trailer(error, "www-authenticate") is not None
@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, cast
@@ -32,7 +31,6 @@ __all__ = [
     "Reply",
     "debian_program",
     "fetch",
-    "free_port",
     "nested",
     "port_refused",
     "secureroute_stub",
@@ -75,15 +73,6 @@ def debian_program(name: str) -> str:
     if found is None:
         pytest.skip(f"no {name} on PATH, and it could not be apt-installed (not root, no apt, or no network)")
     return found
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now (a backend or issuer that is down, a container's
-    port chosen before it starts)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def port_refused(port: int) -> bool:

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import free_port
 
 from dev_issuer.token_client import fetch_token
+from dev_stack.config import free_loopback_port
 
 IMAGE = os.environ.get("SECUREROUTE_TEST_IMAGE", "")
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,7 +159,7 @@ def _until(
 @pytest.fixture
 def issuer_url(tmp_path: Path) -> Iterator[str]:
     """The development issuer on the host (it is never in the image)."""
-    port = free_port()
+    port = free_loopback_port()
     log = (tmp_path / "issuer.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "dev_issuer", "serve", "--listen", f"127.0.0.1:{port}",
@@ -226,7 +226,7 @@ def test_the_default_command_is_the_one_program_and_serves_guards_and_drains(
     command = _default_command()
     assert command == ["secureroute"]
     started = time.monotonic()
-    grpc_target, http_target = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    grpc_target, http_target = f"127.0.0.1:{free_loopback_port()}", f"127.0.0.1:{free_loopback_port()}"
     http_url = f"http://{http_target}"
     env = {
         "SECUREROUTE_GRPC_LISTEN": grpc_target,
@@ -254,7 +254,7 @@ def test_the_split_programs_serve_guard_and_drain(
     containers: list[Program], issuer_url: str, tmp_path: Path
 ) -> None:
     started = time.monotonic()
-    grpc_target, http_target = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    grpc_target, http_target = f"127.0.0.1:{free_loopback_port()}", f"127.0.0.1:{free_loopback_port()}"
     http_url = f"http://{http_target}"
     no_metrics = {"SECUREROUTE_METRICS_LISTEN": "off", "SECUREROUTE_HTTP_METRICS_LISTEN": "off"}
     service = _start(
