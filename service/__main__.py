@@ -9,7 +9,7 @@ cannot be shared by several processes, so the combination is refused rather than
 
 Usage:
     secureroute-service --issuer https://idp.example.com/ --audiences secureroute --listen 127.0.0.1:50051
-    SECUREROUTE_ISSUER=... SECUREROUTE_AUDIENCE=secureroute python -m service --workers 2
+    SECUREROUTE_ISSUER=... SECUREROUTE_AUDIENCES=secureroute python -m service --workers 2
 """
 
 from __future__ import annotations
